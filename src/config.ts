@@ -1,0 +1,180 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { Type, type Static, type TSchema } from 'typebox';
+import { Value } from 'typebox/value';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const PositiveInt = Type.Integer({ minimum: 1 });
+
+/** The whole configuration; every key has a default in `config/default.json`. */
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1 }),
+    logLevel: Type.Union([
+      Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'),
+      Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+    ]),
+    nats: Type.Object(
+      {
+        /** Empty: launch an embedded `nats-server -js` with its store under `dataDir`. */
+        url: Type.String(),
+        embeddedPort: Port,
+        requestTimeoutMs: PositiveInt,
+      },
+      { additionalProperties: false },
+    ),
+    http: Type.Object(
+      {
+        host: Type.String({ minLength: 1 }),
+        commandPort: Port,
+        queryPort: Port,
+        bodyLimit: PositiveInt,
+        keepAliveTimeoutMs: PositiveInt,
+        /** Bearer tokens accepted by the command and admin APIs; none configured: open. */
+        tokens: Type.Array(Type.String({ minLength: 8 })),
+      },
+      { additionalProperties: false },
+    ),
+    cluster: Type.Object(
+      {
+        /** Worker processes; 0 means one per available core. */
+        workers: Type.Integer({ minimum: 0, maximum: 256 }),
+        partitions: Type.Integer({ minimum: 1, maximum: 4096 }),
+        shutdownTimeoutMs: PositiveInt,
+        /** Which worker this process is; set by the cluster primary, not by users. */
+        workerIndex: Type.Integer({ minimum: 0 }),
+      },
+      { additionalProperties: false },
+    ),
+    eventStore: Type.Object(
+      {
+        duplicateWindowMs: PositiveInt,
+        publishTimeoutMs: PositiveInt,
+      },
+      { additionalProperties: false },
+    ),
+    actors: Type.Object(
+      {
+        snapshotEvery: PositiveInt,
+        idleMs: PositiveInt,
+        mailboxSize: PositiveInt,
+        /** Recent commits an actor remembers, for idempotent replies and If-Match merges. */
+        recentCommits: PositiveInt,
+        conflictRetries: PositiveInt,
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** A configuration problem found at start-up; its message names the key. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+}
+
+interface Sources {
+  /** Folder holding `default.json` and `<NODE_ENV>.json`. */
+  dir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Loads `config/default.json` ← `config/<NODE_ENV>.json` ← `CONVERGE_*` variables
+ * (`http.commandPort` is `CONVERGE_HTTP_COMMAND_PORT`; `NATS_URL` is accepted too),
+ * validates the result once and freezes it. This is the only reader of the environment.
+ */
+export function loadConfig({ dir = join(process.cwd(), 'config'), env = process.env }: Sources = {}): Config {
+  let merged = readJson(join(dir, 'default.json'), true);
+  const profile = env.NODE_ENV;
+  if (profile) merged = deepMerge(merged, readJson(join(dir, `${profile}.json`), false));
+  if (env.NATS_URL !== undefined) setPath(merged, ['nats', 'url'], env.NATS_URL);
+  applyEnv(ConfigSchema, [], merged, env);
+
+  const errors = [...Value.Errors(ConfigSchema, merged)];
+  const first = errors[0];
+  if (first) {
+    const key = first.instancePath.replace(/^\//, '').replaceAll('/', '.') || '(root)';
+    if (first.schemaPath.endsWith('additionalProperties')) throw new ConfigError(`config key "${key}" is not a known key`);
+    throw new ConfigError(`config key "${key}" ${first.message} (got ${JSON.stringify(getPath(merged, key.split('.')))})`);
+  }
+  const config = merged as Config;
+  if (config.cluster.workers === 0) config.cluster.workers = availableParallelism();
+  return deepFreeze(config);
+}
+
+/** The environment variable that sets a key: `["http","commandPort"]` → `CONVERGE_HTTP_COMMAND_PORT`. */
+export function envName(path: readonly string[]): string {
+  return 'CONVERGE_' + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function applyEnv(schema: TSchema, path: string[], target: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const properties = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (!properties) return;
+  for (const [key, child] of Object.entries(properties)) {
+    const childPath = [...path, key];
+    if ((child as { type?: string }).type === 'object') {
+      applyEnv(child, childPath, target, env);
+      continue;
+    }
+    const raw = env[envName(childPath)];
+    if (raw !== undefined) setPath(target, childPath, parseEnv(child, raw));
+  }
+}
+
+function parseEnv(schema: TSchema, raw: string): unknown {
+  const type = (schema as { type?: string }).type;
+  if (type === 'integer' || type === 'number') return raw.trim() === '' ? raw : Number(raw);
+  if (type === 'boolean') return raw === 'true' ? true : raw === 'false' ? false : raw;
+  if (type === 'array') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw;
+}
+
+function readJson(file: string, required: boolean): Record<string, unknown> {
+  if (!existsSync(file)) {
+    if (required) throw new ConfigError(`config file ${file} is missing`);
+    return {};
+  }
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    if (!isObject(node[key])) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function getPath(target: unknown, path: readonly string[]): unknown {
+  return path.reduce<unknown>((node, key) => (isObject(node) ? node[key] : undefined), target);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,151 @@
+import { DeliverPolicy, JetStreamApiError, JetStreamApiCodes, type PubAck, type JsMsg } from '@nats-io/jetstream';
+import type { StoredEvent } from './aggregate.js';
+import { EventStoreUnavailableError, WrongExpectedPositionError } from './errors.js';
+import type { NatsLink } from './natsConnection.js';
+
+/** The stream that holds every commit. */
+export const EVENTS = 'EVENTS';
+
+/** One commit: the events of one command, appended atomically as one message. */
+export interface Commit {
+  readonly commandId: string;
+  readonly aggregate: string;
+  readonly id: string;
+  /** The aggregate's event count after this commit. */
+  readonly version: number;
+  readonly events: readonly StoredEvent[];
+}
+
+/** A commit as read back, with its stream sequence: the global consistency token. */
+export interface StoredCommit extends Commit {
+  readonly position: number;
+}
+
+/** What an append answers. `duplicate`: the command id was seen; `position` is the original's. */
+export interface AppendResult {
+  readonly position: number;
+  readonly duplicate: boolean;
+}
+
+/** The event store on JetStream (DESIGN §4). */
+export interface EventStore {
+  /**
+   * Appends a commit to `events.<aggregate>.<id>` if the subject's last position is
+   * still `expectedPosition` (0 for a new aggregate). Throws
+   * `WrongExpectedPositionError` when another writer got there first.
+   */
+  append(commit: Commit, expectedPosition: number): Promise<AppendResult>;
+  /** The commits of one aggregate after `afterPosition`, oldest first. */
+  read(aggregate: string, id: string, afterPosition: number): AsyncIterable<StoredCommit>;
+  /** The position of the aggregate's last commit; 0 when it has none. */
+  lastPosition(aggregate: string, id: string): Promise<number>;
+  /** The commit at a stream position, if there is one. */
+  commitAt(position: number): Promise<StoredCommit | undefined>;
+}
+
+/** Subject of an aggregate's commits. */
+export function eventSubject(aggregate: string, id: string): string {
+  return `events.${aggregate}.${id}`;
+}
+
+/** Creates the `EVENTS` stream, or brings its settings up to date; safe to call from every worker. */
+export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number): Promise<void> {
+  const config = {
+    name: EVENTS,
+    subjects: ['events.>'],
+    storage: 'file' as const,
+    duplicate_window: duplicateWindowMs * 1_000_000,
+    allow_direct: true,
+  };
+  try {
+    await link.jsm.streams.info(EVENTS);
+    await link.jsm.streams.update(EVENTS, config);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+    await link.jsm.streams.add(config).catch(async (addErr: unknown) => {
+      // Another worker created it between our info and add.
+      if (!(await link.jsm.streams.info(EVENTS).then(() => true, () => false))) throw addErr;
+    });
+  }
+}
+
+/** Opens the event store over a NATS link; the stream must exist (see `ensureEventStream`). */
+export function createEventStore(link: NatsLink, opts: { publishTimeoutMs: number }): EventStore {
+  const unavailable = (err: unknown) =>
+    err instanceof EventStoreUnavailableError ? err : new EventStoreUnavailableError(undefined, { cause: err });
+  const guard = () => {
+    if (!link.isConnected()) throw new EventStoreUnavailableError();
+  };
+
+  async function lastPosition(aggregate: string, id: string): Promise<number> {
+    guard();
+    try {
+      const msg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: eventSubject(aggregate, id) });
+      return msg?.seq ?? 0;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  return {
+    async append(commit, expectedPosition) {
+      guard();
+      const subject = eventSubject(commit.aggregate, commit.id);
+      let ack: PubAck;
+      try {
+        ack = await link.js.publish(subject, JSON.stringify(commit), {
+          // Scoped by aggregate so one client key cannot collide across aggregates.
+          msgID: `${commit.aggregate}.${commit.id}.${commit.commandId}`,
+          expect: { lastSubjectSequence: expectedPosition },
+          timeout: opts.publishTimeoutMs,
+        });
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw new WrongExpectedPositionError(subject, expectedPosition, { cause: err });
+        }
+        throw unavailable(err);
+      }
+      return { position: ack.seq, duplicate: ack.duplicate };
+    },
+
+    async *read(aggregate, id, afterPosition) {
+      const last = await lastPosition(aggregate, id);
+      if (last <= afterPosition) return;
+      let messages;
+      try {
+        const consumer = await link.js.consumers.get(EVENTS, {
+          filter_subjects: eventSubject(aggregate, id),
+          deliver_policy: DeliverPolicy.StartSequence,
+          opt_start_seq: afterPosition + 1,
+        });
+        messages = await consumer.consume({ max_messages: 1000 });
+      } catch (err) {
+        throw unavailable(err);
+      }
+      try {
+        for await (const m of messages) {
+          yield decodeCommit(m);
+          if (m.seq >= last) break;
+        }
+      } finally {
+        await messages.close().catch(() => undefined);
+      }
+    },
+
+    lastPosition,
+
+    async commitAt(position) {
+      guard();
+      try {
+        const msg = await link.jsm.streams.getMessage(EVENTS, { seq: position });
+        return msg ? { ...(msg.json<Commit>()), position: msg.seq } : undefined;
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+  };
+}
+
+function decodeCommit(m: JsMsg): StoredCommit {
+  return { ...(m.json<Commit>()), position: m.seq };
+}

@@ -1,0 +1,53 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+
+/** A NATS connection that reconnects forever and knows, synchronously, whether it is up. */
+export interface NatsLink {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** False while disconnected, so callers can fail fast instead of waiting for a timeout. */
+  isConnected(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to NATS, retrying until `url` answers. After that the client reconnects
+ * on its own for as long as the process lives; subscriptions are restored with it.
+ */
+export async function connectNats(url: string, opts: { name: string; timeoutMs: number; log: Logger }): Promise<NatsLink> {
+  const nc = await connect({
+    servers: url,
+    name: opts.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    waitOnFirstConnect: true,
+    pingInterval: 5000,
+    timeout: opts.timeoutMs,
+  });
+  let connected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        connected = false;
+        opts.log.warn({ server: s.server }, 'nats disconnected');
+      } else if (s.type === 'reconnect') {
+        connected = true;
+        opts.log.info({ server: s.server }, 'nats reconnected');
+      }
+    }
+  })();
+  const js = jetstream(nc, { timeout: opts.timeoutMs });
+  const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs });
+  return {
+    nc,
+    js,
+    jsm,
+    isConnected: () => connected && !nc.isClosed(),
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+    },
+  };
+}
