@@ -9,6 +9,8 @@ export const EVENTS = 'EVENTS';
 /** One commit: the events of one command, appended atomically as one message. */
 export interface Commit {
   readonly commandId: string;
+  /** The command type name that produced the commit, e.g. `ChangeMenuPrice`. */
+  readonly commandType: string;
   readonly aggregate: string;
   readonly id: string;
   /** The aggregate's event count after this commit. */
@@ -48,8 +50,11 @@ export function eventSubject(aggregate: string, id: string): string {
   return `events.${aggregate}.${id}`;
 }
 
-/** Creates the `EVENTS` stream, or brings its settings up to date; safe to call from every worker. */
-export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number): Promise<void> {
+/**
+ * Creates the `EVENTS` stream, or brings its settings up to date; safe to call from
+ * every worker. Answers the stream's creation time, which names this incarnation of it.
+ */
+export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number): Promise<string> {
   const config = {
     name: EVENTS,
     subjects: ['events.>'],
@@ -59,13 +64,15 @@ export async function ensureEventStream(link: NatsLink, duplicateWindowMs: numbe
   };
   try {
     await link.jsm.streams.info(EVENTS);
-    await link.jsm.streams.update(EVENTS, config);
+    return (await link.jsm.streams.update(EVENTS, config)).created;
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-    await link.jsm.streams.add(config).catch(async (addErr: unknown) => {
-      // Another worker created it between our info and add.
-      if (!(await link.jsm.streams.info(EVENTS).then(() => true, () => false))) throw addErr;
-    });
+    try {
+      return (await link.jsm.streams.add(config)).created;
+    } catch (addErr) {
+      // Another worker may have created it between our info and add.
+      return (await link.jsm.streams.info(EVENTS).catch(() => Promise.reject(addErr))).created;
+    }
   }
 }
 

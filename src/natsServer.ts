@@ -37,11 +37,18 @@ export function freePort(): Promise<number> {
  * Launches `nats-server -js` on 127.0.0.1 with its store in `storeDir` and resolves
  * once it reports ready. `port` 0 picks a free one.
  */
-export async function launchNatsServer(opts: { port: number; storeDir: string; readyTimeoutMs?: number }): Promise<NatsServerProcess> {
+export async function launchNatsServer(opts: {
+  port: number;
+  storeDir: string;
+  readyTimeoutMs?: number;
+  /** Own process group, so a Ctrl-C meant for converge does not stop NATS before converge has drained. */
+  detached?: boolean;
+}): Promise<NatsServerProcess> {
   const port = opts.port || (await freePort());
   mkdirSync(opts.storeDir, { recursive: true });
   const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', opts.storeDir], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    detached: opts.detached ?? false,
   });
   await waitReady(child, opts.readyTimeoutMs ?? 10_000);
   const exited = new Promise<void>((resolve) => {

@@ -1,0 +1,32 @@
+import { Type, type Static, type TSchema } from 'typebox';
+
+// Limits live in the schemas so that bad input is a 400 at the edge, never a 422 from a decider.
+
+/** An aggregate or entity id: 1–64 URL-safe characters. */
+export const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+
+/** A display name (shop, menu item): 1–100 characters. */
+export const Name = Type.String({ minLength: 1, maxLength: 100 });
+
+/** A menu price in KRW: an integer from 100 to 1,000,000. */
+export const Price = Type.Integer({ minimum: 100, maximum: 1_000_000 });
+
+/** An amount in KRW that may be zero (minimum order, delivery fee). */
+export const Amount = Type.Integer({ minimum: 0, maximum: 1_000_000 });
+
+/** A free-text reason given for a rejection or cancellation: 1–500 characters. */
+export const Reason = Type.String({ minLength: 1, maxLength: 500 });
+
+/** The spec of one command: the type name a decider sees and the body schema the edge checks. */
+export interface CommandEntry<T extends string = string, S extends TSchema = TSchema> {
+  readonly type: T;
+  readonly schema: S;
+}
+
+/**
+ * The command union of an aggregate, derived from its `commands` record so that the
+ * URL table, the schemas and the decider's types cannot drift apart.
+ */
+export type CommandOf<R extends Record<string, CommandEntry>> = {
+  [K in keyof R]: { readonly type: R[K]['type']; readonly data: Static<R[K]['schema']> };
+}[keyof R];

@@ -1,0 +1,73 @@
+import cluster, { type Worker } from 'node:cluster';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { envName } from './config.js';
+import { launchNatsServer, type NatsServerProcess } from './natsServer.js';
+
+const MAX_BACKOFF_MS = 5000;
+/** A worker that lived this long is healthy again: its next crash restarts it at once. */
+const STABLE_AFTER_MS = 10_000;
+
+/**
+ * The cluster primary: launches the embedded nats-server when no URL is configured,
+ * forks `workers` workers, restarts a crashed one with backoff, and on SIGTERM/SIGINT
+ * lets every worker drain before it stops NATS and exits.
+ */
+export async function runPrimary(config: Config, log: Logger): Promise<void> {
+  let nats: NatsServerProcess | undefined;
+  let url = config.nats.url;
+  if (!url) {
+    nats = await launchNatsServer({ port: config.nats.embeddedPort, storeDir: join(resolve(config.dataDir), 'nats'), detached: true });
+    url = nats.url;
+    log.info({ url }, 'embedded nats-server started');
+    process.on('exit', () => void nats?.kill());
+  }
+
+  const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
+  let stopping = false;
+
+  const fork = (index: number, crashes: number) => {
+    const worker = cluster.fork({
+      [envName(['nats', 'url'])]: url,
+      [envName(['cluster', 'workerIndex'])]: String(index),
+      [envName(['cluster', 'workers'])]: String(config.cluster.workers),
+    });
+    slots[index] = { worker, startedAt: Date.now(), crashes };
+    worker.on('exit', (code, signal) => {
+      if (stopping) return;
+      const slot = slots[index]!;
+      const stable = Date.now() - slot.startedAt > STABLE_AFTER_MS;
+      const next = stable ? 0 : slot.crashes + 1;
+      const delay = next === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (next - 1));
+      log.warn({ worker: index, pid: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited; restarting');
+      setTimeout(() => !stopping && fork(index, next), delay);
+    });
+  };
+  for (let i = 0; i < config.cluster.workers; i++) fork(i, 0);
+  log.info(
+    { workers: config.cluster.workers, commandPort: config.http.commandPort, nats: url },
+    `converge started: command API on http://${config.http.host}:${config.http.commandPort}`,
+  );
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining workers');
+    const exits = slots.map(
+      ({ worker }) => new Promise<void>((done) => (worker.isDead() ? done() : worker.once('exit', () => done()))),
+    );
+    for (const { worker } of slots) if (!worker.isDead()) worker.process.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      log.warn('workers did not exit in time; killing them');
+      for (const { worker } of slots) if (!worker.isDead()) worker.process.kill('SIGKILL');
+    }, config.cluster.shutdownTimeoutMs + 2000);
+    await Promise.all(exits);
+    clearTimeout(deadline);
+    await nats?.stop();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}

@@ -1,0 +1,94 @@
+import type { Msg, Subscription } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { AggregateRef } from './aggregate.js';
+import type { ActorHost, StateView } from './actorHost.js';
+import type { CommandEnvelope, CommandResult } from './commandExecution.js';
+import { ConvergeError, EventStoreUnavailableError, PartitionUnavailableError, errorFromWire } from './errors.js';
+import type { NatsLink } from './natsConnection.js';
+import { ownerOf, partitionOf } from './partition.js';
+
+/** Sends commands and state reads to the worker that owns their aggregate. */
+export interface CommandRouter {
+  dispatch(command: CommandEnvelope): Promise<CommandResult>;
+  readState(ref: AggregateRef): Promise<StateView>;
+  /** Starts answering for this worker's partitions. */
+  start(): void;
+  /** Stops answering; requests already received are still answered. */
+  stop(): Promise<void>;
+}
+
+export interface RouterOptions {
+  readonly link: NatsLink;
+  readonly host: ActorHost;
+  readonly partitions: number;
+  readonly workers: number;
+  readonly workerIndex: number;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+}
+
+type Request = { op: 'command'; command: CommandEnvelope } | { op: 'state'; aggregate: string; id: string };
+type Reply<T> = { ok: true; value: T } | { ok: false; code: string; message: string };
+
+/** Subject a partition's owner listens on. */
+export function commandSubject(partition: number): string {
+  return `converge.cmd.${partition}`;
+}
+
+/**
+ * Routes by partition (DESIGN §3): the owner runs the request on its own actor host;
+ * anyone else forwards it to the owner over NATS request-reply.
+ */
+export function createCommandRouter(opts: RouterOptions): CommandRouter {
+  const { link, host, partitions, workers, workerIndex, log } = opts;
+  const subscriptions: Subscription[] = [];
+  const ownsPartition = (p: number) => ownerOf(p, workers) === workerIndex;
+
+  async function forward<T>(partition: number, request: Request): Promise<T> {
+    if (!link.isConnected()) throw new EventStoreUnavailableError();
+    let msg: Msg;
+    try {
+      msg = await link.nc.request(commandSubject(partition), JSON.stringify(request), { timeout: opts.timeoutMs });
+    } catch (err) {
+      throw new PartitionUnavailableError(partition, { cause: err });
+    }
+    const reply = msg.json<Reply<T>>();
+    if (reply.ok) return reply.value;
+    throw errorFromWire(reply.code, reply.message);
+  }
+
+  async function answer(msg: Msg): Promise<void> {
+    let reply: Reply<unknown>;
+    try {
+      const request = msg.json<Request>();
+      const value =
+        request.op === 'command' ? await host.execute(request.command) : await host.readState(request.aggregate, request.id);
+      reply = { ok: true, value };
+    } catch (err) {
+      if (!(err instanceof ConvergeError)) log.error({ err }, 'forwarded request failed');
+      const code = err instanceof ConvergeError ? err.code : 'internal_error';
+      reply = { ok: false, code, message: err instanceof ConvergeError ? err.message : 'internal error' };
+    }
+    msg.respond(JSON.stringify(reply));
+  }
+
+  return {
+    dispatch(command) {
+      const p = partitionOf(command.aggregate, command.id, partitions);
+      return ownsPartition(p) ? host.execute(command) : forward(p, { op: 'command', command });
+    },
+    readState({ aggregate, id }) {
+      const p = partitionOf(aggregate, id, partitions);
+      return ownsPartition(p) ? host.readState(aggregate, id) : forward(p, { op: 'state', aggregate, id });
+    },
+    start() {
+      for (let p = 0; p < partitions; p++) {
+        if (!ownsPartition(p)) continue;
+        subscriptions.push(link.nc.subscribe(commandSubject(p), { queue: 'converge', callback: (_err, msg) => void answer(msg) }));
+      }
+    },
+    async stop() {
+      await Promise.all(subscriptions.splice(0).map((s) => s.drain().catch(() => undefined)));
+    },
+  };
+}

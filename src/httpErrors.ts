@@ -1,0 +1,77 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ConvergeError } from './errors.js';
+
+/** Sends the error shape of DESIGN §5: `{ error, message, ...details }`. */
+export function sendError(reply: FastifyReply, status: number, error: string, message: string, details: object = {}): FastifyReply {
+  if (status === 503 || status === 429) reply.header('retry-after', '1');
+  return reply.code(status).send({ error, message, ...details });
+}
+
+/** Fastify's own client-error codes and what we call them. */
+const fastifyCodes: Record<string, [number, string, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large', 'the request body is too large'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type', 'send the body as application/json'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_body', 'the Content-Length does not match the body'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'invalid_json', 'the body is empty'],
+};
+
+/**
+ * The one place errors become HTTP replies: validation failures are 400 with the
+ * failing paths, catalogued `ConvergeError`s use their status and code, Fastify's
+ * client errors keep theirs, and anything else is a logged 500 with no details.
+ */
+export function installErrorHandling(app: FastifyInstance, validationCode: string): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err.validation) {
+      const details = err.validation.map((v) => ({
+        path: [err.validationContext, ...v.instancePath.split('/').filter(Boolean), ...additional(v.params)].join('/'),
+        message: v.message ?? 'is invalid',
+      }));
+      return sendError(reply, 400, validationCode, `${details[0]?.path} ${details[0]?.message}`, { details });
+    }
+    if (err instanceof ConvergeError) {
+      if (err.status >= 500) request.log.warn({ err, code: err.code }, 'request failed');
+      return sendError(reply, err.status, err.code, err.message);
+    }
+    const known = fastifyCodes[err.code];
+    if (known) return sendError(reply, known[0], known[1], known[2]);
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(reply, err.statusCode, err.code === 'invalid_json' ? 'invalid_json' : 'bad_request', err.message);
+    }
+    request.log.error({ err }, 'unexpected error');
+    return sendError(reply, 500, 'internal_error', 'an unexpected error occurred; it has been logged');
+  });
+}
+
+function additional(params: Record<string, unknown>): string[] {
+  const name = params['additionalProperty'] ?? params['missingProperty'];
+  return typeof name === 'string' ? [name] : [];
+}
+
+/** Parses JSON bodies, reading an empty body as `{}` (commands like `open` have none). */
+export function installJsonParser(app: FastifyInstance): void {
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(Object.assign(new Error('the body is not valid JSON'), { statusCode: 400, code: 'invalid_json' }), undefined);
+    }
+  });
+}
+
+/** An `onRequest` hook that requires `Authorization: Bearer <token>` when tokens are configured. */
+export function bearerAuth(tokens: readonly string[]) {
+  const accepted = tokens.map((t) => Buffer.from(t));
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    if (accepted.length === 0) return;
+    const header = request.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    if (accepted.some((t) => t.length === given.length && timingSafeEqual(t, given))) return;
+    reply.header('www-authenticate', 'Bearer');
+    return sendError(reply, 401, 'unauthorized', 'a valid bearer token is required');
+  };
+}

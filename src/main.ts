@@ -1,0 +1,50 @@
+import cluster from 'node:cluster';
+import { aggregates } from '../actors/registry.js';
+import { runPrimary } from './cluster.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './log.js';
+import { NatsServerMissingError } from './natsServer.js';
+import { startWorker } from './worker.js';
+
+/** `npm start`: the cluster primary, or, in a forked process, one worker. */
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) exitWith(err.message);
+    throw err;
+  }
+  if (cluster.isPrimary) {
+    await runPrimary(config, createLogger(config, 'primary'));
+    return;
+  }
+  const log = createLogger(config, `worker-${config.cluster.workerIndex}`);
+  const worker = await startWorker(config, log, aggregates);
+  log.info({ port: config.http.commandPort }, 'worker ready');
+  const stop = (reason: string) => {
+    log.info({ reason }, 'worker draining');
+    worker.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'worker stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // The primary is gone (killed): drain rather than linger as an orphan.
+  process.on('disconnect', () => stop('primary disconnected'));
+}
+
+function exitWith(message: string): never {
+  process.stderr.write(`converge: ${message}\n`);
+  process.exit(1);
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof NatsServerMissingError) exitWith(err.message);
+  process.stderr.write(`converge: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { AnyAggregate } from './aggregate.js';
+import { createActorHost, type ActorHost } from './actorHost.js';
+import { buildCommandApp } from './commandApp.js';
+import { createCommandRouter, type CommandRouter } from './commandRouter.js';
+import type { Config } from './config.js';
+import { createEventStore, ensureEventStream, type EventStore } from './eventStore.js';
+import { connectNats, type NatsLink } from './natsConnection.js';
+import { openSnapshotStore } from './snapshotStore.js';
+
+/** A running worker: its NATS link, actor host, router and HTTP app. */
+export interface Worker {
+  readonly link: NatsLink;
+  readonly store: EventStore;
+  readonly host: ActorHost;
+  readonly router: CommandRouter;
+  readonly commandApp: FastifyInstance;
+  /** Drains: new commands get 503, queued ones finish (up to the deadline), then everything closes. */
+  stop(): Promise<void>;
+}
+
+/** Starts one worker: connects, ensures the stream, serves its partitions and the command API. */
+export async function startWorker(config: Config, log: Logger, aggregates: readonly AnyAggregate[]): Promise<Worker> {
+  const link = await connectNats(config.nats.url, {
+    name: `converge-worker-${config.cluster.workerIndex}`,
+    timeoutMs: config.nats.requestTimeoutMs,
+    log,
+  });
+  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs);
+  const store = createEventStore(link, config.eventStore);
+  const snapshots = openSnapshotStore(join(resolve(config.dataDir), 'snapshots'), (err) =>
+    log.warn({ err }, 'snapshot write failed'),
+  );
+  let router: CommandRouter | undefined;
+  const host = createActorHost({
+    aggregates,
+    store,
+    snapshots,
+    streamId,
+    readState: (ref) => router!.readState(ref),
+    config: config.actors,
+    log,
+  });
+  router = createCommandRouter({
+    link,
+    host,
+    partitions: config.cluster.partitions,
+    workers: config.cluster.workers,
+    workerIndex: config.cluster.workerIndex,
+    timeoutMs: config.nats.requestTimeoutMs,
+    log,
+  });
+  router.start();
+
+  let draining = false;
+  const commandApp = await buildCommandApp({
+    aggregates,
+    dispatch: (command) => router.dispatch(command),
+    http: config.http,
+    log,
+    isReady: () => link.isConnected() && !draining,
+    isDraining: () => draining,
+  });
+  await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      draining = true;
+      const deadline = config.cluster.shutdownTimeoutMs;
+      await host.drain(deadline);
+      await router.stop();
+      const forced = setTimeout(() => commandApp.server.closeAllConnections(), Math.min(deadline, 2000));
+      await commandApp.close();
+      clearTimeout(forced);
+      await link.close();
+      await snapshots.close();
+    })());
+  return { link, store, host, router, commandApp, stop };
+}

@@ -1,0 +1,45 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { launchNatsServer, type NatsServerProcess } from '../../src/natsServer.js';
+
+/** A real nats-server for one test: its own port and temp store, stopped at teardown. */
+export interface TestNats {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  /** Stops the server (SIGKILL when `crash`); the store stays. */
+  stop(crash?: boolean): Promise<void>;
+  /** Starts it again on the same port with the same store. */
+  restart(): Promise<void>;
+}
+
+export async function startTestNats(t: Test): Promise<TestNats> {
+  const storeDir = mkdtempSync(join(tmpdir(), 'converge-nats-'));
+  let server: NatsServerProcess | undefined = await launchNatsServer({ port: 0, storeDir });
+  const port = server.port;
+  t.teardown(async () => {
+    await server?.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+  });
+  return {
+    url: server.url,
+    port,
+    storeDir,
+    async stop(crash = false) {
+      await (crash ? server?.kill() : server?.stop());
+      server = undefined;
+    },
+    async restart() {
+      server = await launchNatsServer({ port, storeDir });
+    },
+  };
+}
+
+/** A temp directory removed at teardown. */
+export function tempDir(t: Test, prefix = 'converge-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}

@@ -1,0 +1,61 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { createEventStore, ensureEventStream, type Commit } from '../../src/eventStore.js';
+import { WrongExpectedPositionError } from '../../src/errors.js';
+import { connectNats } from '../../src/natsConnection.js';
+import { startTestNats } from '../helpers/nats.js';
+
+const commit = (commandId: string, version: number, id = 's1'): Commit => ({
+  commandId,
+  commandType: 'RenameShop',
+  aggregate: 'shop',
+  id,
+  version,
+  events: [{ type: 'ShopRenamed', data: { name: `n${version}` }, at: '2026-01-01T00:00:00.000Z' }],
+});
+
+t.test('event store on a real nats-server', async (t) => {
+  const nats = await startTestNats(t);
+  const link = await connectNats(nats.url, { name: 'test', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  const created = await ensureEventStream(link, 60_000);
+  t.equal(await ensureEventStream(link, 60_000), created, 'setting up the stream twice keeps the same stream');
+  const store = createEventStore(link, { publishTimeoutMs: 1500 });
+
+  t.test('a new aggregate has position 0 and no commits', async (t) => {
+    t.equal(await store.lastPosition('shop', 'none'), 0);
+    const read = [];
+    for await (const c of store.read('shop', 'none', 0)) read.push(c);
+    t.same(read, []);
+  });
+
+  t.test('appends with the expected position and reads the commits back in order', async (t) => {
+    const a = await store.append(commit('c1', 1), 0);
+    const b = await store.append(commit('c2', 2), a.position);
+    t.same([a.duplicate, b.duplicate], [false, false]);
+    t.ok(b.position > a.position, 'positions grow');
+    t.equal(await store.lastPosition('shop', 's1'), b.position);
+    const read = [];
+    for await (const c of store.read('shop', 's1', 0)) read.push(c);
+    t.same(read.map((c) => [c.commandId, c.version, c.position]), [['c1', 1, a.position], ['c2', 2, b.position]]);
+    const after = [];
+    for await (const c of store.read('shop', 's1', a.position)) after.push(c.commandId);
+    t.same(after, ['c2'], 'reading after a position skips what came before');
+    t.match(await store.commitAt(a.position), { commandId: 'c1', version: 1, position: a.position });
+  });
+
+  t.test('a stale expected position is refused as a conflict', async (t) => {
+    const last = await store.lastPosition('shop', 's1');
+    await t.rejects(store.append(commit('c3', 2), last - 1), WrongExpectedPositionError);
+    await t.rejects(store.append(commit('c4', 1, 'fresh'), 5), WrongExpectedPositionError, 'a new aggregate expects 0');
+    t.equal(await store.lastPosition('shop', 's1'), last, 'nothing was appended');
+  });
+
+  t.test('a repeated command id returns the original position as a duplicate', async (t) => {
+    const first = await store.append(commit('dup', 1, 's2'), 0);
+    const again = await store.append(commit('dup', 1, 's2'), 0);
+    t.same(again, { position: first.position, duplicate: true });
+    const other = await store.append(commit('dup', 1, 's3'), 0);
+    t.equal(other.duplicate, false, 'the same key on another aggregate is a different command');
+  });
+});

@@ -1,0 +1,47 @@
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { envName, loadConfig } from '../../src/config.js';
+
+const dir = join(import.meta.dirname, '../../config');
+
+t.test('defaults load, validate and freeze', async (t) => {
+  const config = loadConfig({ dir, env: {} });
+  t.equal(config.http.commandPort, 8080);
+  t.equal(config.nats.url, '', 'no NATS URL means the embedded server');
+  t.ok(config.cluster.workers >= 1, 'workers 0 becomes the number of cores');
+  t.ok(Object.isFrozen(config.http), 'nested objects are frozen');
+});
+
+t.test('NODE_ENV file overrides defaults and CONVERGE_* variables override both', async (t) => {
+  const config = loadConfig({
+    dir,
+    env: { NODE_ENV: 'test', CONVERGE_HTTP_COMMAND_PORT: '9999', CONVERGE_HTTP_TOKENS: 'secret-one, secret-two' },
+  });
+  t.equal(config.cluster.workers, 2, 'from test.json');
+  t.equal(config.http.commandPort, 9999, 'from the environment');
+  t.same(config.http.tokens, ['secret-one', 'secret-two'], 'lists are comma separated');
+});
+
+t.test('NATS_URL is accepted as well as CONVERGE_NATS_URL', async (t) => {
+  t.equal(loadConfig({ dir, env: { NATS_URL: 'nats://a:1' } }).nats.url, 'nats://a:1');
+  t.equal(loadConfig({ dir, env: { NATS_URL: 'nats://a:1', CONVERGE_NATS_URL: 'nats://b:2' } }).nats.url, 'nats://b:2');
+});
+
+t.test('a bad value stops start-up with one line naming the key', async (t) => {
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_HTTP_COMMAND_PORT: 'eighty' } }), {
+    message: /config key "http.commandPort"/,
+  });
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_ACTORS_MAILBOX_SIZE: '0' } }), { code: 'invalid_config', message: /actors.mailboxSize/ });
+  const custom = mkdtempSync(join(tmpdir(), 'converge-config-'));
+  writeFileSync(join(custom, 'default.json'), JSON.stringify({ ...loadConfig({ dir, env: {} }), colour: 'red' }));
+  t.throws(() => loadConfig({ dir: custom, env: {} }), { message: 'config key "colour" is not a known key' });
+  writeFileSync(join(custom, 'default.json'), '{ nope');
+  t.throws(() => loadConfig({ dir: custom, env: {} }), { message: /not valid JSON/ });
+});
+
+t.test('environment names follow the key path', async (t) => {
+  t.equal(envName(['cluster', 'workerIndex']), 'CONVERGE_CLUSTER_WORKER_INDEX');
+  t.equal(envName(['dataDir']), 'CONVERGE_DATA_DIR');
+});
