@@ -17,6 +17,9 @@ export const Amount = Type.Integer({ minimum: 0, maximum: 1_000_000 });
 /** A free-text reason given for a rejection or cancellation: 1–500 characters. */
 export const Reason = Type.String({ minLength: 1, maxLength: 500 });
 
+/** Body of a command that needs nothing but its URL (`open`, `accept`): still closed to extra properties. */
+export const EmptyBody = Type.Object({}, { additionalProperties: false });
+
 /** The spec of one command: the type name a decider sees and the body schema the edge checks. */
 export interface CommandEntry<T extends string = string, S extends TSchema = TSchema> {
   readonly type: T;

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Id, Reason, type CommandOf } from '../shared.schemas.js';
+import { EmptyBody, Id, Reason, type CommandOf } from '../shared.schemas.js';
 
 /** One requested line: which menu item and how many. Name and price come from the shop. */
 export const OrderItem = Type.Object(
@@ -12,9 +12,6 @@ export const PlaceOrderBody = Type.Object(
   { shopId: Id, customerId: Id, items: Type.Array(OrderItem, { minItems: 1, maxItems: 50 }) },
   { additionalProperties: false },
 );
-
-/** Body of `accept` and `deliver`. */
-export const EmptyBody = Type.Object({}, { additionalProperties: false });
 
 /** Body of `reject` and `cancel`: why, for the customer and for support. */
 export const ReasonBody = Type.Object({ reason: Reason }, { additionalProperties: false });

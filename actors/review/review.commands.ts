@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Id, type CommandOf } from '../shared.schemas.js';
+import { EmptyBody, Id, type CommandOf } from '../shared.schemas.js';
 
 /** Body of `post`: a rating of 1–5 and a text of at most 2,000 characters (may be empty). */
 export const PostReviewBody = Type.Object(
@@ -11,9 +11,6 @@ export const PostReviewBody = Type.Object(
   },
   { additionalProperties: false },
 );
-
-/** Body of `delete`. */
-export const EmptyBody = Type.Object({}, { additionalProperties: false });
 
 /** The review's HTTP surface: URL segment → command type and body schema. */
 export const reviewCommands = {

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { Amount, Id, Name, Price, type CommandOf } from '../shared.schemas.js';
+import { Amount, EmptyBody, Id, Name, Price, type CommandOf } from '../shared.schemas.js';
 
 const Category = Type.String({ minLength: 1, maxLength: 50 });
 
@@ -17,9 +17,6 @@ export const RegisterShopBody = Type.Object(
 
 /** Body of `rename`. */
 export const RenameShopBody = Type.Object({ name: Name }, { additionalProperties: false });
-
-/** Body of `open` and `close`: nothing, but still closed to extra properties. */
-export const EmptyBody = Type.Object({}, { additionalProperties: false });
 
 /** Body of `change-delivery-info`: both terms, so the change is one intent. */
 export const ChangeDeliveryInfoBody = Type.Object(

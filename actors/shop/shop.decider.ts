@@ -37,6 +37,13 @@ export function menuItem(shop: RegisteredShop, menuId: string): MenuItem | undef
   return Object.hasOwn(shop.menu, menuId) ? shop.menu[menuId] : undefined;
 }
 
+// These three commands share one check and differ only in the event they emit.
+const menuEventFor = {
+  MarkMenuSoldOut: 'MenuItemSoldOut',
+  RestockMenuItem: 'MenuItemRestocked',
+  RemoveMenuItem: 'MenuItemRemoved',
+} as const;
+
 function decide(state: ShopState, command: ShopCommand): Decision<ShopEvent> {
   if (command.type === 'RegisterShop') {
     if (state.status === 'registered') return reject('already_registered');
@@ -80,12 +87,6 @@ function decide(state: ShopState, command: ShopCommand): Decision<ShopEvent> {
     }
   }
 }
-
-const menuEventFor = {
-  MarkMenuSoldOut: 'MenuItemSoldOut',
-  RestockMenuItem: 'MenuItemRestocked',
-  RemoveMenuItem: 'MenuItemRemoved',
-} as const;
 
 function evolve(state: ShopState, event: ShopEvent): ShopState {
   if (event.type === 'ShopRegistered') {

@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { freePort } from '../../src/natsServer.js';
+
+const MAIN = join(import.meta.dirname, '../../dist/src/main.js');
+
+/** The cluster as `npm start` runs it (the built `dist/src/main.js`), in a child process. */
+export interface TestCluster {
+  readonly proc: ChildProcess;
+  readonly base: string;
+  /** Everything the cluster printed so far. */
+  output(): string;
+  /** Resolves with the exit code once the primary has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+export async function startCluster(t: Test, env: Record<string, string>): Promise<TestCluster> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', CONVERGE_HTTP_COMMAND_PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  });
+  const cluster = { proc, base: `http://127.0.0.1:${port}`, output: () => out, exited };
+  return cluster;
+}
+
+/** Polls `/ready` until it answers 200, failing with the cluster's output after `ms`. */
+export async function waitReady(cluster: TestCluster, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (cluster.proc.exitCode !== null) break;
+    const ok = await fetch(`${cluster.base}/ready`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`cluster did not become ready:\n${cluster.output().slice(-3000)}`);
+}
+
+/** The pids of the workers answering on the command port, found through `/health`. */
+export async function workerPids(cluster: TestCluster, tries = 40): Promise<Set<number>> {
+  const pids = new Set<number>();
+  for (let i = 0; i < tries; i++) {
+    const res = await fetch(`${cluster.base}/health`, { headers: { connection: 'close' } }).catch(() => undefined);
+    if (res?.ok) pids.add(((await res.json()) as { pid: number }).pid);
+  }
+  return pids;
+}
