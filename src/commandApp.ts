@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from './aggregate.js';
@@ -42,7 +42,8 @@ export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyI
   const now = opts.now ?? Date.now;
   const app = Fastify({
     loggerInstance: opts.log,
-    disableRequestLogging: true,
+    // Per-request log lines would cost more than the command; faults are logged where they happen.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.http.bodyLimit,
     keepAliveTimeout: opts.http.keepAliveTimeoutMs,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true } },
