@@ -1,0 +1,153 @@
+/**
+ * Commands over HTTP against the cluster (2 workers, 1,000 shops) beside raw
+ * JetStream publish throughput from one client, measured in the same run.
+ *
+ *   npm run bench            # or: node dist/test/bench/commands.js [--runs 3 --duration 8 --connections 64]
+ *
+ * Loopback only; every phase is bounded in time and the script stops everything it started.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { pino } from 'pino';
+import { connectNats, type NatsLink } from '../../src/natsConnection.js';
+import { freePort, launchNatsServer } from '../../src/natsServer.js';
+import { median, printTable, writeResult } from './report.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '64' },
+    shops: { type: 'string', default: '1000' },
+    workers: { type: 'string', default: '2' },
+  },
+});
+const runs = Number(values.runs);
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const shops = Number(values.shops);
+
+/** Publishes `seconds` worth of 200-byte messages with `inFlight` outstanding: the store's own limit. */
+async function rawPublish(link: NatsLink, seconds: number, inFlight: number): Promise<number> {
+  await link.jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], storage: 'file' as never });
+  const payload = JSON.stringify({ commandId: 'x'.repeat(36), aggregate: 'shop', id: 'bench', version: 1, events: [{ type: 'MenuPriceChanged', data: { menuId: 'm1', price: 4500 }, at: new Date().toISOString() }] });
+  const until = Date.now() + seconds * 1000;
+  let sent = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async (_, lane) => {
+      for (let i = 0; Date.now() < until; i++) {
+        await link.js.publish(`bench.${lane}.${i % 100}`, payload);
+        sent++;
+      }
+    }),
+  );
+  const rate = sent / ((performance.now() - started) / 1000);
+  await link.jsm.streams.delete('BENCH');
+  return rate;
+}
+
+async function startCluster(natsUrl: string, port: number, dataDir: string) {
+  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../../src/main.js')], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      CONVERGE_NATS_URL: natsUrl,
+      CONVERGE_HTTP_COMMAND_PORT: String(port),
+      CONVERGE_DATA_DIR: dataDir,
+      CONVERGE_CLUSTER_WORKERS: values.workers,
+      CONVERGE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const pids = new Set<number>();
+  for (let i = 0; i < 200 && pids.size < Number(values.workers); i++) {
+    const res = await fetch(`${base}/ready`, { headers: { connection: 'close' } }).catch(() => undefined);
+    if (res?.ok) pids.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { pid: number }).pid);
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  const stop = () => new Promise<void>((resolve) => (proc.once('exit', () => resolve()), proc.kill('SIGTERM')));
+  return { base, stop };
+}
+
+async function seed(base: string): Promise<void> {
+  const post = (path: string, body: object) =>
+    fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer());
+  for (let i = 0; i < shops; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, shops - i) }, async (_, j) => {
+        const id = `bench-${i + j}`;
+        await post(`/shops/${id}/register`, { name: id, category: 'korean', ownerId: 'o' });
+        await post(`/shops/${id}/add-menu-item`, { menuId: 'm1', name: 'Kimbap', price: 4000 });
+      }),
+    );
+  }
+}
+
+async function commandRun(base: string): Promise<{ rps: number; p50: number; p99: number; non2xx: number; errors: number }> {
+  let n = 0;
+  const result = await autocannon({
+    url: base,
+    connections,
+    duration,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req) => {
+          n++;
+          return { ...req, path: `/shops/bench-${n % shops}/change-menu-price`, body: JSON.stringify({ menuId: 'm1', price: 1000 + (n % 9000) }) };
+        },
+      },
+    ],
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts };
+}
+
+async function main(): Promise<void> {
+  const storeDir = mkdtempSync(join(tmpdir(), 'converge-bench-nats-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'converge-bench-data-'));
+  const nats = await launchNatsServer({ port: 0, storeDir });
+  const link = await connectNats(nats.url, { name: 'bench', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  try {
+    const cluster = await startCluster(nats.url, await freePort(), dataDir);
+    await seed(cluster.base);
+    const raw: number[] = [];
+    const http: Awaited<ReturnType<typeof commandRun>>[] = [];
+    for (let r = 0; r < runs; r++) {
+      raw.push(await rawPublish(link, Math.min(duration, 5), 256));
+      http.push(await commandRun(cluster.base));
+      console.error(`run ${r + 1}/${runs}: raw ${raw[r]!.toFixed(0)}/s, http ${http[r]!.rps.toFixed(0)}/s p99 ${http[r]!.p99} ms`);
+    }
+    await cluster.stop();
+    const summary = {
+      rawPublishPerSec: median(raw),
+      commandsPerSec: median(http.map((h) => h.rps)),
+      p50Ms: median(http.map((h) => h.p50)),
+      p99Ms: median(http.map((h) => h.p99)),
+      non2xx: http.reduce((s, h) => s + h.non2xx, 0),
+      errors: http.reduce((s, h) => s + h.errors, 0),
+    };
+    printTable('commands over HTTP vs raw JetStream publish (medians)', [
+      ['raw JetStream publish, 256 in flight, one client', `${summary.rawPublishPerSec.toFixed(0)} msg/s`],
+      [`commands over HTTP, ${connections} connections, ${shops} shops`, `${summary.commandsPerSec.toFixed(0)} /s`],
+      ['ratio commands / raw publish (target ≥ 0.4)', (summary.commandsPerSec / summary.rawPublishPerSec).toFixed(2)],
+      ['latency p50 / p99 (target p99 ≤ 50 ms)', `${summary.p50Ms} ms / ${summary.p99Ms} ms`],
+      ['non-2xx / errors (target 0)', `${summary.non2xx} / ${summary.errors}`],
+    ]);
+    writeResult('commands', { runs, duration, connections, shops, workers: Number(values.workers), raw, http, summary });
+  } finally {
+    await link.close();
+    await nats.stop();
+    rmSync(storeDir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
