@@ -1,0 +1,147 @@
+/**
+ * Actor benchmarks: cold start of a shop with 10,000 events with and without a
+ * snapshot, and RSS with 100,000 resident actors (then after passivating them).
+ *
+ *   node --expose-gc dist/test/bench/actors.js [--events 10000 --shops 3 --actors 100000]
+ *
+ * Uses its own nats-server and temp LMDB; stops them when done.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { aggregates } from '../../actors/registry.js';
+import { createActorHost, type ActorHost } from '../../src/actorHost.js';
+import { loadConfig } from '../../src/config.js';
+import { createEventStore, ensureEventStream, eventSubject, type Commit } from '../../src/eventStore.js';
+import { connectNats, type NatsLink } from '../../src/natsConnection.js';
+import { launchNatsServer } from '../../src/natsServer.js';
+import { openSnapshotStore, type SnapshotStore } from '../../src/snapshotStore.js';
+import { median, printTable, writeResult } from './report.js';
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '10000' },
+    shops: { type: 'string', default: '3' },
+    actors: { type: 'string', default: '100000' },
+  },
+});
+const eventCount = Number(values.events);
+const at = new Date().toISOString();
+const log = pino({ level: 'silent' });
+
+/** Writes a shop's history straight to the stream, pipelined: registration, one menu item, then price changes. */
+async function seedHistory(link: NatsLink, id: string): Promise<void> {
+  const commit = (version: number): Commit => ({
+    commandId: `${id}-${version}`,
+    commandType: version === 1 ? 'RegisterShop' : version === 2 ? 'AddMenuItem' : 'ChangeMenuPrice',
+    aggregate: 'shop',
+    id,
+    version,
+    events: [
+      version === 1
+        ? { type: 'ShopRegistered', data: { name: id, category: 'korean', ownerId: 'o', minOrderAmount: 0, deliveryFee: 0 }, at }
+        : version === 2
+          ? { type: 'MenuItemAdded', data: { menuId: 'm1', name: 'Kimbap', price: 4000 }, at }
+          : { type: 'MenuPriceChanged', data: { menuId: 'm1', price: 1000 + (version % 9000) }, at },
+    ],
+  });
+  for (let v = 1; v <= eventCount; v += 500) {
+    const batch = [];
+    for (let k = v; k < Math.min(v + 500, eventCount + 1); k++) batch.push(link.js.publish(eventSubject('shop', id), JSON.stringify(commit(k))));
+    await Promise.all(batch);
+  }
+}
+
+function makeHost(link: NatsLink, snapshots: SnapshotStore, streamId: string, overrides: Record<string, string> = {}): ActorHost {
+  const config = loadConfig({ env: { CONVERGE_ACTORS_SNAPSHOT_EVERY: '100', ...overrides } });
+  const store = createEventStore(link, config.eventStore);
+  let host: ActorHost;
+  host = createActorHost({ aggregates, store, snapshots, streamId, readState: (ref) => host.readState(ref.aggregate, ref.id), config: config.actors, log });
+  return host;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
+async function coldStart(link: NatsLink, streamId: string, dir: string) {
+  const snapshots = openSnapshotStore(join(dir, 'cold'), () => undefined);
+  const host = makeHost(link, snapshots, streamId);
+  const without: number[] = [];
+  const withSnapshot: number[] = [];
+  for (let s = 0; s < Number(values.shops); s++) {
+    const id = `cold-${s}`;
+    await seedHistory(link, id);
+    without.push(await timed(() => host.readState('shop', id)));
+    host.passivateIdle(Date.now() + 3_600_000);
+    while (snapshots.get('shop', id)?.memory.version !== eventCount) await new Promise((r) => setTimeout(r, 10));
+    withSnapshot.push(await timed(() => host.readState('shop', id)));
+    const { version } = await host.readState('shop', id);
+    if (version !== eventCount) throw new Error(`rehydrated to version ${version}, expected ${eventCount}`);
+  }
+  await host.drain(1000);
+  await snapshots.close();
+  return { without, withSnapshot };
+}
+
+async function residentActors(link: NatsLink, streamId: string, dir: string) {
+  const snapshots = openSnapshotStore(join(dir, 'resident'), () => undefined);
+  const host = makeHost(link, snapshots, streamId, { CONVERGE_ACTORS_IDLE_MS: '3600000' });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const baseline = process.memoryUsage().rss;
+  const total = Number(values.actors);
+  let n = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 256 }, async () => {
+      for (let i = n++; i < total; i = n++) {
+        const id = `r-${i}`;
+        const base = { aggregate: 'shop', id, at };
+        await host.execute({ ...base, commandId: `${id}-1`, type: 'RegisterShop', data: { name: id, category: 'korean', ownerId: 'o' } });
+        await host.execute({ ...base, commandId: `${id}-2`, type: 'AddMenuItem', data: { menuId: 'm1', name: 'Kimbap', price: 4000 } });
+      }
+    }),
+  );
+  const commandsPerSec = (2 * total) / ((performance.now() - started) / 1000);
+  gc?.();
+  const resident = { actors: host.size, ...process.memoryUsage() };
+  const passivated = host.passivateIdle(Date.now() + 7_200_000);
+  await new Promise((r) => setTimeout(r, 500));
+  gc?.();
+  const after = { actors: host.size, ...process.memoryUsage() };
+  await host.drain(1000);
+  await snapshots.close();
+  return { baseline, resident, passivated, after, commandsPerSec };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'converge-bench-actors-'));
+  const nats = await launchNatsServer({ port: 0, storeDir: join(dir, 'nats') });
+  const link = await connectNats(nats.url, { name: 'bench', timeoutMs: 5000, log });
+  try {
+    const streamId = await ensureEventStream(link, 120_000);
+    const cold = await coldStart(link, streamId, dir);
+    const mem = await residentActors(link, streamId, dir);
+    const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+    printTable('actors (medians)', [
+      [`cold start, ${eventCount} events, no snapshot (target ≤ 100 ms)`, `${median(cold.without).toFixed(1)} ms`],
+      [`cold start, ${eventCount} events, snapshot (target ≤ 5 ms)`, `${median(cold.withSnapshot).toFixed(2)} ms`],
+      [`RSS with ${mem.resident.actors} resident actors (target ≤ 1 GB)`, `${mb(mem.resident.rss)} (heap ${mb(mem.resident.heapUsed)}, before ${mb(mem.baseline)})`],
+      [`RSS after passivating ${mem.passivated}`, `${mb(mem.after.rss)} (heap ${mb(mem.after.heapUsed)}, ${mem.after.actors} resident)`],
+      ['in-process commands/s while filling (no HTTP)', mem.commandsPerSec.toFixed(0)],
+    ]);
+    writeResult('actors', { eventCount, cold, mem });
+    console.error(JSON.stringify(mem));
+  } finally {
+    await link.close();
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
