@@ -57,11 +57,12 @@ export interface AggregateDefinition<
   evolve(state: S, event: E): S;
   /**
    * The parts of the state a command touches, for merging a command that carries a
-   * stale `If-Match` version. `undefined` means the whole aggregate.
+   * stale `If-Match` version. Absent or `undefined`: the whole aggregate, so every
+   * stale command conflicts.
    */
-  touches(command: C): readonly string[] | undefined;
-  /** The parts of the state an event changed; `undefined` means the whole aggregate. */
-  eventTouches(event: E): readonly string[] | undefined;
+  touches?(command: C): readonly string[] | undefined;
+  /** The parts of the state an event changed; absent or `undefined`: the whole aggregate. */
+  eventTouches?(event: E): readonly string[] | undefined;
   /** Other aggregates whose current state `decide` needs for this command. */
   requires?(command: C): { readonly [K in keyof Deps]: AggregateRef } | undefined;
   /** Turns an older stored event shape into the current one at read time. */

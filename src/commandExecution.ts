@@ -57,7 +57,7 @@ export function applyCommit(aggregate: AnyAggregate, memory: Memory, commit: Com
   for (const stored of commit.events) {
     const event = aggregate.upcast ? aggregate.upcast(stored) : stored;
     state = aggregate.evolve(state, event);
-    const keys = aggregate.eventTouches(event);
+    const keys = aggregate.eventTouches?.(event);
     touched = keys === undefined || touched === undefined ? undefined : [...touched, ...keys];
   }
   const recent: RecentCommit = {
@@ -160,7 +160,7 @@ function mergeable(ctx: ExecutionContext, memory: Memory, command: CommandEnvelo
   const since = memory.recent.filter((c) => c.version > expected);
   const complete = since.length > 0 && since[0]!.fromVersion <= expected;
   if (!complete) return false;
-  const touches = ctx.aggregate.touches({ type: command.type, data: command.data });
+  const touches = ctx.aggregate.touches?.({ type: command.type, data: command.data });
   return since.every((c) => !overlaps(c.touched, touches));
 }
 

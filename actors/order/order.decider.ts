@@ -112,9 +112,6 @@ export const order: AggregateDefinition<OrderState, OrderCommand, OrderEvent, Or
   initialState: () => ({ status: 'none' }),
   decide,
   evolve,
-  // An order is small and its commands all move one status: every pair conflicts.
-  touches: () => undefined,
-  eventTouches: () => undefined,
   requires: (command) =>
     command.type === 'PlaceOrder' ? { shop: { aggregate: 'shop', id: command.data.shopId } } : undefined,
 };

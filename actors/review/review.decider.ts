@@ -70,9 +70,6 @@ export const review: AggregateDefinition<ReviewState, ReviewCommand, ReviewEvent
   initialState: () => ({ status: 'none' }),
   decide,
   evolve,
-  // A review is one small record: every pair of commands conflicts.
-  touches: () => undefined,
-  eventTouches: () => undefined,
   requires: (command) =>
     command.type === 'PostReview' ? { order: { aggregate: 'order', id: command.data.orderId } } : undefined,
 };
