@@ -11,8 +11,8 @@ const STABLE_AFTER_MS = 10_000;
 
 /**
  * The cluster primary: launches the embedded nats-server when no URL is configured,
- * forks `workers` workers, restarts a crashed one with backoff, and on SIGTERM/SIGINT
- * lets every worker drain before it stops NATS and exits.
+ * forks `workers` workers and the host's projector, restarts a crashed child with
+ * backoff, and on SIGTERM/SIGINT lets every child drain before it stops NATS and exits.
  */
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
   let nats: NatsServerProcess | undefined;
@@ -27,11 +27,14 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
   let stopping = false;
 
+  // Slots 0..workers-1 are workers; the last slot is the projector.
+  const projectorSlot = config.cluster.workers;
   const fork = (index: number, crashes: number) => {
     const worker = cluster.fork({
       [envName(['nats', 'url'])]: url,
       [envName(['cluster', 'workerIndex'])]: String(index),
       [envName(['cluster', 'workers'])]: String(config.cluster.workers),
+      [envName(['cluster', 'role'])]: index === projectorSlot ? 'projector' : 'worker',
     });
     slots[index] = { worker, startedAt: Date.now(), crashes };
     worker.on('exit', (code, signal) => {
@@ -40,20 +43,22 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       const stable = Date.now() - slot.startedAt > STABLE_AFTER_MS;
       const next = stable ? 0 : slot.crashes + 1;
       const delay = next === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (next - 1));
-      log.warn({ worker: index, pid: worker.process.pid, code, signal, restartInMs: delay }, 'worker exited; restarting');
+      const role = index === projectorSlot ? 'projector' : `worker ${index}`;
+      log.warn({ child: role, pid: worker.process.pid, code, signal, restartInMs: delay }, `${role} exited; restarting`);
       setTimeout(() => !stopping && fork(index, next), delay);
     });
   };
-  for (let i = 0; i < config.cluster.workers; i++) fork(i, 0);
+  for (let i = 0; i <= projectorSlot; i++) fork(i, 0);
+  const { host, commandPort, queryPort, adminPort } = config.http;
   log.info(
-    { workers: config.cluster.workers, commandPort: config.http.commandPort, nats: url },
-    `converge started: command API on http://${config.http.host}:${config.http.commandPort}`,
+    { workers: config.cluster.workers, nats: url },
+    `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}`,
   );
 
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: draining workers');
+    log.info({ signal }, 'shutting down: draining');
     const exits = slots.map(
       ({ worker }) => new Promise<void>((done) => (worker.isDead() ? done() : worker.once('exit', () => done()))),
     );

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from './aggregate.js';
 import type { CommandEnvelope, CommandResult } from './commandExecution.js';
 import type { Config } from './config.js';
-import { bearerAuth, installErrorHandling, installJsonParser, sendError } from './httpErrors.js';
+import { createHttpApp } from './httpApp.js';
+import { bearerAuth, sendError } from './httpErrors.js';
 
 export interface CommandAppOptions {
   readonly aggregates: readonly AnyAggregate[];
@@ -40,23 +40,14 @@ const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() }, 
  */
 export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyInstance> {
   const now = opts.now ?? Date.now;
-  const app = Fastify({
-    loggerInstance: opts.log,
-    // Per-request log lines would cost more than the command; faults are logged where they happen.
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: opts.http.bodyLimit,
-    keepAliveTimeout: opts.http.keepAliveTimeoutMs,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: true } },
-  }).withTypeProvider<TypeBoxTypeProvider>();
-
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'converge command API', version: '1' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-    },
+  const app = await createHttpApp({
+    title: 'converge command API',
+    log: opts.log,
+    http: opts.http,
+    validationCode: 'invalid_command',
+    coerceTypes: false,
+    isReady: opts.isReady,
   });
-  installJsonParser(app);
-  installErrorHandling(app, 'invalid_command');
   app.setNotFoundHandler((request, reply) =>
     request.method === 'POST'
       ? sendError(reply, 404, 'unknown_command', `no command at POST ${request.url.split('?')[0]}`)
@@ -68,12 +59,6 @@ export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyI
       return sendError(reply, 503, 'shutting_down', 'this worker is shutting down; retry shortly');
     }
   });
-
-  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', pid: process.pid }));
-  app.get('/ready', { schema: { hide: true } }, async (_req, reply) =>
-    opts.isReady() ? { status: 'ready' } : sendError(reply, 503, 'not_ready', 'the event store is not reachable yet'),
-  );
-  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(async (plugin) => {
     const commands = plugin.withTypeProvider<TypeBoxTypeProvider>();

@@ -29,6 +29,8 @@ export const ConfigSchema = Type.Object(
         host: Type.String({ minLength: 1 }),
         commandPort: Port,
         queryPort: Port,
+        /** The projector's admin API (projections, parked events, rebuilds). */
+        adminPort: Port,
         bodyLimit: PositiveInt,
         keepAliveTimeoutMs: PositiveInt,
         /** Bearer tokens accepted by the command and admin APIs; none configured: open. */
@@ -44,6 +46,8 @@ export const ConfigSchema = Type.Object(
         shutdownTimeoutMs: PositiveInt,
         /** Which worker this process is; set by the cluster primary, not by users. */
         workerIndex: Type.Integer({ minimum: 0 }),
+        /** What a forked process runs; set by the cluster primary, not by users. */
+        role: Type.Union([Type.Literal('worker'), Type.Literal('projector')]),
       },
       { additionalProperties: false },
     ),
@@ -51,6 +55,22 @@ export const ConfigSchema = Type.Object(
       {
         duplicateWindowMs: PositiveInt,
         publishTimeoutMs: PositiveInt,
+      },
+      { additionalProperties: false },
+    ),
+    projections: Type.Object(
+      {
+        batchSize: PositiveInt,
+        batchMs: PositiveInt,
+      },
+      { additionalProperties: false },
+    ),
+    query: Type.Object(
+      {
+        /** How long `X-Min-Position` waits by default, and at most. */
+        waitMs: PositiveInt,
+        maxWaitMs: PositiveInt,
+        maxPageSize: PositiveInt,
       },
       { additionalProperties: false },
     ),

@@ -1,10 +1,15 @@
 import cluster from 'node:cluster';
 import { aggregates } from '../actors/registry.js';
+import { projections } from '../projections/registry.js';
+import { queryRoutes } from '../projections/routes.js';
 import { runPrimary } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { NatsServerMissingError } from './natsServer.js';
+import { startProjector } from './projector.js';
 import { startWorker } from './worker.js';
+
+const domain = { aggregates, projections, routes: queryRoutes };
 
 /** `npm start`: the cluster primary, or, in a forked process, one worker. */
 async function main(): Promise<void> {
@@ -19,12 +24,13 @@ async function main(): Promise<void> {
     await runPrimary(config, createLogger(config, 'primary'));
     return;
   }
-  const log = createLogger(config, `worker-${config.cluster.workerIndex}`);
-  const worker = await startWorker(config, log, aggregates);
-  log.info({ port: config.http.commandPort }, 'worker ready');
+  const projector = config.cluster.role === 'projector';
+  const log = createLogger(config, projector ? 'projector' : `worker-${config.cluster.workerIndex}`);
+  const child = projector ? await startProjector(config, log, domain) : await startWorker(config, log, domain);
+  log.info(projector ? { adminPort: config.http.adminPort } : { commandPort: config.http.commandPort, queryPort: config.http.queryPort }, 'ready');
   const stop = (reason: string) => {
-    log.info({ reason }, 'worker draining');
-    worker.stop().then(
+    log.info({ reason }, 'draining');
+    child.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'worker stop failed');

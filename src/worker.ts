@@ -1,28 +1,33 @@
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { AnyAggregate } from './aggregate.js';
 import { createActorHost, type ActorHost } from './actorHost.js';
 import { buildCommandApp } from './commandApp.js';
 import { createCommandRouter, type CommandRouter } from './commandRouter.js';
 import type { Config } from './config.js';
-import { createEventStore, ensureEventStream, type EventStore } from './eventStore.js';
+import type { Domain } from './domain.js';
+import { EVENTS, createEventStore, ensureEventStream, type EventStore } from './eventStore.js';
 import { connectNats, type NatsLink } from './natsConnection.js';
+import { viewsPath } from './projector.js';
+import { buildQueryApp } from './queryApp.js';
 import { openSnapshotStore } from './snapshotStore.js';
+import { openViewStore } from './viewStore.js';
 
-/** A running worker: its NATS link, actor host, router and HTTP app. */
+/** A running worker: its NATS link, actor host, router, and the command and query APIs. */
 export interface Worker {
   readonly link: NatsLink;
   readonly store: EventStore;
   readonly host: ActorHost;
   readonly router: CommandRouter;
   readonly commandApp: FastifyInstance;
+  readonly queryApp: FastifyInstance;
   /** Drains: new commands get 503, queued ones finish (up to the deadline), then everything closes. */
   stop(): Promise<void>;
 }
 
-/** Starts one worker: connects, ensures the stream, serves its partitions and the command API. */
-export async function startWorker(config: Config, log: Logger, aggregates: readonly AnyAggregate[]): Promise<Worker> {
+/** Starts one worker: connects, ensures the stream, serves its partitions, the command API and the query API. */
+export async function startWorker(config: Config, log: Logger, domain: Domain): Promise<Worker> {
+  const { aggregates } = domain;
   const link = await connectNats(config.nats.url, {
     name: `converge-worker-${config.cluster.workerIndex}`,
     timeoutMs: config.nats.requestTimeoutMs,
@@ -65,6 +70,22 @@ export async function startWorker(config: Config, log: Logger, aggregates: reado
   });
   await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
 
+  const views = openViewStore(viewsPath(config));
+  const queryApp = await buildQueryApp({
+    aggregates,
+    routes: domain.routes,
+    views,
+    store,
+    http: config.http,
+    query: config.query,
+    log,
+    isReady: () => !draining,
+    streamHead: () =>
+      link.isConnected() ? link.jsm.streams.info(EVENTS).then((i) => i.state.last_seq, () => undefined) : Promise.resolve(undefined),
+    projections: domain.projections.map((p) => p.name),
+  });
+  await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
+
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -72,11 +93,15 @@ export async function startWorker(config: Config, log: Logger, aggregates: reado
       const deadline = config.cluster.shutdownTimeoutMs;
       await host.drain(deadline);
       await router.stop();
-      const forced = setTimeout(() => commandApp.server.closeAllConnections(), Math.min(deadline, 2000));
-      await commandApp.close();
+      const forced = setTimeout(() => {
+        commandApp.server.closeAllConnections();
+        queryApp.server.closeAllConnections();
+      }, Math.min(deadline, 2000));
+      await Promise.all([commandApp.close(), queryApp.close()]);
       clearTimeout(forced);
       await link.close();
       await snapshots.close();
+      await views.close();
     })());
-  return { link, store, host, router, commandApp, stop };
+  return { link, store, host, router, commandApp, queryApp, stop };
 }

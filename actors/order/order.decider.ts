@@ -2,7 +2,7 @@ import type { AggregateDefinition, Decision } from '../../src/aggregate.js';
 import { emit, reject } from '../decision.js';
 import { menuItem, type RegisteredShop, type ShopState } from '../shop/shop.decider.js';
 import { orderCommands, type OrderCommand } from './order.commands.js';
-import type { OrderEvent, OrderLine } from './order.events.js';
+import type { OrderEvent, OrderFacts, OrderLine } from './order.events.js';
 import { canTransition, type OrderStatus } from './order.lifecycle.js';
 
 /** An order that has been placed, in whatever status it has reached since. */
@@ -31,16 +31,16 @@ function decide(state: OrderState, command: OrderCommand, deps: OrderDeps): Deci
   }
   if (state.status === 'none') return reject('order_not_found');
   if (!canTransition(state.status, command.type)) return reject('invalid_transition');
-  const { shopId } = state;
+  const facts: OrderFacts = { shopId: state.shopId, customerId: state.customerId, total: state.total };
   switch (command.type) {
     case 'AcceptOrder':
-      return emit({ type: 'OrderAccepted', data: { shopId } });
+      return emit({ type: 'OrderAccepted', data: facts });
     case 'RejectOrder':
-      return emit({ type: 'OrderRejected', data: { shopId, reason: command.data.reason } });
+      return emit({ type: 'OrderRejected', data: { ...facts, reason: command.data.reason } });
     case 'DeliverOrder':
-      return emit({ type: 'OrderDelivered', data: { shopId } });
+      return emit({ type: 'OrderDelivered', data: facts });
     case 'CancelOrder':
-      return emit({ type: 'OrderCancelled', data: { shopId, reason: command.data.reason } });
+      return emit({ type: 'OrderCancelled', data: { ...facts, reason: command.data.reason } });
     default: {
       const unhandled: never = command;
       void unhandled;

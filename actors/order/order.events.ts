@@ -21,30 +21,39 @@ export interface OrderPlaced {
   };
 }
 
-// The later events repeat shopId so that per-shop read models need no lookup of the order.
+/**
+ * What every later event repeats from the placed order, so that read models (per-shop
+ * stats, order history) need no lookup of the order.
+ */
+export interface OrderFacts {
+  readonly shopId: string;
+  readonly customerId: string;
+  /** The food total of the order, as placed. */
+  readonly total: number;
+}
 
 /** The shop accepted the order. */
 export interface OrderAccepted {
   readonly type: 'OrderAccepted';
-  readonly data: { readonly shopId: string };
+  readonly data: OrderFacts;
 }
 
 /** The shop turned the order down. */
 export interface OrderRejected {
   readonly type: 'OrderRejected';
-  readonly data: { readonly shopId: string; readonly reason: string };
+  readonly data: OrderFacts & { readonly reason: string };
 }
 
 /** The order reached the customer. */
 export interface OrderDelivered {
   readonly type: 'OrderDelivered';
-  readonly data: { readonly shopId: string };
+  readonly data: OrderFacts;
 }
 
 /** The order was called off before delivery. */
 export interface OrderCancelled {
   readonly type: 'OrderCancelled';
-  readonly data: { readonly shopId: string; readonly reason: string };
+  readonly data: OrderFacts & { readonly reason: string };
 }
 
 /** Every event an order emits. */

@@ -2,6 +2,7 @@ import type { AggregateDefinition, Decision } from '../../src/aggregate.js';
 import { emit, reject } from '../decision.js';
 import { shopCommands, type ShopCommand } from './shop.commands.js';
 import type { ShopEvent } from './shop.events.js';
+import { upcastShopEvent } from './shop.upcast.js';
 
 /** Most items a menu may hold; keeps a shop's state, snapshot and display document small. */
 export const MAX_MENU_ITEMS = 200;
@@ -201,4 +202,5 @@ export const shop: AggregateDefinition<ShopState, ShopCommand, ShopEvent> = {
   evolve,
   touches,
   eventTouches,
+  upcast: upcastShopEvent,
 };

@@ -4,6 +4,10 @@ import { pino } from 'pino';
 import { aggregates } from '../../actors/registry.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startWorker, type Worker } from '../../src/worker.js';
+import { startProjector, type Projector } from '../../src/projector.js';
+import type { AnyProjection } from '../../src/projection.js';
+import { projections } from '../../projections/registry.js';
+import { queryRoutes } from '../../projections/routes.js';
 import { tempDir } from './nats.js';
 
 /** Configuration for an in-process test worker: test profile, free ports, temp data dir. */
@@ -12,9 +16,10 @@ export function testConfig(t: Test, natsUrl: string, env: Record<string, string>
     env: {
       NODE_ENV: 'test',
       CONVERGE_NATS_URL: natsUrl,
-      CONVERGE_DATA_DIR: tempDir(t, 'converge-data-'),
+      CONVERGE_DATA_DIR: env['CONVERGE_DATA_DIR'] ?? tempDir(t, 'converge-data-'),
       CONVERGE_HTTP_COMMAND_PORT: '0',
       CONVERGE_HTTP_QUERY_PORT: '0',
+      CONVERGE_HTTP_ADMIN_PORT: '0',
       CONVERGE_LOG_LEVEL: 'silent',
       ...env,
     },
@@ -23,7 +28,7 @@ export function testConfig(t: Test, natsUrl: string, env: Record<string, string>
 
 /** Starts `count` workers of one cluster in this process, sharing a data dir; stopped at teardown. */
 export async function startWorkers(t: Test, natsUrl: string, count: number, env: Record<string, string> = {}): Promise<Worker[]> {
-  const dataDir = tempDir(t, 'converge-data-');
+  const dataDir = env['CONVERGE_DATA_DIR'] ?? tempDir(t, 'converge-data-');
   const workers: Worker[] = [];
   for (let i = 0; i < count; i++) {
     const config = testConfig(t, natsUrl, {
@@ -32,7 +37,7 @@ export async function startWorkers(t: Test, natsUrl: string, count: number, env:
       CONVERGE_CLUSTER_WORKER_INDEX: String(i),
       ...env,
     });
-    workers.push(await startWorker(config, pino({ level: 'silent' }), aggregates));
+    workers.push(await startWorker(config, pino({ level: 'silent' }), { aggregates, projections, routes: queryRoutes }));
   }
   t.teardown(() => Promise.all(workers.map((w) => w.stop())));
   return workers;
@@ -57,4 +62,29 @@ export async function post(
   });
   const text = await res.text();
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/** Starts this host's projector in-process, on the data dir the workers use; stopped at teardown. */
+export async function startTestProjector(
+  t: Test,
+  natsUrl: string,
+  dataDir: string,
+  opts: { env?: Record<string, string>; projections?: readonly AnyProjection[] } = {},
+): Promise<Projector> {
+  const config = testConfig(t, natsUrl, { CONVERGE_DATA_DIR: dataDir, CONVERGE_HTTP_ADMIN_PORT: '0', ...opts.env });
+  const projector = await startProjector(config, pino({ level: 'silent' }), { aggregates, projections: opts.projections ?? projections });
+  t.teardown(() => projector.stop());
+  return projector;
+}
+
+/** Base URL of a worker's query API, or of a projector's admin API. */
+export function urlOf(app: { server: { address(): unknown } }): string {
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+/** GETs a JSON resource. */
+export async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const res = await fetch(url, { headers });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, headers: res.headers };
 }

@@ -38,8 +38,10 @@ const placed: OrderEvent = {
     deliveryFee: 3000,
   },
 };
-const accepted: OrderEvent = { type: 'OrderAccepted', data: { shopId: 's1' } };
-const delivered: OrderEvent = { type: 'OrderDelivered', data: { shopId: 's1' } };
+// Every lifecycle event repeats the order's shop, customer and total from its state.
+const facts = { shopId: 's1', customerId: 'c1', total: 16000 };
+const accepted: OrderEvent = { type: 'OrderAccepted', data: facts };
+const delivered: OrderEvent = { type: 'OrderDelivered', data: facts };
 
 function fold(events: readonly OrderEvent[]): OrderState {
   return events.reduce(order.evolve, order.initialState());
@@ -101,8 +103,8 @@ t.test('place', async (t) => {
 });
 
 t.test('lifecycle commands', async (t) => {
-  const rejected: OrderEvent = { type: 'OrderRejected', data: { shopId: 's1', reason: 'too busy' } };
-  const cancelled: OrderEvent = { type: 'OrderCancelled', data: { shopId: 's1', reason: 'changed my mind' } };
+  const rejected: OrderEvent = { type: 'OrderRejected', data: { ...facts, reason: 'too busy' } };
+  const cancelled: OrderEvent = { type: 'OrderCancelled', data: { ...facts, reason: 'changed my mind' } };
   t.test('accept, reject and cancel a placed order', async (t) => {
     spec(t, order).given([placed]).when({ type: 'AcceptOrder', data: {} }).then([accepted]);
     spec(t, order).given([placed]).when({ type: 'RejectOrder', data: { reason: 'too busy' } }).then([rejected]);

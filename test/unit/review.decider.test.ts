@@ -12,7 +12,8 @@ const orderPlaced: OrderEvent = {
   data: { shopId: 's1', customerId: 'c1', lines: [{ menuId: 'm1', name: 'Bibimbap', price: 9000, quantity: 2 }], total: 18000, deliveryFee: 0 },
 };
 const orderState = (...events: OrderEvent[]): OrderState => [orderPlaced, ...events].reduce(order.evolve, order.initialState());
-const deliveredOrder = orderState({ type: 'OrderAccepted', data: { shopId: 's1' } }, { type: 'OrderDelivered', data: { shopId: 's1' } });
+const facts = { shopId: 's1', customerId: 'c1', total: 18000 };
+const deliveredOrder = orderState({ type: 'OrderAccepted', data: facts }, { type: 'OrderDelivered', data: facts });
 
 const post: ReviewCommand = { type: 'PostReview', data: { orderId: 'o1', customerId: 'c1', rating: 4, text: 'Good, but cold.' } };
 const posted: ReviewEvent = { type: 'ReviewPosted', data: { orderId: 'o1', shopId: 's1', customerId: 'c1', rating: 4, text: 'Good, but cold.' } };
@@ -30,8 +31,8 @@ t.test('post', async (t) => {
     spec(t, review).given([], {}).when(post).rejects('order_not_delivered');
     spec(t, review).given([], { order: order.initialState() }).when(post).rejects('order_not_delivered');
     spec(t, review).given([], { order: orderState() }).when(post).rejects('order_not_delivered');
-    spec(t, review).given([], { order: orderState({ type: 'OrderAccepted', data: { shopId: 's1' } }) }).when(post).rejects('order_not_delivered');
-    spec(t, review).given([], { order: orderState({ type: 'OrderCancelled', data: { shopId: 's1', reason: 'r' } }) }).when(post).rejects('order_not_delivered');
+    spec(t, review).given([], { order: orderState({ type: 'OrderAccepted', data: facts }) }).when(post).rejects('order_not_delivered');
+    spec(t, review).given([], { order: orderState({ type: 'OrderCancelled', data: { ...facts, reason: 'r' } }) }).when(post).rejects('order_not_delivered');
   });
   t.test('requires reads the order named in the command, and only for post', async (t) => {
     t.same(review.requires?.(post), { order: { aggregate: 'order', id: 'o1' } });

@@ -1,0 +1,103 @@
+import type { StoredEvent } from '../../src/aggregate.js';
+import type { EventMeta, Projection } from '../../src/projection.js';
+import type { ShopEvent } from '../../actors/shop/shop.events.js';
+import { domainEvent, type ConvergeEvent, type ConvergeEventType } from '../events.js';
+import { counterEventTypes, foldCounters, noCounters, shopDocKey, type ShopCounters } from '../shopCounters.js';
+
+/** One menu item as the display shows it. */
+export interface MenuEntry {
+  readonly menuId: string;
+  readonly name: string;
+  readonly price: number;
+  readonly soldOut: boolean;
+}
+
+/** The shop display document of DESIGN §5, plus `ratingSum`, which the route leaves out. */
+export interface ShopDisplayDoc extends ShopCounters {
+  readonly id: string;
+  readonly name: string;
+  readonly category: string;
+  readonly open: boolean;
+  readonly minOrderAmount: number;
+  readonly deliveryFee: number;
+  /** In the order the items were added. */
+  readonly menu: readonly MenuEntry[];
+  /** The shop aggregate's version: moved by shop events only. */
+  readonly version: number;
+  /** Stream position of the last event applied, from any aggregate; the route's ETag. */
+  readonly position: number;
+}
+
+const shopEventTypes = [
+  'ShopRegistered',
+  'ShopRenamed',
+  'ShopOpened',
+  'ShopClosed',
+  'DeliveryInfoChanged',
+  'MenuItemAdded',
+  'MenuPriceChanged',
+  'MenuItemSoldOut',
+  'MenuItemRestocked',
+  'MenuItemRemoved',
+] as const satisfies readonly ShopEvent['type'][];
+
+function fold(doc: ShopDisplayDoc | undefined, stored: StoredEvent, meta: EventMeta): ShopDisplayDoc | undefined {
+  const event = domainEvent(stored);
+  if (event.type === 'ShopRegistered') {
+    // A second registration is ignored, as the shop's own evolve ignores it.
+    if (doc) return doc;
+    const { name, category, minOrderAmount, deliveryFee } = event.data;
+    return {
+      id: meta.id, name, category, open: false, minOrderAmount, deliveryFee, menu: [],
+      ...noCounters, version: meta.version, position: meta.position,
+    };
+  }
+  // Events for a shop this view has not seen registered have nothing to change.
+  if (!doc) return undefined;
+  if (meta.aggregate === 'shop') {
+    return { ...applyShopEvent(doc, event), version: meta.version, position: meta.position };
+  }
+  const counted = foldCounters(doc, event);
+  return counted ? { ...counted, position: meta.position } : doc;
+}
+
+function applyShopEvent(doc: ShopDisplayDoc, event: ConvergeEvent): ShopDisplayDoc {
+  switch (event.type) {
+    case 'ShopRenamed':
+      return { ...doc, name: event.data.name };
+    case 'ShopOpened':
+      return { ...doc, open: true };
+    case 'ShopClosed':
+      return { ...doc, open: false };
+    case 'DeliveryInfoChanged':
+      return { ...doc, minOrderAmount: event.data.minOrderAmount, deliveryFee: event.data.deliveryFee };
+    case 'MenuItemAdded': {
+      const { menuId, name, price } = event.data;
+      if (doc.menu.some((item) => item.menuId === menuId)) return doc;
+      return { ...doc, menu: [...doc.menu, { menuId, name, price, soldOut: false }] };
+    }
+    case 'MenuPriceChanged':
+      return updateItem(doc, event.data.menuId, { price: event.data.price });
+    case 'MenuItemSoldOut':
+      return updateItem(doc, event.data.menuId, { soldOut: true });
+    case 'MenuItemRestocked':
+      return updateItem(doc, event.data.menuId, { soldOut: false });
+    case 'MenuItemRemoved':
+      return { ...doc, menu: doc.menu.filter((item) => item.menuId !== event.data.menuId) };
+    default:
+      return doc;
+  }
+}
+
+function updateItem(doc: ShopDisplayDoc, menuId: string, change: Partial<Omit<MenuEntry, 'menuId'>>): ShopDisplayDoc {
+  return { ...doc, menu: doc.menu.map((item) => (item.menuId === menuId ? { ...item, ...change } : item)) };
+}
+
+/** What a customer sees of a shop: profile, delivery terms, menu, rating and order count. */
+export const shopDisplay: Projection<ShopDisplayDoc> = {
+  name: 'shopDisplay',
+  version: 1,
+  handles: [...shopEventTypes, ...counterEventTypes] satisfies ConvergeEventType[],
+  key: (event, meta) => shopDocKey(domainEvent(event), meta),
+  fold,
+};

@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { sendError } from '../../src/httpErrors.js';
+import type { ViewReader } from '../../src/viewStore.js';
+import { ErrorBody, IdParams } from '../routes.schemas.js';
+import type { ShopDisplayDoc } from './shopDisplay.projection.js';
+
+/** The shop display document of DESIGN §5. */
+export const ShopDisplay = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  category: Type.String(),
+  open: Type.Boolean(),
+  minOrderAmount: Type.Integer(),
+  deliveryFee: Type.Integer(),
+  menu: Type.Array(Type.Object({ menuId: Type.String(), name: Type.String(), price: Type.Integer(), soldOut: Type.Boolean() })),
+  ratingAverage: Type.Number(),
+  reviewCount: Type.Integer(),
+  orderCount: Type.Integer(),
+  version: Type.Integer(),
+  position: Type.Integer(),
+});
+
+/** A 304 has no body; `Unsafe` gives it the static type `undefined` so `send()` takes no payload. */
+const NotModified = Type.Unsafe<undefined>({ description: 'not modified: the If-None-Match ETag is current' });
+
+const Headers = Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1000 })) });
+
+/** True when an `If-None-Match` header names this ETag (or `*`); weak and listed tags count. */
+function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false;
+  return ifNoneMatch.split(',').some((tag) => {
+    const t = tag.trim();
+    return t === '*' || t === etag || t === `W/${etag}`;
+  });
+}
+
+/** `GET /shops/:id`: the shop as a customer sees it, with an ETag of its view position. */
+export async function shopDisplayRoutes(app: FastifyInstance, deps: { views: ViewReader }): Promise<void> {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  r.get(
+    '/shops/:id',
+    {
+      config: { projection: 'shopDisplay' },
+      schema: {
+        tags: ['shops'],
+        operationId: 'shopDisplay.get',
+        params: IdParams,
+        headers: Headers,
+        response: { 200: ShopDisplay, 304: NotModified, '4xx': ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const doc = deps.views.get<ShopDisplayDoc>('shopDisplay', request.params.id);
+      if (doc === undefined) return sendError(reply, 404, 'not_found', `no shop ${request.params.id}`);
+      const etag = `"${doc.position}"`;
+      reply.header('etag', etag);
+      if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
+      const { ratingSum: _internal, ...display } = doc;
+      return { ...display, menu: [...display.menu] };
+    },
+  );
+}

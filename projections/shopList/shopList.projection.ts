@@ -1,0 +1,79 @@
+import type { StoredEvent } from '../../src/aggregate.js';
+import type { EventMeta, Projection } from '../../src/projection.js';
+import { descending, domainEvent, type ConvergeEventType } from '../events.js';
+import { counterEventTypes, foldCounters, noCounters, shopDocKey, type ShopCounters } from '../shopCounters.js';
+
+/**
+ * One shop in the shop listing. `ratingSum` is kept beside the average so that a deleted
+ * review adjusts it exactly; the route's schema leaves it out.
+ */
+export interface ShopListDoc extends ShopCounters {
+  readonly id: string;
+  readonly name: string;
+  readonly category: string;
+  readonly open: boolean;
+  /** Stream position of the shop's registration: the `newest` order. */
+  readonly registeredPosition: number;
+}
+
+/** The orders a listing can be sorted in. */
+export const shopListSorts = ['rating', 'orders', 'newest'] as const;
+export type ShopListSort = (typeof shopListSorts)[number];
+
+/** Stands for "any" in the category and open filters of an index key. */
+export const ANY = '*';
+
+function sortValues(doc: ShopListDoc, sort: ShopListSort): number[] {
+  switch (sort) {
+    case 'rating':
+      return [descending(doc.ratingAverage), descending(doc.reviewCount)];
+    case 'orders':
+      return [descending(doc.orderCount)];
+    case 'newest':
+      return [descending(doc.registeredPosition)];
+  }
+}
+
+/**
+ * One entry per sort × category filter × open filter, so that every listing the route
+ * offers is a single prefix scan: `[sort, category | '*', 'true' | 'false' | '*', ...sortValues]`.
+ */
+function indexes(doc: ShopListDoc): (string | number)[][] {
+  const entries: (string | number)[][] = [];
+  for (const sort of shopListSorts) {
+    for (const category of [doc.category, ANY]) {
+      for (const open of [String(doc.open), ANY]) entries.push([sort, category, open, ...sortValues(doc, sort)]);
+    }
+  }
+  return entries;
+}
+
+function fold(doc: ShopListDoc | undefined, stored: StoredEvent, meta: EventMeta): ShopListDoc | undefined {
+  const event = domainEvent(stored);
+  if (event.type === 'ShopRegistered') {
+    if (doc) return doc;
+    const { name, category } = event.data;
+    return { id: meta.id, name, category, open: false, ...noCounters, registeredPosition: meta.position };
+  }
+  if (!doc) return undefined;
+  switch (event.type) {
+    case 'ShopRenamed':
+      return { ...doc, name: event.data.name };
+    case 'ShopOpened':
+      return { ...doc, open: true };
+    case 'ShopClosed':
+      return { ...doc, open: false };
+    default:
+      return foldCounters(doc, event) ?? doc;
+  }
+}
+
+/** The shop listing: filter by category and open, sort by rating, orders or newest. */
+export const shopList: Projection<ShopListDoc> = {
+  name: 'shopList',
+  version: 1,
+  handles: ['ShopRegistered', 'ShopRenamed', 'ShopOpened', 'ShopClosed', ...counterEventTypes] satisfies ConvergeEventType[],
+  key: (event, meta) => shopDocKey(domainEvent(event), meta),
+  fold,
+  indexes,
+};

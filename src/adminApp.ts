@@ -1,0 +1,83 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import type { EventStore } from './eventStore.js';
+import { createHttpApp, notFound } from './httpApp.js';
+import { bearerAuth, sendError } from './httpErrors.js';
+import type { ProjectionRunner } from './projectionRunner.js';
+import type { ViewStore } from './viewStore.js';
+
+export interface AdminAppOptions {
+  readonly runner: ProjectionRunner;
+  readonly views: ViewStore;
+  readonly store: EventStore;
+  readonly http: Config['http'];
+  readonly log: FastifyBaseLogger;
+  readonly isReady: () => boolean;
+}
+
+const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+const ParkedParams = Type.Object({
+  projection: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+  position: Type.Integer({ minimum: 1 }),
+  eventIndex: Type.Integer({ minimum: 0 }),
+});
+
+/**
+ * The projector's admin API (bearer token when tokens are configured): projection
+ * status and lag, rebuilds, resuming a stopped projection, and parked events.
+ */
+export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInstance> {
+  const app = await createHttpApp({
+    title: 'converge admin API',
+    log: opts.log,
+    http: opts.http,
+    validationCode: 'invalid_request',
+    coerceTypes: true,
+    isReady: opts.isReady,
+  });
+  notFound(app);
+  await app.register(async (plugin) => {
+    const admin = plugin.withTypeProvider<TypeBoxTypeProvider>();
+    admin.addHook('onRequest', bearerAuth(opts.http.tokens));
+    const known = (name: string) => opts.runner.status().some((s) => s.name === name);
+
+    admin.get('/admin/projections', async () => ({ projections: opts.runner.status() }));
+    admin.post('/admin/projections/:name/rebuild', { schema: { params: ProjectionParams } }, async (request, reply) => {
+      if (!known(request.params.name)) return sendError(reply, 404, 'unknown_projection', `no projection named ${request.params.name}`);
+      opts.runner.rebuild(request.params.name).catch((err: unknown) => request.log.error({ err }, 'rebuild failed'));
+      return reply.code(202).send({ projection: request.params.name, state: 'rebuilding' });
+    });
+    admin.post('/admin/projections/:name/resume', { schema: { params: ProjectionParams } }, async (request, reply) => {
+      if (!known(request.params.name)) return sendError(reply, 404, 'unknown_projection', `no projection named ${request.params.name}`);
+      opts.runner.resume(request.params.name);
+      return opts.runner.status().find((s) => s.name === request.params.name);
+    });
+
+    admin.get(
+      '/admin/parked',
+      { schema: { querystring: Type.Object({ projection: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }) } },
+      async (request) => ({ parked: opts.views.parked(request.query.projection) }),
+    );
+    admin.post('/admin/parked/:projection/:position/:eventIndex/retry', { schema: { params: ParkedParams } }, async (request, reply) => {
+      const { projection, position, eventIndex } = request.params;
+      if (!opts.views.parked(projection).some((p) => p.position === position && p.eventIndex === eventIndex)) {
+        return sendError(reply, 404, 'not_parked', `no parked event ${projection}/${position}/${eventIndex}`);
+      }
+      const commit = await opts.store.commitAt(position);
+      if (!commit) return sendError(reply, 404, 'commit_not_found', `no commit at position ${position}`);
+      try {
+        opts.runner.retryParked(projection, commit, eventIndex);
+      } catch (err) {
+        return sendError(reply, 409, 'still_failing', `the fold failed again: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return { retried: { projection, position, eventIndex } };
+    });
+    admin.delete('/admin/parked/:projection/:position/:eventIndex', { schema: { params: ParkedParams } }, async (request) => {
+      const { projection, position, eventIndex } = request.params;
+      opts.views.unpark(projection, position, eventIndex);
+      return { dropped: { projection, position, eventIndex } };
+    });
+  });
+  return app;
+}

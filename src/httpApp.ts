@@ -1,0 +1,54 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from './config.js';
+import { installErrorHandling, installJsonParser, sendError } from './httpErrors.js';
+
+export interface HttpAppOptions {
+  readonly title: string;
+  readonly log: FastifyBaseLogger;
+  readonly http: Config['http'];
+  /** Error code for schema failures: `invalid_command`, `invalid_query`. */
+  readonly validationCode: string;
+  /** Query strings carry numbers; command bodies must not be coerced. */
+  readonly coerceTypes: boolean;
+  readonly isReady: () => boolean;
+  /** `/health` details beside `status` and `pid`. */
+  readonly health?: () => object;
+}
+
+/**
+ * A Fastify app with what every converge API shares: the error catalogue, JSON bodies,
+ * OpenAPI at `/docs`, `/health` and `/ready`, and no per-request log lines (they would
+ * cost more than the work; faults are logged where they happen).
+ */
+export async function createHttpApp(opts: HttpAppOptions) {
+  const app = Fastify({
+    loggerInstance: opts.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.http.bodyLimit,
+    keepAliveTimeout: opts.http.keepAliveTimeoutMs,
+    ajv: { customOptions: { coerceTypes: opts.coerceTypes, removeAdditional: false, allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(swagger, {
+    openapi: {
+      info: { title: opts.title, version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  installJsonParser(app);
+  installErrorHandling(app, opts.validationCode);
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', pid: process.pid, ...opts.health?.() }));
+  app.get('/ready', { schema: { hide: true } }, async (_req, reply) =>
+    opts.isReady() ? { status: 'ready' } : sendError(reply, 503, 'not_ready', 'a dependency (NATS) is not reachable'),
+  );
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}
+
+/** Answers unknown routes with a 404 in the error shape. */
+export function notFound(app: FastifyInstance, code = 'not_found'): void {
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, 404, code, `no route ${request.method} ${request.url.split('?')[0]}`),
+  );
+}

@@ -1,0 +1,162 @@
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { AnyAggregate } from './aggregate.js';
+import { emptyMemory, applyCommit } from './commandExecution.js';
+import type { Config } from './config.js';
+import type { EventStore } from './eventStore.js';
+import { createHttpApp, notFound } from './httpApp.js';
+import { sendError } from './httpErrors.js';
+import type { ViewReader } from './viewStore.js';
+
+/** A view's routes, mounted by the query app. Each route names its projection in `config.projection`. */
+export type QueryRoutes = (app: FastifyInstance, deps: { views: ViewReader }) => Promise<void>;
+
+export interface QueryAppOptions {
+  readonly aggregates: readonly AnyAggregate[];
+  readonly routes: readonly QueryRoutes[];
+  readonly views: ViewReader;
+  readonly store: EventStore;
+  readonly http: Config['http'];
+  readonly query: Config['query'];
+  readonly log: FastifyBaseLogger;
+  readonly isReady: () => boolean;
+  /** The `EVENTS` stream's last position, for `/metrics`; undefined when NATS is unreachable. */
+  readonly streamHead: () => Promise<number | undefined>;
+  readonly projections: readonly string[];
+}
+
+const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+const Position = /^[0-9]{1,15}$/;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The projection a query route reads, so `X-Min-Position` knows what to wait for. */
+    projection?: string;
+  }
+}
+
+/**
+ * The query API (DESIGN §5): the views' routes, read-your-writes through
+ * `X-Min-Position` (or `?minPosition=`, with `?waitMs=`), aggregate history and state
+ * as of a version from the event store, and `/metrics`.
+ */
+export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInstance> {
+  const app = await createHttpApp({
+    title: 'converge query API',
+    log: opts.log,
+    http: opts.http,
+    validationCode: 'invalid_query',
+    coerceTypes: true,
+    isReady: opts.isReady,
+  });
+  notFound(app);
+  app.addHook('preValidation', async (request, reply) => {
+    const wait = readWait(request, opts.query);
+    if (wait === undefined) return;
+    if ('error' in wait) return sendError(reply, 400, 'invalid_query', wait.error);
+    const projection = request.routeOptions.config.projection;
+    if (!projection) return;
+    const deadline = Date.now() + wait.waitMs;
+    while (opts.views.position(projection) < wait.minPosition) {
+      if (Date.now() >= deadline) {
+        return sendError(reply, 504, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
+          position: opts.views.position(projection),
+        });
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  });
+
+  for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
+  for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const head = await opts.streamHead();
+    const lines = ['# TYPE converge_projection_position gauge'];
+    for (const p of opts.projections) lines.push(`converge_projection_position{projection="${p}"} ${opts.views.position(p)}`);
+    if (head !== undefined) {
+      lines.push('# TYPE converge_events_position gauge', `converge_events_position ${head}`);
+      lines.push('# TYPE converge_projection_lag_events gauge');
+      for (const p of opts.projections) lines.push(`converge_projection_lag_events{projection="${p}"} ${Math.max(0, head - opts.views.position(p))}`);
+    }
+    return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+  });
+  return app;
+}
+
+/** Reads and removes `minPosition`/`waitMs` so route schemas need not know them. */
+function readWait(request: FastifyRequest, query: Config['query']): { error: string } | { minPosition: number; waitMs: number } | undefined {
+  const q = (request.query ?? {}) as Record<string, unknown>;
+  const raw = request.headers['x-min-position'] ?? q['minPosition'];
+  const rawWait = q['waitMs'];
+  delete q['minPosition'];
+  delete q['waitMs'];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !Position.test(raw)) return { error: 'X-Min-Position must be a stream position (a whole number)' };
+  if (rawWait !== undefined && (typeof rawWait !== 'string' || !Position.test(rawWait) || Number(rawWait) > query.maxWaitMs)) {
+    return { error: `waitMs must be a whole number of milliseconds up to ${query.maxWaitMs}` };
+  }
+  return { minPosition: Number(raw), waitMs: rawWait === undefined ? query.waitMs : Number(rawWait) };
+}
+
+/** `/<aggregates>/<id>/history` and `/<aggregates>/<id>/state?atVersion=`, read from the event store. */
+function aggregateRoutes(app: FastifyInstance, aggregate: AnyAggregate, store: EventStore, maxPageSize: number): void {
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  typed.get(
+    `/${aggregate.plural}/:id/history`,
+    {
+      schema: {
+        tags: [aggregate.plural],
+        params: IdParams,
+        querystring: Type.Object(
+          { fromVersion: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxPageSize })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) => {
+      const from = request.query.fromVersion ?? 1;
+      const limit = request.query.limit ?? maxPageSize;
+      const events = [];
+      let next: number | undefined;
+      for await (const commit of store.read(aggregate.name, request.params.id, 0)) {
+        const first = commit.version - commit.events.length + 1;
+        for (const [i, event] of commit.events.entries()) {
+          const version = first + i;
+          if (version < from) continue;
+          if (events.length === limit) {
+            next = version;
+            break;
+          }
+          events.push({ version, position: commit.position, commandId: commit.commandId, ...(aggregate.upcast?.(event) ?? event) });
+        }
+        if (next !== undefined) break;
+      }
+      if (events.length === 0 && from === 1) return sendError(reply, 404, 'not_found', `${aggregate.name} ${request.params.id} has no events`);
+      return { aggregate: aggregate.name, id: request.params.id, events, ...(next === undefined ? {} : { nextFromVersion: next }) };
+    },
+  );
+  typed.get(
+    `/${aggregate.plural}/:id/state`,
+    {
+      schema: {
+        tags: [aggregate.plural],
+        params: IdParams,
+        querystring: Type.Object({ atVersion: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
+      },
+    },
+    async (request, reply) => {
+      const at = request.query.atVersion ?? Number.MAX_SAFE_INTEGER;
+      let memory = emptyMemory(aggregate);
+      for await (const commit of store.read(aggregate.name, request.params.id, 0)) {
+        if (commit.version > at) break;
+        memory = applyCommit(aggregate, memory, commit, commit.position, 1);
+      }
+      if (memory.version === 0) return sendError(reply, 404, 'not_found', `${aggregate.name} ${request.params.id} has no events`);
+      if (request.query.atVersion !== undefined && memory.version !== at) {
+        return sendError(reply, 404, 'version_not_found', `version ${at} falls inside a commit or beyond the last one (${memory.version})`);
+      }
+      return { aggregate: aggregate.name, id: request.params.id, version: memory.version, position: memory.position, state: memory.state };
+    },
+  );
+}
