@@ -21,7 +21,8 @@ export const shopListSorts = ['rating', 'orders', 'newest'] as const;
 export type ShopListSort = (typeof shopListSorts)[number];
 
 /** Stands for "any" in the category and open filters of an index key. */
-export const ANY = '*';
+/** "Any" in an index filter: the empty string, which no category (1–50 chars) can be. */
+export const ANY = '';
 
 function sortValues(doc: ShopListDoc, sort: ShopListSort): number[] {
   switch (sort) {
@@ -36,7 +37,7 @@ function sortValues(doc: ShopListDoc, sort: ShopListSort): number[] {
 
 /**
  * One entry per sort × category filter × open filter, so that every listing the route
- * offers is a single prefix scan: `[sort, category | '*', 'true' | 'false' | '*', ...sortValues]`.
+ * offers is a single prefix scan: `[sort, category | ANY, 'true' | 'false' | ANY, ...sortValues]`.
  */
 function indexes(doc: ShopListDoc): (string | number)[][] {
   const entries: (string | number)[][] = [];

@@ -8,7 +8,10 @@ const MAIN = join(import.meta.dirname, '../../dist/src/main.js');
 /** The cluster as `npm start` runs it (the built `dist/src/main.js`), in a child process. */
 export interface TestCluster {
   readonly proc: ChildProcess;
+  /** Command API. */
   readonly base: string;
+  readonly query: string;
+  readonly admin: string;
   /** Everything the cluster printed so far. */
   output(): string;
   /** Resolves with the exit code once the primary has exited. */
@@ -16,9 +19,16 @@ export interface TestCluster {
 }
 
 export async function startCluster(t: Test, env: Record<string, string>): Promise<TestCluster> {
-  const port = await freePort();
+  const [port, queryPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const proc = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', CONVERGE_HTTP_COMMAND_PORT: String(port), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      CONVERGE_HTTP_COMMAND_PORT: String(port),
+      CONVERGE_HTTP_QUERY_PORT: String(queryPort),
+      CONVERGE_HTTP_ADMIN_PORT: String(adminPort),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -33,7 +43,8 @@ export async function startCluster(t: Test, env: Record<string, string>): Promis
       clearTimeout(timer);
     }
   });
-  const cluster = { proc, base: `http://127.0.0.1:${port}`, output: () => out, exited };
+  const url = (p: number) => `http://127.0.0.1:${p}`;
+  const cluster = { proc, base: url(port), query: url(queryPort), admin: url(adminPort), output: () => out, exited };
   return cluster;
 }
 

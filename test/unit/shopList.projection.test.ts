@@ -2,7 +2,7 @@ import t from 'tap';
 import type { OrderEvent } from '../../actors/order/order.events.js';
 import type { ReviewEvent } from '../../actors/review/review.events.js';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';
-import { shopList } from '../../projections/shopList/shopList.projection.js';
+import { ANY, shopList } from '../../projections/shopList/shopList.projection.js';
 import { foldAll, stream } from './projectionSpec.js';
 
 const at = '2024-05-01T10:00:00.000Z';
@@ -44,24 +44,24 @@ t.test('the document carries the listing fields', async (t) => {
   });
 });
 
-t.test('each shop has 12 index entries: 3 sorts × category or * × open or *', async (t) => {
+t.test('each shop has 12 index entries: 3 sorts × (its category or any) × (its open state or any)', async (t) => {
   const s = stream()
     .commit('shop', 's1', at, registered('Kimbap Heaven', 'korean'))
     .commit('shop', 's1', at, opened)
     .commit('order', 'o1', at, placed('s1'))
     .commit('review', 'r1', at, posted('s1', 4));
   t.same(foldAll(shopList, s.events).entries(), [
-    ['newest', '*', '*', -1, 's1'],
-    ['newest', '*', 'true', -1, 's1'],
-    ['newest', 'korean', '*', -1, 's1'],
+    ['newest', ANY, ANY, -1, 's1'],
+    ['newest', ANY, 'true', -1, 's1'],
+    ['newest', 'korean', ANY, -1, 's1'],
     ['newest', 'korean', 'true', -1, 's1'],
-    ['orders', '*', '*', -1, 's1'],
-    ['orders', '*', 'true', -1, 's1'],
-    ['orders', 'korean', '*', -1, 's1'],
+    ['orders', ANY, ANY, -1, 's1'],
+    ['orders', ANY, 'true', -1, 's1'],
+    ['orders', 'korean', ANY, -1, 's1'],
     ['orders', 'korean', 'true', -1, 's1'],
-    ['rating', '*', '*', -4, -1, 's1'],
-    ['rating', '*', 'true', -4, -1, 's1'],
-    ['rating', 'korean', '*', -4, -1, 's1'],
+    ['rating', ANY, ANY, -4, -1, 's1'],
+    ['rating', ANY, 'true', -4, -1, 's1'],
+    ['rating', 'korean', ANY, -4, -1, 's1'],
     ['rating', 'korean', 'true', -4, -1, 's1'],
   ]);
 });
@@ -75,9 +75,9 @@ t.test('zero figures index as 0, never -0', async (t) => {
 
 t.test('newest lists the latest registration first, filtered by category and open', async (t) => {
   const view = foldAll(shopList, threeShops().events);
-  t.same(ids(view.byIndex(['newest', '*', '*'])), ['s3', 's2', 's1']);
-  t.same(ids(view.byIndex(['newest', 'korean', '*'])), ['s2', 's1']);
-  t.same(ids(view.byIndex(['newest', '*', 'true'])), ['s3', 's1']);
+  t.same(ids(view.byIndex(['newest', ANY, ANY])), ['s3', 's2', 's1']);
+  t.same(ids(view.byIndex(['newest', 'korean', ANY])), ['s2', 's1']);
+  t.same(ids(view.byIndex(['newest', ANY, 'true'])), ['s3', 's1']);
   t.same(ids(view.byIndex(['newest', 'korean', 'false'])), ['s2']);
   t.same(ids(view.byIndex(['newest', 'pizza', 'false'])), []);
 });
@@ -94,10 +94,10 @@ t.test('rating sorts by average, then by review count; a delete re-sorts', async
     .commit('review', 'r2', at, posted('s2', 5))
     .commit('review', 'r3', at, posted('s3', 4))
     .commit('review', 'r4', at, posted('s3', 4));
-  t.same(ids(foldAll(shopList, s.events).byIndex(['rating', '*', '*'])), ['s2', 's3', 's1'], '5.0, then 4.0 × 2, then 4.0 × 1');
+  t.same(ids(foldAll(shopList, s.events).byIndex(['rating', ANY, ANY])), ['s2', 's3', 's1'], '5.0, then 4.0 × 2, then 4.0 × 1');
   s.commit('review', 'r2', at, deleted('s2', 5));
   const view = foldAll(shopList, s.events);
-  t.same(ids(view.byIndex(['rating', '*', '*'])), ['s3', 's1', 's2'], 'a shop whose only review is deleted drops to 0');
+  t.same(ids(view.byIndex(['rating', ANY, ANY])), ['s3', 's1', 's2'], 'a shop whose only review is deleted drops to 0');
   t.match(view.get('s2'), { ratingAverage: 0, reviewCount: 0, ratingSum: 0 });
 });
 
@@ -106,7 +106,7 @@ t.test('orders sorts by order count', async (t) => {
     .commit('order', 'o1', at, placed('s3'))
     .commit('order', 'o2', at, placed('s2'))
     .commit('order', 'o3', at, placed('s2'));
-  t.same(ids(foldAll(shopList, s.events).byIndex(['orders', '*', '*'])), ['s2', 's3', 's1']);
+  t.same(ids(foldAll(shopList, s.events).byIndex(['orders', ANY, ANY])), ['s2', 's3', 's1']);
 });
 
 t.test('events for a shop never registered create no document', async (t) => {
