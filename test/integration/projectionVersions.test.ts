@@ -1,0 +1,60 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
+import { projections } from '../../projections/registry.js';
+import { connectNats } from '../../src/natsConnection.js';
+import { eventSubject } from '../../src/eventStore.js';
+import { startTestNats, tempDir } from '../helpers/nats.js';
+import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
+
+t.test('a projection whose version was bumped is rebuilt at start, serving the old view meanwhile', async (t) => {
+  const nats = await startTestNats(t);
+  const dataDir = tempDir(t);
+  const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
+  const first = await startTestProjector(t, nats.url, dataDir);
+  const reg = await post(commandUrl(worker!), '/shops/v1/register', { name: 'Old', category: 'c', ownerId: 'u' });
+  await get(`${urlOf(worker!.queryApp)}/shops/v1`, { 'x-min-position': String(reg.body.position) });
+  t.equal(first.views.activeGeneration('shopDisplay'), 1);
+  await first.stop();
+
+  // Version 2 of the view upper-cases names: a change only a rebuild brings to old documents.
+  const bumped = { ...shopDisplay, version: 2, fold: (doc: never, event: never, meta: never) => {
+    const next = shopDisplay.fold(doc, event, meta);
+    return next && { ...next, name: next.name.toUpperCase() };
+  } };
+  const second = await startTestProjector(t, nats.url, dataDir, {
+    projections: projections.map((p) => (p.name === 'shopDisplay' ? bumped : p)),
+  });
+  for (let i = 0; i < 100 && second.views.activeGeneration('shopDisplay') !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(second.views.activeGeneration('shopDisplay'), 2, 'a fresh generation replaced the old one');
+  t.equal(second.views.builtVersion('shopDisplay', 2), 2);
+  t.equal((await get(`${urlOf(worker!.queryApp)}/shops/v1`)).body.name, 'OLD', 'old events were folded by the new version');
+  t.equal(second.views.activeGeneration('shopList'), 1, 'other views were left alone');
+});
+
+t.test('events stored in an older shape are read as the current one', async (t) => {
+  const nats = await startTestNats(t);
+  const dataDir = tempDir(t);
+  const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
+  await startTestProjector(t, nats.url, dataDir);
+  const cmd = commandUrl(worker!);
+  await post(cmd, '/shops/legacy/register', { name: 'L', category: 'c', ownerId: 'u' });
+  const added = await post(cmd, '/shops/legacy/add-menu-item', { menuId: 'm1', name: 'Kimbap', price: 4000 });
+
+  // As an early version of converge wrote it: another type name and field.
+  const link = await connectNats(nats.url, { name: 'legacy-writer', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  const legacy = {
+    commandId: 'legacy-1', commandType: 'ChangeMenuPrice', aggregate: 'shop', id: 'legacy', version: 3,
+    events: [{ type: 'MenuItemPriceChanged', data: { menuId: 'm1', amount: 5500 }, at: new Date().toISOString() }],
+  };
+  const ack = await link.js.publish(eventSubject('shop', 'legacy'), JSON.stringify(legacy), { expect: { lastSubjectSequence: added.body.position as number } });
+
+  const q = urlOf(worker!.queryApp);
+  const view = await get(`${q}/shops/legacy`, { 'x-min-position': String(ack.seq) });
+  t.match(view.body.menu, [{ menuId: 'm1', price: 5500 }], 'the view folded the upcast event');
+  t.match((await get(`${q}/shops/legacy/history?fromVersion=3`)).body.events, [{ type: 'MenuPriceChanged', data: { menuId: 'm1', price: 5500 } }], 'history shows the current shape');
+  const next = await post(cmd, '/shops/legacy/change-menu-price', { menuId: 'm1', price: 6000 });
+  t.same([next.status, next.body.version], [200, 4], 'the actor caught up through the legacy commit');
+  t.match((await get(`${q}/shops/legacy/state?atVersion=3`)).body.state, { menu: { m1: { price: 5500 } } }, 'state as of the legacy commit');
+});
