@@ -1,5 +1,8 @@
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { freePort } from '../../src/natsServer.js';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady } from '../helpers/cluster.js';
@@ -26,6 +29,18 @@ t.test('with no NATS URL it embeds nats-server, serves commands, and stops it al
     body: JSON.stringify({ name: 'E', category: 'c', ownerId: 'o' }),
   });
   t.equal(res.status, 200, 'a command goes through');
+  const { position } = (await res.json()) as { position: number };
+  const view = await fetch(`${cluster.query}/shops/embedded`, { headers: { 'x-min-position': String(position) } });
+  t.equal(view.status, 200, 'the query API serves it once the projector has it');
+
+  const cli = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [join(import.meta.dirname, '../../dist/src/cli.js'), ...args], {
+      env: { PATH: process.env.PATH ?? '', CONVERGE_HTTP_ADMIN_PORT: new URL(cluster.admin).port },
+    });
+  t.match((await cli('projections')).stdout, /shopDisplay/, 'the CLI lists the projections');
+  t.match((await cli('rebuild', 'shopList')).stdout, /shopList: generation 2 swapped in/, 'the CLI rebuilds a view');
+  const failed = await cli('rebuild', 'nothing').then(() => undefined, (err: { code: number; stderr: string }) => err);
+  t.match(failed, { code: 1, stderr: /no projection named nothing/ }, 'an unknown projection is a one-line error');
 
   cluster.proc.kill('SIGTERM');
   t.equal(await cluster.exited, 0, 'the primary exits cleanly after draining');

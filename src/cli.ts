@@ -1,0 +1,64 @@
+import { loadConfig, ConfigError } from './config.js';
+
+const USAGE = `usage: converge <command>
+  projections            status, position and lag of every projection
+  rebuild <projection>   rebuild a view from position 0 and swap it in without downtime
+  parked [projection]    list parked events`;
+
+/**
+ * A small client of this host's admin API (the projector's `http.adminPort`), so that
+ * operators need not remember URLs. It reads the same configuration as `npm start`.
+ */
+async function main(argv: string[]): Promise<number> {
+  const config = loadConfig();
+  const base = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.adminPort}`;
+  const headers: Record<string, string> = config.http.tokens[0] ? { authorization: `Bearer ${config.http.tokens[0]}` } : {};
+  const call = async (method: string, path: string) => {
+    const res = await fetch(base + path, { method, headers }).catch((err: unknown) => {
+      throw new Error(`the admin API at ${base} is not reachable (is converge running?): ${String(err)}`);
+    });
+    const body = (await res.json()) as Record<string, unknown>;
+    if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${String(body.message ?? body.error)}`);
+    return body;
+  };
+  const [command, arg] = argv;
+  switch (command) {
+    case 'projections': {
+      console.table((await call('GET', '/admin/projections')).projections);
+      return 0;
+    }
+    case 'parked': {
+      console.table((await call('GET', `/admin/parked${arg ? `?projection=${encodeURIComponent(arg)}` : ''}`)).parked);
+      return 0;
+    }
+    case 'rebuild': {
+      if (!arg) break;
+      const generationOf = async () =>
+        ((await call('GET', '/admin/projections')).projections as Array<{ name: string; generation: number; state: string }>).find(
+          (p) => p.name === arg,
+        );
+      const before = await generationOf();
+      if (!before) throw new Error(`no projection named ${arg}`);
+      await call('POST', `/admin/projections/${encodeURIComponent(arg)}/rebuild`);
+      const started = Date.now();
+      for (;;) {
+        const now = await generationOf();
+        if (now && now.generation > before.generation && now.state === 'running') {
+          console.log(`${arg}: generation ${now.generation} swapped in after ${Date.now() - started} ms`);
+          return 0;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+  console.error(USAGE);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`converge: ${err instanceof ConfigError || err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);
