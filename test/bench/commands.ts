@@ -6,7 +6,6 @@
  *
  * Loopback only; every phase is bounded in time and the script stops everything it started.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,8 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { connectNats, type NatsLink } from '../../src/natsConnection.js';
-import { freePort, launchNatsServer } from '../../src/natsServer.js';
+import { launchNatsServer } from '../../src/natsServer.js';
+import { startCluster } from './cluster.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({
@@ -49,31 +49,6 @@ async function rawPublish(link: NatsLink, seconds: number, inFlight: number): Pr
   const rate = sent / ((performance.now() - started) / 1000);
   await link.jsm.streams.delete('BENCH');
   return rate;
-}
-
-async function startCluster(natsUrl: string, port: number, dataDir: string) {
-  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
-  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../../src/main.js')], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      CONVERGE_NATS_URL: natsUrl,
-      CONVERGE_HTTP_COMMAND_PORT: String(port),
-      CONVERGE_DATA_DIR: dataDir,
-      CONVERGE_CLUSTER_WORKERS: values.workers,
-      CONVERGE_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const pids = new Set<number>();
-  for (let i = 0; i < 200 && pids.size < Number(values.workers); i++) {
-    const res = await fetch(`${base}/ready`, { headers: { connection: 'close' } }).catch(() => undefined);
-    if (res?.ok) pids.add(((await (await fetch(`${base}/health`, { headers: { connection: 'close' } })).json()) as { pid: number }).pid);
-    else await new Promise((r) => setTimeout(r, 100));
-  }
-  const stop = () => new Promise<void>((resolve) => (proc.once('exit', () => resolve()), proc.kill('SIGTERM')));
-  return { base, stop };
 }
 
 async function seed(base: string): Promise<void> {
@@ -116,13 +91,13 @@ async function main(): Promise<void> {
   const nats = await launchNatsServer({ port: 0, storeDir });
   const link = await connectNats(nats.url, { name: 'bench', timeoutMs: 5000, log: pino({ level: 'silent' }) });
   try {
-    const cluster = await startCluster(nats.url, await freePort(), dataDir);
-    await seed(cluster.base);
+    const cluster = await startCluster(nats.url, dataDir, Number(values.workers));
+    await seed(cluster.command);
     const raw: number[] = [];
     const http: Awaited<ReturnType<typeof commandRun>>[] = [];
     for (let r = 0; r < runs; r++) {
       raw.push(await rawPublish(link, Math.min(duration, 5), 256));
-      http.push(await commandRun(cluster.base));
+      http.push(await commandRun(cluster.command));
       console.error(`run ${r + 1}/${runs}: raw ${raw[r]!.toFixed(0)}/s, http ${http[r]!.rps.toFixed(0)}/s p99 ${http[r]!.p99} ms`);
     }
     await cluster.stop();

@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { freePort } from '../../src/natsServer.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const get = (url: string, headers: Record<string, string>, timeoutMs: number) =>
+  fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+
+/** The cluster as `npm start` runs it, in a child process, with its three API base URLs. */
+export interface Cluster {
+  readonly command: string;
+  readonly query: string;
+  readonly admin: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `dist/src/main.js` against `natsUrl` on free ports and resolves once the command,
+ * query and admin APIs answer and every worker has been seen on the command port.
+ */
+export async function startCluster(natsUrl: string, dataDir: string, workers: number): Promise<Cluster> {
+  const [commandPort, queryPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../../src/main.js')], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      CONVERGE_NATS_URL: natsUrl,
+      CONVERGE_HTTP_COMMAND_PORT: String(commandPort),
+      CONVERGE_HTTP_QUERY_PORT: String(queryPort),
+      CONVERGE_HTTP_ADMIN_PORT: String(adminPort),
+      CONVERGE_DATA_DIR: dataDir,
+      CONVERGE_CLUSTER_WORKERS: String(workers),
+      CONVERGE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  let dead = false;
+  void exited.then(() => (dead = true));
+  const stop = async () => {
+    if (dead) return;
+    proc.kill('SIGTERM');
+    // The primary drains for up to shutdownTimeoutMs (10 s) + 2 s; past that, kill it.
+    const force = setTimeout(() => proc.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(force);
+  };
+  const cluster = {
+    command: `http://127.0.0.1:${commandPort}`,
+    query: `http://127.0.0.1:${queryPort}`,
+    admin: `http://127.0.0.1:${adminPort}`,
+    stop,
+  };
+  const ok = async (url: string) => {
+    const res = await get(url, { connection: 'close' }, 2000).catch(() => undefined);
+    await res?.arrayBuffer().catch(() => undefined);
+    return res?.status === 200;
+  };
+  const pids = new Set<number>();
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (dead) throw new Error('the cluster exited during start-up');
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the cluster was not ready in 30 s (worker pids seen: ${pids.size}/${workers})`);
+    }
+    if ((await ok(`${cluster.command}/ready`)) && (await ok(`${cluster.query}/ready`)) && (await ok(`${cluster.admin}/health`))) {
+      // Several probes in a row: the primary hands connections out round-robin, so a fixed pattern of
+      // one /ready then one /health per round would keep landing /health on the same worker.
+      for (let k = 0; k < 2 * workers && pids.size < workers; k++) {
+        const res = await get(`${cluster.command}/health`, { connection: 'close' }, 2000).catch(() => undefined);
+        if (res?.ok) pids.add(((await res.json()) as { pid: number }).pid);
+        else await res?.arrayBuffer().catch(() => undefined);
+      }
+      if (pids.size >= workers) return cluster;
+      await sleep(50);
+    } else {
+      await sleep(100);
+    }
+  }
+}
+

@@ -1,0 +1,402 @@
+/**
+ * Read-side benchmarks against the cluster (2 workers + projector, 1,000 shops), each
+ * measured against a limit from the same run (DESIGN §9):
+ *   1. `GET /shops/<id>` beside a bare Fastify route (`/health` on the same query port);
+ *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s;
+ *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
+ *
+ *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers 2]
+ *
+ * Loopback only; every phase is bounded in time and the script stops everything it started.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { pino } from 'pino';
+import { eventSubject, type Commit } from '../../src/eventStore.js';
+import { connectNats, type NatsLink } from '../../src/natsConnection.js';
+import { launchNatsServer } from '../../src/natsServer.js';
+import { startCluster, type Cluster } from './cluster.js';
+import { median, printTable, writeResult } from './report.js';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
+    shops: { type: 'string', default: '1000' },
+    workers: { type: 'string', default: '2' },
+  },
+});
+const runs = Number(values.runs);
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const shops = Number(values.shops);
+const workers = Number(values.workers);
+for (const [name, n] of Object.entries({ runs, duration, connections, shops, workers })) {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number`);
+}
+
+/** Command rate of the lag phase, per second. */
+const LAG_RATE = 2000;
+/** One prober command every this many ms during the lag phase. */
+const PROBE_EVERY_MS = 20;
+/** Extra history for the rebuild: REBUILD_SHOPS shops × REBUILD_VERSIONS commits each. */
+const REBUILD_SHOPS = 100;
+const REBUILD_VERSIONS = 1000;
+const REBUILDS = 3;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const randomShop = () => `bench-${Math.floor(Math.random() * shops)}`;
+const randomPrice = () => 1000 + Math.floor(Math.random() * 9000);
+
+/** A percentile (nearest rank) of a list of numbers; NaN for an empty list. */
+function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** fetch with a deadline, so no single request can hang the benchmark. */
+function get(url: string, headers: Record<string, string> = {}, timeoutMs = 15_000): Promise<Response> {
+  return fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+}
+function post(url: string, body?: object, timeoutMs = 15_000): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: body ? { 'content-type': 'application/json' } : {},
+    ...(body ? { body: JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+}
+
+/** Registers, opens and gives one menu item to each of `shops` shops, 50 at a time; answers the highest position. */
+async function seed(command: string): Promise<number> {
+  let last = 0;
+  const send = async (path: string, body: object) => {
+    const res = await post(command + path, body);
+    const reply = (await res.json()) as { position?: number };
+    if (res.status !== 200 || typeof reply.position !== 'number') throw new Error(`seeding ${path}: ${res.status} ${JSON.stringify(reply)}`);
+    last = Math.max(last, reply.position);
+  };
+  for (let i = 0; i < shops; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, shops - i) }, async (_, j) => {
+        const id = `bench-${i + j}`;
+        await send(`/shops/${id}/register`, { name: id, category: 'korean', ownerId: 'o' });
+        await send(`/shops/${id}/open`, {});
+        await send(`/shops/${id}/add-menu-item`, { menuId: 'm1', name: 'Kimbap', price: 4000 });
+      }),
+    );
+  }
+  return last;
+}
+
+/** Waits (bounded) until the query API serves `bench-<last>` at or past `position`. */
+async function awaitSeeded(query: string, position: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await get(`${query}/shops/bench-${shops - 1}?waitMs=10000`, { 'x-min-position': String(position) }).catch(() => undefined);
+    const status = res?.status;
+    await res?.arrayBuffer().catch(() => undefined);
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`the projector did not reach position ${position} in 60 s (last status ${status})`);
+  }
+}
+
+interface GetRun {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+async function getRun(base: string, path: () => string): Promise<GetRun> {
+  const result = await autocannon({
+    url: base,
+    connections,
+    duration,
+    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: path() }) }],
+  });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts };
+}
+
+interface LagRun {
+  readonly seconds: number;
+  readonly loadCommands: number;
+  readonly loadNon2xx: number;
+  readonly loadErrors: number;
+  readonly probes: number;
+  readonly commandRate: number;
+  readonly lagP50: number;
+  readonly lagP99: number;
+  readonly lagMax: number;
+  /** Probes whose command or read did not answer 200, or threw. */
+  readonly probeErrors: number;
+  /** Probes whose read answered 200 with a document older than the command's position (should never happen). */
+  readonly stale: number;
+}
+
+/**
+ * Commands at LAG_RATE/s for 2 × duration, and beside them a prober: one command every
+ * PROBE_EVERY_MS, then a read of that shop with `X-Min-Position` = the command's position.
+ * The lag is measured from the command's reply to the read's reply, so it includes one
+ * HTTP round trip of the read (and the query API's 2 ms polling of the view position).
+ */
+async function lagRun(cluster: Cluster): Promise<LagRun> {
+  const seconds = duration * 2;
+  const lags: number[] = [];
+  let probes = 0;
+  let probeCommands = 0;
+  let probeErrors = 0;
+  let stale = 0;
+  const probe = async () => {
+    const shop = randomShop();
+    probes++;
+    try {
+      const res = await post(`${cluster.command}/shops/${shop}/change-menu-price`, { menuId: 'm1', price: randomPrice() }, 10_000);
+      const reply = (await res.json()) as { position?: number };
+      if (res.status !== 200 || typeof reply.position !== 'number') return void probeErrors++;
+      probeCommands++;
+      const t0 = performance.now();
+      const read = await get(`${cluster.query}/shops/${shop}?waitMs=5000`, { 'x-min-position': String(reply.position) }, 10_000);
+      const doc = (await read.json()) as { position?: number };
+      const lag = performance.now() - t0;
+      if (read.status !== 200) return void probeErrors++;
+      if (typeof doc.position !== 'number' || doc.position < reply.position) stale++;
+      lags.push(lag);
+    } catch {
+      probeErrors++;
+    }
+  };
+
+  const started = performance.now();
+  const load = autocannon({
+    url: cluster.command,
+    connections,
+    duration: seconds,
+    overallRate: LAG_RATE,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req) => ({
+          ...req,
+          path: `/shops/${randomShop()}/change-menu-price`,
+          body: JSON.stringify({ menuId: 'm1', price: randomPrice() }),
+        }),
+      },
+    ],
+  });
+  // Probes start on a fixed schedule (not one after another), so a slow read does not thin them out.
+  const inFlight: Promise<void>[] = [];
+  const until = started + seconds * 1000;
+  for (let next = started; next < until; next += PROBE_EVERY_MS) {
+    const wait = next - performance.now();
+    if (wait > 0) await sleep(wait);
+    inFlight.push(probe());
+  }
+  const result = await load;
+  await Promise.all(inFlight);
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    seconds,
+    loadCommands: result['2xx'],
+    loadNon2xx: result.non2xx,
+    loadErrors: result.errors + result.timeouts,
+    probes,
+    commandRate: (result['2xx'] + probeCommands) / elapsed,
+    lagP50: percentile(lags, 50),
+    lagP99: percentile(lags, 99),
+    lagMax: lags.length ? Math.max(...lags) : Number.NaN,
+    probeErrors,
+    stale,
+  };
+}
+
+/** Appends REBUILD_SHOPS × REBUILD_VERSIONS commits straight to the stream, shaped as actors.ts's seedHistory builds them. */
+async function appendHistory(link: NatsLink): Promise<number> {
+  const at = new Date().toISOString();
+  const commit = (id: string, version: number): Commit => ({
+    commandId: `${id}-${version}`,
+    commandType: version === 1 ? 'RegisterShop' : version === 2 ? 'AddMenuItem' : 'ChangeMenuPrice',
+    aggregate: 'shop',
+    id,
+    version,
+    events: [
+      version === 1
+        ? { type: 'ShopRegistered', data: { name: id, category: 'korean', ownerId: 'o', minOrderAmount: 0, deliveryFee: 0 }, at }
+        : version === 2
+          ? { type: 'MenuItemAdded', data: { menuId: 'm1', name: 'Kimbap', price: 4000 }, at }
+          : { type: 'MenuPriceChanged', data: { menuId: 'm1', price: 1000 + (version % 9000) }, at },
+    ],
+  });
+  const started = performance.now();
+  let batch: Promise<unknown>[] = [];
+  for (let s = 0; s < REBUILD_SHOPS; s++) {
+    const id = `rb-${s}`;
+    for (let v = 1; v <= REBUILD_VERSIONS; v++) {
+      batch.push(link.js.publish(eventSubject('shop', id), JSON.stringify(commit(id, v))));
+      if (batch.length === 500) {
+        await Promise.all(batch);
+        batch = [];
+      }
+    }
+  }
+  await Promise.all(batch);
+  return (REBUILD_SHOPS * REBUILD_VERSIONS) / ((performance.now() - started) / 1000);
+}
+
+interface ProjectionStatus {
+  readonly name: string;
+  readonly generation: number;
+  readonly state: string;
+  readonly position: number;
+}
+
+async function shopDisplayStatus(admin: string): Promise<ProjectionStatus> {
+  const res = await get(`${admin}/admin/projections`, {}, 5000);
+  const body = (await res.json()) as { projections?: ProjectionStatus[] };
+  const status = body.projections?.find((p) => p.name === 'shopDisplay');
+  if (res.status !== 200 || !status) throw new Error(`GET /admin/projections: ${res.status} ${JSON.stringify(body)}`);
+  return status;
+}
+
+/** Polls (bounded) until the live shopDisplay view has reached `position`. */
+async function awaitProjected(admin: string, position: number, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const status = await shopDisplayStatus(admin);
+    if (status.position >= position) return performance.now() - started;
+    if (performance.now() - started > timeoutMs) throw new Error(`shopDisplay at ${status.position}, not ${position}, after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+interface RebuildRun {
+  readonly generation: number;
+  readonly position: number;
+  readonly ms: number;
+  readonly eventsPerSec: number;
+}
+
+/** One rebuild of shopDisplay into a new generation, timed from the request to the swap. */
+async function rebuildRun(admin: string): Promise<RebuildRun> {
+  const before = await shopDisplayStatus(admin);
+  const started = performance.now();
+  const res = await post(`${admin}/admin/projections/shopDisplay/rebuild`, undefined, 5000);
+  const body = await res.text();
+  if (res.status !== 202) throw new Error(`POST rebuild: ${res.status} ${body}`);
+  for (;;) {
+    const status = await shopDisplayStatus(admin);
+    if (status.generation > before.generation && status.state === 'running') {
+      const ms = performance.now() - started;
+      return { generation: status.generation, position: status.position, ms, eventsPerSec: status.position / (ms / 1000) };
+    }
+    if (performance.now() - started > 180_000) throw new Error(`rebuild not done in 180 s: ${JSON.stringify(status)}`);
+    await sleep(20);
+  }
+}
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+async function main(): Promise<void> {
+  const storeDir = mkdtempSync(join(tmpdir(), 'converge-bench-nats-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'converge-bench-data-'));
+  let nats: Awaited<ReturnType<typeof launchNatsServer>> | undefined;
+  let link: NatsLink | undefined;
+  let cluster: Cluster | undefined;
+  try {
+    nats = await launchNatsServer({ port: 0, storeDir });
+    link = await connectNats(nats.url, { name: 'bench-reads', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+    cluster = await startCluster(nats.url, dataDir, workers);
+    const { command, query, admin } = cluster;
+
+    const seedStarted = performance.now();
+    const seeded = await seed(command);
+    await awaitSeeded(query, seeded);
+    console.error(`seeded ${shops} shops up to position ${seeded} in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s`);
+
+    // 1. GET /shops/<id> beside a bare route served by the same workers on the same port.
+    const bare: GetRun[] = [];
+    const shop: GetRun[] = [];
+    for (let r = 0; r < runs; r++) {
+      bare.push(await getRun(query, () => '/health'));
+      shop.push(await getRun(query, () => `/shops/${randomShop()}`));
+      console.error(`run ${r + 1}/${runs}: bare ${bare[r]!.rps.toFixed(0)}/s, shop ${shop[r]!.rps.toFixed(0)}/s p99 ${shop[r]!.p99} ms, non-2xx ${shop[r]!.non2xx}`);
+    }
+
+    // 2. Projection lag under LAG_RATE commands/s.
+    const lag: LagRun[] = [];
+    for (let r = 0; r < runs; r++) {
+      lag.push(await lagRun(cluster));
+      const l = lag[r]!;
+      console.error(`lag run ${r + 1}/${runs}: ${l.commandRate.toFixed(0)} commands/s, lag p50 ${fmt(l.lagP50)} ms p99 ${fmt(l.lagP99)} ms max ${fmt(l.lagMax)} ms, probe errors ${l.probeErrors}`);
+    }
+
+    // 3. Rebuild: grow the stream, let the live view catch up, then rebuild REBUILDS times.
+    const appendPerSec = await appendHistory(link);
+    const lastSeq = (await link.jsm.streams.info('EVENTS')).state.last_seq;
+    const catchUpMs = await awaitProjected(admin, lastSeq, 120_000);
+    console.error(`appended ${REBUILD_SHOPS * REBUILD_VERSIONS} commits at ${appendPerSec.toFixed(0)}/s; stream at ${lastSeq}; live view caught up ${catchUpMs.toFixed(0)} ms after`);
+    const rebuilds: RebuildRun[] = [];
+    for (let r = 0; r < REBUILDS; r++) {
+      rebuilds.push(await rebuildRun(admin));
+      const b = rebuilds[r]!;
+      console.error(`rebuild ${r + 1}/${REBUILDS}: generation ${b.generation}, ${b.position} positions in ${b.ms.toFixed(0)} ms = ${b.eventsPerSec.toFixed(0)}/s`);
+    }
+    // The rebuilt view must still serve a shop from the extra history at its last version.
+    const check = await get(`${query}/shops/rb-${REBUILD_SHOPS - 1}`);
+    const checkDoc = (await check.json()) as { version?: number };
+    const rebuiltOk = check.status === 200 && checkDoc.version === REBUILD_VERSIONS;
+
+    await cluster.stop();
+    cluster = undefined;
+
+    const summary = {
+      bareRps: median(bare.map((b) => b.rps)),
+      shopRps: median(shop.map((s) => s.rps)),
+      shopP50Ms: median(shop.map((s) => s.p50)),
+      shopP99Ms: median(shop.map((s) => s.p99)),
+      getNon2xx: shop.reduce((s, r) => s + r.non2xx, 0) + bare.reduce((s, r) => s + r.non2xx, 0),
+      getErrors: shop.reduce((s, r) => s + r.errors, 0) + bare.reduce((s, r) => s + r.errors, 0),
+      commandRate: median(lag.map((l) => l.commandRate)),
+      lagP50Ms: median(lag.map((l) => l.lagP50)),
+      lagP99Ms: median(lag.map((l) => l.lagP99)),
+      lagMaxMs: Math.max(...lag.map((l) => l.lagMax)),
+      lagProbes: lag.reduce((s, l) => s + l.probes, 0),
+      lagProbeErrors: lag.reduce((s, l) => s + l.probeErrors, 0),
+      lagStale: lag.reduce((s, l) => s + l.stale, 0),
+      lagLoadNon2xx: lag.reduce((s, l) => s + l.loadNon2xx, 0),
+      lagLoadErrors: lag.reduce((s, l) => s + l.loadErrors, 0),
+      rebuildEventsPerSec: median(rebuilds.map((b) => b.eventsPerSec)),
+      rebuildPositions: rebuilds[rebuilds.length - 1]!.position,
+      rebuiltOk,
+    };
+    printTable('reads: query API, projection lag, rebuild (medians)', [
+      [`bare route GET /health (query port), ${connections} connections`, `${summary.bareRps.toFixed(0)} req/s`],
+      [`GET /shops/<id>, ${shops} shops, ${connections} connections`, `${summary.shopRps.toFixed(0)} req/s`],
+      ['ratio shop GET / bare route (target ≥ 0.8)', (summary.shopRps / summary.bareRps).toFixed(2)],
+      ['shop GET latency p50 / p99 (target p99 ≤ 10 ms)', `${summary.shopP50Ms} ms / ${summary.shopP99Ms} ms`],
+      ['GET non-2xx / errors (target 0)', `${summary.getNon2xx} / ${summary.getErrors}`],
+      [`commands/s achieved in the lag phase (asked ${LAG_RATE} + probes)`, summary.commandRate.toFixed(0)],
+      ['projection lag p50 / p99 / max (targets ≤ 5 / ≤ 100 ms; incl. one read round trip)', `${fmt(summary.lagP50Ms)} / ${fmt(summary.lagP99Ms)} / ${fmt(summary.lagMaxMs)} ms`],
+      ['lag probes / probe errors / stale reads (target 0 / 0)', `${summary.lagProbes} / ${summary.lagProbeErrors} / ${summary.lagStale}`],
+      ['lag-phase load non-2xx / errors (target 0)', `${summary.lagLoadNon2xx} / ${summary.lagLoadErrors}`],
+      [`rebuild shopDisplay, ${summary.rebuildPositions} positions (target ≥ 50,000/s)`, `${summary.rebuildEventsPerSec.toFixed(0)} events/s`],
+      ['rebuilt view serves the appended history', summary.rebuiltOk ? 'yes' : 'NO'],
+    ]);
+    writeResult('reads', { runs, duration, connections, shops, workers, bare, shop, lag, appendPerSec, lastSeq, catchUpMs, rebuilds, summary });
+  } finally {
+    await cluster?.stop().catch(() => undefined);
+    await link?.close().catch(() => undefined);
+    await nats?.stop().catch(() => undefined);
+    rmSync(storeDir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+await main();
