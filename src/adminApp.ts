@@ -4,11 +4,15 @@ import type { Config } from './config.js';
 import type { EventStore } from './eventStore.js';
 import { createHttpApp, notFound } from './httpApp.js';
 import { bearerAuth, sendError } from './httpErrors.js';
+import type { Notifier } from './notifier.js';
 import type { ProjectionRunner } from './projectionRunner.js';
+import type { Subscribers } from './subscribers.js';
 import type { ViewStore } from './viewStore.js';
 
 export interface AdminAppOptions {
   readonly runner: ProjectionRunner;
+  readonly notifier: Notifier;
+  readonly subscribers: Subscribers;
   readonly views: ViewStore;
   readonly store: EventStore;
   readonly http: Config['http'];
@@ -17,6 +21,17 @@ export interface AdminAppOptions {
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+const Name = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const SubscriberParams = Type.Object({ name: Name });
+const AggregateRef = Type.Object(
+  { aggregate: Type.String({ pattern: '^[a-z]{1,32}$' }), id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) },
+  { additionalProperties: false },
+);
+const RepublishBody = Type.Union([
+  Type.Object({ since: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
+  Type.Object({ sincePosition: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+  Type.Object({ ids: Type.Array(AggregateRef, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
+]);
 const ParkedParams = Type.Object({
   projection: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   position: Type.Integer({ minimum: 1 }),
@@ -25,7 +40,8 @@ const ParkedParams = Type.Object({
 
 /**
  * The projector's admin API (bearer token when tokens are configured): projection
- * status and lag, rebuilds, resuming a stopped projection, and parked events.
+ * status and lag, rebuilds, resuming a stopped projection, parked events, and the
+ * subscribing systems with their re-publishes.
  */
 export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
@@ -42,7 +58,7 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     admin.addHook('onRequest', bearerAuth(opts.http.tokens));
     const known = (name: string) => opts.runner.status().some((s) => s.name === name);
 
-    admin.get('/admin/projections', async () => ({ projections: opts.runner.status() }));
+    admin.get('/admin/projections', async () => ({ projections: opts.runner.status(), notifier: { position: opts.notifier.position() } }));
     admin.post('/admin/projections/:name/rebuild', { schema: { params: ProjectionParams } }, async (request, reply) => {
       if (!known(request.params.name)) return sendError(reply, 404, 'unknown_projection', `no projection named ${request.params.name}`);
       opts.runner.rebuild(request.params.name).catch((err: unknown) => request.log.error({ err }, 'rebuild failed'));
@@ -53,6 +69,27 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
       opts.runner.resume(request.params.name);
       return opts.runner.status().find((s) => s.name === request.params.name);
     });
+
+    admin.get('/admin/subscribers', async () => ({ subscribers: await opts.subscribers.list() }));
+    admin.post(
+      '/admin/subscribers',
+      {
+        schema: {
+          body: Type.Object(
+            { name: Name, from: Type.Optional(Type.Union([Type.Literal('new'), Type.Literal('all')])) },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request, reply) => reply.code(201).send(await opts.subscribers.add(request.body.name, request.body.from ?? 'new')),
+    );
+    admin.delete('/admin/subscribers/:name', { schema: { params: SubscriberParams } }, async (request) => {
+      await opts.subscribers.remove(request.params.name);
+      return { removed: request.params.name };
+    });
+    admin.post('/admin/subscribers/:name/republish', { schema: { params: SubscriberParams, body: RepublishBody } }, async (request) =>
+      opts.subscribers.republish(request.params.name, request.body),
+    );
 
     admin.get(
       '/admin/parked',

@@ -3,7 +3,11 @@ import { loadConfig, ConfigError } from './config.js';
 const USAGE = `usage: converge <command>
   projections            status, position and lag of every projection
   rebuild <projection>   rebuild a view from position 0 and swap it in without downtime
-  parked [projection]    list parked events`;
+  parked [projection]    list parked events
+  subscribers            list subscribing systems with their pending notices
+  subscribers add <name> [--all]      add one (from now on; --all: also the latest notice of everything so far)
+  subscribers remove <name>
+  republish <name> --since <ISO time> | --since-position <n> | --ids shop:s1,shop:s2`;
 
 /**
  * A small client of this host's admin API (the projector's `http.adminPort`), so that
@@ -13,16 +17,39 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   const base = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.adminPort}`;
   const headers: Record<string, string> = config.http.tokens[0] ? { authorization: `Bearer ${config.http.tokens[0]}` } : {};
-  const call = async (method: string, path: string) => {
-    const res = await fetch(base + path, { method, headers }).catch((err: unknown) => {
+  const call = async (method: string, path: string, payload?: object) => {
+    const init = payload ? { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(payload) } : { method, headers };
+    const res = await fetch(base + path, init).catch((err: unknown) => {
       throw new Error(`the admin API at ${base} is not reachable (is converge running?): ${String(err)}`);
     });
     const body = (await res.json()) as Record<string, unknown>;
     if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${String(body.message ?? body.error)}`);
     return body;
   };
-  const [command, arg] = argv;
+  const [command, arg, ...rest] = argv;
   switch (command) {
+    case 'subscribers': {
+      if (arg === 'add' && rest[0]) console.log(await call('POST', '/admin/subscribers', { name: rest[0], from: rest.includes('--all') ? 'all' : 'new' }));
+      else if (arg === 'remove' && rest[0]) console.log(await call('DELETE', `/admin/subscribers/${encodeURIComponent(rest[0])}`));
+      else if (arg === undefined) console.table((await call('GET', '/admin/subscribers')).subscribers);
+      else break;
+      return 0;
+    }
+    case 'republish': {
+      const [flag, value] = rest;
+      if (!arg || !value) break;
+      const body =
+        flag === '--since'
+          ? { since: value }
+          : flag === '--since-position'
+            ? { sincePosition: Number(value) }
+            : flag === '--ids'
+              ? { ids: value.split(',').map((ref) => ({ aggregate: ref.split(':')[0], id: ref.split(':')[1] })) }
+              : undefined;
+      if (!body) break;
+      console.log(await call('POST', `/admin/subscribers/${encodeURIComponent(arg)}/republish`, body));
+      return 0;
+    }
     case 'projections': {
       console.table((await call('GET', '/admin/projections')).projections);
       return 0;

@@ -45,33 +45,35 @@ export interface RunnerOptions {
   readonly now?: () => number;
 }
 
-interface Pipeline {
-  readonly targets: Target[];
+/** A running consumer of `EVENTS` feeding batches to an apply function. */
+export interface Pipeline {
   /** Highest stream position the consumer has seen, including pending messages. */
   head: number;
   lastAt: number;
   stop(): void;
 }
 
+/** What a pipeline needs: the NATS link, batch bounds and a clock. */
+export type PipelineOptions = Pick<RunnerOptions, 'link' | 'batchSize' | 'batchMs' | 'now'>;
+
 /**
- * Streams commits from `from + 1` into `applyBatch`, a batch at a time: bounded by
- * count and time, applied one after another, and never more than a few batches ahead
- * of LMDB (the source waits while too many commits are unapplied).
+ * Streams commits from `from + 1` into `apply`, a batch at a time: bounded by count and
+ * time, applied one after another, and never more than a few batches ahead of what
+ * `apply` has finished (the source waits while too many commits are unapplied).
  */
-function pipeline(
-  opts: RunnerOptions,
+export function pipeline(
+  opts: PipelineOptions,
   from: number,
-  targets: Target[],
+  apply: (batch: StoredCommit[]) => void | Promise<void>,
   hooks: { onBatch(p: Pipeline): void; onError(err: unknown): void },
 ): Pipeline {
-  const { link, views, batchSize, batchMs } = opts;
+  const { link, batchSize, batchMs } = opts;
   const now = opts.now ?? Date.now;
-  const upcast = upcaster(opts.aggregates);
   const highWater = batchSize * 4;
   let unapplied = 0;
   let wake: (() => void) | undefined;
   let subscription: Subscription | undefined;
-  const p: Pipeline = { targets, head: from, lastAt: 0, stop: () => subscription?.unsubscribe() };
+  const p: Pipeline = { head: from, lastAt: 0, stop: () => subscription?.unsubscribe() };
 
   const commits = new Observable<StoredCommit>((subscriber) => {
     let stopped = false;
@@ -100,7 +102,7 @@ function pipeline(
       bufferTime(batchMs, null, batchSize),
       filter((batch) => batch.length > 0),
       concatMap(async (batch) => {
-        applyBatch(views, targets, batch, upcast, () => new Date(now()).toISOString());
+        await apply(batch);
         p.lastAt = Date.parse(batch[batch.length - 1]!.events[0]?.at ?? '') || now();
         unapplied -= batch.length;
         if (unapplied < highWater) wake?.();
@@ -117,13 +119,16 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
   const now = opts.now ?? Date.now;
   const targets: Target[] = projections.map((projection) => ({ projection, gen: views.activeGeneration(projection.name) }));
   const rebuilding = new Map<string, Promise<void>>();
+  const upcast = upcaster(opts.aggregates);
+  const applyTo = (to: Target[]) => (batch: StoredCommit[]) =>
+    applyBatch(views, to, batch, upcast, () => new Date(now()).toISOString());
   let live: Pipeline | undefined;
   let running = false;
 
   const startLive = (): void => {
     live?.stop();
     const from = Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
-    live = pipeline(opts, from, targets, {
+    live = pipeline(opts, from, applyTo(targets), {
       onBatch: () => undefined,
       onError: (err) => {
         log.error({ err }, 'projection pipeline failed; restarting from the checkpoints in 1 s');
@@ -161,7 +166,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
           resolve();
         };
         const timer = setInterval(trySwap, 50);
-        rebuildPipeline = pipeline(opts, 0, [fresh], {
+        rebuildPipeline = pipeline(opts, 0, applyTo([fresh]), {
           onBatch: trySwap,
           onError: (err) => log.error({ err }, 'rebuild pipeline failed; the swap waits for the live view'),
         });
@@ -219,7 +224,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     retryParked(name, commit, eventIndex) {
       const target = targets.find((t) => t.projection.name === name);
       if (!target) throw new Error(`no projection named ${name}`);
-      reapply(views, target, commit, eventIndex, upcaster(opts.aggregates));
+      reapply(views, target, commit, eventIndex, upcast);
     },
   };
 }

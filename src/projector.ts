@@ -6,15 +6,18 @@ import { buildAdminApp } from './adminApp.js';
 import type { Config } from './config.js';
 import { createEventStore, ensureEventStream } from './eventStore.js';
 import { connectNats, type NatsLink } from './natsConnection.js';
+import { ensureNoticeStreams, startNotifier, type Notifier } from './notifier.js';
 import type { AnyProjection } from './projection.js';
 import { createProjectionRunner, type ProjectionRunner } from './projectionRunner.js';
+import { subscribers } from './subscribers.js';
 import { openViewStore, type ViewStore } from './viewStore.js';
 
-/** The host's projector: the only writer of its LMDB views, with the admin API. */
+/** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
 export interface Projector {
   readonly link: NatsLink;
   readonly views: ViewStore;
   readonly runner: ProjectionRunner;
+  readonly notifier: Notifier;
   readonly adminApp: FastifyInstance;
   stop(): Promise<void>;
 }
@@ -32,19 +35,31 @@ export async function startProjector(
 ): Promise<Projector> {
   const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log });
   await ensureEventStream(link, config.eventStore.duplicateWindowMs);
+  await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
   const store = createEventStore(link, config.eventStore);
   const views = openViewStore(viewsPath(config));
   const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
   runner.start();
-  const adminApp = await buildAdminApp({ runner, views, store, http: config.http, log, isReady: link.isConnected });
+  const notifier = startNotifier({ link, views, ...config.projections, log });
+  const adminApp = await buildAdminApp({
+    runner,
+    notifier,
+    subscribers: subscribers(link, store),
+    views,
+    store,
+    http: config.http,
+    log,
+    isReady: link.isConnected,
+  });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       await runner.stop();
+      notifier.stop();
       await adminApp.close();
       await link.close();
       await views.close();
     })());
-  return { link, views, runner, adminApp, stop };
+  return { link, views, runner, notifier, adminApp, stop };
 }

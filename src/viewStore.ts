@@ -15,6 +15,23 @@ export interface ViewReader {
   get<D>(projection: string, key: ViewKey): D | undefined;
   /** Documents whose index entries start with `prefix`, in index order, after `cursor`. */
   byIndex<D>(projection: string, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D>;
+  /**
+   * Documents whose index entries start with `prefix` and sort at or after `prefix` +
+   * `from`, in index order, after `cursor` (a `next` of this listing; a cursor before
+   * `from` counts as none).
+   */
+  byIndexFrom<D>(
+    projection: string,
+    prefix: readonly (string | number)[],
+    from: readonly (string | number)[],
+    opts: { limit: number; cursor?: string },
+  ): Page<D>;
+  /**
+   * Up to `limit` documents with string keys, in key order, after key `after` (from the
+   * start when undefined). Each call is its own short range read, so a long export in
+   * calls of a few hundred holds no read transaction between them.
+   */
+  scan<D>(projection: string, after: string | undefined, limit: number): Array<{ key: string; doc: D }>;
   /** Documents whose keys lie in [start, end), in key order. */
   byKey<D>(projection: string, start: ViewKey, end: ViewKey, limit: number): D[];
   /** The stream position the projection's active view has applied, 0 when none. */
@@ -90,19 +107,32 @@ export function openViewStore(path: string): ViewStore {
     get: <D>(projection: string, key: ViewKey) => active(projection).docs.get(key) as D | undefined,
 
     byIndex<D>(projection: string, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D> {
-      const { docs, index } = active(projection);
       const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
-      const items: D[] = [];
-      let last: IndexKey | undefined;
-      for (const key of index.getKeys({ start: after ?? [...prefix], end: [...prefix, LAST] })) {
-        if (after && sameKey(key, after)) continue;
-        const doc = docs.get(key[key.length - 1] as string);
-        if (doc === undefined) continue;
-        if (items.length === opts.limit) return { items, next: encodeCursor(last!) };
-        items.push(doc as D);
-        last = key;
+      return indexPage<D>(active(projection), after ?? [...prefix], after, [...prefix, LAST], opts.limit);
+    },
+
+    byIndexFrom<D>(
+      projection: string,
+      prefix: readonly (string | number)[],
+      from: readonly (string | number)[],
+      opts: { limit: number; cursor?: string },
+    ): Page<D> {
+      const start = [...prefix, ...from];
+      const cursor = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
+      const after = cursor && compareKeys(cursor, start) >= 0 ? cursor : undefined;
+      return indexPage<D>(active(projection), after ?? start, after, [...prefix, LAST], opts.limit);
+    },
+
+    scan<D>(projection: string, after: string | undefined, limit: number): Array<{ key: string; doc: D }> {
+      const out: Array<{ key: string; doc: D }> = [];
+      if (limit <= 0) return out;
+      // Keys that are not strings (numbers sort before, tuples among) are not documents of this listing.
+      for (const { key, value } of active(projection).docs.getRange(after === undefined ? {} : { start: after })) {
+        if (typeof key !== 'string' || key === after) continue;
+        out.push({ key, doc: value as D });
+        if (out.length === limit) break;
       }
-      return { items };
+      return out;
     },
 
     byKey: <D>(projection: string, start: ViewKey, end: ViewKey, limit: number) =>
@@ -136,6 +166,21 @@ export function openViewStore(path: string): ViewStore {
   };
 }
 
+/** Up to `limit` documents of index entries in [start, end), skipping the entry `after`, with the next cursor. */
+function indexPage<D>({ docs, index }: ViewGeneration, start: IndexKey, after: IndexKey | undefined, end: IndexKey, limit: number): Page<D> {
+  const items: D[] = [];
+  let last: IndexKey | undefined;
+  for (const key of index.getKeys({ start, end })) {
+    if (after && sameKey(key, after)) continue;
+    const doc = docs.get(key[key.length - 1] as string);
+    if (doc === undefined) continue;
+    if (items.length === limit) return { items, next: encodeCursor(last!) };
+    items.push(doc as D);
+    last = key;
+  }
+  return { items };
+}
+
 function encodeCursor(key: IndexKey): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
@@ -154,6 +199,18 @@ function decodeCursor(cursor: string, prefix: readonly (string | number)[]): Ind
 
 function isIndexKey(key: unknown): key is IndexKey {
   return Array.isArray(key) && key.every((p) => typeof p === 'string' || typeof p === 'number');
+}
+
+/** LMDB's order for the index keys used here: numbers before strings, numbers by value, strings by code unit. */
+function compareKeys(a: IndexKey, b: IndexKey): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    if (typeof x !== typeof y) return typeof x === 'number' ? -1 : 1;
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
 }
 
 function sameKey(a: IndexKey, b: IndexKey): boolean {

@@ -26,6 +26,8 @@ export interface ShopDisplayDoc extends ShopCounters {
   readonly version: number;
   /** Stream position of the last event applied, from any aggregate; the route's ETag. */
   readonly position: number;
+  /** `at` of the last event applied, from any aggregate: when the shop last changed. */
+  readonly updatedAt: string;
 }
 
 const shopEventTypes = [
@@ -49,16 +51,16 @@ function fold(doc: ShopDisplayDoc | undefined, stored: StoredEvent, meta: EventM
     const { name, category, minOrderAmount, deliveryFee } = event.data;
     return {
       id: meta.id, name, category, open: false, minOrderAmount, deliveryFee, menu: [],
-      ...noCounters, version: meta.version, position: meta.position,
+      ...noCounters, version: meta.version, position: meta.position, updatedAt: meta.at,
     };
   }
   // Events for a shop this view has not seen registered have nothing to change.
   if (!doc) return undefined;
   if (meta.aggregate === 'shop') {
-    return { ...applyShopEvent(doc, event), version: meta.version, position: meta.position };
+    return { ...applyShopEvent(doc, event), version: meta.version, position: meta.position, updatedAt: meta.at };
   }
   const counted = foldCounters(doc, event);
-  return counted ? { ...counted, position: meta.position } : doc;
+  return counted ? { ...counted, position: meta.position, updatedAt: meta.at } : doc;
 }
 
 function applyShopEvent(doc: ShopDisplayDoc, event: ConvergeEvent): ShopDisplayDoc {
@@ -93,11 +95,25 @@ function updateItem(doc: ShopDisplayDoc, menuId: string, change: Partial<Omit<Me
   return { ...doc, menu: doc.menu.map((item) => (item.menuId === menuId ? { ...item, ...change } : item)) };
 }
 
+/**
+ * When each shop last changed, for the import API's `changed` listing: one entry by
+ * stream position and one by time, both of the latest change, so a shop appears once in
+ * each however often it changed.
+ */
+function indexes(doc: ShopDisplayDoc): (string | number)[][] {
+  return [
+    ['position', doc.position],
+    ['at', doc.updatedAt],
+  ];
+}
+
 /** What a customer sees of a shop: profile, delivery terms, menu, rating and order count. */
 export const shopDisplay: Projection<ShopDisplayDoc> = {
   name: 'shopDisplay',
-  version: 1,
+  // 2: `updatedAt` and the `position`/`at` indexes.
+  version: 2,
   handles: [...shopEventTypes, ...counterEventTypes] satisfies ConvergeEventType[],
   key: (event, meta) => shopDocKey(domainEvent(event), meta),
   fold,
+  indexes,
 };

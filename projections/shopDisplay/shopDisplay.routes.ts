@@ -19,6 +19,12 @@ export const ShopDisplay = Type.Object({
   orderCount: Type.Integer(),
   version: Type.Integer(),
   position: Type.Integer(),
+  /**
+   * When the shop last changed: the time of the last event applied, from any aggregate.
+   * Optional only for a view built before it existed, while the rebuild its version bump
+   * starts has not swapped in yet; a required field missing would make the reply a 500.
+   */
+  updatedAt: Type.Optional(Type.String({ format: 'date-time' })),
 });
 
 /** A 304 has no body; `Unsafe` gives it the static type `undefined` so `send()` takes no payload. */

@@ -1,4 +1,7 @@
 import t from 'tap';
+import { pino } from 'pino';
+import { connectNats } from '../../src/natsConnection.js';
+import type { Notice } from '../../src/notifier.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady } from '../helpers/cluster.js';
 
@@ -34,10 +37,11 @@ async function snapshotViews(query: string, wait: number) {
   return views;
 }
 
-t.test('kill -9 of the projector mid-stream: after restart every view equals a from-scratch rebuild', async (t) => {
+t.test('kill -9 of the projector mid-stream: every view equals a from-scratch rebuild and no notice is lost', async (t) => {
   const nats = await startTestNats(t);
   const cluster = await startCluster(t, { CONVERGE_NATS_URL: nats.url, CONVERGE_DATA_DIR: tempDir(t), CONVERGE_CLUSTER_WORKERS: '2' });
   await waitReady(cluster);
+  t.equal((await post(`${cluster.admin}/admin/subscribers`, { name: 'watcher' })).status, 201);
   for (let s = 0; s < SHOPS; s++) {
     await post(`${cluster.base}/shops/k${s}/register`, { name: `K${s}`, category: s % 2 ? 'pizza' : 'korean', ownerId: 'u' });
     await post(`${cluster.base}/shops/k${s}/open`, {});
@@ -47,6 +51,7 @@ t.test('kill -9 of the projector mid-stream: after restart every view equals a f
   let stop = false;
   let last = 0;
   let accepted = 0;
+  const orders = new Set<string>();
   const client = async (c: number) => {
     for (let i = 0; !stop; i++) {
       const order = `o-${c}-${i}`;
@@ -54,6 +59,7 @@ t.test('kill -9 of the projector mid-stream: after restart every view equals a f
       const placed = await post(`${cluster.base}/orders/${order}/place`, { shopId: shop, customerId: `c${i % CUSTOMERS}`, items: [{ menuId: 'm', quantity: 1 + (i % 3) }] }).catch(() => undefined);
       if (placed?.status !== 200) continue;
       accepted++;
+      orders.add(order);
       const next = await post(`${cluster.base}/orders/${order}/${i % 2 ? 'accept' : 'cancel'}`, i % 2 ? {} : { reason: 'r' }).catch(() => undefined);
       if (next?.status === 200 && i % 2) await post(`${cluster.base}/orders/${order}/deliver`, {}).catch(() => undefined);
       last = Math.max(last, placed.body.position as number, (next?.body.position as number) ?? 0);
@@ -93,6 +99,32 @@ t.test('kill -9 of the projector mid-stream: after restart every view equals a f
   }
   const after = await snapshotViews(cluster.query, last);
   t.same(after, before, 'nothing lost, nothing applied twice');
+
+  // The notifier lives in the projector process: after its restarts, every aggregate's latest notice is there.
+  const link = await connectNats(nats.url, { name: 'watcher', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  for (let i = 0; i < 200; i++) {
+    const status = await json(`${cluster.admin}/admin/projections`);
+    if (((status.notifier as Body).position as number) >= last) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const consumer = await link.js.consumers.get('NOTIFY', 'watcher');
+  const latest = new Map<string, Notice>();
+  for (let quiet = false; !quiet; ) {
+    quiet = true;
+    for await (const m of await consumer.fetch({ max_messages: 1000, expires: 1000 })) {
+      const notice = m.json<Notice>();
+      latest.set(`${notice.aggregate}/${notice.id}`, notice);
+      m.ack();
+      quiet = false;
+    }
+  }
+  t.same([...orders].filter((o) => !latest.has(`order/${o}`)), [], 'every placed order was announced');
+  const stale = Object.entries(before)
+    .filter(([k]) => k.startsWith('shop '))
+    .filter(([, v]) => latest.get(`shop/${(v as Body).id as string}`)?.version !== (v as Body).version);
+  t.same(stale, [], "each shop's latest notice names its current version");
+
   const totals = Object.entries(before).filter(([k]) => k.startsWith('shop ')).reduce((n, [, v]) => n + ((v as Body).orderCount as number), 0);
   t.equal(totals, accepted, 'every accepted order is counted once in the shop views');
 });

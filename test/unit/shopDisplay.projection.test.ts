@@ -25,7 +25,7 @@ t.test('a registered shop starts closed, with an empty menu and no figures', asy
   const view = foldAll(shopDisplay, stream().commit('shop', 's1', at, registered).events);
   t.same(view.get('s1'), {
     id: 's1', name: 'Kimbap Heaven', category: 'korean', open: false, minOrderAmount: 12000, deliveryFee: 3000,
-    menu: [], ratingSum: 0, reviewCount: 0, ratingAverage: 0, orderCount: 0, version: 1, position: 1,
+    menu: [], ratingSum: 0, reviewCount: 0, ratingAverage: 0, orderCount: 0, version: 1, position: 1, updatedAt: at,
   });
 });
 
@@ -99,6 +99,36 @@ t.test('events for a shop never registered create no document', async (t) => {
 t.test('a second registration changes nothing', async (t) => {
   const s = stream().commit('shop', 's1', at, registered).commit('shop', 's1', at, { ...registered, data: { ...registered.data, name: 'Other' } });
   t.match(foldAll(shopDisplay, s.events).get('s1'), { name: 'Kimbap Heaven', version: 1, position: 1 });
+});
+
+t.test('updatedAt is the time of the last event applied, from the shop, its orders or its reviews', async (t) => {
+  const s = stream()
+    .commit('shop', 's1', '2024-05-01T10:00:00.000Z', registered)
+    .commit('shop', 's1', '2024-05-01T11:00:00.000Z', { type: 'ShopOpened', data: {} });
+  t.equal(foldAll(shopDisplay, s.events).get('s1')?.updatedAt, '2024-05-01T11:00:00.000Z', 'a shop event moves it');
+  s.commit('order', 'o1', '2024-05-02T09:00:00.000Z', placed('s1'));
+  t.equal(foldAll(shopDisplay, s.events).get('s1')?.updatedAt, '2024-05-02T09:00:00.000Z', 'an order moves it');
+  s.commit('review', 'r1', '2024-05-03T09:00:00.000Z', posted('o1', 5));
+  t.match(foldAll(shopDisplay, s.events).get('s1'), { updatedAt: '2024-05-03T09:00:00.000Z', position: 4, version: 2 }, 'a review moves it, with the position');
+  s.commit('shop', 's1', '2024-05-04T09:00:00.000Z', { ...registered, data: { ...registered.data, name: 'Other' } });
+  t.equal(foldAll(shopDisplay, s.events).get('s1')?.updatedAt, '2024-05-03T09:00:00.000Z', 'an ignored second registration does not');
+});
+
+t.test('each shop has one position and one time index entry, both of its latest change', async (t) => {
+  const s = stream()
+    .commit('shop', 's1', '2024-05-01T10:00:00.000Z', registered)
+    .commit('shop', 's2', '2024-05-01T10:00:01.000Z', registered)
+    .commit('shop', 's1', '2024-05-01T10:00:02.000Z', { type: 'ShopRenamed', data: { name: 'Kimbap Paradise' } })
+    .commit('order', 'o1', '2024-05-01T10:00:03.000Z', placed('s2'));
+  t.same(foldAll(shopDisplay, s.events).entries(), [
+    ['at', '2024-05-01T10:00:02.000Z', 's1'],
+    ['at', '2024-05-01T10:00:03.000Z', 's2'],
+    ['position', 3, 's1'],
+    ['position', 4, 's2'],
+  ]);
+  const view = foldAll(shopDisplay, s.events);
+  t.same(view.byIndex(['position']).map((d) => d.id), ['s1', 's2'], 'in order of last change');
+  t.same(view.byIndex(['at']).map((d) => d.id), ['s1', 's2']);
 });
 
 t.test('keys: shop events by the aggregate id, orders and reviews by their shop id', async (t) => {

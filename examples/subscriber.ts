@@ -1,0 +1,150 @@
+/**
+ * Another system's copy of converge's shops, to copy: NATS notices say *what* changed, the import API serves the data.
+ *   NATS_URL=nats://127.0.0.1:4222 COPY_FILE=search-shops.json node dist/examples/subscriber.js search
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
+
+/** A zero-payload notice from `NOTIFY` (or this system's `REPLAY` subject). */
+export interface Notice { aggregate: string; id: string; version: number; position: number; at: string }
+/** A shop as the import API serves it (the `GET /shops/:id` document); kept whole. */
+export interface Shop { id: string; position: number; [field: string]: unknown }
+/** The local copy: shops by id. */
+export type Copy = Map<string, Shop>;
+
+/** Keeps the newer version of a shop: imports and notices may arrive in any order. */
+export function upsert(copy: Copy, shop: Shop): void {
+  const old = copy.get(shop.id);
+  if (!old || old.position <= shop.position) copy.set(shop.id, shop);
+}
+
+/** Copies every shop (`GET /import/shops`, NDJSON). A broken download resumes after the last id received. */
+export async function fullImport(queryUrl: string, copy: Copy, attempts = 5): Promise<number> {
+  let cursor: string | undefined;
+  let count = 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(`${queryUrl}/import/shops${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`);
+      if (!res.ok || !res.body) throw new Error(`GET /import/shops answered ${res.status}`);
+      const decoder = new TextDecoder();
+      let tail = '';
+      for await (const chunk of res.body) {
+        const lines = (tail + decoder.decode(chunk, { stream: true })).split('\n');
+        tail = lines.pop() ?? '';
+        for (const line of lines.filter(Boolean)) {
+          const shop = JSON.parse(line) as Shop;
+          upsert(copy, shop);
+          cursor = shop.id;
+          count++;
+        }
+      }
+      return count;
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
+/**
+ * Fetches the shops that up to 1000 notices name (`POST /import/shops/batch`) and upserts
+ * them. A notice may come before the view has its change, so the request waits for the
+ * latest position named (`X-Min-Position`); a 504 means "not yet" and throws, to retry.
+ * Order and review notices do not name their shop, so they change nothing here.
+ */
+export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly Notice[]): Promise<void> {
+  const shops = notices.filter((n) => n.aggregate === 'shop');
+  if (shops.length === 0) return;
+  const res = await fetch(`${queryUrl}/import/shops/batch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-min-position': String(Math.max(...shops.map((n) => n.position))) },
+    body: JSON.stringify({ ids: [...new Set(shops.map((n) => n.id))] }),
+  });
+  if (!res.ok) throw new Error(`POST /import/shops/batch answered ${res.status}: ${await res.text()}`);
+  const { items, missing } = (await res.json()) as { items: Shop[]; missing: string[] };
+  for (const shop of items) upsert(copy, shop);
+  for (const id of missing) copy.delete(id);
+}
+
+const TIMEOUT = Symbol('timeout');
+
+/**
+ * Pulls notices from one durable consumer, up to 500 or 100 ms at a time, hands each batch
+ * to `handle`, and acks it once handled; a failed batch is redelivered a second later.
+ */
+export async function follow(consumer: Consumer, handle: (notices: Notice[]) => Promise<void>, signal: AbortSignal): Promise<void> {
+  const messages = await consumer.consume({ max_messages: 1000 });
+  signal.addEventListener('abort', () => void messages.close(), { once: true });
+  const it = messages[Symbol.asyncIterator]();
+  let next = it.next();
+  for (let first = await next; !first.done; first = await next) {
+    const batch: JsMsg[] = [first.value];
+    next = it.next();
+    const deadline = sleep(100, TIMEOUT);
+    while (batch.length < 500) {
+      const r = await Promise.race([next, deadline]);
+      if (r === TIMEOUT || r.done) break;
+      batch.push(r.value);
+      next = it.next();
+    }
+    const valid = batch.flatMap((m) => parse(m));
+    try {
+      await handle(valid.map((v) => v.notice));
+      for (const { m } of valid) m.ack();
+    } catch (err) {
+      console.error(`${batch.length} notices not synced; retrying`, err);
+      for (const { m } of valid) m.nak(1000);
+    }
+  }
+}
+
+/** A message with its notice; one that is not a notice is terminated, never redelivered. */
+function parse(m: JsMsg): Array<{ m: JsMsg; notice: Notice }> {
+  try { return [{ m, notice: m.json<Notice>() }]; } catch { m.term(); return []; }
+}
+
+/** Reads the copy from `file`; an absent file is an empty copy. */
+export async function loadCopy(file: string): Promise<Copy> {
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? '{}' : Promise.reject(err)));
+  return new Map(Object.entries(JSON.parse(text) as Record<string, Shop>));
+}
+
+/** Writes the copy to `file` whole, through a temp file so a crash never leaves half of it. */
+export async function saveCopy(file: string, copy: Copy): Promise<void> {
+  await writeFile(`${file}.tmp`, JSON.stringify(Object.fromEntries(copy)));
+  await rename(`${file}.tmp`, file);
+}
+
+/** The program: full import when the copy is empty, then follow `NOTIFY` and `REPLAY` as `<name>`. */
+async function main(): Promise<void> {
+  const name = process.argv[2] ?? process.env['SUBSCRIBER_NAME'];
+  if (!name) {
+    console.error('usage: node dist/examples/subscriber.js <subscriber name>   (or SUBSCRIBER_NAME=<name>)');
+    process.exit(2);
+  }
+  const queryUrl = process.env['QUERY_URL'] ?? 'http://127.0.0.1:8081';
+  const file = process.env['COPY_FILE'] ?? `${name}-shops.json`;
+  const copy = await loadCopy(file);
+  if (copy.size === 0) {
+    console.log(`full import: ${await fullImport(queryUrl, copy)} shops`);
+    await saveCopy(file, copy);
+  }
+  const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
+  const stop = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
+  // Both consumers share the copy; saves run one after another, so the file never goes back.
+  let saved: Promise<void> = Promise.resolve();
+  const handle = async (notices: Notice[]) => {
+    await syncOnce(queryUrl, copy, notices);
+    await (saved = saved.catch(() => undefined).then(() => saveCopy(file, copy)));
+  };
+  await Promise.all(['NOTIFY', 'REPLAY'].map(async (stream) => follow(await jetstream(nc).consumers.get(stream, name), handle, stop.signal)));
+  await nc.drain();
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => (console.error(err), process.exit(1)));
+}

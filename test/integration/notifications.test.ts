@@ -1,0 +1,127 @@
+import t, { type Test } from 'tap';
+import { pino } from 'pino';
+import { connectNats, type NatsLink } from '../../src/natsConnection.js';
+import type { Notice } from '../../src/notifier.js';
+import { startTestNats, tempDir } from '../helpers/nats.js';
+import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
+
+type Body = Record<string, unknown>;
+
+/** Pulls whatever a durable consumer has for us (until it goes quiet), acking each. */
+async function drain(link: NatsLink, stream: string, name: string): Promise<{ subject: string; notice: Notice }[]> {
+  const consumer = await link.js.consumers.get(stream, name);
+  const out: { subject: string; notice: Notice }[] = [];
+  for (;;) {
+    const batch = await consumer.fetch({ max_messages: 1000, expires: 1000 });
+    let n = 0;
+    for await (const m of batch) {
+      out.push({ subject: m.subject, notice: m.json<Notice>() });
+      m.ack();
+      n++;
+    }
+    if (n === 0) return out;
+  }
+}
+
+async function setup(t: Test) {
+  const nats = await startTestNats(t);
+  const dataDir = tempDir(t);
+  const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
+  const projector = await startTestProjector(t, nats.url, dataDir);
+  const link = await connectNats(nats.url, { name: 'subscriber', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  const admin = urlOf(projector.adminApp);
+  const caughtUp = async (position: number) => {
+    for (let i = 0; i < 400 && projector.notifier.position() < position; i++) await new Promise((r) => setTimeout(r, 25));
+  };
+  return { nats, worker: worker!, projector, link, admin, cmd: commandUrl(worker!), query: urlOf(worker!.queryApp), caughtUp };
+}
+
+t.test('notices are zero-payload, and the latest one per aggregate names its current version', async (t) => {
+  const { link, admin, cmd, caughtUp } = await setup(t);
+  t.equal((await post(admin, '/admin/subscribers', { name: 'live' })).status, 201);
+  await post(cmd, '/shops/n1/register', { name: 'N', category: 'c', ownerId: 'u' });
+  await post(cmd, '/shops/n1/open', {});
+  const last = await post(cmd, '/shops/n1/rename', { name: 'N2' });
+  await caughtUp(last.body.position as number);
+  const got = await drain(link, 'NOTIFY', 'live');
+  t.ok(got.length >= 1, `notices arrived (${got.length})`);
+  t.ok(got.every((g) => g.subject === 'notify.shop.n1'), 'on the aggregate subject');
+  t.same(Object.keys(got[0]!.notice).sort(), ['aggregate', 'at', 'id', 'position', 'version'], 'nothing but what changed');
+  t.match(got[got.length - 1]!.notice, { aggregate: 'shop', id: 'n1', version: 3, position: last.body.position });
+});
+
+t.test('a subscriber that was down through 10,000 changes to 1,000 shops gets one notice per shop and ends equal to the views', async (t) => {
+  const { link, admin, cmd, query, caughtUp } = await setup(t);
+  await post(admin, '/admin/subscribers', { name: 'search' });
+  let last = 0;
+  const shops = Array.from({ length: 1000 }, (_, i) => `d${i}`);
+  for (let i = 0; i < shops.length; i += 100) {
+    const batch = await Promise.all(shops.slice(i, i + 100).map((s) => post(cmd, `/shops/${s}/register`, { name: s, category: 'c', ownerId: 'u' })));
+    last = Math.max(last, ...batch.map((r) => r.body.position as number));
+  }
+  for (let round = 0; round < 9; round++) {
+    for (let i = 0; i < shops.length; i += 200) {
+      const batch = await Promise.all(shops.slice(i, i + 200).map((s) => post(cmd, `/shops/${s}/rename`, { name: `${s}-${round}` })));
+      t.equal(batch.filter((r) => r.status !== 200).length, 0);
+      last = Math.max(last, ...batch.map((r) => r.body.position as number));
+    }
+  }
+  await caughtUp(last);
+  const listed = ((await get(`${admin}/admin/subscribers`)).body.subscribers as Body[]).find((s) => s.name === 'search');
+  t.match(listed, { name: 'search', pending: 1000 }, 'one pending notice per changed shop');
+
+  const got = await drain(link, 'NOTIFY', 'search');
+  const ids = got.map((g) => g.notice.id);
+  t.equal(got.length, 1000, 'at most one notice per changed shop');
+  t.equal(new Set(ids).size, 1000, 'every changed shop once');
+  t.ok(got.every((g) => g.notice.version === 10), 'each notice names the final version');
+
+  const copy = new Map<string, unknown>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const res = await post(query, '/import/shops/batch', { ids: ids.slice(i, i + 500) }, { 'x-min-position': String(last) });
+    for (const doc of res.body.items as Body[]) copy.set(doc.id as string, doc);
+  }
+  t.equal(copy.size, 1000, 'the batch import returned every shop');
+  let same = 0;
+  for (const id of ids) if (JSON.stringify((await get(`${query}/shops/${id}`)).body) === JSON.stringify(copy.get(id))) same++;
+  t.equal(same, 1000, 'the local copy equals the views');
+  t.equal(((await get(`${admin}/admin/subscribers`)).body.subscribers as Body[])[0]!.pending, 0, 'nothing left pending');
+});
+
+t.test('a re-publish reaches only the named subscriber', async (t) => {
+  const { link, admin, cmd, caughtUp } = await setup(t);
+  for (const name of ['ads', 'recs']) await post(admin, '/admin/subscribers', { name });
+  const before = new Date(Date.now() - 1000).toISOString();
+  let last = 0;
+  for (const s of ['x1', 'x2', 'x3']) last = (await post(cmd, `/shops/${s}/register`, { name: s, category: 'c', ownerId: 'u' })).body.position as number;
+  await caughtUp(last);
+  t.equal((await drain(link, 'NOTIFY', 'ads')).length, 3);
+  t.equal((await drain(link, 'NOTIFY', 'recs')).length, 3);
+
+  const byIds = await post(admin, '/admin/subscribers/ads/republish', { ids: [{ aggregate: 'shop', id: 'x2' }, { aggregate: 'shop', id: 'nope' }] });
+  t.match(byIds.body, { republished: 1, missing: ['shop/nope'] });
+  const replayed = await drain(link, 'REPLAY', 'ads');
+  t.same(replayed.map((r) => [r.subject, r.notice.id]), [['replay.ads.shop.x2', 'x2']], 'ads got x2 on its own replay subject');
+  t.same(await drain(link, 'REPLAY', 'recs'), [], 'recs got nothing on REPLAY');
+
+  t.equal((await post(admin, '/admin/subscribers/ads/republish', { since: before })).status, 200);
+  t.same((await drain(link, 'NOTIFY', 'ads')).map((r) => r.notice.id).sort(), ['x1', 'x2', 'x3'], 'ads got every change since then again');
+  t.same(await drain(link, 'NOTIFY', 'recs'), [], 'recs got nothing on NOTIFY');
+
+  t.equal((await post(admin, '/admin/subscribers/ads/republish', { sincePosition: last })).status, 200);
+  t.ok((await drain(link, 'NOTIFY', 'ads')).some((r) => r.notice.id === 'x3'), 'since a position: at least the change at it');
+  t.same(await drain(link, 'NOTIFY', 'recs'), [], 'recs still got nothing');
+});
+
+t.test('the subscriber admin API validates and explains', async (t) => {
+  const { admin } = await setup(t);
+  t.equal((await post(admin, '/admin/subscribers', { name: 'dup' })).status, 201);
+  t.same((await post(admin, '/admin/subscribers', { name: 'dup' })).body.error, 'subscriber_exists');
+  t.same((await post(admin, '/admin/subscribers', { name: 'bad name!' })).status, 400);
+  t.same((await post(admin, '/admin/subscribers/ghost/republish', { since: new Date().toISOString() })).body.error, 'unknown_subscriber');
+  t.same((await post(admin, '/admin/subscribers/dup/republish', { since: 'yesterday' })).status, 400);
+  t.same((await post(admin, '/admin/subscribers/dup/republish', { sincePosition: 999999 })).body.error, 'position_not_found');
+  t.equal((await fetch(`${admin}/admin/subscribers/dup`, { method: 'DELETE' })).status, 200);
+  t.same((await get(`${admin}/admin/subscribers`)).body.subscribers, []);
+});
