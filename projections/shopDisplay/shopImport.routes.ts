@@ -8,8 +8,6 @@ import { Cursor, ErrorBody, Page } from '../routes.schemas.js';
 import type { ShopDisplayDoc } from './shopDisplay.projection.js';
 import { ShopDisplay } from './shopDisplay.routes.js';
 
-/** Most shops one full export sends, and what it sends when the client gives no limit. */
-export const MAX_EXPORT = 1_000_000;
 /** Most ids one batch may ask for. */
 export const MAX_BATCH = 1000;
 /** Shops read per LMDB range during an export: one short read, then the stream drains. */
@@ -20,7 +18,7 @@ const ShopId = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
 const ExportQuery = Type.Object(
   {
     cursor: Type.Optional(ShopId),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_EXPORT, default: MAX_EXPORT })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, description: 'most lines to send; every shop when absent' })),
   },
   { additionalProperties: false },
 );
@@ -104,7 +102,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
     async (request, reply) => {
       const line = reply.compileSerializationSchema(ShopLine);
       const out = new PassThrough();
-      const { cursor, limit = MAX_EXPORT } = request.query;
+      const { cursor, limit = Infinity } = request.query;
       exportShops(deps.views, out, (doc) => line(display(doc)), cursor, limit).catch((err: unknown) => {
         request.log.error({ err }, 'shop export failed');
         out.destroy(err instanceof Error ? err : new Error(String(err)));
