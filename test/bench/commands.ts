@@ -14,7 +14,7 @@ import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { connectNats, type NatsLink } from '../../src/natsConnection.js';
 import { launchNatsServer } from '../../src/natsServer.js';
-import { startCluster } from './cluster.js';
+import { startCluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({

@@ -15,7 +15,7 @@ import { eventSubject, type Commit } from '../../src/eventStore.js';
 import { connectNats, type NatsLink } from '../../src/natsConnection.js';
 import { launchNatsServer } from '../../src/natsServer.js';
 import type { Notice } from '../../src/notifier.js';
-import { startCluster, type Cluster } from './cluster.js';
+import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({

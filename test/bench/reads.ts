@@ -18,7 +18,7 @@ import { pino } from 'pino';
 import { eventSubject, type Commit } from '../../src/eventStore.js';
 import { connectNats, type NatsLink } from '../../src/natsConnection.js';
 import { launchNatsServer } from '../../src/natsServer.js';
-import { startCluster, type Cluster } from './cluster.js';
+import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../../src/natsServer.js';
+import { freePort } from '../src/natsServer.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const get = (url: string, headers: Record<string, string>, timeoutMs: number) =>
@@ -22,7 +22,7 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
   const [commandPort, queryPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../../src/main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../src/main.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       CONVERGE_NATS_URL: natsUrl,

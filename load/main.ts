@@ -1,0 +1,115 @@
+/**
+ * The load tool:
+ *
+ *   npm run load -- <scenario> [--duration 10] [--connections 32] [--shops 1000] [--rate N]
+ *                  [--hot 4] [--orders 2] [--warmup 3] [--target converge|crud|emmett] [--spawn]
+ *                  [--command-url URL] [--query-url URL] [--workers 2] [--out load-results]
+ *
+ * Scenarios: commands, reads, mixed, contention, read-your-writes. Converge is loaded where
+ * `npm start` serves it (127.0.0.1:8080 and :8081) unless `--spawn` starts a private cluster
+ * with its own nats-server; the baselines are always started for the run. Loopback only;
+ * the run is bounded by `--duration` and stops by itself.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runChart } from './chart.js';
+import { assertLoopback } from './client.js';
+import { describe, runLoad, type LoadOptions } from './run.js';
+import { scenarios, type Target } from './scenarios.js';
+import { startTarget, targetNames, type Started, type TargetName } from './targets.js';
+
+const usage = `usage: npm run load -- <${Object.keys(scenarios).join('|')}> [--duration s] [--connections n] [--shops n] [--rate steps/s]
+       [--hot n] [--orders n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--out dir]`;
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n${usage}\n`);
+  process.exit(2);
+}
+
+function positive(name: string, raw: string | undefined, fallback: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > max) fail(`--${name} must be a whole number from 1 to ${max}, not ${raw}`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      duration: { type: 'string' },
+      connections: { type: 'string' },
+      shops: { type: 'string' },
+      rate: { type: 'string' },
+      hot: { type: 'string' },
+      warmup: { type: 'string' },
+      orders: { type: 'string' },
+      target: { type: 'string', default: 'converge' },
+      spawn: { type: 'boolean', default: false },
+      'command-url': { type: 'string', default: 'http://127.0.0.1:8080' },
+      'query-url': { type: 'string', default: 'http://127.0.0.1:8081' },
+      workers: { type: 'string' },
+      out: { type: 'string', default: 'load-results' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) return void process.stdout.write(usage + '\n');
+  const scenario = positionals[0];
+  if (!scenario || !(scenario in scenarios)) fail(scenario ? `unknown scenario ${scenario}` : 'which scenario?');
+  if (!(targetNames as readonly string[]).includes(values.target)) fail(`unknown target ${values.target}`);
+  const targetName = values.target as TargetName;
+  const options: LoadOptions = {
+    scenario,
+    durationS: positive('duration', values.duration, 10, 3600),
+    connections: positive('connections', values.connections, 32, 1024),
+    shops: positive('shops', values.shops, 1000, 1_000_000),
+    orders: values.orders === '0' ? 0 : positive('orders', values.orders, 2, 100),
+    ...(values.rate === undefined ? {} : { rate: positive('rate', values.rate, 0, 1_000_000) }),
+    hot: positive('hot', values.hot, 4, 1000),
+    warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 3, 600),
+    progress: true,
+  };
+  const workers = positive('workers', values.workers, 2, 64);
+
+  let target: Target;
+  let started: Started | undefined;
+  if (targetName === 'converge' && !values.spawn) {
+    for (const url of [values['command-url'], values['query-url']]) {
+      assertLoopback(url);
+      const up = await fetch(`${url}/ready`).then((r) => r.ok, () => false);
+      if (!up) fail(`nothing ready at ${url}: start converge with \`npm start\`, or pass --spawn to start a private cluster for the run`);
+    }
+    target = { name: 'converge', command: values['command-url'], query: values['query-url'] };
+  } else {
+    process.stderr.write(`starting ${targetName} with ${workers} workers…\n`);
+    started = await startTarget(targetName, workers);
+    target = started;
+  }
+
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    void started?.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await runLoad(target, options);
+    console.log('\n' + describe(result));
+    const dir = resolve(values.out);
+    mkdirSync(dir, { recursive: true });
+    const name = `${result.at.replace(/[:.]/g, '-')}-${target.name}-${scenario}`;
+    writeFileSync(join(dir, `${name}.json`), JSON.stringify(result, null, 2));
+    writeFileSync(join(dir, `${name}.svg`), runChart(`${scenario} on ${target.name}`, result.summary.seconds));
+    console.log(`\nwrote ${join(values.out, name)}.json and .svg`);
+  } finally {
+    await started?.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`load: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

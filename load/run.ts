@@ -1,0 +1,115 @@
+import { httpClient } from './client.js';
+import { recorder, type Summary } from './recorder.js';
+import { orderQueues, scenarios, seed, writeThenRead, type RunContext, type Target } from './scenarios.js';
+
+/** One load run's settings. */
+export interface LoadOptions {
+  readonly scenario: string;
+  readonly durationS: number;
+  readonly connections: number;
+  readonly shops: number;
+  /** Delivered orders with a review seeded per shop. */
+  readonly orders: number;
+  /** Steps per second across all connections; unlimited when undefined. */
+  readonly rate?: number;
+  readonly hot: number;
+  /** Seconds of load before the measured window: JIT, connections and actors warm up. */
+  readonly warmupS: number;
+  /** Prints a line a second while the run goes. */
+  readonly progress: boolean;
+}
+
+/** What one run measured, with its settings. */
+export interface LoadResult {
+  readonly target: string;
+  readonly options: LoadOptions;
+  readonly at: string;
+  readonly summary: Summary;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const log = (line: string) => process.stderr.write(line + '\n');
+
+/**
+ * Seeds fresh shops on `target`, then runs the scenario for `durationS` seconds on
+ * `connections` connections (paced to `rate` steps/s when given), with a lag probe of 10
+ * writes a second beside it: each probe renames a shop and reads it back with
+ * `X-Min-Position`. Stops by itself and closes every socket it opened.
+ */
+export async function runLoad(target: Target, options: LoadOptions): Promise<LoadResult> {
+  const scenario = scenarios[options.scenario];
+  if (!scenario) throw new Error(`unknown scenario ${options.scenario}`);
+  // Probes and seeding get their own sockets, so they don't queue behind the load.
+  const client = httpClient(options.connections);
+  const side = httpClient(8);
+  const rec = recorder();
+  const prefix = `L${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}-`;
+  try {
+    const seeded = Date.now();
+    if (options.progress) log(`seeding ${options.shops} shops on ${target.name} (${options.orders} orders and reviews each)…`);
+    const shops = await seed({ target, client, rec, hot: options.hot, prefix }, options.shops, options.orders);
+    if (options.progress) log(`seeded in ${((Date.now() - seeded) / 1000).toFixed(1)} s; running ${scenario.name} for ${options.warmupS} s of warm-up, then ${options.durationS} s measured`);
+    const ctx: RunContext = { target, client, rec, shops, hot: options.hot, prefix, orders: orderQueues() };
+    const probeCtx: RunContext = { ...ctx, client: side };
+    const probeShop = shops[shops.length - 1]!;
+
+    const until = performance.now() + (options.warmupS + options.durationS) * 1000;
+    let slot = 0;
+    const gap = options.rate ? 1000 / options.rate : 0;
+    const paced = performance.now();
+    let started = paced;
+    const warm = sleep(options.warmupS * 1000).then(() => {
+      rec.start();
+      started = performance.now();
+    });
+    const loops = Array.from({ length: options.connections }, async () => {
+      while (performance.now() < until) {
+        if (gap) {
+          const wait = paced + slot++ * gap - performance.now();
+          if (wait > 0) await sleep(wait);
+          if (performance.now() >= until) break;
+        }
+        await scenario.step(ctx);
+      }
+    });
+    const probe = (async () => {
+      if (scenario.name === 'read-your-writes') return;
+      while (performance.now() < until) {
+        const next = performance.now() + 100;
+        await writeThenRead(probeCtx, probeShop, 'probe');
+        await sleep(next - performance.now());
+      }
+    })();
+    const ticker = setInterval(() => {
+      const s = rec.lastSecond();
+      if (options.progress && s) {
+        log(`[${String(s.t + 1).padStart(3)} s/${options.durationS} s] ${s.requests.toLocaleString('en-US').padStart(7)} req/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  errors ${s.errors}`);
+      }
+    }, 1000);
+    await Promise.all([...loops, probe, warm]);
+    clearInterval(ticker);
+    rec.stop();
+    const summary = rec.summary((performance.now() - started) / 1000);
+    return { target: target.name, options, at: new Date().toISOString(), summary };
+  } finally {
+    client.close();
+    side.close();
+  }
+}
+
+/** The run as a few readable lines. */
+export function describe(result: LoadResult): string {
+  const { summary: s, options: o } = result;
+  const lines = [
+    `${o.scenario} on ${result.target}: ${o.connections} connections, ${o.durationS} s${o.rate ? `, paced to ${o.rate} steps/s` : ''}, ${o.shops} shops`,
+    `  throughput   ${s.throughput.toLocaleString('en-US')} req/s (2xx: ${s.okThroughput.toLocaleString('en-US')}/s), ${s.requests.toLocaleString('en-US')} requests`,
+    `  latency      p50 ${s.latency.p50} ms  p90 ${s.latency.p90} ms  p99 ${s.latency.p99} ms  max ${s.latency.max} ms`,
+  ];
+  for (const [kind, p] of Object.entries(s.byKind)) {
+    lines.push(`    ${kind.padEnd(22)} ${String(p.perSec).padStart(8)}/s  p50 ${p.p50} ms  p99 ${p.p99} ms  max ${p.max} ms`);
+  }
+  lines.push(`  statuses     ${Object.entries(s.statuses).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+  lines.push(`  errors       ${s.errors} (no reply or 5xx)`);
+  lines.push(`  write → read visible (lag): p50 ${s.lag.p50} ms  p90 ${s.lag.p90} ms  p99 ${s.lag.p99} ms  max ${s.lag.max} ms over ${s.lag.count} probes, ${s.lag.stale} stale`);
+  return lines.join('\n');
+}

@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, launchNatsServer } from '../src/natsServer.js';
+import { startCluster } from './cluster.js';
+import type { Target } from './scenarios.js';
+
+/** A target the load tool started, and how to stop it. */
+export interface Started extends Target {
+  stop(): Promise<void>;
+}
+
+/** The targets the load tool can start on this machine. */
+export const targetNames = ['converge', 'crud', 'emmett'] as const;
+export type TargetName = (typeof targetNames)[number];
+
+/**
+ * Starts converge as `npm start` runs it (N workers and the projector) against its own
+ * nats-server, with a temp store and temp data, so a load run leaves nothing behind.
+ */
+async function startConverge(workers: number): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'converge-load-'));
+  const nats = await launchNatsServer({ port: 0, storeDir: join(dir, 'nats') });
+  try {
+    const cluster = await startCluster(nats.url, join(dir, 'data'), workers);
+    return {
+      name: 'converge',
+      command: cluster.command,
+      query: cluster.query,
+      stop: async () => {
+        await cluster.stop();
+        await nats.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * Starts a baseline (`baselines/<name>/main.js`) with the same number of workers, on its
+ * own PostgreSQL database, which it resets at start. Resolves once `/health` answers.
+ */
+async function startBaseline(name: 'crud' | 'emmett', workers: number): Promise<Started> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(import.meta.dirname, `../baselines/${name}/main.js`)], {
+    env: { ...process.env, PORT: String(port), WORKERS: String(workers), PGDATABASE: `converge_bench_${name}` },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  let dead = false;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => ((dead = true), resolve())));
+  const stop = async () => {
+    if (dead) return;
+    proc.kill('SIGTERM');
+    const force = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(force);
+  };
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (dead) throw new Error(`the ${name} baseline exited during start-up (is PostgreSQL running on ${process.env.PGHOST ?? '127.0.0.1'}:${process.env.PGPORT ?? 5432}?)`);
+    const res = await fetch(`${base}/health`).catch(() => undefined);
+    await res?.arrayBuffer();
+    if (res?.ok) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the ${name} baseline did not answer /health within 30 s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // Every worker must be listening before the run starts; they start in parallel, so a short wait settles it.
+  await new Promise((r) => setTimeout(r, 500));
+  return { name, command: base, query: base, stop };
+}
+
+/** Starts the named target with `workers` workers. */
+export function startTarget(name: TargetName, workers: number): Promise<Started> {
+  return name === 'converge' ? startConverge(workers) : startBaseline(name, workers);
+}
