@@ -5,7 +5,7 @@
  *                  [--hot 4] [--orders 2] [--warmup 3] [--target converge|crud|emmett] [--spawn]
  *                  [--command-url URL] [--query-url URL] [--workers 2] [--out load-results]
  *
- * Scenarios: commands, reads, mixed, contention, read-your-writes. Converge is loaded where
+ * Scenarios: commands, reads, mixed, contention, read-your-writes, and bare (a bare route, the ceiling). Converge is loaded where
  * `npm start` serves it (127.0.0.1:8080 and :8081) unless `--spawn` starts a private cluster
  * with its own nats-server; the baselines are always started for the run. Loopback only;
  * the run is bounded by `--duration` and stops by itself.

@@ -145,6 +145,11 @@ export const scenarios: Readonly<Record<string, Scenario>> = {
       return placeOrder(ctx, shopId);
     },
   },
+  bare: {
+    name: 'bare',
+    description: 'GET /health on the query port: a bare Fastify route in the same processes, the ceiling for reads',
+    step: (ctx) => send(ctx, 'GET /health', { method: 'GET', url: `${ctx.target.query}/health` }).then(() => undefined),
+  },
   'read-your-writes': {
     name: 'read-your-writes',
     description: 'rename a shop, then read it with X-Min-Position; every read must show the write',

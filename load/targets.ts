@@ -8,6 +8,8 @@ import type { Target } from './scenarios.js';
 
 /** A target the load tool started, and how to stop it. */
 export interface Started extends Target {
+  /** The nats-server a converge target runs on, for measuring the store's own limit beside it. */
+  readonly natsUrl?: string;
   stop(): Promise<void>;
 }
 
@@ -26,6 +28,7 @@ async function startConverge(workers: number): Promise<Started> {
     const cluster = await startCluster(nats.url, join(dir, 'data'), workers);
     return {
       name: 'converge',
+      natsUrl: nats.url,
       command: cluster.command,
       query: cluster.query,
       stop: async () => {

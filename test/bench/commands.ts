@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
-import { connectNats, type NatsLink } from '../../src/natsConnection.js';
+import { connectNats } from '../../src/natsConnection.js';
 import { launchNatsServer } from '../../src/natsServer.js';
 import { startCluster } from '../../load/cluster.js';
+import { rawPublish } from '../../load/limits.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({
@@ -30,26 +31,6 @@ const runs = Number(values.runs);
 const duration = Number(values.duration);
 const connections = Number(values.connections);
 const shops = Number(values.shops);
-
-/** Publishes `seconds` worth of 200-byte messages with `inFlight` outstanding: the store's own limit. */
-async function rawPublish(link: NatsLink, seconds: number, inFlight: number): Promise<number> {
-  await link.jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], storage: 'file' as never });
-  const payload = JSON.stringify({ commandId: 'x'.repeat(36), aggregate: 'shop', id: 'bench', version: 1, events: [{ type: 'MenuPriceChanged', data: { menuId: 'm1', price: 4500 }, at: new Date().toISOString() }] });
-  const until = Date.now() + seconds * 1000;
-  let sent = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async (_, lane) => {
-      for (let i = 0; Date.now() < until; i++) {
-        await link.js.publish(`bench.${lane}.${i % 100}`, payload);
-        sent++;
-      }
-    }),
-  );
-  const rate = sent / ((performance.now() - started) / 1000);
-  await link.jsm.streams.delete('BENCH');
-  return rate;
-}
 
 async function seed(base: string): Promise<void> {
   const post = (path: string, body: object) =>
