@@ -35,7 +35,9 @@ function statusKey(answer: Answer): string {
   if (answer.status === 0) return '0 no reply (socket error or timeout)';
   if (answer.status < 300) return String(answer.status);
   const body = json(answer.body);
-  const code = typeof body.code === 'string' ? body.code : '';
+  // Converge answers `{ error }`; the baselines' bodies may name it `code`.
+  const named = body.error ?? body.code;
+  const code = typeof named === 'string' ? named : '';
   const reason = typeof body.reason === 'string' ? `/${body.reason}` : '';
   return `${answer.status} ${code}${reason}`.trim();
 }
