@@ -14,6 +14,7 @@ interface Cell {
   readonly runs: number;
 }
 
+const SHORT: Readonly<Record<string, string>> = { crud: 'CRUD', emmett: 'Emmett' };
 const LABEL: Readonly<Record<string, string>> = { converge: 'converge', crud: 'CRUD (Fastify + PostgreSQL)', emmett: 'Emmett (PostgreSQL)' };
 
 function median(values: readonly number[]): number {
@@ -50,7 +51,7 @@ export function benchSection(input: {
   raw: readonly number[];
   targets: readonly string[];
   scenarios: readonly string[];
-  settings: Readonly<Record<string, string>>;
+  settings: Readonly<Record<string, string | boolean>>;
 }) {
   const { results, raw, targets, scenarios, settings } = input;
   const cells = new Map<string, Cell | undefined>();
@@ -68,7 +69,7 @@ export function benchSection(input: {
       `then again), each target fresh every run. Throughput counts 2xx answers only.`,
     '',
   );
-  const columns = [...targets.map((t) => LABEL[t] ?? t), ...others.map((o) => `converge ÷ ${o}`)];
+  const columns = [...targets.map((t) => LABEL[t] ?? t), ...others.map((o) => `converge ÷ ${SHORT[o] ?? o}`)];
   lines.push('### Throughput (2xx/s) and latency p50 / p99', '', `| scenario | ${columns.join(' | ')} |`, `|---|${columns.map(() => '---|').join('')}`);
   for (const s of scenarios) {
     const row = targets.map((t) => {
@@ -77,6 +78,18 @@ export function benchSection(input: {
     });
     const ratios = others.map((o) => ratio(at('converge', s)?.ok ?? NaN, at(o, s)?.ok ?? NaN));
     lines.push(`| ${s} | ${[...row, ...ratios].join(' | ')} |`);
+  }
+  // The read mix split by route: a CRUD display and a CRUD list page cost very differently.
+  const kinds = [...new Set(results.filter((r) => r.options.scenario === 'reads').flatMap((r) => Object.keys(r.summary.byKind)))].filter((k) => k.startsWith('GET'));
+  if (kinds.length) {
+    lines.push('', '`reads` by route (per-second rate and p99 within the 70/30 mix):', '', `| route | ${targets.map((t) => LABEL[t] ?? t).join(' | ')} |`, `|---|${targets.map(() => '---|').join('')}`);
+    for (const kind of kinds.sort()) {
+      const row = targets.map((t) => {
+        const runs = results.filter((r) => r.target === t && r.options.scenario === 'reads').map((r) => r.summary.byKind[kind]).filter((k) => k !== undefined);
+        return runs.length ? `${int(median(runs.map((k) => k.perSec)))}/s, p99 ${ms(median(runs.map((k) => k.p99)))}` : '–';
+      });
+      lines.push(`| \`${kind}\` | ${row.join(' | ')} |`);
+    }
   }
   lines.push('', '### A write, then a read that shows it', '');
   lines.push(

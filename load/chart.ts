@@ -77,7 +77,7 @@ export function barChart(title: string, unit: string, rows: ReadonlyArray<{ labe
   const plotW = W - left - 90;
   const parts: string[] = [];
   let top = 44;
-  names.forEach((n, i) => parts.push(`<text x="${left + 130 * i}" y="36" fill="${colours[i % colours.length]}">■ ${esc(n)}</text>`));
+  names.forEach((n, i) => parts.push(`<text x="${left + 200 * i}" y="36" fill="${colours[i % colours.length]}">■ ${esc(n)}</text>`));
   for (const row of rows) {
     parts.push(`<text x="${left - 8}" y="${top + (barH * names.length) / 2 + 4}" text-anchor="end">${esc(row.label)}</text>`);
     names.forEach((n, i) => {

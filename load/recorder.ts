@@ -108,7 +108,8 @@ export function recorder() {
         statuses: Object.fromEntries([...statuses].sort(([a], [b]) => a.localeCompare(b))),
         errors: [...statuses].filter(([k]) => k.startsWith('0 ') || k.startsWith('5')).reduce((s, [, n]) => s + n, 0),
         lag: { ...percentiles([...lags]), stale },
-        seconds: buckets.map((b, t) => second(t, b)),
+        // Whole seconds only: the last bucket holds just the answers still in flight at the end.
+        seconds: buckets.slice(0, Math.floor(durationS)).map((b, t) => second(t, b)),
       };
     },
   };
