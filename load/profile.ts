@@ -7,6 +7,7 @@
  *   node dist/load/profile.js prof/<worker>.cpuprofile [--top 25]
  */
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 interface ProfileNode {
@@ -54,4 +55,5 @@ function main(): void {
   print('self time by function', byFunction);
 }
 
-main();
+// Run as a program, not when imported (its tests import `origin`).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main();

@@ -1,0 +1,67 @@
+import t from 'tap';
+import { barChart, runChart } from '../../load/chart.js';
+import { origin } from '../../load/profile.js';
+import { percentiles, recorder } from '../../load/recorder.js';
+
+t.test('percentiles pick the value at each rank of the sorted list', async (t) => {
+  const values = Array.from({ length: 100 }, (_, i) => 100 - i); // 100 … 1, unsorted
+  t.same(percentiles(values), { count: 100, p50: 51, p90: 91, p99: 100, max: 100 });
+  t.same(percentiles([]), { count: 0, p50: 0, p90: 0, p99: 0, max: 0 }, 'an empty run reports zeros, not NaN');
+  t.same(percentiles([7]), { count: 1, p50: 7, p90: 7, p99: 7, max: 7 });
+});
+
+t.test('the recorder counts only the measured window and names each status by its code', async (t) => {
+  const rec = recorder();
+  rec.record('seed', { status: 200, body: '', ms: 1 });
+  rec.lag(1000, false);
+  rec.start();
+  rec.record('GET', { status: 200, body: '{}', ms: 2 });
+  rec.record('GET', { status: 200, body: '{}', ms: 4 });
+  rec.record('POST', { status: 422, body: '{"error":"rejected","reason":"shop_closed"}', ms: 3 });
+  rec.record('POST', { status: 400, body: '{"code":"invalid_command"}', ms: 1 });
+  rec.record('POST', { status: 503, body: '{"error":"store_unavailable"}', ms: 9 });
+  rec.record('POST', { status: 0, body: '', ms: 10_000 });
+  rec.lag(5, true);
+  rec.lag(7, false);
+  rec.stop();
+  rec.record('late', { status: 200, body: '', ms: 1 });
+  const s = rec.summary(2);
+  t.equal(s.requests, 6, 'answers before start and after stop are not counted');
+  t.equal(s.throughput, 3);
+  t.equal(s.okThroughput, 1, 'only 2xx count as served');
+  t.same(s.statuses, {
+    '0 no reply (socket error or timeout)': 1,
+    '200': 2,
+    '400 invalid_command': 1,
+    '422 rejected/shop_closed': 1,
+    '503 store_unavailable': 1,
+  });
+  t.equal(s.errors, 2, 'no reply and 5xx are errors; 4xx are answers');
+  t.same(Object.keys(s.byKind).sort(), ['GET', 'POST']);
+  t.equal(s.byKind.GET!.p50, 4);
+  t.same({ count: s.lag.count, stale: s.lag.stale, max: s.lag.max }, { count: 2, stale: 1, max: 7 });
+  t.ok(s.seconds.length <= 2, 'only whole seconds of the window are charted');
+});
+
+t.test('charts are standalone SVG with escaped labels', async (t) => {
+  const svg = runChart('reads <on> converge & co', [
+    { t: 0, requests: 100, p50: 1, p99: 5, errors: 0 },
+    { t: 1, requests: 120, p50: 1.5, p99: 6, errors: 0 },
+  ]);
+  t.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  t.match(svg, /reads &lt;on&gt; converge &amp; co/);
+  t.equal((svg.match(/<polyline/g) ?? []).length, 3, 'throughput, p50 and p99');
+  const bars = barChart('throughput', '/s', [
+    { label: 'reads', values: [{ name: 'converge', value: 1000 }, { name: 'crud', value: 100 }] },
+  ]);
+  t.equal((bars.match(/<rect x=/g) ?? []).length, 2, 'one bar per target');
+  t.match(bars, />1,000 \/s</);
+});
+
+t.test('profile frames are grouped by package, node module or project file', async (t) => {
+  t.equal(origin('file:///w/node_modules/@nats-io/nats-core/lib/nats.js', 'request'), '@nats-io/nats-core');
+  t.equal(origin('file:///w/node_modules/xstate/dist/x.js', 'microstep'), 'xstate');
+  t.equal(origin('node:internal/streams/writable', 'write'), 'node:internal');
+  t.equal(origin('file:///w/dist/src/actorHost.js', 'obtain'), 'src/actorHost.js');
+  t.equal(origin('', '(garbage collector)'), '(garbage collector)');
+});
