@@ -1,7 +1,9 @@
 /**
  * Converge beside its limits, a CRUD baseline (Fastify + PostgreSQL) and Emmett (on
- * PostgreSQL), every scenario of the load tool, `--runs` times each, interleaved so that
- * drift of the machine hits every target alike. Writes the raw results, the charts in
+ * PostgreSQL), every scenario of the load tool on a freshly started target, `--runs`
+ * times each, interleaved so that drift of the machine hits every target alike. The
+ * baselines run with `synchronous_commit` off: the durability converge's nats-server
+ * gives when it acknowledges a publish. Writes the raw results, the charts in
  * `docs/bench/`, and the section of BENCHMARKS.md between its bench markers.
  *
  *   node dist/load/bench.js [--runs 3 --duration 8 --warmup 2 --connections 32 --shops 1000]
@@ -47,19 +49,20 @@ async function measure(): Promise<{ results: LoadResult[]; raw: number[] }> {
   const runs = Number(values.runs);
   for (let run = 1; run <= runs; run++) {
     for (const name of targets) {
-      process.stderr.write(`\nrun ${run}/${runs}: starting ${name}\n`);
-      const target = await startTarget(name, Number(values.workers));
-      try {
-        if (target.natsUrl) {
-          const link = await connectNats(target.natsUrl, { name: 'bench', timeoutMs: 5000, log: pino({ level: 'silent' }) });
-          try {
-            raw.push(await rawPublish(link, 5, 256));
-            process.stderr.write(`raw JetStream publish: ${raw[raw.length - 1]!.toFixed(0)} msg/s\n`);
-          } finally {
-            await link.close();
+      process.stderr.write(`\nrun ${run}/${runs}: ${name}\n`);
+      // A fresh target for every scenario: no scenario runs on what an earlier one left behind.
+      for (const scenario of names) {
+        const target = await startTarget(name, Number(values.workers), 'off');
+        try {
+          if (target.natsUrl && scenario === names[0]) {
+            const link = await connectNats(target.natsUrl, { name: 'bench', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+            try {
+              raw.push(await rawPublish(link, 5, 256));
+              process.stderr.write(`  raw JetStream publish: ${raw[raw.length - 1]!.toFixed(0)} msg/s\n`);
+            } finally {
+              await link.close();
+            }
           }
-        }
-        for (const scenario of names) {
           const result = await runLoad(target, {
             scenario,
             durationS: Number(values.duration),
@@ -73,9 +76,9 @@ async function measure(): Promise<{ results: LoadResult[]; raw: number[] }> {
           const s = result.summary;
           process.stderr.write(`  ${scenario.padEnd(17)} ${s.okThroughput.toFixed(0).padStart(6)} ok/s  p99 ${s.latency.p99} ms  errors ${s.errors}  lag p50 ${s.lag.p50} ms\n`);
           results.push(result);
+        } finally {
+          await target.stop();
         }
-      } finally {
-        await target.stop();
       }
     }
   }

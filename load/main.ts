@@ -3,12 +3,13 @@
  *
  *   npm run load -- <scenario> [--duration 10] [--connections 32] [--shops 1000] [--rate N]
  *                  [--hot 4] [--orders 2] [--warmup 3] [--target converge|crud|emmett] [--spawn]
- *                  [--command-url URL] [--query-url URL] [--workers 2] [--out load-results]
+ *                  [--command-url URL] [--query-url URL] [--workers 2] [--pg-sync off|on] [--out load-results]
  *
  * Scenarios: commands, reads, mixed, contention, read-your-writes, and bare (a bare route, the ceiling). Converge is loaded where
  * `npm start` serves it (127.0.0.1:8080 and :8081) unless `--spawn` starts a private cluster
- * with its own nats-server; the baselines are always started for the run. Loopback only;
- * the run is bounded by `--duration` and stops by itself.
+ * with its own nats-server; the baselines are always started for the run, with PostgreSQL's
+ * `synchronous_commit` off unless `--pg-sync on` (the durability converge's nats-server
+ * gives when it acknowledges). Loopback only; the run is bounded and stops by itself.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -20,7 +21,7 @@ import { scenarios, type Target } from './scenarios.js';
 import { startTarget, targetNames, type Started, type TargetName } from './targets.js';
 
 const usage = `usage: npm run load -- <${Object.keys(scenarios).join('|')}> [--duration s] [--connections n] [--shops n] [--rate steps/s]
-       [--hot n] [--orders n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--out dir]`;
+       [--hot n] [--orders n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--pg-sync off|on] [--out dir]`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${usage}\n`);
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
       'command-url': { type: 'string', default: 'http://127.0.0.1:8080' },
       'query-url': { type: 'string', default: 'http://127.0.0.1:8081' },
       workers: { type: 'string' },
+      'pg-sync': { type: 'string', default: 'off' },
       out: { type: 'string', default: 'load-results' },
       help: { type: 'boolean', default: false },
     },
@@ -71,9 +73,24 @@ async function main(): Promise<void> {
     progress: true,
   };
   const workers = positive('workers', values.workers, 2, 64);
+  const pgSync = values['pg-sync'];
+  if (pgSync !== 'on' && pgSync !== 'off') fail(`--pg-sync must be on or off, not ${pgSync}`);
+
+  // Installed before anything starts, so a signal during start-up still stops what was started.
+  let started: Started | undefined;
+  let starting = false;
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    // While a target starts, it is stopped as soon as its start resolves (below).
+    if (starting) return;
+    void (started ? started.stop() : Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   let target: Target;
-  let started: Started | undefined;
   if (targetName === 'converge' && !values.spawn) {
     for (const url of [values['command-url'], values['query-url']]) {
       assertLoopback(url);
@@ -83,18 +100,17 @@ async function main(): Promise<void> {
     target = { name: 'converge', command: values['command-url'], query: values['query-url'] };
   } else {
     process.stderr.write(`starting ${targetName} with ${workers} workers…\n`);
-    started = await startTarget(targetName, workers);
+    starting = true;
+    started = await startTarget(targetName, workers, pgSync);
+    starting = false;
     target = started;
+    // A signal that came while it started found nothing to stop yet.
+    if (stopping) {
+      await started.stop();
+      process.exit(130);
+    }
   }
 
-  let stopping = false;
-  const onSignal = () => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    void started?.stop().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   try {
     const result = await runLoad(target, options);
     console.log('\n' + describe(result));

@@ -21,7 +21,8 @@ export interface Second {
 /** The percentiles of a list of ms figures (sorted in place). */
 export function percentiles(values: number[]): Percentiles {
   values.sort((a, b) => a - b);
-  const at = (p: number) => round(values[Math.min(values.length - 1, Math.floor(values.length * p))] ?? 0);
+  // Nearest rank: the smallest value with at least p of the values at or below it.
+  const at = (p: number) => round(values[Math.max(0, Math.ceil(values.length * p) - 1)] ?? 0);
   return { count: values.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: round(values[values.length - 1] ?? 0) };
 }
 
@@ -44,11 +45,13 @@ function statusKey(answer: Answer): string {
 
 /**
  * Collects every answer of a run: latencies by kind, counts by status, one bucket per
- * second, and the projection lag probes. Only answers inside the measured window count.
+ * second, and the projection lag probes. A request counts when it was *sent* inside the
+ * measured window, however late its answer came, so the figures divide by the window.
  */
 export function recorder() {
-  let startedAt = 0;
-  let measuring = false;
+  let startedAt = Infinity;
+  let endAt = Infinity;
+  const inWindow = (sentAt: number) => sentAt >= startedAt && sentAt < endAt;
   const all: number[] = [];
   const byKind = new Map<string, number[]>();
   const statuses = new Map<string, number>();
@@ -57,19 +60,16 @@ export function recorder() {
   let stale = 0;
 
   return {
-    /** Starts the measured window (answers before it, e.g. seeding, are not counted). */
-    start(): void {
+    /** Opens the measured window of `durationS` from now; seeding and warm-up before it are not counted. */
+    start(durationS: number): void {
       startedAt = performance.now();
-      measuring = true;
+      endAt = startedAt + durationS * 1000;
     },
-    stop(): void {
-      measuring = false;
-    },
-    elapsedS: () => (performance.now() - startedAt) / 1000,
 
     record(kind: string, answer: Answer): void {
-      if (!measuring) return;
-      const second = Math.floor((performance.now() - startedAt) / 1000);
+      const sentAt = performance.now() - answer.ms;
+      if (!inWindow(sentAt)) return;
+      const second = Math.floor((sentAt - startedAt) / 1000);
       while (buckets.length <= second) buckets.push({ latencies: [], errors: 0 });
       const bucket = buckets[second]!;
       const key = statusKey(answer);
@@ -84,7 +84,7 @@ export function recorder() {
 
     /** A lag probe: ms from a command's reply until a read showed its change; `fresh` false if it did not. */
     lag(ms: number, fresh: boolean): void {
-      if (!measuring) return;
+      if (!inWindow(performance.now() - ms)) return;
       lags.push(ms);
       if (!fresh) stale++;
     },
@@ -108,8 +108,7 @@ export function recorder() {
         statuses: Object.fromEntries([...statuses].sort(([a], [b]) => a.localeCompare(b))),
         errors: [...statuses].filter(([k]) => k.startsWith('0 ') || k.startsWith('5')).reduce((s, [, n]) => s + n, 0),
         lag: { ...percentiles([...lags]), stale },
-        // Whole seconds only: the last bucket holds just the answers still in flight at the end.
-        seconds: buckets.slice(0, Math.floor(durationS)).map((b, t) => second(t, b)),
+        seconds: buckets.slice(0, Math.ceil(durationS)).map((b, t) => second(t, b)),
       };
     },
   };

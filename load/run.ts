@@ -43,24 +43,26 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
   const client = httpClient(options.connections);
   const side = httpClient(8);
   const rec = recorder();
+  // The probe's own requests are not part of the scenario's figures; only its lag is reported.
+  const probeRec = recorder();
   const prefix = `L${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}-`;
+  let ticker: ReturnType<typeof setInterval> | undefined;
   try {
     const seeded = Date.now();
     if (options.progress) log(`seeding ${options.shops} shops on ${target.name} (${options.orders} orders and reviews each)…`);
     const shops = await seed({ target, client, rec, hot: options.hot, prefix }, options.shops, options.orders);
     if (options.progress) log(`seeded in ${((Date.now() - seeded) / 1000).toFixed(1)} s; running ${scenario.name} for ${options.warmupS} s of warm-up, then ${options.durationS} s measured`);
     const ctx: RunContext = { target, client, rec, shops, hot: options.hot, prefix, orders: orderQueues() };
-    const probeCtx: RunContext = { ...ctx, client: side };
+    const probeCtx: RunContext = { ...ctx, client: side, rec: probeRec };
     const probeShop = shops[shops.length - 1]!;
 
     const until = performance.now() + (options.warmupS + options.durationS) * 1000;
     let slot = 0;
     const gap = options.rate ? 1000 / options.rate : 0;
     const paced = performance.now();
-    let started = paced;
     const warm = sleep(options.warmupS * 1000).then(() => {
-      rec.start();
-      started = performance.now();
+      rec.start(options.durationS);
+      probeRec.start(options.durationS);
     });
     const loops = Array.from({ length: options.connections }, async () => {
       while (performance.now() < until) {
@@ -80,18 +82,18 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
         await sleep(next - performance.now());
       }
     })();
-    const ticker = setInterval(() => {
+    ticker = setInterval(() => {
       const s = rec.lastSecond();
       if (options.progress && s) {
         log(`[${String(s.t + 1).padStart(3)} s/${options.durationS} s] ${s.requests.toLocaleString('en-US').padStart(7)} req/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  errors ${s.errors}`);
       }
     }, 1000);
     await Promise.all([...loops, probe, warm]);
-    clearInterval(ticker);
-    rec.stop();
-    const summary = rec.summary((performance.now() - started) / 1000);
+    const lag = (scenario.name === 'read-your-writes' ? rec : probeRec).summary(options.durationS).lag;
+    const summary = { ...rec.summary(options.durationS), lag };
     return { target: target.name, options, at: new Date().toISOString(), summary };
   } finally {
+    clearInterval(ticker);
     client.close();
     side.close();
   }

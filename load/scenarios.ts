@@ -112,7 +112,8 @@ export async function writeThenRead(ctx: RunContext, shopId: string, kind: strin
   const { version, position } = json(write.body);
   const headers: Record<string, string> = typeof position === 'number' ? { 'x-min-position': String(position) } : {};
   const read = await send(ctx, `${kind}: read`, { method: 'GET', url: `${ctx.target.query}/shops/${shopId}?waitMs=5000`, headers });
-  if (!ok(read)) return;
+  // A read that failed (a 504 not_caught_up, a timeout) did not show the write: stale, not dropped.
+  if (!ok(read)) return ctx.rec.lag(read.ms, false);
   const seen = json(read.body).version;
   ctx.rec.lag(read.ms, typeof seen === 'number' && typeof version === 'number' && seen >= version);
 }

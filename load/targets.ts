@@ -47,11 +47,13 @@ async function startConverge(workers: number): Promise<Started> {
 /**
  * Starts a baseline (`baselines/<name>/main.js`) with the same number of workers, on its
  * own PostgreSQL database, which it resets at start. Resolves once `/health` answers.
+ * `pgSync` is PostgreSQL's `synchronous_commit`: `off` matches what converge's
+ * nats-server guarantees when it acknowledges a publish (see baselines/settings.ts).
  */
-async function startBaseline(name: 'crud' | 'emmett', workers: number): Promise<Started> {
+async function startBaseline(name: 'crud' | 'emmett', workers: number, pgSync: 'on' | 'off'): Promise<Started> {
   const port = await freePort();
   const proc = spawn(process.execPath, [join(import.meta.dirname, `../baselines/${name}/main.js`)], {
-    env: { ...process.env, PORT: String(port), WORKERS: String(workers), PGDATABASE: `converge_bench_${name}` },
+    env: { ...process.env, PORT: String(port), WORKERS: String(workers), PGDATABASE: `converge_bench_${name}`, SYNCHRONOUS_COMMIT: pgSync },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   let dead = false;
@@ -82,6 +84,6 @@ async function startBaseline(name: 'crud' | 'emmett', workers: number): Promise<
 }
 
 /** Starts the named target with `workers` workers. */
-export function startTarget(name: TargetName, workers: number): Promise<Started> {
-  return name === 'converge' ? startConverge(workers) : startBaseline(name, workers);
+export function startTarget(name: TargetName, workers: number, pgSync: 'on' | 'off' = 'off'): Promise<Started> {
+  return name === 'converge' ? startConverge(workers) : startBaseline(name, workers, pgSync);
 }

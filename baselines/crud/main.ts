@@ -13,6 +13,10 @@
  *   PGUSER      PostgreSQL user (password: PGPASSWORD, read by `pg` itself)  (default postgres)
  *   PGDATABASE  database; created if missing             (default converge_crud)
  *   POOL_SIZE   connections per worker                   (default 10)
+ *   SYNCHRONOUS_COMMIT  on | off, set on the database    (default on)
+ *               `off` acknowledges a commit before its WAL flush, as nats-server
+ *               acknowledges a publish before its file store syncs; the comparison
+ *               benchmark uses it for equal durability.
  *
  * The primary creates the database if needed and then DROPS AND RECREATES every table, so
  * each run starts empty. SIGTERM or SIGINT: each worker closes Fastify and its pool, and the
@@ -22,6 +26,7 @@ import cluster from 'node:cluster';
 import pg from 'pg';
 import { buildCrudApp } from './app.js';
 import { createSchema } from './schema.js';
+import { synchronousCommit } from '../settings.js';
 
 interface CrudConfig {
   readonly port: number;
@@ -29,6 +34,7 @@ interface CrudConfig {
   readonly workers: number;
   readonly pg: { readonly host: string; readonly port: number; readonly user: string; readonly database: string };
   readonly poolSize: number;
+  readonly synchronousCommit: 'on' | 'off';
 }
 
 function loadConfig(env: NodeJS.ProcessEnv): CrudConfig {
@@ -49,6 +55,7 @@ function loadConfig(env: NodeJS.ProcessEnv): CrudConfig {
       database: env['PGDATABASE'] ?? 'converge_crud',
     }),
     poolSize: int('POOL_SIZE', 10, 1),
+    synchronousCommit: synchronousCommit(env),
   });
 }
 
@@ -59,6 +66,8 @@ async function runPrimary(config: CrudConfig): Promise<void> {
   try {
     const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [config.pg.database]);
     if (!rowCount) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(config.pg.database)}`);
+    // Set on the database, so every connection of every worker has it.
+    await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(config.pg.database)} SET synchronous_commit = ${config.synchronousCommit}`);
   } finally {
     await admin.end();
   }

@@ -6,6 +6,9 @@
  * - `WORKERS` (default 2): node:cluster workers.
  * - `PGHOST` (127.0.0.1), `PGPORT` (5432), `PGUSER` (postgres; no password, trust auth),
  *   `PGDATABASE` (converge_emmett; letters, digits and `_`).
+ * - `SYNCHRONOUS_COMMIT` (on): PostgreSQL's `synchronous_commit` for the database. `off`
+ *   acknowledges a commit before its WAL flush, as nats-server acknowledges a publish
+ *   before its file store syncs; the comparison benchmark uses it for equal durability.
  *
  * The primary drops and recreates `PGDATABASE` at every start: this is a benchmark
  * baseline, and every run starts from an empty store. It then creates Emmett's schema
@@ -14,6 +17,7 @@
  */
 import cluster from 'node:cluster';
 import pg from 'pg';
+import { synchronousCommit } from '../settings.js';
 import { buildEmmettApp, migrateEmmettSchema } from './emmett.app.js';
 
 /** The baseline's settings, validated and frozen. */
@@ -21,6 +25,7 @@ export interface EmmettBaselineConfig {
   readonly port: number;
   readonly workers: number;
   readonly pg: { readonly host: string; readonly port: number; readonly user: string; readonly database: string };
+  readonly synchronousCommit: 'on' | 'off';
 }
 
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -45,6 +50,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): EmmettBaselineConfig {
       user: env['PGUSER'] || 'postgres',
       database,
     }),
+    synchronousCommit: synchronousCommit(env),
   });
 }
 
@@ -59,6 +65,8 @@ async function resetDatabase(config: EmmettBaselineConfig): Promise<void> {
   try {
     await admin.query(`DROP DATABASE IF EXISTS "${config.pg.database}" WITH (FORCE)`);
     await admin.query(`CREATE DATABASE "${config.pg.database}"`);
+    // Set on the database, so every connection of every worker has it.
+    await admin.query(`ALTER DATABASE "${config.pg.database}" SET synchronous_commit = ${config.synchronousCommit}`);
   } finally {
     await admin.end();
   }
@@ -69,14 +77,20 @@ async function runPrimary(config: EmmettBaselineConfig): Promise<void> {
   await migrateEmmettSchema(connectionString(config, config.pg.database));
   let running = 0;
   let stopping = false;
+  let failed = false;
   for (let i = 0; i < config.workers; i += 1) {
     cluster.fork();
     running += 1;
   }
   cluster.on('exit', (worker, code, signal) => {
     running -= 1;
-    if (!stopping) console.error(`emmett baseline: worker ${worker.process.pid} exited (${signal ?? code})`);
-    if (running === 0) process.exit(stopping ? 0 : 1);
+    if (!stopping) {
+      // A run must not go on with fewer workers than it reports: stop them all.
+      console.error(`emmett baseline: worker ${worker.process.pid} exited (${signal ?? code}); stopping`);
+      failed = true;
+      stop();
+    }
+    if (running === 0) process.exit(failed ? 1 : 0);
   });
   const stop = () => {
     stopping = true;
