@@ -52,7 +52,12 @@ t.test('read-your-writes: every read after a write shows it', async (t) => {
   const { result } = written(out);
   t.ok(result.summary.lag.count > 50, `pairs were measured (${result.summary.lag.count})`);
   t.equal(result.summary.lag.stale, 0, 'no stale read');
-  t.equal(result.summary.byKind['ryw: write']?.count, result.summary.byKind['ryw: read']?.count, 'each write was read back');
+  const writes = result.summary.byKind['ryw: write']?.count ?? 0;
+  const reads = result.summary.byKind['ryw: read']?.count ?? 0;
+  // A pair can straddle an edge of the window (its write counted, its read not, or the other
+  // way round): at most one per connection at each edge.
+  t.ok(writes > 50 && Math.abs(writes - reads) <= 8, `each write was read back (${writes} writes, ${reads} reads)`);
+  t.equal(result.summary.lag.count, reads, 'every counted read is a lag measurement');
 });
 
 t.test('bad arguments and a missing system get a one-line reason and exit 2', async (t) => {
