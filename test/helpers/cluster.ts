@@ -53,8 +53,9 @@ export async function waitReady(cluster: TestCluster, ms = 20_000): Promise<void
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (cluster.proc.exitCode !== null) break;
-    const ok = await fetch(`${cluster.base}/ready`).then((r) => r.ok, () => false);
-    if (ok) return;
+    // The command port answers once a worker is up; the admin port once the projector is.
+    const up = (url: string) => fetch(url).then((r) => r.ok, () => false);
+    if ((await up(`${cluster.base}/ready`)) && (await up(`${cluster.query}/ready`)) && (await up(`${cluster.admin}/health`))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`cluster did not become ready:\n${cluster.output().slice(-3000)}`);
