@@ -1,8 +1,8 @@
-import { AckPolicy, DeliverPolicy, JetStreamApiError, JetStreamApiCodes, type ConsumerConfig } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, JetStreamApiCodes, type ConsumerConfig, type JsMsg } from '@nats-io/jetstream';
 import { ConvergeError } from './errors.js';
 import type { EventStore } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
-import { NOTIFY, REPLAY, noticeSubject } from './notifier.js';
+import { NOTIFY, REPLAY, noticeSubject, type Notice } from './notifier.js';
 
 /** A subscribing system as the admin API shows it. */
 export interface SubscriberInfo {
@@ -22,7 +22,7 @@ export type Republish =
   | { readonly sincePosition: number }
   | { readonly ids: ReadonlyArray<{ readonly aggregate: string; readonly id: string }> };
 
-/** How far before a commit's own time a reset starts, for clocks that differ between hosts. */
+/** How far before a commit's own time a position re-publish scans `NOTIFY`, for clocks that differ between hosts. */
 const CLOCK_MARGIN_MS = 5_000;
 
 function notifyConsumer(name: string, start: Partial<ConsumerConfig> = { deliver_policy: DeliverPolicy.New }): Partial<ConsumerConfig> {
@@ -37,9 +37,26 @@ const notFound = (name: string) => new ConvergeError('unknown_subscriber', 404, 
  */
 export function subscribers(link: NatsLink, store: EventStore) {
   const exists = (name: string) => link.jsm.consumers.info(NOTIFY, name).then(() => true, () => false);
-  const resetNotify = async (name: string, start: Partial<ConsumerConfig>) => {
-    await link.jsm.consumers.delete(NOTIFY, name);
-    await link.jsm.consumers.add(NOTIFY, notifyConsumer(name, start));
+
+  /**
+   * Copies to `replay.<name>.…` every notice in `NOTIFY` stored at or after `from` whose
+   * position is at least `minPosition`, up to the last notice there when it starts. An
+   * ordered consumer reads them in batches; each batch is published before the next.
+   */
+  const copySince = async (name: string, from: Date, minPosition: number): Promise<number> => {
+    const last = (await link.jsm.streams.info(NOTIFY)).state.last_seq;
+    if (last === 0) return 0;
+    const consumer = await link.js.consumers.get(NOTIFY, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: from.toISOString() });
+    let copied = 0;
+    for (;;) {
+      const batch: JsMsg[] = [];
+      for await (const m of await consumer.fetch({ max_messages: 500, expires: 1000 })) batch.push(m);
+      const wanted = batch.filter((m) => m.seq <= last && m.json<Notice>().position >= minPosition);
+      await Promise.all(wanted.map((m) => link.js.publish(`replay.${name}.${m.subject.slice('notify.'.length)}`, m.data)));
+      copied += wanted.length;
+      // Done at the last notice that existed when the copy began, or when nothing more comes.
+      if (batch.length === 0 || batch[batch.length - 1]!.seq >= last) return copied;
+    }
   };
 
   return {
@@ -73,23 +90,22 @@ export function subscribers(link: NatsLink, store: EventStore) {
     },
 
     /**
-     * Re-publishes for one subscriber only. `since`/`sincePosition` reset its own `NOTIFY`
-     * consumer, so it receives again the latest notice of every aggregate changed since;
-     * `ids` copies those aggregates' latest notices to its `REPLAY` subject. Other
-     * subscribers see nothing of either.
+     * Re-publishes for one subscriber only, onto its own `REPLAY` subjects; its `NOTIFY`
+     * consumer is left alone, so nothing it has not acked yet is skipped and a connected
+     * subscriber is not disturbed. `since` copies the latest notice of every aggregate
+     * changed at or after that time; `sincePosition` of every aggregate whose latest
+     * notice is at or after that position; `ids` of the aggregates named. Other
+     * subscribers see nothing of it.
      */
-    async republish(name: string, what: Republish): Promise<{ republished: number | 'reset'; missing?: string[] }> {
+    async republish(name: string, what: Republish): Promise<{ republished: number; missing?: string[] }> {
       if (!(await exists(name))) throw notFound(name);
-      if ('since' in what) {
-        await resetNotify(name, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.parse(what.since)).toISOString() });
-        return { republished: 'reset' };
-      }
+      if ('since' in what) return { republished: await copySince(name, new Date(Date.parse(what.since)), 0) };
       if ('sincePosition' in what) {
         const commit = await store.commitAt(what.sincePosition);
         if (!commit) throw new ConvergeError('position_not_found', 404, `no commit at position ${what.sincePosition}`);
-        const start = new Date(Date.parse(commit.events[0]?.at ?? '') - CLOCK_MARGIN_MS).toISOString();
-        await resetNotify(name, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: start });
-        return { republished: 'reset' };
+        // NOTIFY is scanned from a little before the commit's time; the position in each notice decides.
+        const start = new Date(Date.parse(commit.events[0]?.at ?? '') - CLOCK_MARGIN_MS);
+        return { republished: await copySince(name, start, what.sincePosition) };
       }
       const missing: string[] = [];
       let republished = 0;

@@ -105,13 +105,20 @@ t.test('a re-publish reaches only the named subscriber', async (t) => {
   t.same(replayed.map((r) => [r.subject, r.notice.id]), [['replay.ads.shop.x2', 'x2']], 'ads got x2 on its own replay subject');
   t.same(await drain(link, 'REPLAY', 'recs'), [], 'recs got nothing on REPLAY');
 
-  t.equal((await post(admin, '/admin/subscribers/ads/republish', { since: before })).status, 200);
-  t.same((await drain(link, 'NOTIFY', 'ads')).map((r) => r.notice.id).sort(), ['x1', 'x2', 'x3'], 'ads got every change since then again');
+  const since = await post(admin, '/admin/subscribers/ads/republish', { since: before });
+  t.match(since, { status: 200, body: { republished: 3 } });
+  t.same((await drain(link, 'REPLAY', 'ads')).map((r) => r.notice.id).sort(), ['x1', 'x2', 'x3'], 'ads got every change since then again');
+  t.same(await drain(link, 'NOTIFY', 'ads'), [], "ads's own NOTIFY consumer was left as it was");
   t.same(await drain(link, 'NOTIFY', 'recs'), [], 'recs got nothing on NOTIFY');
+  t.same(await drain(link, 'REPLAY', 'recs'), [], 'recs got nothing on REPLAY');
 
-  t.equal((await post(admin, '/admin/subscribers/ads/republish', { sincePosition: last })).status, 200);
-  t.ok((await drain(link, 'NOTIFY', 'ads')).some((r) => r.notice.id === 'x3'), 'since a position: at least the change at it');
-  t.same(await drain(link, 'NOTIFY', 'recs'), [], 'recs still got nothing');
+  const sincePosition = await post(admin, '/admin/subscribers/ads/republish', { sincePosition: last });
+  t.match(sincePosition, { status: 200, body: { republished: 1 } });
+  t.same((await drain(link, 'REPLAY', 'ads')).map((r) => r.notice.id), ['x3'], 'since a position: exactly the aggregates changed at or after it');
+  t.same(await drain(link, 'REPLAY', 'recs'), [], 'recs still got nothing');
+
+  const future = await post(admin, '/admin/subscribers/ads/republish', { since: new Date(Date.now() + 60_000).toISOString() });
+  t.match(future, { status: 200, body: { republished: 0 } }, 'nothing changed since a time to come');
 });
 
 t.test('the subscriber admin API validates and explains', async (t) => {
