@@ -1,10 +1,29 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { freePort } from '../src/natsServer.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const get = (url: string, headers: Record<string, string>, timeoutMs: number) =>
   fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+
+/**
+ * A child process's lifetime: whether it has exited, and a stop that sends SIGTERM, gives
+ * it `graceMs` to drain and exit, then kills it.
+ */
+export function supervise(proc: ChildProcess, graceMs: number): { exited: () => boolean; stop: () => Promise<void> } {
+  let dead = false;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => ((dead = true), resolve())));
+  return {
+    exited: () => dead,
+    stop: async () => {
+      if (dead) return;
+      proc.kill('SIGTERM');
+      const force = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(force);
+    },
+  };
+}
 
 /** The cluster as `npm start` runs it, in a child process, with its three API base URLs. */
 export interface Cluster {
@@ -35,17 +54,8 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  let dead = false;
-  void exited.then(() => (dead = true));
-  const stop = async () => {
-    if (dead) return;
-    proc.kill('SIGTERM');
-    // The primary drains for up to shutdownTimeoutMs (10 s) + 2 s; past that, kill it.
-    const force = setTimeout(() => proc.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(force);
-  };
+  // The primary drains for up to shutdownTimeoutMs (10 s) + 2 s; past that, kill it.
+  const { exited, stop } = supervise(proc, 20_000);
   const cluster = {
     command: `http://127.0.0.1:${commandPort}`,
     query: `http://127.0.0.1:${queryPort}`,
@@ -60,7 +70,7 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
   const pids = new Set<number>();
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (dead) throw new Error('the cluster exited during start-up');
+    if (exited()) throw new Error('the cluster exited during start-up');
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`the cluster was not ready in 30 s (worker pids seen: ${pids.size}/${workers})`);

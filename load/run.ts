@@ -39,7 +39,7 @@ const log = (line: string) => process.stderr.write(line + '\n');
 export async function runLoad(target: Target, options: LoadOptions): Promise<LoadResult> {
   const scenario = scenarios[options.scenario];
   if (!scenario) throw new Error(`unknown scenario ${options.scenario}`);
-  // Probes and seeding get their own sockets, so they don't queue behind the load.
+  // The lag probe gets its own sockets, so it does not queue behind the load.
   const client = httpClient(options.connections);
   const side = httpClient(8);
   const rec = recorder();

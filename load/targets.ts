@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, launchNatsServer } from '../src/natsServer.js';
-import { startCluster } from './cluster.js';
+import { startCluster, supervise } from './cluster.js';
 import type { Target } from './scenarios.js';
 
 /** A target the load tool started, and how to stop it. */
@@ -56,19 +56,11 @@ async function startBaseline(name: 'crud' | 'emmett', workers: number, pgSync: '
     env: { ...process.env, PORT: String(port), WORKERS: String(workers), PGDATABASE: `converge_bench_${name}`, SYNCHRONOUS_COMMIT: pgSync },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  let dead = false;
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => ((dead = true), resolve())));
-  const stop = async () => {
-    if (dead) return;
-    proc.kill('SIGTERM');
-    const force = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(force);
-  };
+  const { exited, stop } = supervise(proc, 10_000);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (dead) throw new Error(`the ${name} baseline exited during start-up (is PostgreSQL running on ${process.env.PGHOST ?? '127.0.0.1'}:${process.env.PGPORT ?? 5432}?)`);
+    if (exited()) throw new Error(`the ${name} baseline exited during start-up (is PostgreSQL running on ${process.env.PGHOST ?? '127.0.0.1'}:${process.env.PGPORT ?? 5432}?)`);
     const res = await fetch(`${base}/health`).catch(() => undefined);
     await res?.arrayBuffer();
     if (res?.ok) break;

@@ -208,7 +208,7 @@ function isIndexKey(key: unknown): key is IndexKey {
 }
 
 /** LMDB's order for the index keys used here: numbers before strings, numbers by value, strings by code unit. */
-function compareKeys(a: IndexKey, b: IndexKey): number {
+export function compareKeys(a: readonly (string | number)[], b: readonly (string | number)[]): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
     const x = a[i]!;
     const y = b[i]!;

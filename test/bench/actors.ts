@@ -14,7 +14,8 @@ import { pino } from 'pino';
 import { aggregates } from '../../actors/registry.js';
 import { createActorHost, type ActorHost } from '../../src/actorHost.js';
 import { loadConfig } from '../../src/config.js';
-import { createEventStore, ensureEventStream, eventSubject, type Commit } from '../../src/eventStore.js';
+import { createEventStore, ensureEventStream, eventSubject } from '../../src/eventStore.js';
+import { shopHistoryCommit } from './history.js';
 import { connectNats, type NatsLink } from '../../src/natsConnection.js';
 import { launchNatsServer } from '../../src/natsServer.js';
 import { openSnapshotStore, type SnapshotStore } from '../../src/snapshotStore.js';
@@ -33,20 +34,7 @@ const log = pino({ level: 'silent' });
 
 /** Writes a shop's history straight to the stream, pipelined: registration, one menu item, then price changes. */
 async function seedHistory(link: NatsLink, id: string): Promise<void> {
-  const commit = (version: number): Commit => ({
-    commandId: `${id}-${version}`,
-    commandType: version === 1 ? 'RegisterShop' : version === 2 ? 'AddMenuItem' : 'ChangeMenuPrice',
-    aggregate: 'shop',
-    id,
-    version,
-    events: [
-      version === 1
-        ? { type: 'ShopRegistered', data: { name: id, category: 'korean', ownerId: 'o', minOrderAmount: 0, deliveryFee: 0 }, at }
-        : version === 2
-          ? { type: 'MenuItemAdded', data: { menuId: 'm1', name: 'Kimbap', price: 4000 }, at }
-          : { type: 'MenuPriceChanged', data: { menuId: 'm1', price: 1000 + (version % 9000) }, at },
-    ],
-  });
+  const commit = (version: number) => shopHistoryCommit(id, version, at);
   for (let v = 1; v <= eventCount; v += 500) {
     const batch = [];
     for (let k = v; k < Math.min(v + 500, eventCount + 1); k++) batch.push(link.js.publish(eventSubject('shop', id), JSON.stringify(commit(k))));

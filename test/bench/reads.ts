@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
-import { eventSubject, type Commit } from '../../src/eventStore.js';
+import { eventSubject } from '../../src/eventStore.js';
 import { connectNats, type NatsLink } from '../../src/natsConnection.js';
 import { launchNatsServer } from '../../src/natsServer.js';
+import { shopHistoryCommit } from './history.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
 
@@ -217,23 +218,10 @@ async function lagRun(cluster: Cluster): Promise<LagRun> {
   };
 }
 
-/** Appends REBUILD_SHOPS × REBUILD_VERSIONS commits straight to the stream, shaped as actors.ts's seedHistory builds them. */
+/** Appends REBUILD_SHOPS × REBUILD_VERSIONS commits straight to the stream (`shopHistoryCommit`). */
 async function appendHistory(link: NatsLink): Promise<number> {
   const at = new Date().toISOString();
-  const commit = (id: string, version: number): Commit => ({
-    commandId: `${id}-${version}`,
-    commandType: version === 1 ? 'RegisterShop' : version === 2 ? 'AddMenuItem' : 'ChangeMenuPrice',
-    aggregate: 'shop',
-    id,
-    version,
-    events: [
-      version === 1
-        ? { type: 'ShopRegistered', data: { name: id, category: 'korean', ownerId: 'o', minOrderAmount: 0, deliveryFee: 0 }, at }
-        : version === 2
-          ? { type: 'MenuItemAdded', data: { menuId: 'm1', name: 'Kimbap', price: 4000 }, at }
-          : { type: 'MenuPriceChanged', data: { menuId: 'm1', price: 1000 + (version % 9000) }, at },
-    ],
-  });
+  const commit = (id: string, version: number) => shopHistoryCommit(id, version, at);
   const started = performance.now();
   let batch: Promise<unknown>[] = [];
   for (let s = 0; s < REBUILD_SHOPS; s++) {

@@ -1,5 +1,6 @@
 import type { DomainEvent, StoredEvent } from '../../src/aggregate.js';
 import type { EventMeta, Projection, ViewKey } from '../../src/projection.js';
+import { compareKeys } from '../../src/viewStore.js';
 
 /** An event with the meta of the commit that holds it, as the runner hands it to a projection. */
 export interface Recorded {
@@ -79,14 +80,3 @@ export function foldAll<D extends object>(projection: Projection<D>, events: rea
   };
 }
 
-/** LMDB's order for the keys used here: numbers before strings, numbers by value, strings by code unit. */
-function compareKeys(a: readonly (string | number)[], b: readonly (string | number)[]): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x === y) continue;
-    if (typeof x !== typeof y) return typeof x === 'number' ? -1 : 1;
-    return x < y ? -1 : 1;
-  }
-  return a.length - b.length;
-}
