@@ -60,7 +60,7 @@ t.test('read-your-writes: every read after a write shows it', async (t) => {
   t.equal(result.summary.lag.count, reads, 'every counted read is a lag measurement');
 });
 
-t.test('bad arguments and a missing system get a one-line reason and exit 2', async (t) => {
+t.test('bad arguments and a missing system exit 2 with a reason; a target off this machine is refused', async (t) => {
   const none = await load(['nope']);
   t.equal(none.code, 2);
   t.match(none.stderr, /unknown scenario nope/);
