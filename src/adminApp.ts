@@ -2,12 +2,13 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import type { EventStore } from './eventStore.js';
-import { createHttpApp, notFound } from './httpApp.js';
+import { createHttpApp, notFound, readyViewsRoute } from './httpApp.js';
 import { bearerAuth, sendError } from './httpErrors.js';
 import type { Notifier } from './notifier.js';
 import type { ProjectionRunner } from './projectionRunner.js';
 import type { Subscribers } from './subscribers.js';
 import type { ViewStore } from './viewStore.js';
+import type { ViewsStatus } from './viewStatus.js';
 
 export interface AdminAppOptions {
   readonly runner: ProjectionRunner;
@@ -18,6 +19,8 @@ export interface AdminAppOptions {
   readonly http: Config['http'];
   readonly log: FastifyBaseLogger;
   readonly isReady: () => boolean;
+  readonly viewsStatus: () => ViewsStatus;
+  readonly readyMaxLagMs: number;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -53,12 +56,13 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     isReady: opts.isReady,
   });
   notFound(app);
+  readyViewsRoute(app, () => opts.viewsStatus(), { maxLagMs: opts.readyMaxLagMs });
   await app.register(async (plugin) => {
     const admin = plugin.withTypeProvider<TypeBoxTypeProvider>();
     admin.addHook('onRequest', bearerAuth(opts.http.tokens));
     const known = (name: string) => opts.runner.status().some((s) => s.name === name);
 
-    admin.get('/admin/projections', async () => ({ projections: opts.runner.status(), notifier: { position: opts.notifier.position() } }));
+    admin.get('/admin/projections', async () => opts.viewsStatus());
     admin.post('/admin/projections/:name/rebuild', { schema: { params: ProjectionParams } }, async (request, reply) => {
       if (!known(request.params.name)) return sendError(reply, 404, 'unknown_projection', `no projection named ${request.params.name}`);
       opts.runner.rebuild(request.params.name).catch((err: unknown) => request.log.error({ err }, 'rebuild failed'));

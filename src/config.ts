@@ -62,6 +62,12 @@ export const ConfigSchema = Type.Object(
       {
         batchSize: PositiveInt,
         batchMs: PositiveInt,
+        /** A feed behind the stream that applied nothing for this long is presumed stuck and its consumer recreated. */
+        stallMs: PositiveInt,
+        /** Longest wait between attempts to apply a batch the view store refused. */
+        maxBackoffMs: PositiveInt,
+        /** How often the projector reads the stream's last sequence and publishes its status. */
+        statusIntervalMs: PositiveInt,
       },
       { additionalProperties: false },
     ),
@@ -71,6 +77,8 @@ export const ConfigSchema = Type.Object(
         waitMs: PositiveInt,
         maxWaitMs: PositiveInt,
         maxPageSize: PositiveInt,
+        /** `GET /ready/views` answers 503 when any view's oldest unapplied commit is older than this. */
+        readyMaxLagMs: PositiveInt,
       },
       { additionalProperties: false },
     ),

@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from './config.js';
 import { installErrorHandling, installJsonParser, sendError } from './httpErrors.js';
+import { viewsReadiness, type ViewsStatus } from './viewStatus.js';
 
 export interface HttpAppOptions {
   readonly title: string;
@@ -51,4 +52,32 @@ export function notFound(app: FastifyInstance, code = 'not_found'): void {
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, 404, code, `no route ${request.method} ${request.url.split('?')[0]}`),
   );
+}
+
+/**
+ * `GET /ready/views`: 200 while every view is current, 503 `views_not_ready` with the
+ * reasons and each view's state and lag otherwise. Unlike `/ready`, it is about freshness:
+ * a load balancer keeps the query API in rotation on `/ready` (stale views still serve),
+ * and alerts or read-your-writes-sensitive callers look here.
+ */
+export function readyViewsRoute(
+  app: FastifyInstance,
+  status: () => ViewsStatus | undefined,
+  opts: { maxLagMs: number; maxAgeMs?: number },
+): void {
+  app.get('/ready/views', { schema: { hide: true } }, async (_req, reply) => {
+    const s = status();
+    const readiness = viewsReadiness(s, opts);
+    const projections = (s?.projections ?? []).map(({ name, state, position, lagEvents, lagMs, error }) => ({
+      name,
+      state,
+      position,
+      lagEvents,
+      lagMs,
+      ...(error ? { error } : {}),
+    }));
+    const body = { projections, eventStore: s?.eventStore, statusAt: s?.at };
+    if (readiness.ready) return { status: 'ready', ...body };
+    return sendError(reply, 503, 'views_not_ready', readiness.reasons.join('; '), { reasons: readiness.reasons, ...body });
+  });
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { StoredCommit } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
-import { pipeline, type Pipeline, type PipelineOptions } from './projectionRunner.js';
+import { superviseFeed, type FeedHealth, type PipelineOptions } from './feed.js';
 import type { ViewStore } from './viewStore.js';
 
 /** The stream of zero-payload notices: the latest per aggregate. */
@@ -46,6 +46,9 @@ export async function ensureNoticeStreams(link: NatsLink, duplicateWindowMs: num
 export interface Notifier {
   /** The last position whose notice is acknowledged by `NOTIFY`. */
   position(): number;
+  health(): FeedHealth;
+  /** Tells it the stream's last position, to detect a stalled consumer. */
+  check(streamLast: number): void;
   stop(): void;
 }
 
@@ -57,8 +60,8 @@ export interface Notifier {
  * Within a batch only the latest commit of each aggregate is announced; `NOTIFY` keeps
  * only the latest per aggregate anyway.
  */
-export function startNotifier(opts: PipelineOptions & { views: ViewStore; log: Logger }): Notifier {
-  const { link, views, log } = opts;
+export function startNotifier(opts: PipelineOptions & { views: ViewStore; log: Logger; stallMs: number; maxBackoffMs: number }): Notifier {
+  const { link, views } = opts;
   const publish = async (batch: StoredCommit[]) => {
     const latest = new Map<string, StoredCommit>();
     for (const commit of batch) latest.set(noticeSubject(commit.aggregate, commit.id), commit);
@@ -70,23 +73,18 @@ export function startNotifier(opts: PipelineOptions & { views: ViewStore; log: L
     );
     views.env.transactionSync(() => views.setCheckpoint(CHECKPOINT, 0, batch[batch.length - 1]!.position));
   };
-  let current: Pipeline | undefined;
-  let stopped = false;
-  const start = () => {
-    current = pipeline(opts, views.checkpoint(CHECKPOINT, 0), publish, {
-      onBatch: () => undefined,
-      onError: (err) => {
-        log.error({ err }, 'notifier failed; restarting from its checkpoint in 1 s');
-        setTimeout(() => !stopped && start(), 1000);
-      },
-    });
-  };
-  start();
+  const feed = superviseFeed({
+    ...opts,
+    name: 'notifier',
+    from: () => views.checkpoint(CHECKPOINT, 0),
+    apply: publish,
+    // Its batches fail when NATS is away; it comes back with the server, so no long backoff.
+    maxBackoffMs: Math.min(opts.maxBackoffMs, 2000),
+  });
   return {
     position: () => views.checkpoint(CHECKPOINT, 0),
-    stop: () => {
-      stopped = true;
-      current?.stop();
-    },
+    health: () => feed.health(),
+    check: (streamLast) => feed.check(streamLast),
+    stop: () => feed.stop(),
   };
 }

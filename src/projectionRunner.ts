@@ -1,24 +1,46 @@
-import { DeliverPolicy } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { Observable, bufferTime, concatMap, filter, type Subscription } from 'rxjs';
 import type { AnyAggregate } from './aggregate.js';
-import { EVENTS, type Commit, type StoredCommit } from './eventStore.js';
+import { EVENTS, type StoredCommit } from './eventStore.js';
+import { superviseFeed, type Feed, type FeedHealth, type PipelineOptions } from './feed.js';
 import type { NatsLink } from './natsConnection.js';
 import type { AnyProjection } from './projection.js';
 import { applyBatch, reapply, upcaster, type Target } from './projectionApply.js';
 import type { ViewStore } from './viewStore.js';
 
-/** How one projection is doing, for the admin API and metrics. */
+/** How one projection is doing, for the admin API, `/ready/views` and metrics. */
 export interface ProjectionStatus {
   readonly name: string;
   readonly version: number;
   readonly generation: number;
-  readonly state: 'running' | 'rebuilding' | 'stopped';
+  /**
+   * `running`; `rebuilding`: a fresh generation is being built while this one serves;
+   * `failing`: batches cannot be applied (the view store cannot write) and are retried;
+   * `stalled`: the consumer stopped delivering while `EVENTS` has more, and is recreated;
+   * `stopped`: a fold failed under the `stop` policy and waits for `resume`.
+   */
+  readonly state: 'running' | 'rebuilding' | 'failing' | 'stalled' | 'stopped';
   readonly position: number;
+  /** Commits in `EVENTS` after `position`, against the stream's last sequence. */
   readonly lagEvents: number;
-  readonly lagMs: number;
+  /** Age of the oldest commit not applied yet; 0 when none waits, null when its time is not known (NATS away). */
+  readonly lagMs: number | null;
   readonly parked: number;
   readonly error?: string;
+  /** When a batch last applied to the views. */
+  readonly lastBatchAt: string;
+  readonly sinceLastBatchMs: number;
+  /** The fresh generation being built, while `rebuilding`. */
+  readonly rebuild?: { readonly generation: number; readonly position: number; readonly state: FeedHealth['state']; readonly error?: string };
+  /** How the last rebuild that did not swap in ended. */
+  readonly lastRebuildError?: string;
+}
+
+/** The runner's view of the event store: its last sequence, from stream info. */
+export interface StreamState {
+  readonly reachable: boolean;
+  readonly lastPosition: number;
+  /** When `lastPosition` was read. */
+  readonly checkedAt: string | null;
 }
 
 /** The projector of one host: one ordered consumer on `EVENTS` feeding every projection. */
@@ -26,7 +48,8 @@ export interface ProjectionRunner {
   start(): void;
   stop(): Promise<void>;
   status(): ProjectionStatus[];
-  /** Rebuilds a view into a fresh generation from position 0 while the current one serves; resolves after the swap. */
+  stream(): StreamState;
+  /** Rebuilds a view into a fresh generation from position 0 while the current one serves; resolves after the swap, rejects if it cannot finish. */
   rebuild(name: string): Promise<void>;
   /** Lets a projection stopped by a failing fold try again from its checkpoint. */
   resume(name: string): void;
@@ -34,183 +57,198 @@ export interface ProjectionRunner {
   retryParked(name: string, commit: StoredCommit, eventIndex: number): void;
 }
 
-export interface RunnerOptions {
+export interface RunnerOptions extends PipelineOptions {
   readonly link: NatsLink;
   readonly views: ViewStore;
   readonly projections: readonly AnyProjection[];
   readonly aggregates: readonly AnyAggregate[];
-  readonly batchSize: number;
-  readonly batchMs: number;
+  readonly stallMs: number;
+  readonly maxBackoffMs: number;
+  /** How often the stream's last sequence is read for lag and stall detection. */
+  readonly statusIntervalMs: number;
   readonly log: Logger;
   readonly now?: () => number;
 }
 
-/** A running consumer of `EVENTS` feeding batches to an apply function. */
-export interface Pipeline {
-  /** Highest stream position the consumer has seen, including pending messages. */
-  head: number;
-  lastAt: number;
-  stop(): void;
-}
-
-/** What a pipeline needs: the NATS link, batch bounds and a clock. */
-export type PipelineOptions = Pick<RunnerOptions, 'link' | 'batchSize' | 'batchMs' | 'now'>;
-
-/**
- * Streams commits from `from + 1` into `apply`, a batch at a time: bounded by count and
- * time, applied one after another, and never more than a few batches ahead of what
- * `apply` has finished (the source waits while too many commits are unapplied).
- */
-export function pipeline(
-  opts: PipelineOptions,
-  from: number,
-  apply: (batch: StoredCommit[]) => void | Promise<void>,
-  hooks: { onBatch(p: Pipeline): void; onError(err: unknown): void },
-): Pipeline {
-  const { link, batchSize, batchMs } = opts;
-  const now = opts.now ?? Date.now;
-  const highWater = batchSize * 4;
-  let unapplied = 0;
-  let wake: (() => void) | undefined;
-  let subscription: Subscription | undefined;
-  const p: Pipeline = { head: from, lastAt: 0, stop: () => subscription?.unsubscribe() };
-
-  const commits = new Observable<StoredCommit>((subscriber) => {
-    let stopped = false;
-    let close: (() => void) | undefined;
-    void (async () => {
-      const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 });
-      const messages = await consumer.consume({ max_messages: batchSize });
-      close = () => void messages.close().catch(() => undefined);
-      if (stopped) return close();
-      for await (const m of messages) {
-        p.head = Math.max(p.head, m.seq + m.info.pending);
-        subscriber.next({ ...m.json<Commit>(), position: m.seq });
-        if (++unapplied >= highWater) await new Promise<void>((resolve) => (wake = resolve));
-        if (stopped) break;
-      }
-    })().catch((err: unknown) => subscriber.error(err));
-    return () => {
-      stopped = true;
-      wake?.();
-      close?.();
-    };
-  });
-
-  subscription = commits
-    .pipe(
-      bufferTime(batchMs, null, batchSize),
-      filter((batch) => batch.length > 0),
-      concatMap(async (batch) => {
-        await apply(batch);
-        p.lastAt = Date.parse(batch[batch.length - 1]!.events[0]?.at ?? '') || now();
-        unapplied -= batch.length;
-        if (unapplied < highWater) wake?.();
-        hooks.onBatch(p);
-      }),
-    )
-    .subscribe({ error: hooks.onError });
-  return p;
+interface Rebuild {
+  readonly promise: Promise<void>;
+  readonly feed: Feed | undefined;
+  readonly gen: number;
+  fail(err: Error): void;
 }
 
 /** Creates the projector; `start` brings every view up to date and keeps it there. */
 export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
-  const { views, projections, log } = opts;
+  const { views, projections, log, link } = opts;
   const now = opts.now ?? Date.now;
   const targets: Target[] = projections.map((projection) => ({ projection, gen: views.activeGeneration(projection.name) }));
-  const rebuilding = new Map<string, Promise<void>>();
+  const rebuilds = new Map<string, Rebuild>();
+  const lastRebuildError = new Map<string, string>();
+  /** Drops of failed rebuilds' generations; the next rebuild of the same view waits for its own. */
+  const cleanups = new Map<string, Promise<void>>();
   const upcast = upcaster(opts.aggregates);
   const applyTo = (to: Target[]) => (batch: StoredCommit[]) =>
     applyBatch(views, to, batch, upcast, () => new Date(now()).toISOString());
-  let live: Pipeline | undefined;
-  let running = false;
+  const feedOptions = { link, batchSize: opts.batchSize, batchMs: opts.batchMs, stallMs: opts.stallMs, maxBackoffMs: opts.maxBackoffMs, log, now };
+  let live: Feed | undefined;
+  let stream: { reachable: boolean; last: number; checkedAt?: number } = { reachable: false, last: 0 };
+  /** Store times of commits fetched for lag, by position; only the few oldest unapplied ones. */
+  const commitTimes = new Map<number, number>();
+  let poll: NodeJS.Timeout | undefined;
 
+  const liveFrom = () => Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
   const startLive = (): void => {
     live?.stop();
-    const from = Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
-    live = pipeline(opts, from, applyTo(targets), {
-      onBatch: () => undefined,
-      onError: (err) => {
-        log.error({ err }, 'projection pipeline failed; restarting from the checkpoints in 1 s');
-        setTimeout(() => running && startLive(), 1000);
-      },
-    });
+    live = superviseFeed({ ...feedOptions, name: 'projections', from: liveFrom, apply: applyTo(targets) });
   };
 
+  /** Reads the stream's last sequence and the store times of the oldest unapplied commits. */
+  async function refresh(): Promise<void> {
+    try {
+      const info = await link.jsm.streams.info(EVENTS);
+      stream = { reachable: true, last: info.state.last_seq, checkedAt: now() };
+    } catch {
+      stream = { ...stream, reachable: false };
+      return;
+    }
+    live?.check(stream.last);
+    for (const r of rebuilds.values()) r.feed?.check(stream.last);
+    const wanted = new Set(targets.map((t) => views.checkpoint(t.projection.name, t.gen) + 1).filter((p) => p <= stream.last));
+    for (const p of commitTimes.keys()) if (!wanted.has(p)) commitTimes.delete(p);
+    for (const p of wanted) {
+      if (commitTimes.has(p) || live?.unappliedAt(p) !== undefined) continue;
+      const msg = await link.jsm.streams.getMessage(EVENTS, { seq: p }).catch(() => null);
+      if (msg) commitTimes.set(p, msg.time.getTime());
+    }
+  }
+
   function rebuild(name: string): Promise<void> {
-    const existing = rebuilding.get(name);
-    if (existing) return existing;
+    const existing = rebuilds.get(name);
+    if (existing) return existing.promise;
     const current = targets.find((t) => t.projection.name === name);
     if (!current) return Promise.reject(new Error(`no projection named ${name}`));
     const gen = current.gen + 1;
-    const done = (async () => {
+    const fresh: Target = { projection: current.projection, gen };
+    let settle: { resolve(): void; reject(err: Error): void } | undefined;
+    const promise = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    let timer: NodeJS.Timeout | undefined;
+    let feed: Feed | undefined;
+    const finish = (err?: Error) => {
+      if (rebuilds.get(name) !== entry) return;
+      rebuilds.delete(name);
+      clearInterval(timer);
+      feed?.stop();
+      if (err) {
+        lastRebuildError.set(name, err.message);
+        log.error({ projection: name, generation: gen, err }, `rebuild of ${name} failed: ${err.message}`);
+        // After the start-up's own drop, so that two drops of one database never overlap.
+        cleanups.set(name, starting.then(() => views.dropGeneration(name, gen)).catch(() => undefined));
+        settle!.reject(err);
+      } else {
+        lastRebuildError.delete(name);
+        settle!.resolve();
+      }
+    };
+    const trySwap = () => {
+      if (rebuilds.get(name) !== entry) return;
+      if (fresh.stopped) return finish(new Error(`the fold stopped at position ${fresh.stopped.position}: ${fresh.stopped.error}`));
+      // The live feed advances the old generation's checkpoint with every batch, so once the
+      // new one is as far, every later commit still reaches it and readers lose nothing by the swap.
+      if (views.checkpoint(name, gen) < views.checkpoint(name, current.gen)) return;
+      // Synchronous, so no live batch runs between the check and the swap.
+      views.env.transactionSync(() => views.activate(name, gen));
+      const old = current.gen;
+      current.gen = gen;
+      delete current.stopped;
+      void views.dropGeneration(name, old).catch((err: unknown) => log.warn({ err, projection: name }, 'dropping the old generation failed'));
+      log.info({ projection: name, generation: gen }, `rebuild of ${name} swapped in generation ${gen}`);
+      finish();
+    };
+    const entry: Rebuild = {
+      promise,
+      gen,
+      get feed() {
+        return feed;
+      },
+      fail: finish,
+    };
+    rebuilds.set(name, entry);
+    const starting = (async () => {
+      await cleanups.get(name);
       await views.dropGeneration(name, gen);
       views.env.transactionSync(() => views.setBuiltVersion(name, gen, current.projection.version));
-      const fresh: Target = { projection: current.projection, gen };
-      log.info({ projection: name, generation: gen }, 'rebuild started');
-      await new Promise<void>((resolve) => {
-        let rebuildPipeline: Pipeline | undefined;
-        const trySwap = () => {
-          // The live pipeline advances the old generation's checkpoint with every batch, so once the
-          // new one is as far, every later commit still reaches it and readers lose nothing by the swap.
-          if (views.checkpoint(name, gen) < views.checkpoint(name, current.gen)) return;
-          // Synchronous, so no live batch runs between the check and the swap.
-          views.env.transactionSync(() => views.activate(name, gen));
-          const old = current.gen;
-          current.gen = gen;
-          delete current.stopped;
-          clearInterval(timer);
-          rebuildPipeline?.stop();
-          void views.dropGeneration(name, old);
-          log.info({ projection: name, generation: gen }, 'rebuild swapped in');
-          resolve();
-        };
-        const timer = setInterval(trySwap, 50);
-        rebuildPipeline = pipeline(opts, 0, applyTo([fresh]), {
-          onBatch: trySwap,
-          onError: (err) => log.error({ err }, 'rebuild pipeline failed; the swap waits for the live view'),
-        });
-      });
-    })().finally(() => rebuilding.delete(name));
-    rebuilding.set(name, done);
-    return done;
+      if (rebuilds.get(name) !== entry) return;
+      log.info({ projection: name, generation: gen }, `rebuild of ${name} started`);
+      feed = superviseFeed({ ...feedOptions, name: `rebuild of ${name}`, from: () => views.checkpoint(name, gen), apply: applyTo([fresh]), onBatch: trySwap });
+      timer = setInterval(trySwap, 50);
+    })();
+    starting.catch((err: unknown) => finish(err instanceof Error ? err : new Error(String(err))));
+    return promise;
   }
+
+  const stateOf = (t: Target, health: FeedHealth | undefined): ProjectionStatus['state'] => {
+    if (t.stopped) return 'stopped';
+    if (health && health.state !== 'running') return health.state;
+    return rebuilds.has(t.projection.name) ? 'rebuilding' : 'running';
+  };
 
   return {
     start() {
-      running = true;
       views.env.transactionSync(() => {
         for (const t of targets) {
           if (views.builtVersion(t.projection.name, t.gen) === undefined) views.setBuiltVersion(t.projection.name, t.gen, t.projection.version);
         }
       });
       startLive();
+      const tick = () => {
+        poll = setTimeout(() => void refresh().finally(() => poll && tick()), opts.statusIntervalMs);
+      };
+      void refresh();
+      tick();
       for (const t of targets) {
         if (views.builtVersion(t.projection.name, t.gen) !== t.projection.version) {
           log.info({ projection: t.projection.name }, 'projection version changed; rebuilding');
-          void rebuild(t.projection.name).catch((err: unknown) => log.error({ err }, 'rebuild failed'));
+          void rebuild(t.projection.name).catch(() => undefined);
         }
       }
     },
     async stop() {
-      running = false;
+      clearTimeout(poll);
+      poll = undefined;
       live?.stop();
+      for (const r of [...rebuilds.values()]) r.fail(new Error('the projector stopped before the rebuild finished'));
+      await Promise.all(cleanups.values());
     },
+    stream: () => ({ reachable: stream.reachable, lastPosition: stream.last, checkedAt: stream.checkedAt ? new Date(stream.checkedAt).toISOString() : null }),
     status() {
-      const head = live?.head ?? 0;
+      const t0 = now();
+      const health = live?.health();
+      const head = Math.max(stream.last, live?.seen() ?? 0);
       return targets.map((t) => {
-        const position = views.checkpoint(t.projection.name, t.gen);
+        const name = t.projection.name;
+        const position = views.checkpoint(name, t.gen);
         const lagEvents = Math.max(0, head - position);
+        const oldest = lagEvents === 0 ? undefined : (live?.unappliedAt(position + 1) ?? commitTimes.get(position + 1));
+        const r = rebuilds.get(name);
+        const rh = r?.feed?.health();
+        const error = t.stopped?.error ?? (health?.state === 'running' ? undefined : health?.error);
+        const lastBatchAt = health?.lastBatchAt ?? t0;
         return {
-          name: t.projection.name,
+          name,
           version: t.projection.version,
           generation: t.gen,
-          state: t.stopped ? 'stopped' : rebuilding.has(t.projection.name) ? 'rebuilding' : 'running',
+          state: stateOf(t, health),
           position,
           lagEvents,
-          lagMs: lagEvents > 0 && live ? Math.max(0, now() - live.lastAt) : 0,
-          parked: views.parked(t.projection.name).length,
-          ...(t.stopped ? { error: t.stopped.error } : {}),
+          lagMs: lagEvents === 0 ? 0 : oldest === undefined ? null : Math.max(0, t0 - oldest),
+          parked: views.parked(name).length,
+          ...(error === undefined ? {} : { error }),
+          lastBatchAt: new Date(lastBatchAt).toISOString(),
+          sinceLastBatchMs: Math.max(0, t0 - lastBatchAt),
+          ...(r
+            ? { rebuild: { generation: r.gen, position: views.checkpoint(name, r.gen), state: rh?.state ?? 'running', ...(rh?.error ? { error: rh.error } : {}) } }
+            : {}),
+          ...(lastRebuildError.has(name) ? { lastRebuildError: lastRebuildError.get(name)! } : {}),
         };
       });
     },

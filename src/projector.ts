@@ -11,6 +11,7 @@ import type { AnyProjection } from './projection.js';
 import { createProjectionRunner, type ProjectionRunner } from './projectionRunner.js';
 import { subscribers } from './subscribers.js';
 import { openViewStore, type ViewStore } from './viewStore.js';
+import { publishViewsStatus, viewsStatusSubject, type ViewsStatus } from './viewStatus.js';
 
 /** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
 export interface Projector {
@@ -41,6 +42,31 @@ export async function startProjector(
   const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
   runner.start();
   const notifier = startNotifier({ link, views, ...config.projections, log });
+  const status = (): ViewsStatus => {
+    const eventStore = runner.stream();
+    const health = notifier.health();
+    return {
+      projections: runner.status(),
+      notifier: {
+        position: notifier.position(),
+        state: health.state,
+        lagEvents: Math.max(0, eventStore.lastPosition - notifier.position()),
+        ...(health.error ? { error: health.error } : {}),
+      },
+      eventStore,
+      at: new Date().toISOString(),
+    };
+  };
+  const publisher = publishViewsStatus(
+    link,
+    viewsStatusSubject(viewsPath(config)),
+    () => {
+      const s = status();
+      if (s.eventStore.reachable) notifier.check(s.eventStore.lastPosition);
+      return s;
+    },
+    config.projections.statusIntervalMs,
+  );
   const adminApp = await buildAdminApp({
     runner,
     notifier,
@@ -50,11 +76,14 @@ export async function startProjector(
     http: config.http,
     log,
     isReady: link.isConnected,
+    viewsStatus: status,
+    readyMaxLagMs: config.query.readyMaxLagMs,
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      publisher.stop();
       await runner.stop();
       notifier.stop();
       await adminApp.close();

@@ -4,9 +4,10 @@ import type { AnyAggregate } from './aggregate.js';
 import { emptyMemory, applyCommit } from './commandExecution.js';
 import type { Config } from './config.js';
 import type { EventStore } from './eventStore.js';
-import { createHttpApp, notFound } from './httpApp.js';
+import { createHttpApp, notFound, readyViewsRoute } from './httpApp.js';
 import { sendError } from './httpErrors.js';
 import type { ViewReader } from './viewStore.js';
+import type { ViewsStatus } from './viewStatus.js';
 
 /** A view's routes, mounted by the query app. Each route names its projection in `config.projection`. */
 export type QueryRoutes = (app: FastifyInstance, deps: { views: ViewReader }) => Promise<void>;
@@ -23,6 +24,8 @@ export interface QueryAppOptions {
   /** The `EVENTS` stream's last position, for `/metrics`; undefined when NATS is unreachable. */
   readonly streamHead: () => Promise<number | undefined>;
   readonly projections: readonly string[];
+  /** The latest status the host's projector published; undefined before the first. */
+  readonly viewsStatus: () => ViewsStatus | undefined;
 }
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -50,6 +53,8 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
     isReady: opts.isReady,
   });
   notFound(app);
+  // A status older than a few intervals means the projector is not running (or cannot reach NATS).
+  readyViewsRoute(app, opts.viewsStatus, { maxLagMs: opts.query.readyMaxLagMs, maxAgeMs: 5000 });
   app.addHook('preValidation', async (request, reply) => {
     const wait = readWait(request, opts.query);
     if (wait === undefined) return;
@@ -78,6 +83,20 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
       lines.push('# TYPE converge_events_position gauge', `converge_events_position ${head}`);
       lines.push('# TYPE converge_projection_lag_events gauge');
       for (const p of opts.projections) lines.push(`converge_projection_lag_events{projection="${p}"} ${Math.max(0, head - opts.views.position(p))}`);
+    }
+    const status = opts.viewsStatus();
+    if (status) {
+      lines.push('# HELP converge_projection_lag_seconds Age of the oldest commit a projection has not applied yet.', '# TYPE converge_projection_lag_seconds gauge');
+      for (const p of status.projections) if (p.lagMs !== null) lines.push(`converge_projection_lag_seconds{projection="${p.name}"} ${p.lagMs / 1000}`);
+      lines.push('# HELP converge_projection_state 1 for the state a projection is in.', '# TYPE converge_projection_state gauge');
+      for (const p of status.projections) {
+        for (const state of ['running', 'rebuilding', 'failing', 'stalled', 'stopped']) {
+          lines.push(`converge_projection_state{projection="${p.name}",state="${state}"} ${p.state === state ? 1 : 0}`);
+        }
+      }
+      lines.push('# TYPE converge_projection_parked gauge');
+      for (const p of status.projections) lines.push(`converge_projection_parked{projection="${p.name}"} ${p.parked}`);
+      lines.push('# TYPE converge_notifier_lag_events gauge', `converge_notifier_lag_events ${status.notifier.lagEvents}`);
     }
     return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
   });

@@ -12,6 +12,7 @@ import { viewsPath } from './projector.js';
 import { buildQueryApp } from './queryApp.js';
 import { openSnapshotStore } from './snapshotStore.js';
 import { openViewStore } from './viewStore.js';
+import { followViewsStatus, viewsStatusSubject } from './viewStatus.js';
 
 /** A running worker: its NATS link, actor host, router, and the command and query APIs. */
 export interface Worker {
@@ -71,6 +72,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
   await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
 
   const views = openViewStore(viewsPath(config));
+  const viewsStatus = followViewsStatus(link, viewsStatusSubject(viewsPath(config)));
   const queryApp = await buildQueryApp({
     aggregates,
     routes: domain.routes,
@@ -83,6 +85,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
     streamHead: () =>
       link.isConnected() ? link.jsm.streams.info(EVENTS).then((i) => i.state.last_seq, () => undefined) : Promise.resolve(undefined),
     projections: domain.projections.map((p) => p.name),
+    viewsStatus: viewsStatus.latest,
   });
   await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
 
@@ -99,6 +102,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
       }, Math.min(deadline, 2000));
       await Promise.all([commandApp.close(), queryApp.close()]);
       clearTimeout(forced);
+      viewsStatus.stop();
       await link.close();
       await snapshots.close();
       await views.close();
