@@ -60,19 +60,32 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'rebuild': {
       if (!arg) break;
-      const generationOf = async () =>
-        ((await call('GET', '/admin/projections')).projections as Array<{ name: string; generation: number; state: string }>).find(
-          (p) => p.name === arg,
-        );
-      const before = await generationOf();
+      type Status = { name: string; generation: number; state: string; lastRebuildError?: string; rebuild?: { position: number; state: string; error?: string } };
+      const find = async () => {
+        const body = await call('GET', '/admin/projections');
+        const p = (body.projections as Status[]).find((s) => s.name === arg);
+        return { p, last: (body.eventStore as { lastPosition: number }).lastPosition };
+      };
+      const before = (await find()).p;
       if (!before) throw new Error(`no projection named ${arg}`);
       await call('POST', `/admin/projections/${encodeURIComponent(arg)}/rebuild`);
       const started = Date.now();
+      let shown = 0;
       for (;;) {
-        const now = await generationOf();
-        if (now && now.generation > before.generation && now.state === 'running') {
+        const { p: now, last } = await find();
+        if (now && now.generation > before.generation) {
           console.log(`${arg}: generation ${now.generation} swapped in after ${Date.now() - started} ms`);
           return 0;
+        }
+        if (now && !now.rebuild && now.lastRebuildError) {
+          console.error(`${arg}: the rebuild failed: ${now.lastRebuildError}`);
+          return 1;
+        }
+        if (now?.rebuild && Date.now() - shown >= 1000) {
+          shown = Date.now();
+          const { position, state, error } = now.rebuild;
+          const pct = last > 0 ? Math.floor((100 * position) / last) : 100;
+          console.log(`${arg}: ${position}/${last} (${pct}%)${state === 'running' ? '' : ` ${state}: ${error ?? ''}`}`);
         }
         await new Promise((r) => setTimeout(r, 100));
       }
