@@ -108,6 +108,8 @@ export interface Feed {
   seen(): number;
   /** Tells the feed the stream's last position, so it can tell a stalled consumer from an idle stream. */
   check(streamLast: number): void;
+  /** Recreates the consumer now (after a reconnect), unless a retry is already scheduled. */
+  restart(): void;
   stop(): void;
 }
 
@@ -215,6 +217,9 @@ export function superviseFeed(opts: FeedOptions): Feed {
       error = `no progress for ${seconds(t - quietSince)} while EVENTS has ${streamLast - opts.from()} more commits`;
       log.warn({ feed: name, position: opts.from(), streamLast }, `${name} stalled: ${error}; recreating its consumer`);
       start();
+    },
+    restart() {
+      if (!stopped && !retry) start();
     },
     stop() {
       stopped = true;

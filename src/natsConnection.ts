@@ -9,6 +9,8 @@ export interface NatsLink {
   readonly jsm: JetStreamManager;
   /** False while disconnected, so callers can fail fast instead of waiting for a timeout. */
   isConnected(): boolean;
+  /** Calls `listener` after each reconnect; answers a function that removes it. */
+  onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
     noAsyncTraces: true,
   });
   let connected = true;
+  const reconnectListeners = new Set<() => void>();
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') {
@@ -38,6 +41,7 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
       } else if (s.type === 'reconnect') {
         connected = true;
         opts.log.info({ server: s.server }, 'nats reconnected');
+        for (const listener of reconnectListeners) listener();
       }
     }
   })();
@@ -48,6 +52,10 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
     js,
     jsm,
     isConnected: () => connected && !nc.isClosed(),
+    onReconnect: (listener) => {
+      reconnectListeners.add(listener);
+      return () => reconnectListeners.delete(listener);
+    },
     close: async () => {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
     },

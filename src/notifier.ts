@@ -49,6 +49,8 @@ export interface Notifier {
   health(): FeedHealth;
   /** Tells it the stream's last position, to detect a stalled consumer. */
   check(streamLast: number): void;
+  /** Recreates its consumer now (after a reconnect). */
+  restart(): void;
   stop(): void;
 }
 
@@ -85,6 +87,7 @@ export function startNotifier(opts: PipelineOptions & { views: ViewStore; log: L
     position: () => views.checkpoint(CHECKPOINT, 0),
     health: () => feed.health(),
     check: (streamLast) => feed.check(streamLast),
+    restart: () => feed.restart(),
     stop: () => feed.stop(),
   };
 }

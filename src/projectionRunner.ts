@@ -95,6 +95,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
   /** Store times of commits fetched for lag, by position; only the few oldest unapplied ones. */
   const commitTimes = new Map<number, number>();
   let poll: NodeJS.Timeout | undefined;
+  let unlisten: (() => void) | undefined;
 
   const liveFrom = () => Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
   const startLive = (): void => {
@@ -200,6 +201,12 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
         }
       });
       startLive();
+      // An ordered consumer can stop delivering after the server restarts, without an error;
+      // recreating it at once beats waiting for the stall detector.
+      unlisten = link.onReconnect(() => {
+        live?.restart();
+        for (const r of rebuilds.values()) r.feed?.restart();
+      });
       const tick = () => {
         poll = setTimeout(() => void refresh().finally(() => poll && tick()), opts.statusIntervalMs);
       };
@@ -215,6 +222,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     async stop() {
       clearTimeout(poll);
       poll = undefined;
+      unlisten?.();
       live?.stop();
       for (const r of [...rebuilds.values()]) r.fail(new Error('the projector stopped before the rebuild finished'));
       await Promise.all(cleanups.values());

@@ -42,6 +42,7 @@ export async function startProjector(
   const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
   runner.start();
   const notifier = startNotifier({ link, views, ...config.projections, log });
+  const unlisten = link.onReconnect(() => notifier.restart());
   const status = (): ViewsStatus => {
     const eventStore = runner.stream();
     const health = notifier.health();
@@ -84,6 +85,7 @@ export async function startProjector(
   const stop = () =>
     (stopping ??= (async () => {
       publisher.stop();
+      unlisten();
       await runner.stop();
       notifier.stop();
       await adminApp.close();
