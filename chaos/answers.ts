@@ -38,9 +38,12 @@ export class AnswerBook {
     private readonly apiOf: (url: string) => Api | undefined,
   ) {}
 
-  /** Opens a kill window; the caller sets `to` once the processes serve again (plus a second). */
-  openWindow(fault: string, apis: readonly Api[], at = Date.now()): KillWindow {
-    const window: KillWindow = { from: at, to: at + 1000, apis: new Set(apis), fault };
+  /**
+   * Opens a kill window of a second, or, when `open`, one that lasts until the caller sets
+   * `to` (the harness restarting the whole cluster: nothing listens until it is back).
+   */
+  openWindow(fault: string, apis: readonly Api[], open = false, at = Date.now()): KillWindow {
+    const window: KillWindow = { from: at, to: open ? Infinity : at + 1000, apis: new Set(apis), fault };
     this.windows.push(window);
     return window;
   }

@@ -51,7 +51,7 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
       return record;
     }
     case 'primary': {
-      const window = book.openWindow('primary', ['command', 'query', 'admin']);
+      const window = book.openWindow('primary', ['command', 'query', 'admin'], true);
       const { pid, survivors } = await world.killPrimary();
       const record: FaultRecord = { ...base, endedAtMs: now(), target: 'primary', pid };
       if (survivors.length > 0) record.notes.push(`children outlived the primary by 5 s and were killed: ${survivors.join(', ')}`);
@@ -77,7 +77,7 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
       return { ...base, endedAtMs: now(), target, pid, notes: [`stopped for ${plan.holdMs} ms`] };
     }
     case 'fresh-store': {
-      const window = book.openWindow('fresh-store', ['command', 'query', 'admin']);
+      const window = book.openWindow('fresh-store', ['command', 'query', 'admin'], true);
       await world.cluster.stop();
       await store.beforeWipe(world.epoch);
       await world.nats.stop();

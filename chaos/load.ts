@@ -34,13 +34,13 @@ export interface LoadTarget {
   epoch(): number;
 }
 
-const MAX_TRIES = 15;
+const MAX_TRIES = 40;
 const MAX_COMMAND_MS = 25_000;
 
 /**
  * Sends one command the way a careful client does: one `Idempotency-Key` for every try,
  * retried on 503 (after `Retry-After`), `outcome_unknown` and connection failures until a
- * 2xx or 4xx answer, at most `MAX_TRIES` times and `MAX_COMMAND_MS` in all.
+ * 2xx or 4xx answer, backing off from 200 ms to 2 s, at most `MAX_TRIES` times and `MAX_COMMAND_MS` in all.
  */
 export async function sendCommand(
   http: HttpClient,
@@ -63,7 +63,7 @@ export async function sendCommand(
     const retryable = last.status === 0 || last.status === 503 || (last.status === 504 && last.code === 'outcome_unknown');
     if (!retryable || Date.now() > deadline || stopped()) break;
     const advice = last.retryAfter ? Number(last.retryAfter) * 1000 : NaN;
-    await sleep(Number.isFinite(advice) ? Math.min(Math.max(advice, 100), 2000) : 300);
+    await sleep(Number.isFinite(advice) ? Math.min(Math.max(advice, 100), 2000) : Math.min(2000, 200 * 2 ** Math.min(attempt - 1, 4)));
   }
   tally.abandoned++;
   if (tally.abandonedSamples.length < 20) tally.abandonedSamples.push(`${url} ${key}: ${last ? describe(last) : 'not sent'}`);

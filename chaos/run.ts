@@ -7,7 +7,7 @@ import { runClient, type Ack, type CommandTally } from './load.js';
 import { recoveryAfter, runProbe, type ProbeSample } from './probe.js';
 import { processesUnder } from './procs.js';
 import { answersInvariant, copyInvariant, processInvariant, recoveryInvariant, recoveryTable, storeInvariant, verifyInvariant, type Invariant } from './report.js';
-import type { FaultName, PlannedFault } from './schedule.js';
+import { SETTLE_S, type FaultName, type PlannedFault } from './schedule.js';
 import { startSubscriber, type ChaosSubscriber } from './subscriber.js';
 import { World } from './world.js';
 
@@ -25,8 +25,9 @@ export interface ChaosOptions {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
-    const timer = setTimeout(r, Math.max(0, ms));
-    signal?.addEventListener('abort', () => (clearTimeout(timer), r()), { once: true });
+    const onAbort = () => (clearTimeout(timer), r());
+    const timer = setTimeout(() => (signal?.removeEventListener('abort', onAbort), r()), Math.max(0, ms));
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 /**
@@ -42,6 +43,7 @@ export async function runChaos(opts: ChaosOptions) {
   const samples: ProbeSample[] = [];
   const records: FaultRecord[] = [];
   const storeChecks: StoreCheck[] = [];
+  const skipped: PlannedFault[] = [];
   const tally: CommandTally = { sent: 0, acknowledged: 0, rejected: 0, retries: 0, abandoned: 0, abandonedSamples: [], reads: 0, readsOk: 0 };
   let stopped = false;
   let subscriber: ChaosSubscriber | undefined;
@@ -83,6 +85,12 @@ export async function runChaos(opts: ChaosOptions) {
     for (const [i, plan] of opts.schedule.entries()) {
       await sleep(startedAt + plan.atS * 1000 - Date.now(), opts.signal);
       if (opts.signal.aborted) break;
+      // A slow restart can push the plan late; a fault must still leave the last seconds to settle.
+      if (Date.now() > startedAt + (opts.durationS - SETTLE_S) * 1000) {
+        say(`${plan.fault} planned at ${plan.atS} s skipped: the schedule slipped into the last ${SETTLE_S} s`);
+        skipped.push(plan);
+        continue;
+      }
       const rec = await inject(world, plan, book, startedAt, store);
       records.push(rec);
       say(
@@ -134,6 +142,7 @@ export async function runChaos(opts: ChaosOptions) {
     return {
       options: { durationS: opts.durationS, seed: opts.seed, clients: opts.clients, workers: opts.workers, faults: opts.faults },
       schedule: opts.schedule,
+      skipped,
       faults: records,
       load: tally,
       probes: { count: samples.length, acknowledged: samples.filter((s) => s.ackAt !== undefined).length, seen: samples.filter((s) => s.lagMs !== undefined).length },
@@ -181,10 +190,11 @@ function logSummary(file: string): Array<{ level: string; msg: string; count: nu
     if ((entry.level ?? 0) < 40) continue;
     const level = (entry.level ?? 0) >= 50 ? 'error' : 'warn';
     const msg = `${entry.msg ?? ''}${entry.err?.message ? `: ${entry.err.message}` : ''}`.slice(0, 240);
-    const key = `${level} ${msg}`;
+    // Partitions, pids and positions vary line by line; grouping without them shows the kinds of trouble.
+    const key = `${level} ${msg.replace(/\d+/g, 'N')}`;
     const seen = counts.get(key);
     if (seen) seen.count++;
-    else counts.set(key, { level, msg, count: 1, first: line.slice(0, 600) });
+    else counts.set(key, { level, msg: msg.replace(/\d+/g, 'N'), count: 1, first: line.slice(0, 600) });
   }
   return [...counts.values()].sort((a, b) => b.count - a.count);
 }
