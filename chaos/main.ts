@@ -67,6 +67,7 @@ async function main(): Promise<void> {
   const onSignal = () => {
     if (interrupted) process.exit(130);
     interrupted = true;
+    process.exitCode = 130;
     process.stderr.write('\ninterrupted: stopping the run and cleaning up…\n');
     abort.abort();
   };
@@ -89,5 +90,5 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   process.stderr.write(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(1);
+  process.exit(process.exitCode === 130 ? 130 : 1);
 });

@@ -145,7 +145,13 @@ export async function runChaos(opts: ChaosOptions) {
       skipped,
       faults: records,
       load: tally,
-      probes: { count: samples.length, acknowledged: samples.filter((s) => s.ackAt !== undefined).length, seen: samples.filter((s) => s.lagMs !== undefined).length },
+      probes: {
+        count: samples.length,
+        acknowledged: samples.filter((s) => s.ackAt !== undefined).length,
+        seen: samples.filter((s) => s.lagMs !== undefined).length,
+        // [sent, acknowledged, seen] in ms since the run started: the raw timeline behind the recovery figures.
+        timeline: samples.map((s) => [s.sentAt - startedAt, s.ackAt === undefined ? null : s.ackAt - startedAt, s.seenAt === undefined ? null : s.seenAt - startedAt]),
+      },
       answers: {
         allowed: Object.fromEntries(book.allowed),
         unexpected: Object.fromEntries(book.unexpected),
