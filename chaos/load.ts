@@ -194,7 +194,8 @@ export async function runClient(
         lastPosition = Math.max(lastPosition, position);
       }
     }
-    if (stopped()) break;
+    // A position of a store that is gone says nothing about the new one.
+    if (stopped() || epoch !== target.epoch()) continue;
     tally.reads++;
     const read = await http.send({
       method: 'GET',

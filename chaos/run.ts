@@ -25,6 +25,7 @@ export interface ChaosOptions {
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((r) => {
+    if (signal?.aborted) return r();
     const onAbort = () => (clearTimeout(timer), r());
     const timer = setTimeout(() => (signal?.removeEventListener('abort', onAbort), r()), Math.max(0, ms));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -98,7 +99,8 @@ export async function runChaos(opts: ChaosOptions) {
           `${rec.respawnMs !== undefined ? `, back in ${(rec.respawnMs / 1000).toFixed(2)} s` : ''}${rec.notes.length ? ` (${rec.notes.join('; ')})` : ''}`,
       );
       const next = opts.schedule[i + 1];
-      const until = Math.min(next ? startedAt + next.atS * 1000 : Infinity, startedAt + rec.endedAtMs + 12_000, startedAt + opts.durationS * 1000);
+      // The last fault is watched for up to 12 s even past --duration: a slow restart must still show its recovery.
+      const until = Math.min(next ? startedAt + next.atS * 1000 : Infinity, startedAt + rec.endedAtMs + 12_000);
       let r = recoveryAfter(samples, startedAt + rec.endedAtMs);
       while ((r.commandsMs === undefined || r.lagMs === undefined) && Date.now() < until && !opts.signal.aborted) {
         await sleep(100, opts.signal);
