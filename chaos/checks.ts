@@ -108,6 +108,7 @@ export interface CopyDiff {
   readonly different: string[];
 }
 
+/** Compares `copy` with a full import of the views, shop by shop. */
 export async function diffCopy(queryUrl: string, copy: Copy): Promise<CopyDiff> {
   const views: Copy = new Map();
   await fullImport(queryUrl, views, 3);

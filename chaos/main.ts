@@ -89,6 +89,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (process.exitCode === 130) {
+    process.stderr.write('chaos: interrupted; everything it started has been stopped\n');
+    process.exit(130);
+  }
   process.stderr.write(`chaos: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(process.exitCode === 130 ? 130 : 1);
+  process.exit(1);
 });

@@ -25,6 +25,7 @@ export function recoveryTable(faults: readonly FaultRecord[]): string {
   return ['at       fault        target           pid      held      respawn   commands ok  lag <100 ms', ...rows].join('\n');
 }
 
+/** Every acknowledged command once in its store, at its position; no acknowledgement at all fails too. */
 export function storeInvariant(checks: readonly StoreCheck[]): Invariant {
   const acked = checks.reduce((a, c) => a + c.acknowledged, 0);
   const bad = (k: 'missing' | 'duplicated' | 'misplaced') => checks.flatMap((c) => c[k].map((x) => `epoch ${c.epoch}: ${x}`));
@@ -38,6 +39,7 @@ export function storeInvariant(checks: readonly StoreCheck[]): Invariant {
   };
 }
 
+/** Each fault recovered within the promised bounds, counted from when it ended. */
 export function recoveryInvariant(faults: readonly FaultRecord[]): Invariant {
   const late = faults.filter((f) => f.commandsMs === undefined || f.commandsMs > COMMANDS_WITHIN_MS || f.lagMs === undefined || f.lagMs > LAG_WITHIN_MS);
   return {
@@ -50,6 +52,7 @@ export function recoveryInvariant(faults: readonly FaultRecord[]): Invariant {
   };
 }
 
+/** Answers within the contract; those outside it near a kill are reported but do not fail it. */
 export function answersInvariant(book: AnswerBook): Invariant {
   const strict = book.total(book.unexpected);
   const near = book.total(book.nearKill);
@@ -93,6 +96,7 @@ export function verifyInvariant(
   };
 }
 
+/** The subscriber's copy against the views' full import. */
 export function copyInvariant(diff: { views: number; copy: number; missing: string[]; extra: string[]; different: string[]; waitedMs: number }, errors: readonly string[]): Invariant {
   const ok = diff.views >= 0 && diff.missing.length + diff.extra.length + diff.different.length === 0;
   const ids = (l: string[]) => (l.length ? ` (${l.slice(0, 3).join(', ')}${l.length > 3 ? ', …' : ''})` : '');
@@ -103,6 +107,7 @@ export function copyInvariant(diff: { views: number; copy: number; missing: stri
   };
 }
 
+/** Nothing of the run still alive after it stopped what it started. */
 export function processInvariant(left: readonly string[]): Invariant {
   return {
     name: 'no process of the run is left running after it stopped the cluster',
