@@ -92,7 +92,16 @@ export async function runChaos(opts: ChaosOptions) {
         skipped.push(plan);
         continue;
       }
-      const rec = await inject(world, plan, book, startedAt, store);
+      let rec: FaultRecord;
+      try {
+        rec = await inject(world, plan, book, startedAt, store);
+      } catch (err) {
+        // A restart that never came back: the checks below still run, and say what that left.
+        const reason = err instanceof Error ? err.message : String(err);
+        records.push({ fault: plan.fault, plannedAtS: plan.atS, atMs: plan.atS * 1000, endedAtMs: Date.now() - startedAt, target: 'cluster', notes: [`the harness could not end the fault: ${reason}`] });
+        say(`${plan.fault} could not be ended: ${reason}; no further faults`);
+        break;
+      }
       records.push(rec);
       say(
         `${rec.fault.padEnd(11)} ${rec.target}${rec.pid ? ` pid ${rec.pid}` : ''}${rec.endedAtMs > rec.atMs + 50 ? `, ended after ${((rec.endedAtMs - rec.atMs) / 1000).toFixed(1)} s` : ''}` +
