@@ -51,14 +51,25 @@ export async function runProbe(http: HttpClient, target: LoadTarget, acks: Ack[]
   while (inFlight > 0) await sleep(50);
 }
 
-/** How long after `from` commands succeeded again, and the lag was under `lagMs`, by the probes sent from then on. */
-export function recoveryAfter(samples: readonly ProbeSample[], from: number, lagMs = 100): { commandsMs?: number; lagMs?: number } {
+/** A probe seen later than this after its acknowledgement means the read side has fallen behind again. */
+const RELAPSE_MS = 1000;
+
+/**
+ * How long after `from` commands succeeded again, and the lag was back under `lagMs` to
+ * stay: from the first probe seen within `lagMs` after which every probe acknowledged
+ * before `until` (the next fault, or the end of the load) was seen within a second. A read
+ * side that catches up for a moment and then stalls has not recovered.
+ */
+export function recoveryAfter(samples: readonly ProbeSample[], from: number, until = Infinity, lagMs = 100): { commandsMs?: number; lagMs?: number } {
   let commands: number | undefined;
   let lag: number | undefined;
-  for (const s of samples) {
-    if (s.sentAt < from) continue;
+  const window = samples.filter((s) => s.sentAt >= from && s.sentAt < until).sort((a, b) => a.sentAt - b.sentAt);
+  for (const s of window) {
     if (s.ackAt !== undefined) commands = Math.min(commands ?? Infinity, s.ackAt - from);
-    if (s.lagMs !== undefined && s.lagMs < lagMs && s.seenAt !== undefined) lag = Math.min(lag ?? Infinity, s.seenAt - from);
+    if (s.ackAt === undefined) continue;
+    const relapse = s.lagMs === undefined || s.lagMs > RELAPSE_MS;
+    if (relapse) lag = undefined;
+    else if (lag === undefined && s.lagMs !== undefined && s.lagMs < lagMs && s.seenAt !== undefined) lag = s.seenAt - from;
   }
   return { ...(commands === undefined ? {} : { commandsMs: commands }), ...(lag === undefined ? {} : { lagMs: lag }) };
 }

@@ -115,7 +115,7 @@ export async function runChaos(opts: ChaosOptions) {
         await sleep(100, opts.signal);
         r = recoveryAfter(samples, startedAt + rec.endedAtMs);
       }
-      say(`  recovered from ${rec.fault}: commands ok after ${ms(r.commandsMs)}, lag under 100 ms after ${ms(r.lagMs)}`);
+      say(`  recovered from ${rec.fault}: commands ok after ${ms(r.commandsMs)}, lag under 100 ms after ${ms(r.lagMs)} (so far; the table below has the final figures)`);
     }
     await sleep(startedAt + opts.durationS * 1000 - Date.now(), opts.signal);
     stopped = true;
@@ -130,7 +130,10 @@ export async function runChaos(opts: ChaosOptions) {
     const caughtUp = await waitCaughtUp(admin, lastSeq, 30_000);
     const verify = await verifyViews(admin);
     const copy = await waitCopyEqual(query, subscriber?.copy ?? new Map(), 20_000);
-    for (const rec of records) Object.assign(rec, recoveryAfter(samples, startedAt + rec.endedAtMs));
+    for (const [i, rec] of records.entries()) {
+      const next = records[i + 1];
+      Object.assign(rec, recoveryAfter(samples, startedAt + rec.endedAtMs, next ? startedAt + next.atMs : Infinity));
+    }
     const copyErrors = subscriber?.errors ?? [];
     await subscriber?.stop();
     subscriber = undefined;
