@@ -7,7 +7,7 @@ import { runClient, type Ack, type CommandTally } from './load.js';
 import { recoveryAfter, runProbe, type ProbeSample } from './probe.js';
 import { processesUnder } from './procs.js';
 import { answersInvariant, copyInvariant, processInvariant, recoveryInvariant, recoveryTable, storeInvariant, verifyInvariant, type Invariant } from './report.js';
-import { SETTLE_S, type FaultName, type PlannedFault } from './schedule.js';
+import { MIN_GAP_S, SETTLE_S, type FaultName, type PlannedFault } from './schedule.js';
 import { startSubscriber, type ChaosSubscriber } from './subscriber.js';
 import { World } from './world.js';
 
@@ -84,7 +84,8 @@ export async function runChaos(opts: ChaosOptions) {
       },
     };
     for (const [i, plan] of opts.schedule.entries()) {
-      await sleep(startedAt + plan.atS * 1000 - Date.now(), opts.signal);
+      const previous = records.at(-1);
+      await sleep(Math.max(startedAt + plan.atS * 1000, previous ? startedAt + previous.endedAtMs + MIN_GAP_S * 1000 : 0) - Date.now(), opts.signal);
       if (opts.signal.aborted) break;
       // A slow restart can push the plan late; a fault must still leave the last seconds to settle.
       if (Date.now() > startedAt + (opts.durationS - SETTLE_S) * 1000) {

@@ -27,6 +27,8 @@ export function prng(seed: number): () => number {
 /** Seconds of steady load before the first fault, and kept free of faults at the end of the run. */
 export const WARMUP_S = 4;
 export const SETTLE_S = 8;
+/** The shortest recovery gap after a fault ends, kept even when a slow restart makes the plan late. */
+export const MIN_GAP_S = 8;
 
 /**
  * Draws the fault schedule for a run: faults one at a time, each followed by a recovery gap
@@ -42,7 +44,7 @@ export function drawSchedule(seed: number, durationS: number, faults: readonly F
   for (;;) {
     const fault = pick(faults);
     const holdMs = fault === 'nats' ? 3000 : fault === 'nats-pause' || fault === 'freeze' ? between(3000, 6000) : 0;
-    const gapS = between(8, 11);
+    const gapS = between(MIN_GAP_S, MIN_GAP_S + 3);
     if (at + holdMs / 1000 > durationS - SETTLE_S) break;
     plan.push({ atS: at, fault, holdMs, ...(fault === 'worker' || fault === 'freeze' ? { workerIndex: between(0, workers - 1) } : {}) });
     at += Math.ceil(holdMs / 1000) + gapS;
