@@ -30,15 +30,39 @@ export interface Cluster {
   readonly command: string;
   readonly query: string;
   readonly admin: string;
+  /** The primary's pid. */
+  readonly pid: number;
+  readonly ports: ClusterPorts;
+  /** Whether the primary has exited. */
+  exited(): boolean;
   stop(): Promise<void>;
+}
+
+/** The three listening ports of a cluster. */
+export interface ClusterPorts {
+  readonly command: number;
+  readonly query: number;
+  readonly admin: number;
+}
+
+/** How to start a cluster beyond the defaults (free ports, output inherited, log level warn). */
+export interface ClusterOptions {
+  /** Reuse these ports, e.g. to restart a cluster where its clients already point. */
+  readonly ports?: ClusterPorts;
+  /** A file descriptor that takes the cluster's stdout and stderr. */
+  readonly outputFd?: number;
+  readonly logLevel?: string;
+  readonly readyTimeoutMs?: number;
 }
 
 /**
  * Starts `dist/src/main.js` against `natsUrl` on free ports and resolves once the command,
  * query and admin APIs answer and every worker has been seen on the command port.
  */
-export async function startCluster(natsUrl: string, dataDir: string, workers: number): Promise<Cluster> {
-  const [commandPort, queryPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+export async function startCluster(natsUrl: string, dataDir: string, workers: number, options: ClusterOptions = {}): Promise<Cluster> {
+  const [commandPort, queryPort, adminPort] = options.ports
+    ? [options.ports.command, options.ports.query, options.ports.admin]
+    : [await freePort(), await freePort(), await freePort()];
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../src/main.js')], {
@@ -50,9 +74,9 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
       CONVERGE_HTTP_ADMIN_PORT: String(adminPort),
       CONVERGE_DATA_DIR: dataDir,
       CONVERGE_CLUSTER_WORKERS: String(workers),
-      CONVERGE_LOG_LEVEL: 'warn',
+      CONVERGE_LOG_LEVEL: options.logLevel ?? 'warn',
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', options.outputFd ?? 'inherit', options.outputFd ?? 'inherit'],
   });
   // The primary drains for up to shutdownTimeoutMs (10 s) + 2 s; past that, kill it.
   const { exited, stop } = supervise(proc, 20_000);
@@ -60,6 +84,9 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
     command: `http://127.0.0.1:${commandPort}`,
     query: `http://127.0.0.1:${queryPort}`,
     admin: `http://127.0.0.1:${adminPort}`,
+    pid: proc.pid ?? 0,
+    ports: { command: commandPort, query: queryPort, admin: adminPort },
+    exited,
     stop,
   };
   const ok = async (url: string) => {
@@ -68,12 +95,13 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
     return res?.status === 200;
   };
   const pids = new Set<number>();
-  const deadline = Date.now() + 30_000;
+  const readyMs = options.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyMs;
   for (;;) {
     if (exited()) throw new Error('the cluster exited during start-up');
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`the cluster was not ready in 30 s (worker pids seen: ${pids.size}/${workers})`);
+      throw new Error(`the cluster was not ready in ${readyMs / 1000} s (worker pids seen: ${pids.size}/${workers})`);
     }
     if ((await ok(`${cluster.command}/ready`)) && (await ok(`${cluster.query}/ready`)) && (await ok(`${cluster.admin}/health`))) {
       // Several probes in a row: the primary hands connections out round-robin, so a fixed pattern of

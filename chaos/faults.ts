@@ -1,0 +1,92 @@
+import type { AnswerBook } from './answers.js';
+import { signal } from './procs.js';
+import type { FaultName, PlannedFault } from './schedule.js';
+import type { World } from './world.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A fault as it happened. Times are ms since the run started. */
+export interface FaultRecord {
+  readonly fault: FaultName;
+  readonly plannedAtS: number;
+  readonly atMs: number;
+  /** When the harness ended the fault (restart, SIGCONT, new cluster ready); recovery counts from here. */
+  endedAtMs: number;
+  readonly target: string;
+  readonly pid?: number;
+  /** How long until the killed process was replaced (by the primary, or by the harness for `primary`). */
+  respawnMs?: number;
+  commandsMs?: number;
+  lagMs?: number;
+  notes: string[];
+}
+
+/** What a fresh store asks of the rest of the run, around the switch. */
+export interface StoreSwitch {
+  /** Before the old store goes: the cluster is stopped, the old nats-server still runs. */
+  beforeWipe(oldEpoch: number): Promise<void>;
+  /** Once the new cluster is ready on the new store. */
+  afterSwitch(): Promise<void>;
+}
+
+/**
+ * Injects one planned fault and ends it as the plan says, returning what happened. Kills
+ * open a window in `book`: answers lost with a killed process are counted apart.
+ */
+export async function inject(world: World, plan: PlannedFault, book: AnswerBook, startedAt: number, store: StoreSwitch): Promise<FaultRecord> {
+  const now = () => Date.now() - startedAt;
+  const base = { fault: plan.fault, plannedAtS: plan.atS, atMs: now(), notes: [] as string[] };
+  switch (plan.fault) {
+    case 'worker':
+    case 'projector': {
+      const role = plan.fault === 'projector' ? 'projector' : `worker ${plan.workerIndex ?? 0}`;
+      const pid = world.children().get(role);
+      if (!pid) return { ...base, endedAtMs: now(), target: role, notes: [`no live ${role} found among the primary's children`] };
+      book.openWindow(plan.fault, plan.fault === 'projector' ? ['admin'] : ['command', 'query']);
+      signal(pid, 'SIGKILL');
+      const record: FaultRecord = { ...base, endedAtMs: now(), target: role, pid };
+      const next = await world.respawned(role, pid, 15_000);
+      if (next) record.respawnMs = now() - record.atMs;
+      else record.notes.push(`${role} was not restarted within 15 s`);
+      return record;
+    }
+    case 'primary': {
+      const window = book.openWindow('primary', ['command', 'query', 'admin'], true);
+      const { pid, survivors } = await world.killPrimary();
+      const record: FaultRecord = { ...base, endedAtMs: now(), target: 'primary', pid };
+      if (survivors.length > 0) record.notes.push(`children outlived the primary by 5 s and were killed: ${survivors.join(', ')}`);
+      await world.startCluster();
+      window.to = Date.now() + 1000;
+      record.respawnMs = now() - record.atMs;
+      return record;
+    }
+    case 'nats': {
+      const pid = await world.killNats();
+      await sleep(plan.holdMs);
+      await world.startNats();
+      return { ...base, endedAtMs: now(), target: 'nats-server', ...(pid ? { pid } : {}), respawnMs: now() - base.atMs };
+    }
+    case 'nats-pause':
+    case 'freeze': {
+      const target = plan.fault === 'freeze' ? `worker ${plan.workerIndex ?? 0}` : 'nats-server';
+      const pid = plan.fault === 'freeze' ? world.children().get(target) : world.natsPid();
+      if (!pid) return { ...base, endedAtMs: now(), target, notes: [`no live ${target} found`] };
+      signal(pid, 'SIGSTOP');
+      await sleep(plan.holdMs);
+      signal(pid, 'SIGCONT');
+      return { ...base, endedAtMs: now(), target, pid, notes: [`stopped for ${plan.holdMs} ms`] };
+    }
+    case 'fresh-store': {
+      const window = book.openWindow('fresh-store', ['command', 'query', 'admin'], true);
+      await world.cluster.stop();
+      await store.beforeWipe(world.epoch);
+      await world.nats.stop();
+      world.epoch++;
+      await world.startNats();
+      await world.startCluster();
+      window.to = Date.now() + 1000;
+      await store.afterSwitch();
+      return { ...base, endedAtMs: now(), target: `store ${world.epoch - 1} → ${world.epoch}`, respawnMs: now() - base.atMs };
+    }
+  }
+}

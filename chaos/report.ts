@@ -1,0 +1,117 @@
+import type { AnswerBook } from './answers.js';
+import type { StoreCheck } from './checks.js';
+import type { FaultRecord } from './faults.js';
+
+/** One invariant's verdict, printed as one line. */
+export interface Invariant {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** Recovery promised after any single fault (ms after the fault ends). */
+export const COMMANDS_WITHIN_MS = 5000;
+export const LAG_WITHIN_MS = 10_000;
+
+const fmt = (ms: number | undefined) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(2)} s`);
+
+/** The per-fault recovery table. */
+export function recoveryTable(faults: readonly FaultRecord[]): string {
+  const rows = faults.map((f) =>
+    [`${(f.atMs / 1000).toFixed(1)} s`, f.fault, f.target, String(f.pid ?? '—'), fmt(f.endedAtMs - f.atMs), fmt(f.respawnMs), fmt(f.commandsMs), fmt(f.lagMs)].map(
+      (c, i) => c.padEnd([8, 12, 16, 8, 9, 9, 12, 12][i]!),
+    ).join(' '),
+  );
+  return ['at       fault        target           pid      held      respawn   commands ok  lag <100 ms', ...rows].join('\n');
+}
+
+/** Every acknowledged command once in its store, at its position; no acknowledgement at all fails too. */
+export function storeInvariant(checks: readonly StoreCheck[]): Invariant {
+  const acked = checks.reduce((a, c) => a + c.acknowledged, 0);
+  const bad = (k: 'missing' | 'duplicated' | 'misplaced') => checks.flatMap((c) => c[k].map((x) => `epoch ${c.epoch}: ${x}`));
+  const [missing, duplicated, misplaced] = [bad('missing'), bad('duplicated'), bad('misplaced')];
+  const ok = acked > 0 && missing.length + duplicated.length + misplaced.length === 0;
+  const samples = [...missing, ...duplicated, ...misplaced].slice(0, 3).join('; ');
+  return {
+    name: 'acknowledged commands are in EVENTS exactly once, at their position',
+    ok,
+    detail: `${acked} acknowledged over ${checks.length} store(s) (last seqs ${checks.map((c) => c.lastSeq).join(', ')}): ${missing.length} missing, ${duplicated.length} duplicated, ${misplaced.length} misplaced${acked === 0 ? '; no command was acknowledged at all' : ''}${samples ? ` — e.g. ${samples}` : ''}`,
+  };
+}
+
+/** Each fault recovered within the promised bounds, counted from when it ended. */
+export function recoveryInvariant(faults: readonly FaultRecord[]): Invariant {
+  const late = faults.filter((f) => f.commandsMs === undefined || f.commandsMs > COMMANDS_WITHIN_MS || f.lagMs === undefined || f.lagMs > LAG_WITHIN_MS);
+  return {
+    name: `after each fault commands succeed within ${COMMANDS_WITHIN_MS / 1000} s and lag is under 100 ms within ${LAG_WITHIN_MS / 1000} s`,
+    ok: faults.length > 0 && late.length === 0,
+    detail:
+      faults.length === 0
+        ? 'no fault was injected'
+        : `${faults.length} faults, ${late.length} late: ${late.map((f) => `${f.fault}@${(f.atMs / 1000).toFixed(1)}s commands ${fmt(f.commandsMs)} lag ${fmt(f.lagMs)}`).join('; ') || 'none'}`,
+  };
+}
+
+/** Answers within the contract; those outside it near a kill are reported but do not fail it. */
+export function answersInvariant(book: AnswerBook): Invariant {
+  const strict = book.total(book.unexpected);
+  const near = book.total(book.nearKill);
+  const list = (m: Map<string, number>) => [...m].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none';
+  return {
+    name: 'every answer is 2xx, 4xx with a code, 503 with Retry-After or outcome_unknown',
+    ok: strict === 0,
+    detail: `${book.total(book.allowed)} within the contract; ${strict} outside it (${list(book.unexpected)}); ${near} more within 1 s of a kill of the serving process (${list(book.nearKill)})`,
+  };
+}
+
+interface VerifyBody {
+  ok?: boolean;
+  streamLastPosition?: number;
+  projections?: Array<{ name: string; position: number; documents: number; checked: number; differenceCount?: number; differences?: unknown[]; indexDifferences?: unknown }>;
+  checkpoints?: { ok: boolean; problems: string[] };
+}
+
+/** Views against a from-scratch rebuild, once every projection has reached the stream's end. */
+export function verifyInvariant(
+  caughtUp: { ok: boolean; projections: Array<{ name: string; position: number; state: string }>; waitedMs: number },
+  lastSeq: number,
+  verify: { status: number; body: unknown },
+): Invariant {
+  const name = 'every view equals a from-scratch rebuild (POST /admin/verify)';
+  const positions = caughtUp.projections.map((p) => `${p.name} ${p.position} ${p.state}`).join(', ') || 'no projections listed';
+  const lag = caughtUp.ok ? '' : `projections did not reach the stream's last sequence ${lastSeq} within ${(caughtUp.waitedMs / 1000).toFixed(0)} s (${positions}); `;
+  if (verify.status !== 200) {
+    const body = typeof verify.body === 'string' ? verify.body : JSON.stringify(verify.body);
+    return { name, ok: false, detail: `${lag}POST /admin/verify answered ${verify.status || 'nothing'}${verify.status === 404 ? ' (the endpoint does not exist yet)' : ''}: ${body.slice(0, 200)}` };
+  }
+  const body = verify.body as VerifyBody;
+  const projections = (body.projections ?? [])
+    .map((p) => `${p.name}: ${p.checked}/${p.documents} checked, ${p.differenceCount ?? p.differences?.length ?? '?'} differences, index ${JSON.stringify(p.indexDifferences ?? '?')}`)
+    .join('; ');
+  const checkpoints = body.checkpoints ? (body.checkpoints.ok ? 'checkpoints ok' : `checkpoints: ${body.checkpoints.problems.join('; ')}`) : 'no checkpoints report';
+  return {
+    name,
+    ok: caughtUp.ok && body.ok === true && body.checkpoints?.ok !== false,
+    detail: `${lag}verify ok=${String(body.ok)} at stream position ${body.streamLastPosition ?? '?'}; ${projections}; ${checkpoints}`,
+  };
+}
+
+/** The subscriber's copy against the views' full import. */
+export function copyInvariant(diff: { views: number; copy: number; missing: string[]; extra: string[]; different: string[]; waitedMs: number }, errors: readonly string[]): Invariant {
+  const ok = diff.views >= 0 && diff.missing.length + diff.extra.length + diff.different.length === 0;
+  const ids = (l: string[]) => (l.length ? ` (${l.slice(0, 3).join(', ')}${l.length > 3 ? ', …' : ''})` : '');
+  return {
+    name: "the subscriber's copy equals the views (GET /import/shops)",
+    ok,
+    detail: `${diff.copy} shops in the copy, ${diff.views} in the views after ${(diff.waitedMs / 1000).toFixed(1)} s: ${diff.missing.length} missing${ids(diff.missing)}, ${diff.extra.length} extra${ids(diff.extra)}, ${diff.different.length} different${ids(diff.different)}${ok || errors.length === 0 ? '' : `; last subscriber error: ${errors.at(-1)}`}`,
+  };
+}
+
+/** Nothing of the run still alive after it stopped what it started. */
+export function processInvariant(left: readonly string[]): Invariant {
+  return {
+    name: 'no process of the run is left running after it stopped the cluster',
+    ok: left.length === 0,
+    detail: left.length === 0 ? 'none found in /proc' : `${left.length} left (killed now): ${left.join('; ')}`,
+  };
+}
