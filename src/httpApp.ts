@@ -29,6 +29,8 @@ export async function createHttpApp(opts: HttpAppOptions) {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.http.bodyLimit,
     keepAliveTimeout: opts.http.keepAliveTimeoutMs,
+    // Fastify's own 503 while closing has neither our error shape nor Retry-After; the hook below answers instead.
+    return503OnClosing: false,
     ajv: { customOptions: { coerceTypes: opts.coerceTypes, removeAdditional: false, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   await app.register(swagger, {
@@ -39,6 +41,14 @@ export async function createHttpApp(opts: HttpAppOptions) {
   });
   installJsonParser(app);
   installErrorHandling(app, opts.validationCode);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // Requests that arrive on a kept-alive connection while the server closes.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) return sendError(reply, 503, 'shutting_down', 'this process is shutting down; retry shortly');
+  });
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', pid: process.pid, ...opts.health?.() }));
   app.get('/ready', { schema: { hide: true } }, async (_req, reply) =>
     opts.isReady() ? { status: 'ready' } : sendError(reply, 503, 'not_ready', 'a dependency (NATS) is not reachable'),
