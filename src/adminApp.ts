@@ -18,6 +18,8 @@ export interface AdminAppOptions {
   readonly http: Config['http'];
   readonly log: FastifyBaseLogger;
   readonly isReady: () => boolean;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -51,6 +53,7 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     validationCode: 'invalid_request',
     coerceTypes: true,
     isReady: opts.isReady,
+    natsVersion: opts.natsVersion,
   });
   notFound(app);
   await app.register(async (plugin) => {
