@@ -11,6 +11,10 @@ import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js
 import { eventually, natsServerPids, processes, processesUsing } from '../helpers/processes.js';
 
 const silent = pino({ level: 'silent' });
+/** Start-up is slow on a loaded 2-core machine; this is a deadline, not a performance check. */
+const READY_MS = 60_000;
+// Seven cluster starts in one file: more than the default per-file limit allows on a loaded machine.
+t.setTimeout(480_000);
 
 /** A data directory and the embedded settings that make two runs use the same store and port. */
 async function embeddedSetup(t: Test) {
@@ -67,7 +71,7 @@ const watchdogPids = (storeDir: string) =>
 t.test('kill -9 of the primary: the embedded server goes, and the next start serves everything acknowledged before', async (t) => {
   const { dataDir, storeDir, natsPort, env } = await embeddedSetup(t);
   const first = await startCluster(t, env);
-  await waitReady(first);
+  await waitReady(first, READY_MS);
   t.equal(natsServerPids(storeDir).length, 1, 'one nats-server runs on the store');
   const { acknowledged, position } = await registerShops(first, 'before', 20);
   t.equal(acknowledged.length, 20, 'every command before the kill was acknowledged');
@@ -84,19 +88,19 @@ t.test('kill -9 of the primary: the embedded server goes, and the next start ser
   );
 
   const second = await startCluster(t, env);
-  await waitReady(second);
+  await waitReady(second, READY_MS);
   t.equal(natsServerPids(storeDir).length, 1, 'after the restart exactly one nats-server runs on the store');
   const stored = await commandIdsInEvents(`nats://127.0.0.1:${natsPort}`);
   t.same(acknowledged.filter((k) => !stored.has(k)), [], 'every command acknowledged before the kill is in EVENTS');
   const view = await fetch(`${second.query}/shops/before-0`, { headers: { 'x-min-position': String(position), connection: 'close' } });
   t.equal(view.status, 200, 'a shop registered before the kill is served by the query API after the restart');
-  t.match(await view.json(), { id: 'before-0', name: 'Shop 0' });
+  t.match(await view.json(), { id: 'before-0', name: 'Shop 0' }, 'with the data registered before the kill');
 });
 
 t.test('a server left running by an earlier run is stopped before a new one opens the store, and the log says so', async (t) => {
   const { storeDir, natsPort, env } = await embeddedSetup(t);
   const first = await startCluster(t, env);
-  await waitReady(first);
+  await waitReady(first, READY_MS);
   const [orphan] = natsServerPids(storeDir);
   const watchdogs = watchdogPids(storeDir);
   t.equal(watchdogs.length, 1, 'the primary runs one watchdog for its server');
@@ -109,7 +113,7 @@ t.test('a server left running by an earlier run is stopped before a new one open
   t.same(natsServerPids(storeDir), [orphan], 'with its watchdog gone too, the server outlives the primary');
 
   const second = await startCluster(t, env);
-  await waitReady(second);
+  await waitReady(second, READY_MS);
   t.match(second.output(), new RegExp(`stopped nats-server pid ${orphan} \\(port ${natsPort}\\)`), 'one log line names the pid and port it stopped');
   const now = natsServerPids(storeDir);
   t.equal(now.length, 1, 'exactly one nats-server runs on the store');
@@ -122,7 +126,7 @@ t.test('a server left running by an earlier run is stopped before a new one open
 t.test('a clean stop (SIGTERM to the primary) leaves no nats-server, watchdog or worker behind', async (t) => {
   const { dataDir, storeDir, env } = await embeddedSetup(t);
   const cluster = await startCluster(t, env);
-  await waitReady(cluster);
+  await waitReady(cluster, READY_MS);
   t.equal(watchdogPids(storeDir).length, 1, 'a watchdog runs while the cluster runs');
   cluster.proc.kill('SIGTERM');
   t.equal(await cluster.exited, 0, 'the primary exits cleanly');
@@ -132,7 +136,7 @@ t.test('a clean stop (SIGTERM to the primary) leaves no nats-server, watchdog or
 t.test('a second start on a data directory in use by a running converge is refused in one line', async (t) => {
   const { storeDir, env } = await embeddedSetup(t);
   const first = await startCluster(t, env);
-  await waitReady(first);
+  await waitReady(first, READY_MS);
   const server = natsServerPids(storeDir);
   const second = await startCluster(t, env);
   t.equal(await second.exited, 1, 'the second start exits with 1');
