@@ -21,7 +21,10 @@ async function embeddedSetup(t: Test) {
   const dataDir = realpathSync(tempDir(t));
   const natsPort = await freePort();
   const env = { CONVERGE_DATA_DIR: dataDir, CONVERGE_NATS_EMBEDDED_PORT: String(natsPort), CONVERGE_CLUSTER_WORKERS: '1' };
-  return { dataDir, storeDir: join(dataDir, 'nats'), natsPort, env };
+  const storeDir = join(dataDir, 'nats');
+  // A failed test must not leave a server behind to break the next one.
+  t.teardown(() => natsServerPids(storeDir).forEach((pid) => process.kill(pid, 'SIGKILL')));
+  return { dataDir, storeDir, natsPort, env };
 }
 
 /** Registers `count` shops with idempotency keys; answers the keys that got a 2xx and the last position. */
