@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { connectNats } from '../../src/natsConnection.js';
 import { EVENTS, ensureEventStream } from '../../src/eventStore.js';
-import { freePort, launchNatsServer } from '../../src/natsServer.js';
+import { freePort, installedNatsServerVersion, launchNatsServer, supportsSyncAlways } from '../../src/natsServer.js';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js';
 import { eventually, natsServerPids, processes, processesUsing } from '../helpers/processes.js';
@@ -98,6 +98,11 @@ t.test('kill -9 of the primary: the embedded server goes, and the next start ser
   const view = await fetch(`${second.query}/shops/before-0`, { headers: { 'x-min-position': String(position), connection: 'close' } });
   t.equal(view.status, 200, 'a shop registered before the kill is served by the query API after the restart');
   t.match(await view.json(), { id: 'before-0', name: 'Shop 0' }, 'with the data registered before the kill');
+  const version = await installedNatsServerVersion();
+  for (const api of [second.base, second.query]) {
+    const ready = await fetch(`${api}/ready`, { headers: { connection: 'close' } });
+    t.same(await ready.json(), { status: 'ready', nats: { version } }, `${api}/ready names the NATS server version`);
+  }
 });
 
 t.test('a server left running by an earlier run is stopped before a new one opens the store, and the log says so', async (t) => {
@@ -134,6 +139,18 @@ t.test('a clean stop (SIGTERM to the primary) leaves no nats-server, watchdog or
   cluster.proc.kill('SIGTERM');
   t.equal(await cluster.exited, 0, 'the primary exits cleanly');
   t.ok(await eventually(() => processesUsing(dataDir).length === 0, 3000), `nothing is left: ${JSON.stringify(processesUsing(dataDir))}`);
+});
+
+t.test('asking for fsync on every commit from a nats-server without sync_interval logs once what that means', async (t) => {
+  const version = await installedNatsServerVersion();
+  t.notOk(supportsSyncAlways(version), `precondition: the installed nats-server (${version}) predates 2.10`);
+  const { env } = await embeddedSetup(t);
+  const cluster = await startCluster(t, { ...env, CONVERGE_NATS_EMBEDDED_SYNC: 'always' });
+  await waitReady(cluster, READY_MS);
+  const warnings = cluster.output().split('\n').filter((l) => l.includes('nats.embeddedSync=always is not supported'));
+  t.equal(warnings.length, 1, 'one warning');
+  t.match(warnings[0], `nats-server ${version}`, 'naming the version');
+  t.match(warnings[0], 'an OS crash or power loss can lose up to the last 2 minutes of acknowledged commands', 'and what it means');
 });
 
 t.test('a second start on a data directory in use by a running converge is refused in one line', async (t) => {
