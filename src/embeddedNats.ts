@@ -80,7 +80,7 @@ async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runD
   );
   const release = () => {
     if (watchdog.exitCode === null) watchdog.kill('SIGTERM');
-    rmSync(join(runDir, 'converge.pid'), { force: true });
+    for (const file of ['converge.pid', 'nats.pid']) rmSync(join(runDir, file), { force: true });
   };
   return {
     url: server.url,
