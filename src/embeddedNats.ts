@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { installedNatsServerVersion, launchNatsServer, NatsStoreError, supportsSyncAlways } from './natsServer.js';
-import { commandLine, flagValue, isNatsServerOn, natsServersOn, processStartTime } from './procfs.js';
+import { commandLine, flagValue, hasProcfs, isNatsServerOn, natsServersOn, processStartTime } from './procfs.js';
 
 /** The nats-server a primary launched for itself, and owns until it exits. */
 export interface EmbeddedNats {
@@ -41,6 +41,9 @@ const WATCHDOG = fileURLToPath(new URL('./natsWatchdog.js', import.meta.url));
  */
 export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<EmbeddedNats> {
   const { storeDir, runDir } = prepareDirs(opts.dataDir);
+  if (!hasProcfs) {
+    opts.log.warn('this system has no /proc: converge cannot check for another nats-server on its store, and no watchdog stops the server if converge is killed');
+  }
   const version = await installedNatsServerVersion();
   claimDataDir(runDir, storeDir, opts.log);
   try {
@@ -68,18 +71,14 @@ async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runD
     }
   }
   const server = await launchNatsServer({ port: opts.port, storeDir, detached: true, runDir, configFile });
-  const watchdog = spawn(process.execPath, [WATCHDOG, String(process.pid), processStartTime(process.pid) ?? '', String(server.pid), storeDir], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  watchdog.unref();
+  const watchdog = hasProcfs ? startWatchdog(server.pid, storeDir) : undefined;
   const fsync = configFile ? 'every commit' : `every 2 minutes (nats-server ${version} default)`;
   opts.log.info(
     { natsPid: server.pid, natsPort: server.port, natsVersion: version, storeDir, fsync },
     `embedded nats-server ${version} started (pid ${server.pid}, port ${server.port})`,
   );
   const release = () => {
-    if (watchdog.exitCode === null) watchdog.kill('SIGTERM');
+    if (watchdog && watchdog.exitCode === null) watchdog.kill('SIGTERM');
     for (const file of ['converge.pid', 'nats.pid']) rmSync(join(runDir, file), { force: true });
   };
   return {
@@ -97,6 +96,14 @@ async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runD
       release();
     },
   };
+}
+
+/** Its own process group, like the server's, so a Ctrl-C meant for converge does not end it. */
+function startWatchdog(serverPid: number, storeDir: string): ChildProcess {
+  const args = [WATCHDOG, String(process.pid), processStartTime(process.pid) ?? '', String(serverPid), storeDir];
+  const watchdog = spawn(process.execPath, args, { detached: true, stdio: 'ignore' });
+  watchdog.unref();
+  return watchdog;
 }
 
 function prepareDirs(dataDir: string): { storeDir: string; runDir: string } {

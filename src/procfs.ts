@@ -1,5 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+
+/**
+ * Whether this system has a Linux /proc. Without it (macOS) nothing here can tell a
+ * nats-server on a given store from any other process, so the checks that need it are off.
+ */
+export const hasProcfs = existsSync('/proc/self/stat');
 
 function read(pid: number, file: string): string | undefined {
   try {
@@ -17,6 +23,7 @@ function read(pid: number, file: string): string | undefined {
  * that was given the same pid.
  */
 export function processStartTime(pid: number): string | undefined {
+  if (!hasProcfs) return undefined;
   const stat = read(pid, 'stat');
   if (!stat) return undefined;
   // The command name sits in parentheses and may itself contain spaces and parentheses.
@@ -45,6 +52,7 @@ export function isNatsServerOn(args: readonly string[], storeDir: string): boole
 /** The running nats-server processes whose store is `storeDir`, with their arguments. */
 export function natsServersOn(storeDir: string): { pid: number; args: string[] }[] {
   const found: { pid: number; args: string[] }[] = [];
+  if (!hasProcfs) return found;
   for (const name of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(name)) continue;
     const args = commandLine(Number(name));

@@ -162,7 +162,7 @@ t.test('a second start on a data directory in use by a running converge is refus
   t.equal(await second.exited, 1, 'the second start exits with 1');
   const out = second.output().trim();
   t.equal(out.split('\n').length, 1, `one line: ${out}`);
-  t.match(out, `converge: the NATS store ${storeDir} is in use by converge pid ${first.proc.pid}`);
+  t.match(out, `converge: the NATS store ${storeDir} is in use by converge pid ${first.proc.pid}`, 'naming the store and the converge using it');
   t.same(natsServerPids(storeDir), server, 'the running cluster keeps its one nats-server');
   t.equal((await fetch(`${first.base}/ready`, { headers: { connection: 'close' } })).status, 200, 'and stays ready');
 });
@@ -172,10 +172,10 @@ t.test('a store opened by a nats-server that converge did not start is refused i
   const foreign = await launchNatsServer({ port: 0, storeDir });
   t.teardown(() => foreign.stop());
   const cluster = await startCluster(t, env);
-  t.equal(await cluster.exited, 1);
+  t.equal(await cluster.exited, 1, 'converge does not start');
   const out = cluster.output().trim();
   t.equal(out.split('\n').length, 1, `one line: ${out}`);
-  t.match(out, `converge: the NATS store ${storeDir} is open in nats-server pid `);
+  t.match(out, `converge: the NATS store ${storeDir} is open in nats-server pid ${foreign.pid}`, 'naming the store and the server');
   t.equal(natsServerPids(storeDir).length, 1, 'no second server was started on it');
 });
 
@@ -184,10 +184,10 @@ t.test('a store path that is not a directory is reported in one line naming it',
   mkdirSync(dataDir, { recursive: true });
   writeFileSync(storeDir, 'not a directory');
   const cluster = await startCluster(t, env);
-  t.equal(await cluster.exited, 1);
+  t.equal(await cluster.exited, 1, 'converge does not start');
   const out = cluster.output().trim();
   t.equal(out.split('\n').length, 1, `one line: ${out}`);
-  t.match(out, `converge: the NATS store ${storeDir} cannot be used: `);
+  t.match(out, `converge: the NATS store ${storeDir} cannot be used: `, 'naming the store');
 });
 
 t.test('a damaged stream metafile stops start-up in one line instead of starting without the stream', async (t) => {
@@ -206,7 +206,7 @@ t.test('a damaged stream metafile stops start-up in one line instead of starting
   t.equal(await cluster.exited, 1, 'converge does not start');
   const out = cluster.output().trim();
   t.equal(out.split('\n').length, 1, `one line: ${out}`);
-  t.match(out, `converge: the NATS store ${storeDir} is damaged: `);
+  t.match(out, `converge: the NATS store ${storeDir} is damaged: `, 'naming the store');
   t.match(out, 'EVENTS', 'it names the stream');
   t.equal(natsServerPids(storeDir).length, 0, 'no server is left running on it');
 });
