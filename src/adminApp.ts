@@ -21,6 +21,8 @@ export interface AdminAppOptions {
   readonly isReady: () => boolean;
   readonly viewsStatus: () => ViewsStatus;
   readonly readyMaxLagMs: number;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -54,6 +56,7 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     validationCode: 'invalid_request',
     coerceTypes: true,
     isReady: opts.isReady,
+    natsVersion: opts.natsVersion,
   });
   notFound(app);
   readyViewsRoute(app, () => opts.viewsStatus(), { maxLagMs: opts.readyMaxLagMs });

@@ -1,9 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
-import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { envName } from './config.js';
-import { launchNatsServer, type NatsServerProcess } from './natsServer.js';
+import { startEmbeddedNats, type EmbeddedNats } from './embeddedNats.js';
+import { serverVersionAt } from './natsServer.js';
 
 const MAX_BACKOFF_MS = 5000;
 /** A worker that lived this long is healthy again: its next crash restarts it at once. */
@@ -15,14 +15,14 @@ const STABLE_AFTER_MS = 10_000;
  * backoff, and on SIGTERM/SIGINT lets every child drain before it stops NATS and exits.
  */
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
-  let nats: NatsServerProcess | undefined;
+  let nats: EmbeddedNats | undefined;
   let url = config.nats.url;
   if (!url) {
-    nats = await launchNatsServer({ port: config.nats.embeddedPort, storeDir: join(resolve(config.dataDir), 'nats'), detached: true });
+    nats = await startEmbeddedNats({ dataDir: config.dataDir, port: config.nats.embeddedPort, sync: config.nats.embeddedSync, log });
     url = nats.url;
-    log.info({ url }, 'embedded nats-server started');
-    process.on('exit', () => void nats?.kill());
+    process.on('exit', () => nats?.kill());
   }
+  const natsVersion = serverVersionAt(url, config.nats.requestTimeoutMs);
 
   const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
   let stopping = false;
@@ -50,9 +50,12 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   };
   for (let i = 0; i <= projectorSlot; i++) fork(i, 0);
   const { host, commandPort, queryPort, adminPort } = config.http;
-  log.info(
-    { workers: config.cluster.workers, nats: url },
-    `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}`,
+  // Logged when the version is known, without holding up the signal handlers below.
+  void natsVersion.then((version) =>
+    log.info(
+      { workers: config.cluster.workers, nats: url, natsVersion: version ?? 'unknown: not reachable yet' },
+      `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}; nats-server ${version ?? '(version unknown: not reachable yet)'} at ${url}`,
+    ),
   );
 
   const shutdown = async (signal: string) => {

@@ -15,6 +15,8 @@ export interface CommandAppOptions {
   readonly log: FastifyBaseLogger;
   /** True once the event store is reachable. */
   readonly isReady: () => boolean;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
   /** True while the process drains for shutdown. */
   readonly isDraining: () => boolean;
   readonly now?: () => number;
@@ -47,6 +49,7 @@ export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyI
     validationCode: 'invalid_command',
     coerceTypes: false,
     isReady: opts.isReady,
+    natsVersion: opts.natsVersion,
   });
   app.setNotFoundHandler((request, reply) =>
     request.method === 'POST'

@@ -20,6 +20,11 @@ export const ConfigSchema = Type.Object(
         /** Empty: launch an embedded `nats-server -js` with its store under `dataDir`. */
         url: Type.String(),
         embeddedPort: Port,
+        /**
+         * The embedded server's fsync: `default` is nats-server's (every 2 minutes);
+         * `always` fsyncs each commit before the ack, on nats-server 2.10 and later.
+         */
+        embeddedSync: Type.Union([Type.Literal('default'), Type.Literal('always')]),
         requestTimeoutMs: PositiveInt,
       },
       { additionalProperties: false },

@@ -14,6 +14,8 @@ export interface HttpAppOptions {
   /** Query strings carry numbers; command bodies must not be coerced. */
   readonly coerceTypes: boolean;
   readonly isReady: () => boolean;
+  /** The version the NATS server reported at connect, named by `/ready`; undefined before the first connect. */
+  readonly natsVersion?: () => string | undefined;
   /** `/health` details beside `status` and `pid`. */
   readonly health?: () => object;
 }
@@ -50,9 +52,11 @@ export async function createHttpApp(opts: HttpAppOptions) {
     if (closing) return sendError(reply, 503, 'shutting_down', 'this process is shutting down; retry shortly');
   });
   app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', pid: process.pid, ...opts.health?.() }));
-  app.get('/ready', { schema: { hide: true } }, async (_req, reply) =>
-    opts.isReady() ? { status: 'ready' } : sendError(reply, 503, 'not_ready', 'a dependency (NATS) is not reachable'),
-  );
+  app.get('/ready', { schema: { hide: true } }, async (_req, reply) => {
+    // The version tells an operator which durability the event store gives (see the README).
+    const nats = opts.natsVersion ? { nats: { version: opts.natsVersion() ?? null } } : {};
+    return opts.isReady() ? { status: 'ready', ...nats } : sendError(reply, 503, 'not_ready', 'a dependency (NATS) is not reachable', nats);
+  });
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

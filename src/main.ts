@@ -5,7 +5,7 @@ import { queryRoutes } from '../projections/routes.js';
 import { runPrimary } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
-import { NatsServerMissingError } from './natsServer.js';
+import { NatsServerMissingError, NatsServerStartError, NatsStoreError } from './natsServer.js';
 import { startProjector } from './projector.js';
 import { startWorker } from './worker.js';
 
@@ -50,7 +50,8 @@ function exitWith(message: string): never {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof NatsServerMissingError) exitWith(err.message);
+  // Problems an operator fixes outside converge: one line each, no stack.
+  if (err instanceof NatsServerMissingError || err instanceof NatsStoreError || err instanceof NatsServerStartError) exitWith(err.message);
   process.stderr.write(`converge: failed to start: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

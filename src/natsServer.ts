@@ -1,11 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { connect } from '@nats-io/transport-node';
 
 /** A `nats-server -js` child process. */
 export interface NatsServerProcess {
   readonly url: string;
   readonly port: number;
+  readonly pid: number;
   /** Stops the server gracefully (SIGTERM, then SIGKILL after 5 s). */
   stop(): Promise<void>;
   /** Kills the server at once, as a crash would. */
@@ -18,6 +22,22 @@ export class NatsServerMissingError extends Error {
   constructor() {
     super('nats-server was not found on PATH; install it (Debian/Ubuntu: sudo apt-get install -y nats-server) or set NATS_URL to a running server');
   }
+}
+
+/** The embedded server's store cannot be used: not a directory, unwritable, damaged, or open in another server. */
+export class NatsStoreError extends Error {
+  readonly code = 'nats_store_unusable';
+  constructor(
+    readonly storeDir: string,
+    problem: string,
+  ) {
+    super(`the NATS store ${storeDir} ${problem}`);
+  }
+}
+
+/** nats-server exited before it was ready, for a reason other than its store. */
+export class NatsServerStartError extends Error {
+  readonly code = 'nats_server_failed';
 }
 
 /** A port on 127.0.0.1 that was free a moment ago. */
@@ -33,9 +53,39 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The version of the `nats-server` on PATH (`2.9.10`), from `nats-server --version`. */
+export async function installedNatsServerVersion(): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)('nats-server', ['--version']);
+    return /v?([0-9]+\.[0-9]+\.[0-9]+\S*)/.exec(stdout)?.[1] ?? stdout.trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NatsServerMissingError();
+    throw err;
+  }
+}
+
+/** Whether this nats-server version has `jetstream { sync_interval: always }` (2.10 and later; 2.9 rejects the key). */
+export function supportsSyncAlways(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map((n) => Number.parseInt(n, 10));
+  return major > 2 || (major === 2 && minor >= 10);
+}
+
+/** The version a NATS server reports to a client, or undefined when it cannot be reached within `timeoutMs`. */
+export async function serverVersionAt(url: string, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const nc = await connect({ servers: url, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'converge-primary' });
+    const version = nc.info?.version;
+    await nc.close();
+    return version;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Launches `nats-server -js` on 127.0.0.1 with its store in `storeDir` and resolves
- * once it reports ready. `port` 0 picks a free one.
+ * once it reports ready. `port` 0 picks a free one. A store it cannot use, or one whose
+ * streams it could not restore, fails with a `NatsStoreError` naming the directory.
  */
 export async function launchNatsServer(opts: {
   port: number;
@@ -43,14 +93,21 @@ export async function launchNatsServer(opts: {
   readyTimeoutMs?: number;
   /** Own process group, so a Ctrl-C meant for converge does not stop NATS before converge has drained. */
   detached?: boolean;
+  /** Where the server writes its pid file (`nats.pid`) and ports file, so a later run can find it. */
+  runDir?: string;
+  /** A config file with settings that have no command-line flag (`sync_interval`). */
+  configFile?: string;
 }): Promise<NatsServerProcess> {
   const port = opts.port || (await freePort());
-  mkdirSync(opts.storeDir, { recursive: true });
-  const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', opts.storeDir], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: opts.detached ?? false,
-  });
-  await waitReady(child, opts.readyTimeoutMs ?? 10_000);
+  try {
+    mkdirSync(opts.storeDir, { recursive: true });
+  } catch (err) {
+    throw new NatsStoreError(opts.storeDir, `cannot be used: ${describeFsError(err)}`);
+  }
+  const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', opts.storeDir];
+  if (opts.runDir) args.push('-P', join(opts.runDir, 'nats.pid'), '--ports_file_dir', opts.runDir);
+  if (opts.configFile) args.push('-c', opts.configFile);
+  const child = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached ?? false });
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -61,20 +118,50 @@ export async function launchNatsServer(opts: {
     await exited;
     clearTimeout(force);
   };
-  return { url: `nats://127.0.0.1:${port}`, port, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+  const startLog = await waitReady(child, opts.readyTimeoutMs ?? 10_000, opts.storeDir);
+  const damage = streamRestoreFailure(startLog);
+  if (damage) {
+    await signal('SIGTERM');
+    throw new NatsStoreError(
+      opts.storeDir,
+      `is damaged: ${damage}; nats-server would run without that stream. Restore the directory from a backup, or move the stream's directory aside to start it empty`,
+    );
+  }
+  return { url: `nats://127.0.0.1:${port}`, port, pid: child.pid!, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
 }
 
-function waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
+function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EEXIST' || e.code === 'ENOTDIR') return 'it, or a directory above it, is a file, not a directory';
+  if (e.code === 'EACCES' || e.code === 'EPERM') return 'permission denied';
+  if (e.code === 'EROFS') return 'the file system is read-only';
+  return e.message;
+}
+
+/**
+ * nats-server 2.9 logs a warning and carries on without a stream whose metadata it cannot
+ * read; converge would then create an empty `EVENTS` in its place. These are those warnings.
+ */
+const STREAM_NOT_RESTORED =
+  /\[WRN\]\s+((?:Missing stream metafile|Error reading metafile|Missing stream checksum file|Error reading Stream metafile checksum|Stream metafile .*checksums do not match|Error decrypting our stream metafile|Error unmarshalling stream metafile|Error recreating stream).*)/;
+
+function streamRestoreFailure(log: string): string | undefined {
+  return STREAM_NOT_RESTORED.exec(log)?.[1]?.trim();
+}
+
+/** Resolves with what the server logged up to "Server is ready". */
+function waitReady(child: ChildProcess, timeoutMs: number, storeDir: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let log = '';
-    const timer = setTimeout(() => fail(new Error(`nats-server did not become ready in ${timeoutMs} ms: ${log.slice(-500)}`)), timeoutMs);
+    const timer = setTimeout(() => fail(new NatsServerStartError(`nats-server did not become ready in ${timeoutMs} ms: ${lastLines(log)}`)), timeoutMs);
     const onData = (chunk: Buffer) => {
       log += chunk.toString();
       if (log.includes('Server is ready')) {
         clearTimeout(timer);
         child.stderr?.off('data', onData);
         child.stderr?.resume();
-        resolve();
+        child.off('exit', onExit);
+        resolve(log);
       }
     };
     const fail = (err: Error) => {
@@ -82,8 +169,22 @@ function waitReady(child: ChildProcess, timeoutMs: number): Promise<void> {
       child.kill('SIGKILL');
       reject(err);
     };
+    const onExit = (code: number | null) => fail(startFailure(log, code, storeDir));
     child.stderr?.on('data', onData);
     child.once('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ENOENT' ? new NatsServerMissingError() : err));
-    child.once('exit', (code) => fail(new Error(`nats-server exited with code ${code}: ${log.slice(-500)}`)));
+    child.once('exit', onExit);
   });
+}
+
+/** Maps the fatal line nats-server printed before it exited to one line an operator can act on. */
+function startFailure(log: string, code: number | null, storeDir: string): Error {
+  const fatal = /\[FTL\]\s+(.*)/.exec(log)?.[1]?.trim();
+  if (!fatal) return new NatsServerStartError(`nats-server exited with code ${code}: ${lastLines(log)}`);
+  // "Can't start JetStream: storage directory is not a directory", "could not create storage directory - mkdir ...: read-only file system", ...
+  if (/JetStream|stor(e|age)/i.test(fatal)) return new NatsStoreError(storeDir, `cannot be used: nats-server says "${fatal}"`);
+  return new NatsServerStartError(`nats-server did not start: ${fatal}`);
+}
+
+function lastLines(log: string): string {
+  return log.trim().split('\n').slice(-3).join(' | ').slice(-500);
 }

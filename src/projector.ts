@@ -77,6 +77,7 @@ export async function startProjector(
     http: config.http,
     log,
     isReady: link.isConnected,
+    natsVersion: () => link.nc.info?.version,
     viewsStatus: status,
     readyMaxLagMs: config.query.readyMaxLagMs,
   });

@@ -21,6 +21,8 @@ export interface QueryAppOptions {
   readonly query: Config['query'];
   readonly log: FastifyBaseLogger;
   readonly isReady: () => boolean;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
   /** The `EVENTS` stream's last position, for `/metrics`; undefined when NATS is unreachable. */
   readonly streamHead: () => Promise<number | undefined>;
   readonly projections: readonly string[];
@@ -51,6 +53,7 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
     validationCode: 'invalid_query',
     coerceTypes: true,
     isReady: opts.isReady,
+    natsVersion: opts.natsVersion,
   });
   notFound(app);
   // A status older than a few intervals means the projector is not running (or cannot reach NATS).

@@ -67,6 +67,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
     http: config.http,
     log,
     isReady: () => link.isConnected() && !draining,
+    natsVersion: () => link.nc.info?.version,
     isDraining: () => draining,
   });
   await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
@@ -82,6 +83,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
     query: config.query,
     log,
     isReady: () => !draining,
+    natsVersion: () => link.nc.info?.version,
     streamHead: () =>
       link.isConnected() ? link.jsm.streams.info(EVENTS).then((i) => i.state.last_seq, () => undefined) : Promise.resolve(undefined),
     projections: domain.projections.map((p) => p.name),
