@@ -57,7 +57,8 @@ const RELAPSE_MS = 1000;
 /**
  * How long after `from` commands succeeded again, and the lag was back under `lagMs` to
  * stay: from the first probe seen within `lagMs` after which every probe acknowledged
- * before `until` (the next fault, or the end of the load) was seen within a second. A read
+ * more than a second before `until` (the next fault, or the end of the load) was seen
+ * within a second. A read
  * side that catches up for a moment and then stalls has not recovered.
  */
 export function recoveryAfter(samples: readonly ProbeSample[], from: number, until = Infinity, lagMs = 100): { commandsMs?: number; lagMs?: number } {
@@ -68,6 +69,8 @@ export function recoveryAfter(samples: readonly ProbeSample[], from: number, unt
     if (s.ackAt !== undefined) commands = Math.min(commands ?? Infinity, s.ackAt - from);
     if (s.ackAt === undefined) continue;
     const relapse = s.lagMs === undefined || s.lagMs > RELAPSE_MS;
+    // A probe acknowledged in the last second before the next fault may be held up by that fault, not this one.
+    if (relapse && s.ackAt + RELAPSE_MS > until) continue;
     if (relapse) lag = undefined;
     else if (lag === undefined && s.lagMs !== undefined && s.lagMs < lagMs && s.seenAt !== undefined) lag = s.seenAt - from;
   }
