@@ -95,7 +95,7 @@ export async function follow(consumer: Consumer, handle: (notices: Notice[]) => 
       await handle(valid.map((v) => v.notice));
       for (const { m } of valid) m.ack();
     } catch (err) {
-      console.error(`${batch.length} notices not synced; retrying`, err);
+      console.error(`${batch.length} notices not synced; retrying in 1 s: ${err instanceof Error ? err.message : String(err)}`);
       for (const { m } of valid) m.nak(1000);
     }
   }
