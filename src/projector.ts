@@ -9,6 +9,7 @@ import { connectNats, type NatsLink } from './natsConnection.js';
 import { ensureNoticeStreams, startNotifier, type Notifier } from './notifier.js';
 import type { AnyProjection } from './projection.js';
 import { createProjectionRunner, type ProjectionRunner } from './projectionRunner.js';
+import { bindViewsToStream } from './storeIdentity.js';
 import { subscribers } from './subscribers.js';
 import { openViewStore, type ViewStore } from './viewStore.js';
 
@@ -38,6 +39,8 @@ export async function startProjector(
   await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
   const store = createEventStore(link, config.eventStore);
   const views = openViewStore(viewsPath(config));
+  // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
+  await bindViewsToStream(link, views, domain.projections.map((p) => p.name), log);
   const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
   runner.start();
   const notifier = startNotifier({ link, views, ...config.projections, log });
