@@ -7,6 +7,7 @@ import { bearerAuth, sendError } from './httpErrors.js';
 import type { Notifier } from './notifier.js';
 import type { ProjectionRunner } from './projectionRunner.js';
 import type { Subscribers } from './subscribers.js';
+import type { VerifyReport } from './verify.js';
 import type { ViewStore } from './viewStore.js';
 
 export interface AdminAppOptions {
@@ -18,6 +19,8 @@ export interface AdminAppOptions {
   readonly http: Config['http'];
   readonly log: FastifyBaseLogger;
   readonly isReady: () => boolean;
+  /** Compares the views with a fold of the event store (see `verifyViews`). */
+  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -32,6 +35,7 @@ const RepublishBody = Type.Union([
   Type.Object({ sincePosition: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
   Type.Object({ ids: Type.Array(AggregateRef, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
 ]);
+const VerifyBody = Type.Object({ sample: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
 const ParkedParams = Type.Object({
   projection: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   position: Type.Integer({ minimum: 1 }),
@@ -40,8 +44,9 @@ const ParkedParams = Type.Object({
 
 /**
  * The projector's admin API (bearer token when tokens are configured): projection
- * status and lag, rebuilds, resuming a stopped projection, parked events, and the
- * subscribing systems with their re-publishes.
+ * status and lag, rebuilds, resuming a stopped projection, parked events, the
+ * subscribing systems with their re-publishes, and verifying the views against the
+ * event store.
  */
 export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
@@ -69,6 +74,10 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
       opts.runner.resume(request.params.name);
       return opts.runner.status().find((s) => s.name === request.params.name);
     });
+    // Answers when the whole comparison is done: on a large store that takes as long as a rebuild.
+    admin.post('/admin/verify', { schema: { body: VerifyBody } }, async (request) =>
+      opts.verify(request.body.sample === undefined ? {} : { sample: request.body.sample }),
+    );
 
     admin.get('/admin/subscribers', async () => ({ subscribers: await opts.subscribers.list() }));
     admin.post(

@@ -11,6 +11,7 @@ import type { AnyProjection } from './projection.js';
 import { createProjectionRunner, type ProjectionRunner } from './projectionRunner.js';
 import { bindViewsToStream } from './storeIdentity.js';
 import { subscribers } from './subscribers.js';
+import { verifyViews } from './verify.js';
 import { openViewStore, type ViewStore } from './viewStore.js';
 
 /** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
@@ -53,6 +54,7 @@ export async function startProjector(
     http: config.http,
     log,
     isReady: link.isConnected,
+    verify: ({ sample }) => verifyViews({ link, views, ...domain, log, ...(sample === undefined ? {} : { sample }) }),
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
   let stopping: Promise<void> | undefined;

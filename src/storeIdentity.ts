@@ -1,6 +1,6 @@
 import type { StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Database } from 'lmdb';
+import type { Database, Transaction } from 'lmdb';
 import type { Logger } from 'pino';
 import { EVENTS } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
@@ -42,15 +42,15 @@ export function sameStore(a: StoreIdentity, b: StoreIdentity): boolean {
   return a.stream === b.stream && a.server === b.server;
 }
 
-/** The identity recorded with the views, if any. */
-export function recordedIdentity(views: ViewStore): StoreIdentity | undefined {
-  return meta(views).get(IDENTITY) as StoreIdentity | undefined;
+/** The identity recorded with the views, if any (as of `transaction` when given). */
+export function recordedIdentity(views: ViewStore, transaction?: Transaction): StoreIdentity | undefined {
+  return viewMeta(views).get(IDENTITY, transaction && { transaction }) as StoreIdentity | undefined;
 }
 
 /** Every checkpoint the views hold (every projection's generations and the notifier's), by `name.generation`. */
-export function checkpoints(views: ViewStore): Map<string, number> {
+export function checkpoints(views: ViewStore, transaction?: Transaction): Map<string, number> {
   const out = new Map<string, number>();
-  for (const { key, value } of meta(views).getRange({ start: ['checkpoint'], end: ['checkpoint', LAST] })) {
+  for (const { key, value } of viewMeta(views).getRange({ start: ['checkpoint'], end: ['checkpoint', LAST], ...(transaction && { transaction }) })) {
     out.set(`${String(key[1])}.${String(key[2])}`, value as number);
   }
   return out;
@@ -92,7 +92,7 @@ export function bindViewsToStore(
 ): Binding {
   const recorded = recordedIdentity(views);
   const mismatch = storeMismatch(views, identity, lastSeq);
-  const db = meta(views);
+  const db = viewMeta(views);
   if (mismatch === undefined) {
     if (recorded) return 'same';
     views.env.transactionSync(() => void db.putSync(IDENTITY, identity));
@@ -137,16 +137,16 @@ function generationsOf(views: ViewStore, projectionNames: readonly string[]): Ma
   };
   for (const name of projectionNames) add(name, views.activeGeneration(name));
   for (const kind of ['checkpoint', 'version']) {
-    for (const key of meta(views).getKeys({ start: [kind], end: [kind, LAST] })) add(String(key[1]), Number(key[2]));
+    for (const key of viewMeta(views).getKeys({ start: [kind], end: [kind, LAST] })) add(String(key[1]), Number(key[2]));
   }
-  for (const { key, value } of meta(views).getRange({ start: ['active'], end: ['active', LAST] })) add(String(key[1]), value as number);
+  for (const { key, value } of viewMeta(views).getRange({ start: ['active'], end: ['active', LAST] })) add(String(key[1]), value as number);
   return out;
 }
 
 const metas = new WeakMap<object, Database<unknown, (string | number)[]>>();
 
 /** The `meta` database the view store keeps its bookkeeping in, opened once per environment. */
-function meta(views: ViewStore): Database<unknown, (string | number)[]> {
+export function viewMeta(views: ViewStore): Database<unknown, (string | number)[]> {
   let db = metas.get(views.env);
   if (!db) metas.set(views.env, (db = views.env.openDB<unknown, (string | number)[]>({ name: 'meta' })));
   return db;
