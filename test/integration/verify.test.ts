@@ -183,3 +183,27 @@ t.test('an event parked live is left out of the fold too', async (t) => {
   const res = await verify(urlOf(projector.adminApp));
   t.equal(res.body.ok, true, JSON.stringify(report(res.body, 'shopDisplay')));
 });
+
+t.test('verify compares the view as of its checkpoint while commands keep changing it', async (t) => {
+  const nats = await startTestNats(t);
+  const dataDir = tempDir(t);
+  const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
+  const projector = await startTestProjector(t, nats.url, dataDir);
+  const cmd = commandUrl(worker!);
+  await populate(cmd);
+  // History for the fold to read, so that the view moves on while verify folds.
+  for (let i = 0; i < 300; i++) await post(cmd, '/shops/s2/rename', { name: `Shop s2 ${i}` });
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; writing; i++) await post(cmd, '/shops/s1/rename', { name: `Busy ${i}` });
+  })();
+  await new Promise((r) => setTimeout(r, 100));
+  const before = projector.runner.status().find((s) => s.name === 'shopDisplay')!.position;
+  const res = await verify(urlOf(projector.adminApp));
+  writing = false;
+  await writer;
+  const after = projector.runner.status().find((s) => s.name === 'shopDisplay')!.position;
+  t.ok(after > report(res.body, 'shopDisplay').position, 'the view moved on while verify ran');
+  t.ok(report(res.body, 'shopDisplay').position >= before);
+  t.equal(res.body.ok, true, JSON.stringify(res.body.projections.map((p) => p.differences)));
+});
