@@ -23,6 +23,12 @@ export interface QueryAppOptions {
   /** The `EVENTS` stream's last position, for `/metrics`; undefined when NATS is unreachable. */
   readonly streamHead: () => Promise<number | undefined>;
   readonly projections: readonly string[];
+  /**
+   * False while the views were built from another event store than the one this worker
+   * uses (the projector has not reset them yet): view routes answer 503 rather than
+   * serve the old store's documents.
+   */
+  readonly viewsBound?: () => boolean;
 }
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -51,10 +57,13 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
   });
   notFound(app);
   app.addHook('preValidation', async (request, reply) => {
+    const projection = request.routeOptions.config.projection;
+    if (projection && opts.viewsBound && !opts.viewsBound()) {
+      return sendError(reply, 503, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
+    }
     const wait = readWait(request, opts.query);
     if (wait === undefined) return;
     if ('error' in wait) return sendError(reply, 400, 'invalid_query', wait.error);
-    const projection = request.routeOptions.config.projection;
     if (!projection) return;
     const deadline = Date.now() + wait.waitMs;
     while (opts.views.position(projection) < wait.minPosition) {

@@ -70,6 +70,24 @@ export function storeMismatch(views: ViewStore, live: StoreIdentity, lastSeq: nu
 }
 
 /**
+ * A check, for query workers, that the views were not built from another store than `identity`'s.
+ * The projector resets views of another store at its start, and never binds them back,
+ * so once true the answer is kept for a second instead of reading LMDB on every request.
+ */
+export function viewsBoundTo(views: ViewStore, identity: StoreIdentity, now: () => number = Date.now): () => boolean {
+  let trustedUntil = 0;
+  return () => {
+    if (now() < trustedUntil) return true;
+    const recorded = recordedIdentity(views);
+    // Nothing recorded: new views, or views from before stores were recorded; nothing says they are another store's.
+    if (!recorded) return true;
+    if (!sameStore(recorded, identity)) return false;
+    trustedUntil = now() + 1000;
+    return true;
+  };
+}
+
+/**
  * Makes sure the views belong to the event store converge is connected to. On another
  * store, or a checkpoint past the stream's end, it logs one warning and empties the
  * views so that the projector rebuilds them from this store: every generation's

@@ -15,12 +15,17 @@ import { commandUrl, get, post, testConfig, urlOf } from '../helpers/workers.js'
 
 const names = projections.map((p) => p.name);
 
-/** One worker and the projector on `natsUrl` and `dataDir`, the projector's log lines collected. */
-async function startHost(t: Test, natsUrl: string, dataDir: string) {
+/**
+ * One worker and the projector on `natsUrl` and `dataDir`, the projector's log lines
+ * collected; `beforeProjector` runs once the worker serves and before the projector starts.
+ */
+async function startHost(t: Test, natsUrl: string, dataDir: string, beforeProjector?: (q: string) => Promise<void>) {
   const lines: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   const config = testConfig(t, natsUrl, { CONVERGE_DATA_DIR: dataDir, CONVERGE_CLUSTER_WORKERS: '1' });
   const worker: Worker = await startWorker(config, pino({ level: 'silent' }), { aggregates, projections, routes: queryRoutes });
+  t.teardown(() => worker.stop());
+  await beforeProjector?.(urlOf(worker.queryApp));
   const projector: Projector = await startProjector(config, log, { aggregates, projections });
   const stop = async () => {
     await worker.stop();
@@ -52,7 +57,10 @@ t.test('views of another event store are emptied and rebuilt from the new one', 
   t.ok(streamOfA, 'A left a snapshot of s1');
 
   const b = await startTestNats(t);
-  const onB = await startHost(t, b.url, dataDir);
+  const onB = await startHost(t, b.url, dataDir, async (q) => {
+    const early = await get(`${q}/shops/a1`);
+    t.same([early.status, early.body.error], [503, 'views_rebuilding'], 'before the projector resets them, the old views are not served');
+  });
   t.equal((await get(`${onB.q}/shops/a1`)).status, 404, 'a shop of A is not served once converge runs on B');
   const s1 = await register(onB.cmd, 's1', 'Same id on B');
   t.equal(s1.status, 200, 'a snapshot of A does not make s1 registered on B');
