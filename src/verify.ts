@@ -94,7 +94,7 @@ export async function verifyViews(opts: VerifyOptions): Promise<VerifyReport> {
     const problems = checkpointProblems(views, txn, info, link, lastSeq);
     if (info.state.first_seq > 1 && lastSeq > 0) problems.push(`the stream starts at position ${info.state.first_seq}: earlier commits are gone, so the fold cannot match`);
     log.info({ projections: live.map((l) => ({ name: l.projection.name, position: l.position })), streamLastPosition: lastSeq, sample: opts.sample ?? null }, 'verify started');
-    await fold(opts, scratch, live);
+    await fold(opts, scratch, live, lastSeq);
     const projections: ProjectionReport[] = [];
     for (const state of live) {
       const report = await compare(state, views.generation(state.projection.name, state.gen), scratch.generation(state.projection.name, 1), txn, opts.sample);
@@ -149,10 +149,14 @@ function checkpointProblems(views: ViewStore, txn: Transaction, info: StreamInfo
   return problems;
 }
 
-/** Folds commits 1..max(P) into the scratch store, each view up to its own P, without its parked events. */
-async function fold(opts: VerifyOptions, scratch: ViewStore, live: readonly LiveState[]): Promise<void> {
+/**
+ * Folds commits 1..max(P) into the scratch store, each view up to its own P, without its
+ * parked events. A P past the stream's end folds the whole stream (the checkpoint is
+ * reported anyway): waiting for commits that do not exist would never end.
+ */
+async function fold(opts: VerifyOptions, scratch: ViewStore, live: readonly LiveState[], lastSeq: number): Promise<void> {
   const { link, log } = opts;
-  const until = Math.max(0, ...live.map((l) => l.position));
+  const until = Math.min(lastSeq, Math.max(0, ...live.map((l) => l.position)));
   if (until === 0) return;
   const upcast = upcaster(opts.aggregates);
   const targets = live.map((l) => ({ state: l, target: { projection: l.projection, gen: 1 } satisfies Target }));
