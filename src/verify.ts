@@ -162,7 +162,12 @@ async function fold(opts: VerifyOptions, scratch: ViewStore, live: readonly Live
   const targets = live.map((l) => ({ state: l, target: { projection: l.projection, gen: 1 } satisfies Target }));
   const now = () => new Date().toISOString();
   const flush = (batch: StoredCommit[]) => {
+    // Views that take the whole batch share one transaction: each scratch commit is a disk flush.
+    const end = batch[batch.length - 1]!.position;
+    const whole = targets.filter((t) => t.state.position >= end && t.state.parked.size === 0).map((t) => t.target);
+    if (whole.length > 0) applyBatch(scratch, whole, batch, upcast, now);
     for (const { state, target } of targets) {
+      if (whole.includes(target)) continue;
       const mine = batch.filter((c) => c.position <= state.position).map((c) => withoutParked(c, state.parked));
       if (mine.length > 0) applyBatch(scratch, [target], mine, upcast, now);
     }
