@@ -75,8 +75,15 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
       return opts.runner.status().find((s) => s.name === request.params.name);
     });
     // Answers when the whole comparison is done: on a large store that takes as long as a rebuild.
-    admin.post('/admin/verify', { schema: { body: VerifyBody } }, async (request) =>
-      opts.verify(request.body.sample === undefined ? {} : { sample: request.body.sample }),
+    admin.post(
+      '/admin/verify',
+      {
+        schema: { body: VerifyBody },
+        // `curl -X POST` with no body at all asks for the default: every document.
+        preValidation: async (request) => void (request.body ??= {}),
+      },
+      async (request) =>
+        opts.verify(request.body.sample === undefined ? {} : { sample: request.body.sample }),
     );
 
     admin.get('/admin/subscribers', async () => ({ subscribers: await opts.subscribers.list() }));

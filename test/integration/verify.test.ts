@@ -96,6 +96,8 @@ t.test('verify against the event store', async (t) => {
       t.same([res.status, res.body.error], [400, 'invalid_request'], JSON.stringify(body));
     }
     t.equal((await cli(adminPort, ['--sample', 'abc'])).code, 2, 'the CLI refuses a bad --sample with its usage');
+    const bare = await fetch(`${admin}/admin/verify`, { method: 'POST' });
+    t.same([bare.status, ((await bare.json()) as VerifyReport).ok], [200, true], 'no body at all verifies every document');
   });
 
   t.test('verify finds documents and an index entry corrupted in LMDB, and the CLI exits 1', async (t) => {
