@@ -45,6 +45,8 @@ export async function startProjector(
   const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
   runner.start();
   const notifier = startNotifier({ link, views, ...config.projections, log });
+  // A verify can run for minutes; stopping the projector ends it rather than waiting.
+  const stopVerifies = new AbortController();
   const adminApp = await buildAdminApp({
     runner,
     notifier,
@@ -54,7 +56,7 @@ export async function startProjector(
     http: config.http,
     log,
     isReady: link.isConnected,
-    verify: ({ sample }) => verifyViews({ link, views, ...domain, log, ...(sample === undefined ? {} : { sample }) }),
+    verify: ({ sample }) => verifyViews({ link, views, ...domain, log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
   let stopping: Promise<void> | undefined;
@@ -62,6 +64,7 @@ export async function startProjector(
     (stopping ??= (async () => {
       await runner.stop();
       notifier.stop();
+      stopVerifies.abort();
       await adminApp.close();
       await link.close();
       await views.close();

@@ -7,7 +7,7 @@ import { DeliverPolicy, type StreamInfo } from '@nats-io/jetstream';
 import type { Database, Transaction } from 'lmdb';
 import type { Logger } from 'pino';
 import type { AnyAggregate } from './aggregate.js';
-import { EventStoreUnavailableError } from './errors.js';
+import { EventStoreUnavailableError, ShuttingDownError } from './errors.js';
 import { EVENTS, type Commit, type StoredCommit } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
 import type { AnyProjection, ViewKey } from './projection.js';
@@ -54,6 +54,8 @@ export interface VerifyOptions {
   readonly sample?: number;
   /** Where the scratch view store goes; the system's temp directory by default. */
   readonly scratchDir?: string;
+  /** Aborts the run (the projector is stopping): it then throws `ShuttingDownError`. */
+  readonly signal?: AbortSignal;
 }
 
 /** Differences listed per projection; the rest are only counted. */
@@ -97,6 +99,7 @@ export async function verifyViews(opts: VerifyOptions): Promise<VerifyReport> {
     await fold(opts, scratch, live, lastSeq);
     const projections: ProjectionReport[] = [];
     for (const state of live) {
+      if (opts.signal?.aborted) throw new ShuttingDownError();
       const report = await compare(state, views.generation(state.projection.name, state.gen), scratch.generation(state.projection.name, 1), txn, opts.sample);
       log.info({ projection: report.name, checked: report.checked, differences: report.differenceCount, indexDifferences: report.indexDifferences }, 'verify compared a view');
       projections.push(report);
@@ -181,6 +184,8 @@ async function fold(opts: VerifyOptions, scratch: ViewStore, live: readonly Live
     lost = true;
     void messages.close().catch(() => undefined);
   }, 1000);
+  const abort = () => void messages.close().catch(() => undefined);
+  opts.signal?.addEventListener('abort', abort);
   let batch: StoredCommit[] = [];
   let lastLog = Date.now();
   let reached = 0;
@@ -200,8 +205,10 @@ async function fold(opts: VerifyOptions, scratch: ViewStore, live: readonly Live
     }
   } finally {
     clearInterval(watchdog);
+    opts.signal?.removeEventListener('abort', abort);
     await messages.close().catch(() => undefined);
   }
+  if (opts.signal?.aborted) throw new ShuttingDownError();
   if (batch.length > 0) flush(batch);
   if (lost || reached < until) throw new EventStoreUnavailableError(`the event store went away while verify folded it (at ${reached} of ${until})`);
 }

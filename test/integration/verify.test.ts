@@ -52,7 +52,7 @@ async function populate(cmd: string): Promise<number> {
 }
 
 async function caughtUp(q: string, projector: Projector, last: number): Promise<void> {
-  await get(`${q}/shops/s1`, { 'x-min-position': String(last), 'x-wait-ms': '5000' });
+  await get(`${q}/shops/s1?waitMs=5000`, { 'x-min-position': String(last) });
   for (let i = 0; i < 200 && projector.runner.status().some((s) => s.position < last); i++) await new Promise((r) => setTimeout(r, 20));
 }
 
