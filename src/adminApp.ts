@@ -7,6 +7,7 @@ import { bearerAuth, sendError } from './httpErrors.js';
 import type { Notifier } from './notifier.js';
 import type { ProjectionRunner } from './projectionRunner.js';
 import type { Subscribers } from './subscribers.js';
+import type { VerifyReport } from './verify.js';
 import type { ViewStore } from './viewStore.js';
 import type { ViewsStatus } from './viewStatus.js';
 
@@ -23,6 +24,8 @@ export interface AdminAppOptions {
   readonly readyMaxLagMs: number;
   /** The NATS server's version, for `/ready`. */
   readonly natsVersion?: () => string | undefined;
+  /** Compares the views with a fold of the event store (see `verifyViews`). */
+  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -37,6 +40,7 @@ const RepublishBody = Type.Union([
   Type.Object({ sincePosition: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
   Type.Object({ ids: Type.Array(AggregateRef, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
 ]);
+const VerifyBody = Type.Object({ sample: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
 const ParkedParams = Type.Object({
   projection: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   position: Type.Integer({ minimum: 1 }),
@@ -45,8 +49,9 @@ const ParkedParams = Type.Object({
 
 /**
  * The projector's admin API (bearer token when tokens are configured): projection
- * status and lag, rebuilds, resuming a stopped projection, parked events, and the
- * subscribing systems with their re-publishes.
+ * status and lag, rebuilds, resuming a stopped projection, parked events, the
+ * subscribing systems with their re-publishes, and verifying the views against the
+ * event store.
  */
 export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
@@ -76,6 +81,17 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
       opts.runner.resume(request.params.name);
       return opts.runner.status().find((s) => s.name === request.params.name);
     });
+    // Answers when the whole comparison is done: on a large store that takes as long as a rebuild.
+    admin.post(
+      '/admin/verify',
+      {
+        schema: { body: VerifyBody },
+        // `curl -X POST` with no body at all asks for the default: every document.
+        preValidation: async (request) => void (request.body ??= {}),
+      },
+      async (request) =>
+        opts.verify(request.body.sample === undefined ? {} : { sample: request.body.sample }),
+    );
 
     admin.get('/admin/subscribers', async () => ({ subscribers: await opts.subscribers.list() }));
     admin.post(

@@ -1,4 +1,6 @@
+import { request } from 'node:http';
 import { loadConfig, ConfigError } from './config.js';
+import type { VerifyReport } from './verify.js';
 
 const USAGE = `usage: converge <command>
   projections            status, position and lag of every projection
@@ -7,7 +9,9 @@ const USAGE = `usage: converge <command>
   subscribers            list subscribing systems with their pending notices
   subscribers add <name> [--all]      add one (from now on; --all: also the latest notice of everything so far)
   subscribers remove <name>
-  republish <name> --since <ISO time> | --since-position <n> | --ids shop:s1,shop:s2`;
+  republish <name> --since <ISO time> | --since-position <n> | --ids shop:s1,shop:s2
+  verify [--sample N]    compare every view (or N random documents from each side) with a fold of the event store;
+                         exits 1 when a view differs or a checkpoint does not fit the stream`;
 
 /**
  * A small client of this host's admin API (the projector's `http.adminPort`), so that
@@ -49,6 +53,14 @@ async function main(argv: string[]): Promise<number> {
       if (!body) break;
       console.log(await call('POST', `/admin/subscribers/${encodeURIComponent(arg)}/republish`, body));
       return 0;
+    }
+    case 'verify': {
+      const args = [arg, ...rest].filter((a) => a !== undefined);
+      const sample = args[0] === '--sample' && args.length === 2 && /^[1-9][0-9]*$/.test(args[1]!) ? Number(args[1]) : undefined;
+      if (args.length > 0 && sample === undefined) break;
+      const report = await longPost(base, '/admin/verify', headers, sample === undefined ? {} : { sample });
+      printVerify(report);
+      return report.ok ? 0 : 1;
     }
     case 'projections': {
       console.table((await call('GET', '/admin/projections')).projections);
@@ -93,6 +105,49 @@ async function main(argv: string[]): Promise<number> {
   }
   console.error(USAGE);
   return 2;
+}
+
+/**
+ * POSTs without a deadline: a verify of a large store takes minutes, longer than
+ * `fetch` waits for response headers.
+ */
+function longPost(base: string, path: string, headers: Record<string, string>, payload: object): Promise<VerifyReport> {
+  const body = JSON.stringify(payload);
+  return new Promise((resolve, reject) => {
+    const req = request(base + path, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => {
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          return reject(new Error(`POST ${path} answered ${res.statusCode} with a body that is not JSON`));
+        }
+        if (res.statusCode !== 200) return reject(new Error(`POST ${path} answered ${res.statusCode}: ${String(parsed.message ?? parsed.error)}`));
+        resolve(parsed as unknown as VerifyReport);
+      });
+    });
+    req.on('error', (err) => reject(new Error(`the admin API at ${base} is not reachable (is converge running?): ${String(err)}`)));
+    req.end(body);
+  });
+}
+
+/** One line per projection, then the checkpoint problems and the differences listed. */
+function printVerify(report: VerifyReport): void {
+  for (const p of report.projections) {
+    const state = p.differenceCount === 0 && p.indexDifferences === 0 ? 'ok' : 'DIFFERS';
+    console.log(
+      `${p.name}: ${state} at position ${p.position} of ${report.streamLastPosition}, ${p.checked} of ${p.documents} documents checked, ` +
+        `${p.differenceCount} document differences, ${p.indexDifferences} index differences`,
+    );
+  }
+  console.log(`checkpoints: ${report.checkpoints.ok ? 'ok' : report.checkpoints.problems.join('; ')}`);
+  for (const p of report.projections) {
+    for (const d of p.differences) console.log(`  ${p.name} ${d.kind} ${JSON.stringify(d.key)}`);
+  }
+  console.log(report.ok ? 'verify: ok' : 'verify: NOT ok');
 }
 
 main(process.argv.slice(2)).then(

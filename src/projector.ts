@@ -9,7 +9,9 @@ import { connectNats, type NatsLink } from './natsConnection.js';
 import { ensureNoticeStreams, startNotifier, type Notifier } from './notifier.js';
 import type { AnyProjection } from './projection.js';
 import { createProjectionRunner, type ProjectionRunner } from './projectionRunner.js';
+import { bindViewsToStream } from './storeIdentity.js';
 import { subscribers } from './subscribers.js';
+import { verifyViews } from './verify.js';
 import { openViewStore, type ViewStore } from './viewStore.js';
 import { publishViewsStatus, viewsStatusSubject, type ViewsStatus } from './viewStatus.js';
 
@@ -39,6 +41,8 @@ export async function startProjector(
   await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
   const store = createEventStore(link, config.eventStore);
   const views = openViewStore(viewsPath(config));
+  // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
+  await bindViewsToStream(link, views, domain.projections.map((p) => p.name), log);
   const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
   runner.start();
   const notifier = startNotifier({ link, views, ...config.projections, log });
@@ -68,6 +72,8 @@ export async function startProjector(
     },
     config.projections.statusIntervalMs,
   );
+  // A verify can run for minutes; stopping the projector ends it rather than waiting.
+  const stopVerifies = new AbortController();
   const adminApp = await buildAdminApp({
     runner,
     notifier,
@@ -80,6 +86,7 @@ export async function startProjector(
     natsVersion: () => link.nc.info?.version,
     viewsStatus: status,
     readyMaxLagMs: config.query.readyMaxLagMs,
+    verify: ({ sample }) => verifyViews({ link, views, ...domain, log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
   let stopping: Promise<void> | undefined;
@@ -89,6 +96,7 @@ export async function startProjector(
       unlisten();
       await runner.stop();
       notifier.stop();
+      stopVerifies.abort();
       await adminApp.close();
       await link.close();
       await views.close();

@@ -28,6 +28,12 @@ export interface QueryAppOptions {
   readonly projections: readonly string[];
   /** The latest status the host's projector published; undefined before the first. */
   readonly viewsStatus: () => ViewsStatus | undefined;
+  /**
+   * False while the views were built from another event store than the one this worker
+   * uses (the projector has not reset them yet): view routes answer 503 rather than
+   * serve the old store's documents.
+   */
+  readonly viewsBound?: () => boolean;
 }
 
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -59,10 +65,13 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
   // A status older than a few intervals means the projector is not running (or cannot reach NATS).
   readyViewsRoute(app, opts.viewsStatus, { maxLagMs: opts.query.readyMaxLagMs, maxAgeMs: 5000 });
   app.addHook('preValidation', async (request, reply) => {
+    const projection = request.routeOptions.config.projection;
+    if (projection && opts.viewsBound && !opts.viewsBound()) {
+      return sendError(reply, 503, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
+    }
     const wait = readWait(request, opts.query);
     if (wait === undefined) return;
     if ('error' in wait) return sendError(reply, 400, 'invalid_query', wait.error);
-    const projection = request.routeOptions.config.projection;
     if (!projection) return;
     const deadline = Date.now() + wait.waitMs;
     while (opts.views.position(projection) < wait.minPosition) {

@@ -11,6 +11,7 @@ import { connectNats, type NatsLink } from './natsConnection.js';
 import { viewsPath } from './projector.js';
 import { buildQueryApp } from './queryApp.js';
 import { openSnapshotStore } from './snapshotStore.js';
+import { viewsBoundTo, storeIdentityOf } from './storeIdentity.js';
 import { openViewStore } from './viewStore.js';
 import { followViewsStatus, viewsStatusSubject } from './viewStatus.js';
 
@@ -88,6 +89,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
       link.isConnected() ? link.jsm.streams.info(EVENTS).then((i) => i.state.last_seq, () => undefined) : Promise.resolve(undefined),
     projections: domain.projections.map((p) => p.name),
     viewsStatus: viewsStatus.latest,
+    viewsBound: viewsBoundTo(views, storeIdentityOf({ created: streamId }, link.nc.info!)),
   });
   await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
 

@@ -1,0 +1,171 @@
+import type { StreamInfo } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Database, Transaction } from 'lmdb';
+import type { Logger } from 'pino';
+import { EVENTS } from './eventStore.js';
+import type { NatsLink } from './natsConnection.js';
+import type { ViewStore } from './viewStore.js';
+
+/**
+ * Which event store a set of views was built from.
+ *
+ * `stream` is the `EVENTS` stream's creation time: JetStream keeps it across server
+ * restarts and gives a recreated stream (a wiped store, another server) a new one, to
+ * the nanosecond. `server` narrows it to the NATS cluster's name, or, for a single server,
+ * its name when the operator gave it one. A single server started without a name reports
+ * its server id as its name, and that id is generated afresh at every start, so it would
+ * make every restart look like a new store; it is left out then and the creation time
+ * alone decides. Not the server a client happens to be connected to either: in a cluster
+ * every node serves the same stream.
+ */
+export interface StoreIdentity {
+  readonly stream: string;
+  readonly server?: string;
+}
+
+/** What `bindViewsToStore` found: the recorded store, none recorded yet, or another store (views reset). */
+export type Binding = 'same' | 'first' | 'rebuilt';
+
+/** The notifier's checkpoint, kept among the views' checkpoints under this name. */
+const NOTIFIER = '~notifier';
+const IDENTITY = ['identity'];
+const LAST = '\uffff';
+
+/** The identity of the store behind a live stream info and the server a client is connected to. */
+export function storeIdentityOf(stream: Pick<StreamInfo, 'created'>, server: Pick<NonNullable<NatsConnection['info']>, 'server_id' | 'server_name' | 'cluster'>): StoreIdentity {
+  const name = server.cluster ?? (server.server_name && server.server_name !== server.server_id ? server.server_name : undefined);
+  return name === undefined ? { stream: stream.created } : { stream: stream.created, server: name };
+}
+
+/** True when two identities name the same store. */
+export function sameStore(a: StoreIdentity, b: StoreIdentity): boolean {
+  return a.stream === b.stream && a.server === b.server;
+}
+
+/** The identity recorded with the views, if any (as of `transaction` when given). */
+export function recordedIdentity(views: ViewStore, transaction?: Transaction): StoreIdentity | undefined {
+  return viewMeta(views).get(IDENTITY, transaction && { transaction }) as StoreIdentity | undefined;
+}
+
+/** Every checkpoint the views hold (every projection's generations and the notifier's), by `name.generation`. */
+export function checkpoints(views: ViewStore, transaction?: Transaction): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { key, value } of viewMeta(views).getRange({ start: ['checkpoint'], end: ['checkpoint', LAST], ...(transaction && { transaction }) })) {
+    out.set(`${String(key[1])}.${String(key[2])}`, value as number);
+  }
+  return out;
+}
+
+/**
+ * Why the views do not belong to the stream described by `live` and `lastSeq`, or
+ * undefined when they do (or when nothing is recorded and no checkpoint is past the end).
+ * A running projector can call it with each stream info it polls.
+ */
+export function storeMismatch(views: ViewStore, live: StoreIdentity, lastSeq: number): string | undefined {
+  const recorded = recordedIdentity(views);
+  if (recorded && !sameStore(recorded, live)) return 'the views were built from another event store';
+  const ahead = [...checkpoints(views)].filter(([, position]) => position > lastSeq);
+  if (ahead.length > 0) return `checkpoints are past the stream's last sequence ${lastSeq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`;
+  return undefined;
+}
+
+/**
+ * A check, for query workers, that the views were not built from another store than `identity`'s.
+ * The projector resets views of another store at its start, and never binds them back,
+ * so once true the answer is kept for a second instead of reading LMDB on every request.
+ */
+export function viewsBoundTo(views: ViewStore, identity: StoreIdentity, now: () => number = Date.now): () => boolean {
+  let trustedUntil = 0;
+  return () => {
+    if (now() < trustedUntil) return true;
+    const recorded = recordedIdentity(views);
+    // Nothing recorded: new views, or views from before stores were recorded; nothing says they are another store's.
+    if (!recorded) return true;
+    if (!sameStore(recorded, identity)) return false;
+    trustedUntil = now() + 1000;
+    return true;
+  };
+}
+
+/**
+ * Makes sure the views belong to the event store converge is connected to. On another
+ * store, or a checkpoint past the stream's end, it logs one warning and empties the
+ * views so that the projector rebuilds them from this store: every generation's
+ * documents and index entries, checkpoints, built versions, parked events and the
+ * notifier's checkpoint, then records the new identity.
+ *
+ * It is one LMDB transaction, the identity written last: a crash midway commits
+ * nothing and the next start does it again, and a query worker reads either the old
+ * views or empty ones, never a mix. Databases are cleared, not dropped, because query
+ * workers hold handles to them. The active generation keeps its number for the same
+ * reason: going back to generation 1 would point readers at a database that an earlier
+ * rebuild deleted and this process would create anew.
+ */
+export function bindViewsToStore(
+  views: ViewStore,
+  projectionNames: readonly string[],
+  identity: StoreIdentity,
+  lastSeq: number,
+  log: Logger,
+): Binding {
+  const recorded = recordedIdentity(views);
+  const mismatch = storeMismatch(views, identity, lastSeq);
+  const db = viewMeta(views);
+  if (mismatch === undefined) {
+    if (recorded) return 'same';
+    views.env.transactionSync(() => void db.putSync(IDENTITY, identity));
+    log.info({ identity }, 'views bound to this event store');
+    return 'first';
+  }
+  log.warn(
+    { recorded: recorded ?? null, identity, lastSeq, checkpoints: Object.fromEntries(checkpoints(views)) },
+    `${mismatch}; the views are emptied and rebuilt from the event store converge is connected to now`,
+  );
+  views.env.transactionSync(() => {
+    for (const [name, gens] of generationsOf(views, projectionNames)) {
+      for (const gen of gens) {
+        const g = views.generation(name, gen);
+        g.docs.clearSync();
+        g.index.clearSync();
+        db.removeSync(['checkpoint', name, gen]);
+        db.removeSync(['version', name, gen]);
+      }
+    }
+    db.removeSync(['checkpoint', NOTIFIER, 0]);
+    for (const key of [...db.getKeys({ start: ['parked'], end: ['parked', LAST] })]) db.removeSync(key);
+    db.putSync(IDENTITY, identity);
+  });
+  return 'rebuilt';
+}
+
+/** Reads the live stream and server identity and binds the views to them (see `bindViewsToStore`). */
+export async function bindViewsToStream(link: NatsLink, views: ViewStore, projectionNames: readonly string[], log: Logger): Promise<Binding> {
+  const info = await link.jsm.streams.info(EVENTS);
+  return bindViewsToStore(views, projectionNames, storeIdentityOf(info, link.nc.info!), info.state.last_seq, log);
+}
+
+/** Generations each projection has bookkeeping for, with the active one, including projections no longer configured. */
+function generationsOf(views: ViewStore, projectionNames: readonly string[]): Map<string, Set<number>> {
+  const out = new Map<string, Set<number>>();
+  const add = (name: string, gen: number) => {
+    if (name === NOTIFIER) return;
+    const gens = out.get(name) ?? new Set<number>();
+    gens.add(gen);
+    out.set(name, gens);
+  };
+  for (const name of projectionNames) add(name, views.activeGeneration(name));
+  for (const kind of ['checkpoint', 'version']) {
+    for (const key of viewMeta(views).getKeys({ start: [kind], end: [kind, LAST] })) add(String(key[1]), Number(key[2]));
+  }
+  for (const { key, value } of viewMeta(views).getRange({ start: ['active'], end: ['active', LAST] })) add(String(key[1]), value as number);
+  return out;
+}
+
+const metas = new WeakMap<object, Database<unknown, (string | number)[]>>();
+
+/** The `meta` database the view store keeps its bookkeeping in, opened once per environment. */
+export function viewMeta(views: ViewStore): Database<unknown, (string | number)[]> {
+  let db = metas.get(views.env);
+  if (!db) metas.set(views.env, (db = views.env.openDB<unknown, (string | number)[]>({ name: 'meta' })));
+  return db;
+}
