@@ -59,3 +59,12 @@ t.test('a bad config value stops start-up with one line naming the key', async (
   t.equal(await cluster.exited, 1);
   t.match(cluster.output().trim(), /^converge: config key "cluster.partitions" must be integer/);
 });
+
+t.test('in production with no tokens it refuses to start, in one line saying how to fix it', async (t) => {
+  const cluster = await startCluster(t, { NODE_ENV: 'production', CONVERGE_DATA_DIR: tempDir(t) });
+  t.equal(await cluster.exited, 1);
+  t.match(
+    cluster.output().trim(),
+    /^converge: http.host is 0.0.0.0 \(reachable from the network\) but http.tokens is empty, .*set CONVERGE_HTTP_TOKENS, or CONVERGE_HTTP_ALLOW_UNAUTHENTICATED=true to run them open on purpose$/,
+  );
+});
