@@ -91,7 +91,9 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
     (stopping ??= (async () => {
       draining = true;
       const deadline = config.cluster.shutdownTimeoutMs;
-      await host.drain(deadline);
+      // A command already running is past its dependency reads or into its append; both end
+      // within these timeouts, and its caller is better served by its real outcome.
+      await host.drain(deadline, config.nats.requestTimeoutMs + config.eventStore.publishTimeoutMs);
       await router.stop();
       const forced = setTimeout(() => {
         commandApp.server.closeAllConnections();
