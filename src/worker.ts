@@ -21,7 +21,10 @@ export interface Worker {
   readonly router: CommandRouter;
   readonly commandApp: FastifyInstance;
   readonly queryApp: FastifyInstance;
-  /** Drains: new commands get 503, queued ones finish (up to the deadline), then everything closes. */
+  /**
+   * Drains: new commands get 503, queued ones finish up to the deadline and those not
+   * started by then get 503 `shutting_down`; every caller is answered before anything closes.
+   */
   stop(): Promise<void>;
 }
 
