@@ -15,6 +15,7 @@ export const errorCatalogue = {
   invalid_json: { status: 400 },
   invalid_body: { status: 400 },
   invalid_query: { status: 400 },
+  invalid_request: { status: 400 },
   invalid_cursor: { status: 400 },
   bad_request: { status: 400 },
   unauthorized: { status: 401 },
