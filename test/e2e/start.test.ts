@@ -21,7 +21,7 @@ t.test('with no NATS URL it embeds nats-server, serves commands, and stops it al
     CONVERGE_NATS_EMBEDDED_PORT: String(natsPort),
     CONVERGE_CLUSTER_WORKERS: '2',
   });
-  await waitReady(cluster);
+  await waitReady(cluster, 60_000);
   t.ok(await listening(natsPort), 'the embedded nats-server listens on its port');
   const res = await fetch(`${cluster.base}/shops/embedded/register`, {
     method: 'POST',
