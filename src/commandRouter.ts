@@ -59,8 +59,9 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       msg = await link.nc.request(commandSubject(partition), JSON.stringify(request), { timeout: opts.timeoutMs });
     } catch (err) {
       // "No responders" comes from the server: nobody subscribes to the partition, so the
-      // request ran nowhere. Any other failure (a timeout, a dropped connection) came after
-      // it was sent, and the owner may have committed the command.
+      // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
+      // come after the owner took it, and the owner may have committed the command. A state
+      // read changes nothing, so it is safe to retry whatever failed it.
       const ranNowhere = err instanceof RequestError && err.isNoResponders();
       if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
       log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
