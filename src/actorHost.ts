@@ -25,8 +25,13 @@ export interface ActorHost {
   readonly size: number;
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
-  /** Refuses new commands, waits for queued ones (up to `timeoutMs`), then snapshots and stops every actor. */
-  drain(timeoutMs: number): Promise<void>;
+  /**
+   * Refuses new commands and waits up to `timeoutMs` for queued ones. Past that, every
+   * command that has not started is answered `shutting_down`, and those running get up to
+   * `graceMs` more to finish (then they are answered `event_store_unavailable`: they may
+   * have committed). Every caller has its answer before the actors are snapshotted and stopped.
+   */
+  drain(timeoutMs: number, graceMs?: number): Promise<void>;
 }
 
 export interface ActorHostOptions {
@@ -154,6 +159,12 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     return stopped;
   }
 
+  /** Resolves once no command is in flight, or after `ms`. */
+  async function settled(ms: number): Promise<void> {
+    const deadline = now() + ms;
+    while (inFlight > 0 && now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
   return {
     async execute(command) {
       if (draining) throw new ShuttingDownError();
@@ -184,12 +195,20 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
     passivateIdle,
 
-    async drain(timeoutMs) {
+    async drain(timeoutMs, graceMs = 0) {
       draining = true;
       clearInterval(sweep);
-      const deadline = now() + timeoutMs;
-      while (inFlight > 0 && now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (inFlight > 0) log.warn({ inFlight }, 'drain deadline passed with commands still in flight');
+      await settled(timeoutMs);
+      if (inFlight > 0) {
+        log.warn({ inFlight }, 'drain deadline passed: commands not yet started are answered shutting_down');
+        for (const entry of entries.values()) entry.actor.send({ type: 'REFUSE_WAITING' });
+        await settled(graceMs);
+      }
+      if (inFlight > 0) {
+        log.error({ inFlight }, 'commands still running after the drain grace; answering them as of unknown outcome');
+        const error = new EventStoreUnavailableError('this worker shut down while the command ran; it may have been applied; retry with the same Idempotency-Key');
+        for (const entry of entries.values()) entry.actor.send({ type: 'ABANDON', error });
+      }
       for (const [key, entry] of entries) snapshotAndStop(key, entry);
     },
   };

@@ -1,5 +1,5 @@
 import { assign, fromPromise, setup } from 'xstate';
-import { OverloadedError } from './errors.js';
+import { OverloadedError, ShuttingDownError } from './errors.js';
 import type { CommandEnvelope, CommandResult, Memory } from './commandExecution.js';
 
 /** A command waiting in an actor's mailbox, with the callbacks that answer its caller. */
@@ -24,7 +24,12 @@ interface ActorContext {
   readonly queue: MailboxItem[];
 }
 
-type ActorEvent = { type: 'COMMAND'; item: MailboxItem };
+type ActorEvent =
+  | { type: 'COMMAND'; item: MailboxItem }
+  /** Shutdown: answers every command that has not started with `shutting_down`; one running keeps running. */
+  | { type: 'REFUSE_WAITING' }
+  /** Shutdown gave up on a running command: answers it, and anything left, with `error`. */
+  | { type: 'ABANDON'; error: Error };
 
 /**
  * One live aggregate: loads its memory (snapshot plus later commits), then runs the
@@ -48,14 +53,20 @@ export const aggregateActor = setup({
     hasWork: ({ context }) => context.queue.length > 0,
   },
   actions: {
-    refuse: ({ context, event }) => event.item.reject(new OverloadedError(context.key)),
+    refuse: ({ context }, item: MailboxItem) => item.reject(new OverloadedError(context.key)),
     // The queue is the actor's own: appending in place keeps enqueueing O(1).
-    enqueue: ({ context, event }) => void context.queue.push(event.item),
+    enqueue: ({ context }, item: MailboxItem) => void context.queue.push(item),
     settle: ({ context }, output: ExecuteOutput) => {
       const item = context.queue.shift();
       if (!item) return;
       if ('result' in output.outcome) item.resolve(output.outcome.result);
       else item.reject(output.outcome.error);
+    },
+    refuseWaiting: ({ context }, params: { running: number }) => {
+      for (const item of context.queue.splice(params.running)) item.reject(new ShuttingDownError());
+    },
+    abandon: ({ context }, error: Error) => {
+      for (const item of context.queue.splice(0)) item.reject(error);
     },
     failAll: ({ context, event }) => {
       const error = (event as unknown as { error: unknown }).error;
@@ -67,7 +78,12 @@ export const aggregateActor = setup({
   id: 'aggregate',
   context: ({ input }) => ({ ...input, memory: undefined, queue: [] }),
   on: {
-    COMMAND: [{ guard: 'mailboxFull', actions: 'refuse' }, { actions: 'enqueue' }],
+    COMMAND: [
+      { guard: 'mailboxFull', actions: { type: 'refuse', params: ({ event }) => event.item } },
+      { actions: { type: 'enqueue', params: ({ event }) => event.item } },
+    ],
+    REFUSE_WAITING: { actions: { type: 'refuseWaiting', params: { running: 0 } } },
+    ABANDON: { actions: { type: 'abandon', params: ({ event }) => event.error } },
   },
   initial: 'loading',
   states: {
@@ -83,6 +99,8 @@ export const aggregateActor = setup({
       always: { guard: 'hasWork', target: 'busy' },
     },
     busy: {
+      // The head of the queue is the command being executed; only those behind it are waiting.
+      on: { REFUSE_WAITING: { actions: { type: 'refuseWaiting', params: { running: 1 } } } },
       invoke: {
         src: 'execute',
         input: ({ context }) => ({ memory: context.memory!, command: context.queue[0]!.command }),

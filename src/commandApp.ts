@@ -36,7 +36,7 @@ const Accepted = Type.Object({
 const ErrorBody = Type.Object({ error: Type.String(), message: Type.String() }, { additionalProperties: true });
 
 /**
- * The command API (DESIGN §5): `POST /<aggregates>/<id>/<command>` for every command
+ * The command API: `POST /<aggregates>/<id>/<command>` for every command
  * of every aggregate, each validated by its own schema, plus `/health`, `/ready` and
  * `/docs` (OpenAPI).
  */

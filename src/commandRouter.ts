@@ -1,9 +1,17 @@
-import type { Msg, Subscription } from '@nats-io/transport-node';
+import { RequestError, type Msg, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { AggregateRef } from './aggregate.js';
 import type { ActorHost, StateView } from './actorHost.js';
 import type { CommandEnvelope, CommandResult } from './commandExecution.js';
-import { ConvergeError, EventStoreUnavailableError, PartitionUnavailableError, errorFromWire } from './errors.js';
+import {
+  ConvergeError,
+  EventStoreUnavailableError,
+  OutcomeUnknownError,
+  PartitionUnavailableError,
+  errorFromWire,
+  errorToWire,
+  type WireError,
+} from './errors.js';
 import type { NatsLink } from './natsConnection.js';
 import { ownerOf, partitionOf } from './partition.js';
 
@@ -28,7 +36,7 @@ export interface RouterOptions {
 }
 
 type Request = { op: 'command'; command: CommandEnvelope } | { op: 'state'; aggregate: string; id: string };
-type Reply<T> = { ok: true; value: T } | { ok: false; code: string; message: string };
+type Reply<T> = { ok: true; value: T } | ({ ok: false } & WireError);
 
 /** Subject a partition's owner listens on. */
 export function commandSubject(partition: number): string {
@@ -36,7 +44,7 @@ export function commandSubject(partition: number): string {
 }
 
 /**
- * Routes by partition (DESIGN §3): the owner runs the request on its own actor host;
+ * Routes by partition: the owner runs the request on its own actor host;
  * anyone else forwards it to the owner over NATS request-reply.
  */
 export function createCommandRouter(opts: RouterOptions): CommandRouter {
@@ -50,11 +58,18 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     try {
       msg = await link.nc.request(commandSubject(partition), JSON.stringify(request), { timeout: opts.timeoutMs });
     } catch (err) {
-      throw new PartitionUnavailableError(partition, { cause: err });
+      // "No responders" comes from the server: nobody subscribes to the partition, so the
+      // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
+      // come after the owner took it, and the owner may have committed the command. A state
+      // read changes nothing, so it is safe to retry whatever failed it.
+      const ranNowhere = err instanceof RequestError && err.isNoResponders();
+      if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
+      log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
+      throw new OutcomeUnknownError(partition, { cause: err });
     }
     const reply = msg.json<Reply<T>>();
     if (reply.ok) return reply.value;
-    throw errorFromWire(reply.code, reply.message);
+    throw errorFromWire(reply);
   }
 
   async function answer(msg: Msg): Promise<void> {
@@ -66,8 +81,7 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       reply = { ok: true, value };
     } catch (err) {
       if (!(err instanceof ConvergeError)) log.error({ err }, 'forwarded request failed');
-      const code = err instanceof ConvergeError ? err.code : 'internal_error';
-      reply = { ok: false, code, message: err instanceof ConvergeError ? err.message : 'internal error' };
+      reply = { ok: false, ...errorToWire(err) };
     }
     msg.respond(JSON.stringify(reply));
   }

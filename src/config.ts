@@ -40,6 +40,8 @@ export const ConfigSchema = Type.Object(
         keepAliveTimeoutMs: PositiveInt,
         /** Bearer tokens accepted by the command and admin APIs; none configured: open. */
         tokens: Type.Array(Type.String({ minLength: 8 })),
+        /** Lets a non-loopback `host` start with no `tokens`, leaving the command and admin APIs open on purpose. */
+        allowUnauthenticated: Type.Boolean(),
       },
       { additionalProperties: false },
     ),
@@ -135,8 +137,25 @@ export function loadConfig({ dir = join(process.cwd(), 'config'), env = process.
     throw new ConfigError(`config key "${key}" ${first.message} (got ${JSON.stringify(getPath(merged, key.split('.')))})`);
   }
   const config = merged as Config;
+  refuseOpenNetworkListener(config.http);
   if (config.cluster.workers === 0) config.cluster.workers = availableParallelism();
   return deepFreeze(config);
+}
+
+/** True for hosts only this machine can reach: 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
+// Commands and the admin API change data; open to the network, anyone who can reach the
+// port could issue them. That takes a deliberate setting, not a forgotten token list.
+function refuseOpenNetworkListener(http: Config['http']): void {
+  if (http.tokens.length > 0 || http.allowUnauthenticated || isLoopbackHost(http.host)) return;
+  throw new ConfigError(
+    `http.host is ${http.host} (reachable from the network) but http.tokens is empty, so the command and admin APIs would be open to anyone: ` +
+      `set ${envName(['http', 'tokens'])}, or ${envName(['http', 'allowUnauthenticated'])}=true to run them open on purpose`,
+  );
 }
 
 /** The environment variable that sets a key: `["http","commandPort"]` → `CONVERGE_HTTP_COMMAND_PORT`. */

@@ -1,10 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConvergeError } from './errors.js';
+import { ConvergeError, adviceFor } from './errors.js';
 
-/** Sends the error shape of DESIGN §5: `{ error, message, ...details }`. */
+/**
+ * Sends the error shape `{ error, message, ...details }`, with `Retry-After` when the
+ * error catalogue advises a retry for the code (for a code it does not know: on 429 and 503).
+ */
 export function sendError(reply: FastifyReply, status: number, error: string, message: string, details: object = {}): FastifyReply {
-  if (status === 503 || status === 429) reply.header('retry-after', '1');
+  const advice = adviceFor(error);
+  const retryAfterS = advice ? advice.retryAfterS : status === 503 || status === 429 ? 1 : undefined;
+  if (retryAfterS !== undefined) reply.header('retry-after', String(retryAfterS));
   return reply.code(status).send({ error, message, ...details });
 }
 

@@ -23,7 +23,10 @@ export interface Worker {
   readonly router: CommandRouter;
   readonly commandApp: FastifyInstance;
   readonly queryApp: FastifyInstance;
-  /** Drains: new commands get 503, queued ones finish (up to the deadline), then everything closes. */
+  /**
+   * Drains: new commands get 503, queued ones finish up to the deadline and those not
+   * started by then get 503 `shutting_down`; every caller is answered before anything closes.
+   */
   stop(): Promise<void>;
 }
 
@@ -98,7 +101,9 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
     (stopping ??= (async () => {
       draining = true;
       const deadline = config.cluster.shutdownTimeoutMs;
-      await host.drain(deadline);
+      // A command already running is past its dependency reads or into its append; both end
+      // within these timeouts, and its caller is better served by its real outcome.
+      await host.drain(deadline, config.nats.requestTimeoutMs + config.eventStore.publishTimeoutMs);
       await router.stop();
       const forced = setTimeout(() => {
         commandApp.server.closeAllConnections();

@@ -28,6 +28,8 @@ function decide(state: ReviewState, command: ReviewCommand, deps: ReviewDeps): D
       const { order } = deps;
       if (order?.status !== 'delivered') return reject('order_not_delivered');
       const { orderId, customerId, rating, text } = command.data;
+      // Only the customer who received the order may rate it; anyone else would skew the shop's rating.
+      if (order.customerId !== customerId) return reject('not_order_customer');
       return emit({ type: 'ReviewPosted', data: { orderId, shopId: order.shopId, customerId, rating, text } });
     }
     case 'DeleteReview': {

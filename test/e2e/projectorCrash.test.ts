@@ -40,7 +40,7 @@ async function snapshotViews(query: string, wait: number) {
 t.test('kill -9 of the projector mid-stream: every view equals a from-scratch rebuild and no notice is lost', async (t) => {
   const nats = await startTestNats(t);
   const cluster = await startCluster(t, { CONVERGE_NATS_URL: nats.url, CONVERGE_DATA_DIR: tempDir(t), CONVERGE_CLUSTER_WORKERS: '2' });
-  await waitReady(cluster);
+  await waitReady(cluster, 60_000);
   t.equal((await post(`${cluster.admin}/admin/subscribers`, { name: 'watcher' })).status, 201);
   for (let s = 0; s < SHOPS; s++) {
     await post(`${cluster.base}/shops/k${s}/register`, { name: `K${s}`, category: s % 2 ? 'pizza' : 'korean', ownerId: 'u' });
@@ -91,11 +91,13 @@ t.test('kill -9 of the projector mid-stream: every view equals a from-scratch re
   for (const name of projections) {
     const generation = ((await json(`${cluster.admin}/admin/projections`)).projections as Body[]).find((p) => p.name === name)!.generation as number;
     t.equal((await fetch(`${cluster.admin}/admin/projections/${name}/rebuild`, { method: 'POST' })).status, 202);
-    for (let i = 0; i < 200; i++) {
-      const status = ((await json(`${cluster.admin}/admin/projections`)).projections as Body[]).find((p) => p.name === name)!;
+    let status: Body | undefined;
+    for (let i = 0; i < 600; i++) {
+      status = ((await json(`${cluster.admin}/admin/projections`)).projections as Body[]).find((p) => p.name === name)!;
       if (status.generation === generation + 1 && status.state === 'running') break;
       await new Promise((r) => setTimeout(r, 50));
     }
+    t.same([status?.generation, status?.state], [generation + 1, 'running'], `${name}: the rebuilt generation swapped in`);
   }
   const after = await snapshotViews(cluster.query, last);
   t.same(after, before, 'nothing lost, nothing applied twice');

@@ -21,7 +21,7 @@ t.test('with no NATS URL it embeds nats-server, serves commands, and stops it al
     CONVERGE_NATS_EMBEDDED_PORT: String(natsPort),
     CONVERGE_CLUSTER_WORKERS: '2',
   });
-  await waitReady(cluster);
+  await waitReady(cluster, 60_000);
   t.ok(await listening(natsPort), 'the embedded nats-server listens on its port');
   const res = await fetch(`${cluster.base}/shops/embedded/register`, {
     method: 'POST',
@@ -58,4 +58,13 @@ t.test('a bad config value stops start-up with one line naming the key', async (
   const cluster = await startCluster(t, { CONVERGE_CLUSTER_PARTITIONS: 'many' });
   t.equal(await cluster.exited, 1);
   t.match(cluster.output().trim(), /^converge: config key "cluster.partitions" must be integer/);
+});
+
+t.test('in production with no tokens it refuses to start, in one line saying how to fix it', async (t) => {
+  const cluster = await startCluster(t, { NODE_ENV: 'production', CONVERGE_DATA_DIR: tempDir(t) });
+  t.equal(await cluster.exited, 1);
+  t.match(
+    cluster.output().trim(),
+    /^converge: http.host is 0.0.0.0 \(reachable from the network\) but http.tokens is empty, .*set CONVERGE_HTTP_TOKENS, or CONVERGE_HTTP_ALLOW_UNAUTHENTICATED=true to run them open on purpose$/,
+  );
 });

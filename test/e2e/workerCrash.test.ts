@@ -13,19 +13,23 @@ t.test('kill -9 of a worker mid-stream loses no acknowledged command and the wor
     CONVERGE_DATA_DIR: tempDir(t),
     CONVERGE_CLUSTER_WORKERS: '2',
   });
-  await waitReady(cluster);
+  await waitReady(cluster, 60_000);
   let before = new Set<number>();
   for (let i = 0; i < 50 && before.size < 2; i++) before = await workerPids(cluster, 10);
   t.equal(before.size, 2, 'two workers serve the command port');
 
-  const acknowledged = new Map<string, string>();
+  // Each command registers a new shop, so every one is a write (never a 422) and writes
+  // keep being acknowledged up to the kill, across it, and after it.
+  const acknowledged = new Map<string, { shop: string; sentAt: number }>();
   const statuses = new Map<number, number>();
+  let killedAt = Infinity;
   let stop = false;
   const client = async (c: number) => {
     for (let i = 0; !stop; i++) {
       const key = `k-${c}-${i}`;
-      const shop = `e2e-${(c * 7 + i) % 40}`;
-      for (let attempt = 0; attempt < 5; attempt++) {
+      const shop = `e2e-${c}-${i}`;
+      const sentAt = performance.now();
+      for (let attempt = 0; attempt < 20; attempt++) {
         const res = await fetch(`${cluster.base}/shops/${shop}/register`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': key },
@@ -34,10 +38,11 @@ t.test('kill -9 of a worker mid-stream loses no acknowledged command and the wor
         const status = res?.status ?? 0;
         await res?.arrayBuffer();
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        if (status === 200 || status === 422) {
-          if (status === 200) acknowledged.set(key, shop);
+        if (status === 200) {
+          acknowledged.set(key, { shop, sentAt });
           break;
         }
+        // A retry keeps the key: if the first try was committed before the worker died, this one answers it.
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -45,11 +50,17 @@ t.test('kill -9 of a worker mid-stream loses no acknowledged command and the wor
   const clients = Array.from({ length: 16 }, (_, c) => client(c));
   await new Promise((r) => setTimeout(r, 800));
   const victim = [...before][0]!;
+  killedAt = performance.now();
   process.kill(victim, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 2000));
+  // Keep writing until the replacement worker has acknowledged a run of new commands.
+  const ackedAfterKill = () => [...acknowledged.values()].filter((a) => a.sentAt > killedAt).length;
+  for (let waited = 0; waited < 60_000 && ackedAfterKill() < 50; waited += 100) await new Promise((r) => setTimeout(r, 100));
   stop = true;
   await Promise.all(clients);
-  t.ok(acknowledged.size > 0, `commands were acknowledged (${acknowledged.size}); statuses ${JSON.stringify([...statuses])}`);
+  const sentBefore = [...acknowledged.values()].filter((a) => a.sentAt < killedAt).length;
+  const sentAfter = ackedAfterKill();
+  t.ok(sentBefore > 0, `commands sent before the kill were acknowledged (${sentBefore}); statuses ${JSON.stringify([...statuses])}`);
+  t.ok(sentAfter > 0, `commands sent after the kill were acknowledged (${sentAfter})`);
   t.notOk(statuses.has(500), 'no 500 while a worker died');
 
   const link = await connectNats(nats.url, { name: 'check', timeoutMs: 2000, log: pino({ level: 'silent' }) });

@@ -1,5 +1,7 @@
 import t from 'tap';
-import { startTestNats } from '../helpers/nats.js';
+import { join } from 'node:path';
+import { openSnapshotStore, type Snapshot } from '../../src/snapshotStore.js';
+import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, post, startWorkers } from '../helpers/workers.js';
 import type { Worker } from '../../src/worker.js';
 
@@ -17,7 +19,8 @@ async function openShop(base: string, id: string, menu: Array<[string, number]> 
 
 t.test('command API on one worker, real NATS and LMDB', async (t) => {
   const nats = await startTestNats(t);
-  const [worker] = await startWorkers(t, nats.url, 1);
+  const dataDir = tempDir(t, 'converge-data-');
+  const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
   const base = commandUrl(worker!);
 
   t.test('a command answers 200 with id, version, position and event types', async (t) => {
@@ -108,14 +111,34 @@ t.test('command API on one worker, real NATS and LMDB', async (t) => {
     t.equal((await post(base, '/reviews/r1/delete', {})).body.reason, 'review_not_found');
   });
 
-  t.test('actors snapshot, passivate when idle, and come back with the same state', async (t) => {
+  t.test('actors snapshot, passivate when idle, and come back from the snapshot with the same state', async (t) => {
     await openShop(base, 'snap', [['m', 1000]]);
     for (let i = 0; i < 45; i++) await post(base, '/shops/snap/change-menu-price', { menuId: 'm', price: 2000 + i });
     const before = await worker!.host.readState('shop', 'snap');
     const stopped = worker!.host.passivateIdle(Date.now() + 10 * 60_000);
     t.ok(stopped >= 1, 'idle actors were stopped');
+
+    // The snapshot LMDB file the worker writes, opened on its own.
+    const snapshots = openSnapshotStore(join(dataDir, 'snapshots'), (err) => t.fail(String(err)));
+    let saved: Snapshot | undefined;
+    for (let i = 0; i < 100 && saved?.memory.version !== before.version; i++) {
+      saved = snapshots.get('shop', 'snap');
+      if (saved?.memory.version !== before.version) await new Promise((r) => setTimeout(r, 20));
+    }
+    await snapshots.close();
+    t.same([saved?.memory.version, saved?.memory.position, saved?.memory.state], [before.version, before.position, before.state], 'passivation wrote a snapshot of the last version');
+
+    // Record where each replay of this shop starts; the cold start must start at the snapshot.
+    const replays: number[] = [];
+    const read = worker!.store.read.bind(worker!.store);
+    worker!.store.read = (aggregate, id, afterPosition) => {
+      if (aggregate === 'shop' && id === 'snap') replays.push(afterPosition);
+      return read(aggregate, id, afterPosition);
+    };
+    t.teardown(() => void (worker!.store.read = read));
     const after = await worker!.host.readState('shop', 'snap');
     t.same(after, before, 'state, version and position are the same after rehydration');
+    t.same(replays, [before.position], 'the cold start read only the commits after the snapshot');
     const next = await post(base, '/shops/snap/change-menu-price', { menuId: 'm', price: 9999 });
     t.equal(next.body.version, before.version + 1);
   });

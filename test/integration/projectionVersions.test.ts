@@ -13,7 +13,26 @@ t.test('a projection whose version was bumped is rebuilt at start, serving the o
   const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
   const first = await startTestProjector(t, nats.url, dataDir);
   const reg = await post(commandUrl(worker!), '/shops/v1/register', { name: 'Old', category: 'c', ownerId: 'u' });
-  await get(`${urlOf(worker!.queryApp)}/shops/v1`, { 'x-min-position': String(reg.body.position) });
+
+  // Thousands of other shops, so that a rebuild one event per transaction takes a while.
+  const link = await connectNats(nats.url, { name: 'bulk-writer', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  let head = reg.body.position as number;
+  for (let chunk = 0; chunk < 4; chunk++) {
+    const acks = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => {
+        const id = `bulk-${chunk}-${i}`;
+        const commit = {
+          commandId: `bulk-${id}`, aggregate: 'shop', id, version: 1,
+          events: [{ type: 'ShopRegistered', data: { name: id, category: 'c', ownerId: 'u', minOrderAmount: 0, deliveryFee: 0 }, at: new Date().toISOString() }],
+        };
+        return link.js.publish(eventSubject('shop', id), JSON.stringify(commit));
+      }),
+    );
+    head = Math.max(head, ...acks.map((a) => a.seq));
+  }
+  const q = urlOf(worker!.queryApp);
+  t.equal((await get(`${q}/shops/v1?waitMs=10000`, { 'x-min-position': String(head) })).status, 200, 'the first projector caught up');
   t.equal(first.views.activeGeneration('shopDisplay'), 1);
   await first.stop();
 
@@ -23,12 +42,24 @@ t.test('a projection whose version was bumped is rebuilt at start, serving the o
     return next && { ...next, name: next.name.toUpperCase() };
   } };
   const second = await startTestProjector(t, nats.url, dataDir, {
+    env: { CONVERGE_PROJECTIONS_BATCH_SIZE: '1' },
     projections: projections.map((p) => (p.name === 'shopDisplay' ? bumped : p)),
   });
-  for (let i = 0; i < 100 && second.views.activeGeneration('shopDisplay') !== 2; i++) await new Promise((r) => setTimeout(r, 50));
+  const admin = urlOf(second.adminApp);
+  const shopDisplayState = async () =>
+    ((await get(`${admin}/admin/projections`)).body.projections as { name: string; state: string }[]).find((p) => p.name === 'shopDisplay')!.state;
+  const duringRebuild: unknown[] = [];
+  for (let i = 0; i < 600 && second.views.activeGeneration('shopDisplay') !== 2; i++) {
+    const before = await shopDisplayState();
+    const read = await get(`${q}/shops/v1`);
+    if (before === 'rebuilding' && (await shopDisplayState()) === 'rebuilding') duringRebuild.push([read.status, read.body.name]);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.ok(duringRebuild.length > 0, `the view was read while status said rebuilding (${duringRebuild.length} reads)`);
+  t.same(new Set(duringRebuild.map((r) => JSON.stringify(r))), new Set([JSON.stringify([200, 'Old'])]), 'each of those reads answered from the old view');
   t.equal(second.views.activeGeneration('shopDisplay'), 2, 'a fresh generation replaced the old one');
   t.equal(second.views.builtVersion('shopDisplay', 2), shopDisplay.version + 1, 'built by the bumped version');
-  t.equal((await get(`${urlOf(worker!.queryApp)}/shops/v1`)).body.name, 'OLD', 'old events were folded by the new version');
+  t.equal((await get(`${q}/shops/v1`)).body.name, 'OLD', 'old events were folded by the new version');
   t.equal(second.views.activeGeneration('shopList'), 1, 'other views were left alone');
 });
 

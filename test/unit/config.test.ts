@@ -45,3 +45,21 @@ t.test('environment names follow the key path', async (t) => {
   t.equal(envName(['cluster', 'workerIndex']), 'CONVERGE_CLUSTER_WORKER_INDEX');
   t.equal(envName(['dataDir']), 'CONVERGE_DATA_DIR');
 });
+
+t.test('a listener reachable from the network needs tokens or an explicit opt-out', async (t) => {
+  const open = /http.host is 0.0.0.0 \(reachable from the network\) but http.tokens is empty.*CONVERGE_HTTP_TOKENS.*CONVERGE_HTTP_ALLOW_UNAUTHENTICATED=true/;
+  t.throws(() => loadConfig({ dir, env: { NODE_ENV: 'production' } }), { code: 'invalid_config', message: open }, 'production without tokens');
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_HTTP_HOST: '10.1.2.3' } }), { message: /http.host is 10.1.2.3/ });
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_HTTP_HOST: 'shop.example.com' } }), { message: /http.host is shop.example.com/ });
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_HTTP_HOST: '::' } }), { message: /http.host is ::/ });
+  t.equal(loadConfig({ dir, env: { NODE_ENV: 'production', CONVERGE_HTTP_TOKENS: 'a-long-token' } }).http.host, '0.0.0.0', 'tokens let it start');
+  const optedOut = loadConfig({ dir, env: { NODE_ENV: 'production', CONVERGE_HTTP_ALLOW_UNAUTHENTICATED: 'true' } });
+  t.equal(optedOut.http.allowUnauthenticated, true, 'the opt-out lets it start open');
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_HTTP_ALLOW_UNAUTHENTICATED: 'yes' } }), { message: /config key "http.allowUnauthenticated"/ });
+});
+
+t.test('loopback listeners need no tokens', async (t) => {
+  for (const host of ['127.0.0.1', '127.10.0.3', 'localhost', '::1', '[::1]']) {
+    t.equal(loadConfig({ dir, env: { CONVERGE_HTTP_HOST: host } }).http.host, host, host);
+  }
+});

@@ -34,6 +34,12 @@ t.test('post', async (t) => {
     spec(t, review).given([], { order: orderState({ type: 'OrderAccepted', data: facts }) }).when(post).rejects('order_not_delivered');
     spec(t, review).given([], { order: orderState({ type: 'OrderCancelled', data: { ...facts, reason: 'r' } }) }).when(post).rejects('order_not_delivered');
   });
+  t.test('only the customer of the order can review it', async (t) => {
+    spec(t, review)
+      .given([], { order: deliveredOrder })
+      .when({ type: 'PostReview', data: { ...post.data, customerId: 'c2' } })
+      .rejects('not_order_customer');
+  });
   t.test('requires reads the order named in the command, and only for post', async (t) => {
     t.same(review.requires?.(post), { order: { aggregate: 'order', id: 'o1' } });
     t.equal(review.requires?.({ type: 'DeleteReview', data: {} }), undefined);
