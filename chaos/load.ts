@@ -146,7 +146,7 @@ export async function runClient(
       apply = () => void shops.push(shop);
     } else {
       const placed = orders.filter((o) => o.status !== 'delivered');
-      if (roll < 0.4 || placed.length === 0) {
+      if (roll < 0.4) {
         const shop = pick(ready);
         id = shop.id;
         readShop = id;
@@ -164,7 +164,7 @@ export async function runClient(
           body = { menuId: `m${shop.menuItems + 1}`, name: `dish ${shop.menuItems + 1}`, price: 5000 };
           apply = () => void (shop.menuItems += 1);
         }
-      } else if (roll < 0.7) {
+      } else if (roll < 0.7 || placed.length === 0) {
         const shop = pick(ready);
         const order: OrderState = { id: `order-${epoch}-${client}-${n}`, shopId: shop.id, status: 'placed' };
         aggregate = 'order';

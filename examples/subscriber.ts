@@ -53,20 +53,36 @@ export async function fullImport(queryUrl: string, copy: Copy, attempts = 5): Pr
  * Fetches the shops that up to 1000 notices name (`POST /import/shops/batch`) and upserts
  * them. A notice may come before the view has its change, so the request waits for the
  * latest position named (`X-Min-Position`); a 504 means "not yet" and throws, to retry.
- * Order and review notices do not name their shop, so they change nothing here.
+ * Order and review notices do not name their shop, yet they change its counters and
+ * rating: for those it pulls the shops changed since the oldest such notice
+ * (`GET /import/shops/changed?since=<position - 1>`), which include the shop they touched.
  */
 export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly Notice[]): Promise<void> {
+  if (notices.length === 0) return;
+  const wait = { 'x-min-position': String(Math.max(...notices.map((n) => n.position))) };
   const shops = notices.filter((n) => n.aggregate === 'shop');
-  if (shops.length === 0) return;
-  const res = await fetch(`${queryUrl}/import/shops/batch`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-min-position': String(Math.max(...shops.map((n) => n.position))) },
-    body: JSON.stringify({ ids: [...new Set(shops.map((n) => n.id))] }),
-  });
-  if (!res.ok) throw new Error(`POST /import/shops/batch answered ${res.status}: ${await res.text()}`);
-  const { items, missing } = (await res.json()) as { items: Shop[]; missing: string[] };
-  for (const shop of items) upsert(copy, shop);
-  for (const id of missing) copy.delete(id);
+  if (shops.length > 0) {
+    const res = await fetch(`${queryUrl}/import/shops/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...wait },
+      body: JSON.stringify({ ids: [...new Set(shops.map((n) => n.id))] }),
+    });
+    if (!res.ok) throw new Error(`POST /import/shops/batch answered ${res.status}: ${await res.text()}`);
+    const { items, missing } = (await res.json()) as { items: Shop[]; missing: string[] };
+    for (const shop of items) upsert(copy, shop);
+    for (const id of missing) copy.delete(id);
+  }
+  const others = notices.filter((n) => n.aggregate !== 'shop');
+  if (others.length === 0) return;
+  let url = `${queryUrl}/import/shops/changed?since=${Math.min(...others.map((n) => n.position)) - 1}&limit=100`;
+  for (;;) {
+    const res = await fetch(url, { headers: wait });
+    if (!res.ok) throw new Error(`GET /import/shops/changed answered ${res.status}: ${await res.text()}`);
+    const page = (await res.json()) as { items: Shop[]; next?: string };
+    for (const shop of page.items) upsert(copy, shop);
+    if (!page.next) return;
+    url = `${url.replace(/&cursor=.*$/, '')}&cursor=${encodeURIComponent(page.next)}`;
+  }
 }
 
 const TIMEOUT = Symbol('timeout');
