@@ -5,6 +5,7 @@ import { superviseFeed, type Feed, type FeedHealth, type PipelineOptions } from 
 import type { NatsLink } from './natsConnection.js';
 import type { AnyProjection } from './projection.js';
 import { applyBatch, reapply, upcaster, type Target } from './projectionApply.js';
+import { checkpoints, recordedIdentity, sameStore, storeIdentityOf } from './storeIdentity.js';
 import type { ViewStore } from './viewStore.js';
 
 /** How one projection is doing, for the admin API, `/ready/views` and metrics. */
@@ -68,6 +69,12 @@ export interface RunnerOptions extends PipelineOptions {
   readonly statusIntervalMs: number;
   readonly log: Logger;
   readonly now?: () => number;
+  /**
+   * Called once when the stream turns out to be another event store than the views were
+   * built from (recreated, or another server), or to end before a checkpoint; the views
+   * must then be reset, which only happens at start (see `bindViewsToStore`).
+   */
+  readonly onStoreChanged?: (reason: string) => void;
 }
 
 interface Rebuild {
@@ -96,6 +103,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
   const commitTimes = new Map<number, number>();
   let poll: NodeJS.Timeout | undefined;
   let unlisten: (() => void) | undefined;
+  let storeChanged = false;
 
   const liveFrom = () => Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
   const startLive = (): void => {
@@ -105,9 +113,25 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
 
   /** Reads the stream's last sequence and the store times of the oldest unapplied commits. */
   async function refresh(): Promise<void> {
+    // Read before the stream info, so that a checkpoint that moves meanwhile is never taken for one past the end.
+    const before = checkpoints(views);
     try {
       const info = await link.jsm.streams.info(EVENTS);
       stream = { reachable: true, last: info.state.last_seq, checkedAt: now() };
+      if (link.nc.info && !storeChanged) {
+        const recorded = recordedIdentity(views);
+        const ahead = [...before].filter(([, p]) => p > info.state.last_seq);
+        const reason =
+          recorded && !sameStore(recorded, storeIdentityOf(info, link.nc.info))
+            ? `the EVENTS stream is another one than the views were built from (created ${info.created}, views from ${recorded.stream})`
+            : ahead.length > 0
+              ? `checkpoints are past the stream's last sequence ${info.state.last_seq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`
+              : undefined;
+        if (reason) {
+          storeChanged = true;
+          opts.onStoreChanged?.(reason);
+        }
+      }
     } catch {
       stream = { ...stream, reachable: false };
       return;

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -43,7 +44,21 @@ export async function startProjector(
   const views = openViewStore(viewsPath(config));
   // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
   await bindViewsToStream(link, views, domain.projections.map((p) => p.name), log);
-  const runner = createProjectionRunner({ link, views, ...domain, ...config.projections, log });
+  const runner = createProjectionRunner({
+    link,
+    views,
+    ...domain,
+    ...config.projections,
+    log,
+    onStoreChanged: (reason) => {
+      // Serving on would mix two stores' commits in one view. A restarted projector resets the
+      // views at start, so under the cluster primary it exits to be restarted; run on its own,
+      // it stops following the stream and says so.
+      log.error({ reason }, `the event store changed under the running projector: ${reason}; restarting to rebuild the views from it`);
+      if (cluster.isWorker) process.exit(75);
+      void runner.stop();
+    },
+  });
   runner.start();
   const notifier = startNotifier({ link, views, ...config.projections, log });
   const unlisten = link.onReconnect(() => notifier.restart());

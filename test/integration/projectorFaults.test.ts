@@ -1,5 +1,8 @@
+import { rmSync } from 'node:fs';
 import t from 'tap';
 import { pino } from 'pino';
+import { ensureEventStream } from '../../src/eventStore.js';
+import { connectNats } from '../../src/natsConnection.js';
 import { aggregates } from '../../actors/registry.js';
 import { projections } from '../../projections/registry.js';
 import type { Projection } from '../../src/projection.js';
@@ -158,4 +161,34 @@ t.test('a rebuild that cannot finish fails visibly instead of hanging, and the n
   const rejected = t.rejects(projector.runner.rebuild('strict'), /the projector stopped/, 'stop() ends the rebuild pipeline and rejects its promise');
   await projector.runner.stop();
   await rejected;
+});
+
+t.test('a running projector that finds its stream replaced by another store stops following it and says why', async (t) => {
+  const nats = await startTestNats(t);
+  const dataDir = tempDir(t);
+  const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
+  const lines: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const projector = await startProjector(testConfig(t, nats.url, { CONVERGE_DATA_DIR: dataDir }), log, { aggregates, projections });
+  t.teardown(() => projector.stop());
+  const cmd = commandUrl(worker!);
+  let last = 0;
+  for (let i = 0; i < 5; i++) last = (await post(cmd, `/shops/x${i}/register`, { name: 'X', category: 'c', ownerId: 'o' })).body.position as number;
+  await get(`${urlOf(worker!.queryApp)}/shops/x4?minPosition=${last}`);
+
+  // The store is wiped under the running system; a fresh EVENTS stream appears on the same server.
+  await nats.stop(true);
+  rmSync(nats.storeDir, { recursive: true, force: true });
+  await nats.restart();
+  const link = await connectNats(nats.url, { name: 'test', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  await ensureEventStream(link, 120_000);
+
+  let changed: { msg: string } | undefined;
+  for (let i = 0; i < 100 && !changed; i++) {
+    await sleep(100);
+    changed = lines.find((l) => l.level === 50 && /the event store changed under the running projector/.test(l.msg));
+  }
+  t.match(changed?.msg, /another one than the views were built from|checkpoints are past the stream's last sequence 0/, 'the projector logs that the store changed, and why');
+  t.equal(projector.views.get('shopDisplay', 'x0') !== undefined, true, 'it did not fold the new store into the old views');
 });
