@@ -42,6 +42,8 @@ export const errorCatalogue = {
   partition_unavailable: { status: 503, retryAfterS: 1 },
   shutting_down: { status: 503, retryAfterS: 1 },
   not_ready: { status: 503, retryAfterS: 1 },
+  views_not_ready: { status: 503, retryAfterS: 1 },
+  views_rebuilding: { status: 503, retryAfterS: 1 },
   not_caught_up: { status: 504 },
   outcome_unknown: { status: 504, retryAfterS: 1 },
 } as const satisfies Record<string, ErrorAdvice>;
