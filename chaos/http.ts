@@ -35,7 +35,7 @@ export function assertLoopback(url: string): void {
  */
 export function httpClient(sockets: number, observe: (call: Call, reply: Reply) => void) {
   const agent = new Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
-  const send = (call: Call): Promise<Reply> =>
+  const send = (call: Call, retryStale = true): Promise<Reply> =>
     new Promise((resolve) => {
       assertLoopback(call.url);
       const sentAt = Date.now();
@@ -65,7 +65,15 @@ export function httpClient(sockets: number, observe: (call: Call, reply: Reply) 
         res.on('error', (err: NodeJS.ErrnoException) => finish({ status: 0, body: '', failure: err.code ?? err.message }));
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
-      req.on('error', (err: NodeJS.ErrnoException) => finish({ status: 0, body: '', failure: err.code ?? err.message }));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        // The keep-alive race: the server closed an idle socket just as this request went out on
+        // it, so the server never saw the request. HTTP clients send it again on a new socket.
+        if (retryStale && req.reusedSocket && err.code === 'ECONNRESET' && !done) {
+          done = true;
+          return void send(call, false).then(resolve);
+        }
+        finish({ status: 0, body: '', failure: err.code ?? err.message });
+      });
       req.end(body);
     });
   return { send, close: () => agent.destroy() };

@@ -10,7 +10,7 @@ import { EVENTS, createEventStore, ensureEventStream, type EventStore } from './
 import { connectNats, type NatsLink } from './natsConnection.js';
 import { viewsPath } from './projector.js';
 import { buildQueryApp } from './queryApp.js';
-import { openSnapshotStore } from './snapshotStore.js';
+import { openSnapshotStore, type SnapshotStore } from './snapshotStore.js';
 import { viewsBoundTo, storeIdentityOf } from './storeIdentity.js';
 import { openViewStore } from './viewStore.js';
 import { followViewsStatus, viewsStatusSubject } from './viewStatus.js';
@@ -20,6 +20,8 @@ export interface Worker {
   readonly link: NatsLink;
   readonly store: EventStore;
   readonly host: ActorHost;
+  /** This host's snapshots of aggregate memories. */
+  readonly snapshots: SnapshotStore;
   readonly router: CommandRouter;
   readonly commandApp: FastifyInstance;
   readonly queryApp: FastifyInstance;
@@ -116,5 +118,5 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
       await snapshots.close();
       await views.close();
     })());
-  return { link, store, host, router, commandApp, queryApp, stop };
+  return { link, store, host, snapshots, router, commandApp, queryApp, stop };
 }

@@ -1,6 +1,5 @@
 import t from 'tap';
-import { join } from 'node:path';
-import { openSnapshotStore, type Snapshot } from '../../src/snapshotStore.js';
+import type { Snapshot } from '../../src/snapshotStore.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, post, startWorkers } from '../helpers/workers.js';
 import type { Worker } from '../../src/worker.js';
@@ -118,14 +117,13 @@ t.test('command API on one worker, real NATS and LMDB', async (t) => {
     const stopped = worker!.host.passivateIdle(Date.now() + 10 * 60_000);
     t.ok(stopped >= 1, 'idle actors were stopped');
 
-    // The snapshot LMDB file the worker writes, opened on its own.
-    const snapshots = openSnapshotStore(join(dataDir, 'snapshots'), (err) => t.fail(String(err)));
+    // The worker's snapshot store (an LMDB environment is opened once per process).
+    const snapshots = worker!.snapshots;
     let saved: Snapshot | undefined;
     for (let i = 0; i < 100 && saved?.memory.version !== before.version; i++) {
       saved = snapshots.get('shop', 'snap');
       if (saved?.memory.version !== before.version) await new Promise((r) => setTimeout(r, 20));
     }
-    await snapshots.close();
     t.same([saved?.memory.version, saved?.memory.position, saved?.memory.state], [before.version, before.position, before.state], 'passivation wrote a snapshot of the last version');
 
     // Record where each replay of this shop starts; the cold start must start at the snapshot.
