@@ -5,7 +5,7 @@ import { superviseFeed, type Feed, type FeedHealth, type PipelineOptions } from 
 import type { NatsLink } from './natsConnection.js';
 import type { AnyProjection } from './projection.js';
 import { applyBatch, reapply, upcaster, type Target } from './projectionApply.js';
-import { checkpoints, recordedIdentity, sameStore, storeIdentityOf } from './storeIdentity.js';
+import { checkpoints } from './storeIdentity.js';
 import type { ViewStore } from './viewStore.js';
 
 /** How one projection is doing, for the admin API, `/ready/views` and metrics. */
@@ -70,8 +70,8 @@ export interface RunnerOptions extends PipelineOptions {
   readonly log: Logger;
   readonly now?: () => number;
   /**
-   * Called once when the stream turns out to be another event store than the views were
-   * built from (recreated, or another server), or to end before a checkpoint; the views
+   * Called once when the stream turns out to end before a checkpoint (it was recreated, or
+   * NATS_URL now names another server); the views
    * must then be reset, which only happens at start (see `bindViewsToStore`).
    */
   readonly onStoreChanged?: (reason: string) => void;
@@ -118,18 +118,15 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     try {
       const info = await link.jsm.streams.info(EVENTS);
       stream = { reachable: true, last: info.state.last_seq, checkedAt: now() };
-      if (link.nc.info && !storeChanged) {
-        const recorded = recordedIdentity(views);
+      // Only a checkpoint past the stream's end is trusted here. The stream's creation time is not:
+      // after a kill -9 of nats-server 2.9.10 under load, stream info was seen answering another
+      // `created` for the same, intact stream, and resetting the views on that would rebuild them
+      // for nothing. The start-up binding compares identities (see bindViewsToStore).
+      if (!storeChanged) {
         const ahead = [...before].filter(([, p]) => p > info.state.last_seq);
-        const reason =
-          recorded && !sameStore(recorded, storeIdentityOf(info, link.nc.info))
-            ? `the EVENTS stream is another one than the views were built from (created ${info.created}, views from ${recorded.stream})`
-            : ahead.length > 0
-              ? `checkpoints are past the stream's last sequence ${info.state.last_seq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`
-              : undefined;
-        if (reason) {
+        if (ahead.length > 0) {
           storeChanged = true;
-          opts.onStoreChanged?.(reason);
+          opts.onStoreChanged?.(`checkpoints are past the stream's last sequence ${info.state.last_seq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`);
         }
       }
     } catch {

@@ -104,7 +104,7 @@ t.test('a view store that cannot write: the projection says failing with the err
   t.equal((await get(`${q}/shops/w0`)).status, 200, 'and it serves them');
   const metrics = await (await fetch(`${q}/metrics`)).text();
   t.match(metrics, /converge_projection_state\{projection="shopDisplay",state="failing"\} 1/, '/metrics carries the state');
-  t.match(metrics, /converge_projection_lag_seconds\{projection="shopDisplay"\} [1-9]/, 'and the lag in seconds');
+  t.match(metrics, /converge_projection_lag_seconds\{projection="shopDisplay"\} (0\.\d*[1-9]|[1-9])/, 'and the lag in seconds');
 
   diskFull = false;
   const view = await get(`${q}/shops/w30?minPosition=${last}&waitMs=10000`);
@@ -189,6 +189,6 @@ t.test('a running projector that finds its stream replaced by another store stop
     await sleep(100);
     changed = lines.find((l) => l.level === 50 && /the event store changed under the running projector/.test(l.msg));
   }
-  t.match(changed?.msg, /another one than the views were built from|checkpoints are past the stream's last sequence 0/, 'the projector logs that the store changed, and why');
+  t.match(changed?.msg, /checkpoints are past the stream's last sequence 0/, 'the projector logs that the store changed, and why');
   t.equal(projector.views.get('shopDisplay', 'x0') !== undefined, true, 'it did not fold the new store into the old views');
 });
