@@ -22,8 +22,8 @@ export interface Unexpected {
 /**
  * Classifies every answer converge gives the harness. Allowed: 2xx, 4xx with a JSON
  * `error` code, 503 with `Retry-After`, 504 `outcome_unknown`. Anything else is
- * unexpected; those that came within a kill window of a process serving that API are
- * counted apart, since a killed process takes its connections with it.
+ * unexpected; those sent or answered within a kill (or freeze) window of a process
+ * serving that API are counted apart, since such a process takes its connections with it.
  */
 export class AnswerBook {
   readonly allowed = new Map<string, number>();
@@ -56,7 +56,9 @@ export class AnswerBook {
     const answer = reply.status === 0 ? `no answer: ${reply.failure ?? 'unknown'}` : `${reply.status} ${reply.code ?? '(no error code)'}${reply.status === 503 ? ' without Retry-After' : ''}`;
     const at = reply.sentAt + reply.ms;
     const sample: Unexpected = { atMs: Math.round(at - this.startedAt), api, request: `${call.method} ${new URL(call.url).pathname}`, answer };
-    const excused = this.windows.some((w) => w.apis.has(api) && at >= w.from && at <= w.to);
+    // Sent or answered within a window: a connection handed to a process as it was killed (or
+    // frozen) is lost with it, and its request only times out later.
+    const excused = this.windows.some((w) => w.apis.has(api) && ((at >= w.from && at <= w.to) || (reply.sentAt >= w.from && reply.sentAt <= w.to)));
     bump(excused ? this.nearKill : this.unexpected, `${api}: ${answer}`);
     const list = excused ? this.nearKillSamples : this.samples;
     if (list.length < 30) list.push(sample);

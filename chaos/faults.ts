@@ -71,9 +71,12 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
       const target = plan.fault === 'freeze' ? `worker ${plan.workerIndex ?? 0}` : 'nats-server';
       const pid = plan.fault === 'freeze' ? world.children().get(target) : world.natsPid();
       if (!pid) return { ...base, endedAtMs: now(), target, notes: [`no live ${target} found`] };
+      // A frozen worker holds the HTTP connections it had accepted: their requests time out with it.
+      const window = plan.fault === 'freeze' ? book.openWindow('freeze', ['command', 'query'], true) : undefined;
       signal(pid, 'SIGSTOP');
       await sleep(plan.holdMs);
       signal(pid, 'SIGCONT');
+      if (window) window.to = Date.now() + 1000;
       return { ...base, endedAtMs: now(), target, pid, notes: [`stopped for ${plan.holdMs} ms`] };
     }
     case 'fresh-store': {
