@@ -138,7 +138,8 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     const wanted = new Set(targets.map((t) => views.checkpoint(t.projection.name, t.gen) + 1).filter((p) => p <= stream.last));
     for (const p of commitTimes.keys()) if (!wanted.has(p)) commitTimes.delete(p);
     for (const p of wanted) {
-      if (commitTimes.has(p) || live?.unappliedAt(p) !== undefined) continue;
+      // Fetched even when the consumer holds it: a restarted feed forgets what it held.
+      if (commitTimes.has(p)) continue;
       const msg = await link.jsm.streams.getMessage(EVENTS, { seq: p }).catch(() => null);
       if (msg) commitTimes.set(p, msg.time.getTime());
     }
@@ -257,7 +258,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
         const name = t.projection.name;
         const position = views.checkpoint(name, t.gen);
         const lagEvents = Math.max(0, head - position);
-        const oldest = lagEvents === 0 ? undefined : (live?.unappliedAt(position + 1) ?? commitTimes.get(position + 1));
+        const oldest = lagEvents === 0 ? undefined : (commitTimes.get(position + 1) ?? live?.unappliedAt(position + 1));
         const r = rebuilds.get(name);
         const rh = r?.feed?.health();
         const error = t.stopped?.error ?? (health?.state === 'running' ? undefined : health?.error);
