@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { assertLoopback } from '../load/client.js';
 
 /** What one HTTP request came to: a status, or a connection-level failure (`status` 0). */
 export interface Reply {
@@ -21,12 +22,6 @@ export interface Call {
   readonly body?: object;
   readonly headers?: Readonly<Record<string, string>>;
   readonly timeoutMs?: number;
-}
-
-/** Origins the chaos run talks to: only this machine. */
-export function assertLoopback(url: string): void {
-  const host = new URL(url).hostname;
-  if (host !== '127.0.0.1' && host !== 'localhost' && host !== '[::1]') throw new Error(`${url}: the chaos run only talks to loopback`);
 }
 
 /**
