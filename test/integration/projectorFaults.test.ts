@@ -43,7 +43,7 @@ t.test('after nats-server is killed and restarted, the views resume from their c
   flowing = false;
   await Promise.all(writers);
   const position = res.body.position as number;
-  const shop = await get(`${q}/shops/after`, { 'x-min-position': String(position), 'x-wait': '1' }).then(async (first) => {
+  const shop = await get(`${q}/shops/after`, { 'x-min-position': String(position) }).then(async (first) => {
     for (let i = 0; i < 30 && first.status !== 200; i++) first = await get(`${q}/shops/after?minPosition=${position}&waitMs=1000`);
     return first;
   });
