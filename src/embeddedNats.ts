@@ -70,11 +70,12 @@ async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runD
       );
     }
   }
-  const server = await launchNatsServer({ port: opts.port, storeDir, detached: true, runDir, configFile });
+  const logFile = join(runDir, 'nats-server.log');
+  const server = await launchNatsServer({ port: opts.port, storeDir, detached: true, runDir, configFile, logFile });
   const watchdog = hasProcfs ? startWatchdog(server.pid, storeDir) : undefined;
   const fsync = configFile ? 'every commit' : `every 2 minutes (nats-server ${version} default)`;
   opts.log.info(
-    { natsPid: server.pid, natsPort: server.port, natsVersion: version, storeDir, fsync },
+    { natsPid: server.pid, natsPort: server.port, natsVersion: version, storeDir, fsync, natsLog: logFile },
     `embedded nats-server ${version} started (pid ${server.pid}, port ${server.port})`,
   );
   const release = () => {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -97,6 +97,12 @@ export async function launchNatsServer(opts: {
   runDir?: string;
   /** A config file with settings that have no command-line flag (`sync_interval`). */
   configFile?: string;
+  /**
+   * Where the server writes its log, instead of a pipe to this process. A server that may
+   * outlive this process needs it: nats-server dies of SIGPIPE when it logs to a pipe whose
+   * reader is gone. The previous run's log is kept beside it as `<logFile>.1`.
+   */
+  logFile?: string;
 }): Promise<NatsServerProcess> {
   const port = opts.port || (await freePort());
   try {
@@ -107,7 +113,7 @@ export async function launchNatsServer(opts: {
   const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', opts.storeDir];
   if (opts.runDir) args.push('-P', join(opts.runDir, 'nats.pid'), '--ports_file_dir', opts.runDir);
   if (opts.configFile) args.push('-c', opts.configFile);
-  const child = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached ?? false });
+  const child = opts.logFile ? spawnLoggingTo(opts.logFile, args, opts.detached) : spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached ?? false });
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once('exit', () => resolve());
@@ -118,7 +124,7 @@ export async function launchNatsServer(opts: {
     await exited;
     clearTimeout(force);
   };
-  const startLog = await waitReady(child, opts.readyTimeoutMs ?? 10_000, opts.storeDir);
+  const startLog = await waitReady(child, opts.readyTimeoutMs ?? 10_000, opts.storeDir, opts.logFile);
   const damage = streamRestoreFailure(startLog);
   if (damage) {
     await signal('SIGTERM');
@@ -149,27 +155,59 @@ function streamRestoreFailure(log: string): string | undefined {
   return STREAM_NOT_RESTORED.exec(log)?.[1]?.trim();
 }
 
-/** Resolves with what the server logged up to "Server is ready". */
-function waitReady(child: ChildProcess, timeoutMs: number, storeDir: string): Promise<string> {
+function spawnLoggingTo(logFile: string, args: string[], detached = false): ChildProcess {
+  if (existsSync(logFile)) renameSync(logFile, `${logFile}.1`);
+  const fd = openSync(logFile, 'w');
+  try {
+    return spawn('nats-server', args, { stdio: ['ignore', 'ignore', fd], detached });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Resolves with what the server logged up to "Server is ready", read from its stderr pipe or from `logFile`. */
+function waitReady(child: ChildProcess, timeoutMs: number, storeDir: string, logFile?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => fail(new NatsServerStartError(`nats-server did not become ready in ${timeoutMs} ms: ${lastLines(log)}`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        child.stderr?.off('data', onData);
-        child.stderr?.resume();
-        child.off('exit', onExit);
-        resolve(log);
+    const readFile = () => {
+      try {
+        log = readFileSync(logFile!, 'utf8');
+      } catch {
+        // Not created yet.
       }
     };
-    const fail = (err: Error) => {
+    const poll = logFile
+      ? setInterval(() => {
+          readFile();
+          check();
+        }, 20)
+      : undefined;
+    const onData = (chunk: Buffer) => {
+      log += chunk.toString();
+      check();
+    };
+    function check(): void {
+      if (!log.includes('Server is ready')) return;
+      done();
+      child.stderr?.resume();
+      resolve(log);
+    }
+    const done = () => {
       clearTimeout(timer);
+      clearInterval(poll);
+      child.stderr?.off('data', onData);
+      child.off('exit', onExit);
+    };
+    const fail = (err: Error) => {
+      done();
       child.kill('SIGKILL');
       reject(err);
     };
-    const onExit = (code: number | null) => fail(startFailure(log, code, storeDir));
+    const onExit = (code: number | null) => {
+      if (logFile) readFile();
+      fail(startFailure(log, code, storeDir));
+    };
     child.stderr?.on('data', onData);
     child.once('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ENOENT' ? new NatsServerMissingError() : err));
     child.once('exit', onExit);

@@ -54,7 +54,7 @@ export async function waitReady(cluster: TestCluster, ms = 20_000): Promise<void
   while (Date.now() < deadline) {
     if (cluster.proc.exitCode !== null) break;
     // The command port answers once a worker is up; the admin port once the projector is.
-    const up = (url: string) => fetch(url).then((r) => r.ok, () => false);
+    const up = (url: string) => fetch(url, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false);
     if ((await up(`${cluster.base}/ready`)) && (await up(`${cluster.query}/ready`)) && (await up(`${cluster.admin}/health`))) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -65,7 +65,7 @@ export async function waitReady(cluster: TestCluster, ms = 20_000): Promise<void
 export async function workerPids(cluster: TestCluster, tries = 40): Promise<Set<number>> {
   const pids = new Set<number>();
   for (let i = 0; i < tries; i++) {
-    const res = await fetch(`${cluster.base}/health`, { headers: { connection: 'close' } }).catch(() => undefined);
+    const res = await fetch(`${cluster.base}/health`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(5000) }).catch(() => undefined);
     if (res?.ok) pids.add(((await res.json()) as { pid: number }).pid);
   }
   return pids;

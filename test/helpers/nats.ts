@@ -13,6 +13,8 @@ export interface TestNats {
   stop(crash?: boolean): Promise<void>;
   /** Starts it again on the same port with the same store. */
   restart(): Promise<void>;
+  /** Sends a signal to the running server: `SIGSTOP` pauses it, as a frozen broker would be, and `SIGCONT` resumes it. */
+  signal(sig: NodeJS.Signals): void;
 }
 
 export async function startTestNats(t: Test): Promise<TestNats> {
@@ -20,6 +22,8 @@ export async function startTestNats(t: Test): Promise<TestNats> {
   let server: NatsServerProcess | undefined = await launchNatsServer({ port: 0, storeDir });
   const port = server.port;
   t.teardown(async () => {
+    // A test that paused the server and failed before resuming it must not leave it frozen.
+    if (server) process.kill(server.pid, 'SIGCONT');
     await server?.stop();
     rmSync(storeDir, { recursive: true, force: true });
   });
@@ -33,6 +37,9 @@ export async function startTestNats(t: Test): Promise<TestNats> {
     },
     async restart() {
       server = await launchNatsServer({ port, storeDir });
+    },
+    signal(sig) {
+      if (server) process.kill(server.pid, sig);
     },
   };
 }
