@@ -1,4 +1,5 @@
-import { DeliverPolicy, JetStreamApiError, JetStreamApiCodes, type PubAck, type JsMsg } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { DeliverPolicy, JetStreamApiError, JetStreamApiCodes, StorageType, type PubAck, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
 import type { StoredEvent } from './aggregate.js';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from './errors.js';
 import type { NatsLink } from './natsConnection.js';
@@ -50,30 +51,58 @@ export function eventSubject(aggregate: string, id: string): string {
   return `events.${aggregate}.${id}`;
 }
 
+/** How converge marks the `EVENTS` stream with its id, in the stream's description. */
+const STREAM_ID_PREFIX = 'converge event store ';
+
+/**
+ * The id converge gave this incarnation of `EVENTS`, kept in the stream's description.
+ * Not the stream's `created` time: nats-server 2.9.10 gives a restored stream its restart
+ * time in memory, and a later stream update writes that to disk, so after a kill -9 and
+ * an update `created` changes for the same, intact stream (see docs/architecture.md).
+ */
+export function streamIdOf(info: Pick<StreamInfo, 'config'>): string | undefined {
+  const description = info.config.description ?? '';
+  return description.startsWith(STREAM_ID_PREFIX) ? description.slice(STREAM_ID_PREFIX.length) : undefined;
+}
+
 /**
  * Creates the `EVENTS` stream, or brings its settings up to date; safe to call from
- * every worker. Answers the stream's creation time, which names this incarnation of it.
+ * every worker. Answers the stream's id (see `streamIdOf`), which names this incarnation
+ * of it: a new stream gets a random one. A stream that has none yet (made by hand) is
+ * given its creation time as it reads now, which every process adopting it at once reads
+ * alike. The stream is updated only when a setting differs, since every update rewrites
+ * its metadata file.
  */
 export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number): Promise<string> {
-  const config = {
+  const settings = {
     name: EVENTS,
     subjects: ['events.>'],
-    storage: 'file' as const,
+    storage: StorageType.File,
     duplicate_window: duplicateWindowMs * 1_000_000,
     allow_direct: true,
   };
+  let info: StreamInfo;
   try {
-    await link.jsm.streams.info(EVENTS);
-    return (await link.jsm.streams.update(EVENTS, config)).created;
+    info = await link.jsm.streams.info(EVENTS);
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
     try {
-      return (await link.jsm.streams.add(config)).created;
+      return streamIdOf(await link.jsm.streams.add({ ...settings, description: `${STREAM_ID_PREFIX}${randomUUID()}` }))!;
     } catch (addErr) {
-      // Another worker may have created it between our info and add.
-      return (await link.jsm.streams.info(EVENTS).catch(() => Promise.reject(addErr))).created;
+      // Another process created it between our info and add.
+      info = await link.jsm.streams.info(EVENTS).catch(() => Promise.reject(addErr));
     }
   }
+  const id = streamIdOf(info) ?? info.created;
+  const wanted = { ...settings, description: `${STREAM_ID_PREFIX}${id}` };
+  const current = info.config;
+  const differs =
+    current.description !== wanted.description ||
+    current.duplicate_window !== wanted.duplicate_window ||
+    current.allow_direct !== wanted.allow_direct ||
+    current.subjects.join() !== wanted.subjects.join();
+  if (differs) info = await link.jsm.streams.update(EVENTS, { ...current, ...wanted });
+  return streamIdOf(info) ?? id;
 }
 
 /** Opens the event store over a NATS link; the stream must exist (see `ensureEventStream`). */

@@ -1,7 +1,7 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { Observable, bufferTime, concatMap, filter, type Subscription } from 'rxjs';
-import { EVENTS, type Commit, type StoredCommit } from './eventStore.js';
+import { EVENTS, streamIdOf, type Commit, type StoredCommit } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
 
 /** A running consumer of `EVENTS` feeding batches to an apply function. */
@@ -18,6 +18,17 @@ export interface PipelineOptions {
   readonly link: NatsLink;
   readonly batchSize: number;
   readonly batchMs: number;
+  /**
+   * The id of the `EVENTS` stream the consumer must read (see `streamIdOf`). Checked each
+   * time the consumer is created, which is after every outage: a stream recreated meanwhile
+   * is never read from a checkpoint of the old one.
+   */
+  readonly streamId?: string;
+}
+
+/** `EVENTS` is another stream than the one a feed's checkpoint belongs to. */
+export class StreamChangedError extends Error {
+  readonly code = 'stream_changed';
 }
 
 /** An error thrown by the apply function (the view store could not write), as opposed to one of the consumer. */
@@ -46,6 +57,12 @@ export function pipeline(
     let stopped = false;
     let close: (() => void) | undefined;
     void (async () => {
+      if (opts.streamId !== undefined) {
+        const id = streamIdOf(await link.jsm.streams.info(EVENTS));
+        if (id !== undefined && id !== opts.streamId) {
+          throw new StreamChangedError(`EVENTS is now stream ${id}, not ${opts.streamId} that the views were built from`);
+        }
+      }
       const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from + 1 });
       const messages = await consumer.consume({ max_messages: batchSize });
       close = () => void messages.close().catch(() => undefined);
@@ -120,6 +137,8 @@ export interface FeedOptions extends PipelineOptions {
   readonly from: () => number;
   readonly apply: (batch: StoredCommit[]) => void | Promise<void>;
   readonly onBatch?: () => void;
+  /** The feed found another stream behind `EVENTS` (see `PipelineOptions.streamId`); it has stopped. */
+  readonly onStreamChanged?: (reason: string) => void;
   readonly stallMs: number;
   readonly maxBackoffMs: number;
   readonly log: Logger;
@@ -177,6 +196,11 @@ export function superviseFeed(opts: FeedOptions): Feed {
   function onError(err: unknown): void {
     if (stopped) return;
     const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof StreamChangedError) {
+      stopped = true;
+      opts.onStreamChanged?.(message);
+      return;
+    }
     attempts++;
     if (err instanceof ApplyFailedError) {
       const delay = Math.min(opts.maxBackoffMs, 250 * 2 ** Math.min(attempts - 1, 20));

@@ -62,7 +62,9 @@ export interface Notifier {
  * Within a batch only the latest commit of each aggregate is announced; `NOTIFY` keeps
  * only the latest per aggregate anyway.
  */
-export function startNotifier(opts: PipelineOptions & { views: ViewStore; log: Logger; stallMs: number; maxBackoffMs: number }): Notifier {
+export function startNotifier(
+  opts: PipelineOptions & { views: ViewStore; log: Logger; stallMs: number; maxBackoffMs: number; onStreamChanged?: (reason: string) => void },
+): Notifier {
   const { link, views } = opts;
   const publish = async (batch: StoredCommit[]) => {
     const latest = new Map<string, StoredCommit>();

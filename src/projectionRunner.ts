@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { AnyAggregate } from './aggregate.js';
-import { EVENTS, type StoredCommit } from './eventStore.js';
+import { EVENTS, streamIdOf, type StoredCommit } from './eventStore.js';
 import { superviseFeed, type Feed, type FeedHealth, type PipelineOptions } from './feed.js';
 import type { NatsLink } from './natsConnection.js';
 import type { AnyProjection } from './projection.js';
@@ -75,6 +75,8 @@ export interface RunnerOptions extends PipelineOptions {
    * must then be reset, which only happens at start (see `bindViewsToStore`).
    */
   readonly onStoreChanged?: (reason: string) => void;
+  /** The id of the `EVENTS` stream the views are bound to (see `streamIdOf`). */
+  readonly streamId?: string;
 }
 
 interface Rebuild {
@@ -96,14 +98,29 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
   const upcast = upcaster(opts.aggregates);
   const applyTo = (to: Target[]) => (batch: StoredCommit[]) =>
     applyBatch(views, to, batch, upcast, () => new Date(now()).toISOString());
-  const feedOptions = { link, batchSize: opts.batchSize, batchMs: opts.batchMs, stallMs: opts.stallMs, maxBackoffMs: opts.maxBackoffMs, log, now };
+  let storeChanged = false;
+  const storeChangedOnce = (reason: string) => {
+    if (storeChanged) return;
+    storeChanged = true;
+    opts.onStoreChanged?.(reason);
+  };
+  const feedOptions = {
+    link,
+    batchSize: opts.batchSize,
+    batchMs: opts.batchMs,
+    stallMs: opts.stallMs,
+    maxBackoffMs: opts.maxBackoffMs,
+    log,
+    now,
+    ...(opts.streamId === undefined ? {} : { streamId: opts.streamId }),
+    onStreamChanged: storeChangedOnce,
+  };
   let live: Feed | undefined;
   let stream: { reachable: boolean; last: number; checkedAt?: number } = { reachable: false, last: 0 };
   /** Store times of commits fetched for lag, by position; only the few oldest unapplied ones. */
   const commitTimes = new Map<number, number>();
   let poll: NodeJS.Timeout | undefined;
   let unlisten: (() => void) | undefined;
-  let storeChanged = false;
 
   const liveFrom = () => Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
   const startLive = (): void => {
@@ -118,16 +135,14 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     try {
       const info = await link.jsm.streams.info(EVENTS);
       stream = { reachable: true, last: info.state.last_seq, checkedAt: now() };
-      // Only a checkpoint past the stream's end is trusted here. The stream's creation time is not:
-      // after a kill -9 of nats-server 2.9.10 under load, stream info was seen answering another
-      // `created` for the same, intact stream, and resetting the views on that would rebuild them
-      // for nothing. The start-up binding compares identities (see bindViewsToStore).
-      if (!storeChanged) {
-        const ahead = [...before].filter(([, p]) => p > info.state.last_seq);
-        if (ahead.length > 0) {
-          storeChanged = true;
-          opts.onStoreChanged?.(`checkpoints are past the stream's last sequence ${info.state.last_seq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`);
-        }
+      // Another stream behind EVENTS: its id differs (a wiped store grows new commits fast enough
+      // to pass a checkpoint between two polls), or it ends before a checkpoint.
+      const id = streamIdOf(info);
+      const ahead = [...before].filter(([, p]) => p > info.state.last_seq);
+      if (opts.streamId !== undefined && id !== undefined && id !== opts.streamId) {
+        storeChangedOnce(`EVENTS is now stream ${id}, not ${opts.streamId} that the views were built from`);
+      } else if (ahead.length > 0) {
+        storeChangedOnce(`checkpoints are past the stream's last sequence ${info.state.last_seq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`);
       }
     } catch {
       stream = { ...stream, reachable: false };

@@ -38,29 +38,35 @@ export async function startProjector(
   domain: { aggregates: readonly AnyAggregate[]; projections: readonly AnyProjection[] },
 ): Promise<Projector> {
   const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log });
-  await ensureEventStream(link, config.eventStore.duplicateWindowMs);
+  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs);
   await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
   const store = createEventStore(link, config.eventStore);
   const views = openViewStore(viewsPath(config));
   // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
   await bindViewsToStream(link, views, domain.projections.map((p) => p.name), log);
-  const runner = createProjectionRunner({
+  let storeChanged = false;
+  const onStoreChanged = (reason: string) => {
+    if (storeChanged) return;
+    storeChanged = true;
+    // Serving on would mix two stores' commits in one view. A restarted projector resets the
+    // views at start, so under the cluster primary it exits to be restarted; run on its own,
+    // it stops following the stream and says so.
+    log.error({ reason }, `the event store changed under the running projector: ${reason}; restarting to rebuild the views from it`);
+    if (cluster.isWorker) process.exit(75);
+    void runner.stop();
+    notifier.stop();
+  };
+  const runner: ProjectionRunner = createProjectionRunner({
     link,
     views,
     ...domain,
     ...config.projections,
     log,
-    onStoreChanged: (reason) => {
-      // Serving on would mix two stores' commits in one view. A restarted projector resets the
-      // views at start, so under the cluster primary it exits to be restarted; run on its own,
-      // it stops following the stream and says so.
-      log.error({ reason }, `the event store changed under the running projector: ${reason}; restarting to rebuild the views from it`);
-      if (cluster.isWorker) process.exit(75);
-      void runner.stop();
-    },
+    streamId,
+    onStoreChanged,
   });
   runner.start();
-  const notifier = startNotifier({ link, views, ...config.projections, log });
+  const notifier: Notifier = startNotifier({ link, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });
   const unlisten = link.onReconnect(() => notifier.restart());
   const status = (): ViewsStatus => {
     const eventStore = runner.stream();

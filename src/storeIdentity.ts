@@ -2,21 +2,21 @@ import type { StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Database, Transaction } from 'lmdb';
 import type { Logger } from 'pino';
-import { EVENTS } from './eventStore.js';
+import { EVENTS, streamIdOf } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
 import type { ViewStore } from './viewStore.js';
 
 /**
  * Which event store a set of views was built from.
  *
- * `stream` is the `EVENTS` stream's creation time: JetStream keeps it across server
- * restarts and gives a recreated stream (a wiped store, another server) a new one, to
- * the nanosecond. `server` narrows it to the NATS cluster's name, or, for a single server,
- * its name when the operator gave it one. A single server started without a name reports
- * its server id as its name, and that id is generated afresh at every start, so it would
- * make every restart look like a new store; it is left out then and the creation time
- * alone decides. Not the server a client happens to be connected to either: in a cluster
- * every node serves the same stream.
+ * `stream` is the id converge gave the `EVENTS` stream when it created it, kept in the
+ * stream's description (see `streamIdOf`): it survives server restarts, and a recreated
+ * stream (a wiped store, another server) gets a new one. `server` narrows it to the NATS
+ * cluster's name, or, for a single server, its name when the operator gave it one. A
+ * single server started without a name reports its server id as its name, and that id is
+ * generated afresh at every start, so it would make every restart look like a new store;
+ * it is left out then. Not the server a client happens to be connected to either: in a
+ * cluster every node serves the same stream.
  */
 export interface StoreIdentity {
   readonly stream: string;
@@ -31,10 +31,15 @@ const NOTIFIER = '~notifier';
 const IDENTITY = ['identity'];
 const LAST = '\uffff';
 
-/** The identity of the store behind a live stream info and the server a client is connected to. */
-export function storeIdentityOf(stream: Pick<StreamInfo, 'created'>, server: Pick<NonNullable<NatsConnection['info']>, 'server_id' | 'server_name' | 'cluster'>): StoreIdentity {
+/** The identity of the store whose `EVENTS` has id `streamId`, on the server a client is connected to. */
+export function storeIdentityOf(streamId: string, server: Pick<NonNullable<NatsConnection['info']>, 'server_id' | 'server_name' | 'cluster'>): StoreIdentity {
   const name = server.cluster ?? (server.server_name && server.server_name !== server.server_id ? server.server_name : undefined);
-  return name === undefined ? { stream: stream.created } : { stream: stream.created, server: name };
+  return name === undefined ? { stream: streamId } : { stream: streamId, server: name };
+}
+
+/** The identity of the store behind a live stream info; a stream converge has not marked yet is named by its creation time. */
+export function liveIdentity(info: Pick<StreamInfo, 'config' | 'created'>, server: Pick<NonNullable<NatsConnection['info']>, 'server_id' | 'server_name' | 'cluster'>): StoreIdentity {
+  return storeIdentityOf(streamIdOf(info) ?? info.created, server);
 }
 
 /** True when two identities name the same store. */
@@ -141,7 +146,7 @@ export function bindViewsToStore(
 /** Reads the live stream and server identity and binds the views to them (see `bindViewsToStore`). */
 export async function bindViewsToStream(link: NatsLink, views: ViewStore, projectionNames: readonly string[], log: Logger): Promise<Binding> {
   const info = await link.jsm.streams.info(EVENTS);
-  return bindViewsToStore(views, projectionNames, storeIdentityOf(info, link.nc.info!), info.state.last_seq, log);
+  return bindViewsToStore(views, projectionNames, liveIdentity(info, link.nc.info!), info.state.last_seq, log);
 }
 
 /** Generations each projection has bookkeeping for, with the active one, including projections no longer configured. */

@@ -12,7 +12,7 @@ import { EVENTS, type Commit, type StoredCommit } from './eventStore.js';
 import type { NatsLink } from './natsConnection.js';
 import type { AnyProjection, ViewKey } from './projection.js';
 import { applyBatch, upcaster, type Target } from './projectionApply.js';
-import { checkpoints, recordedIdentity, sameStore, storeIdentityOf, viewMeta } from './storeIdentity.js';
+import { checkpoints, liveIdentity, recordedIdentity, sameStore, viewMeta } from './storeIdentity.js';
 import { openViewStore, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 /** One document that differs between the live view and a fold of the event store. */
@@ -146,7 +146,7 @@ function checkpointProblems(views: ViewStore, txn: Transaction, info: StreamInfo
     if (current && position > lastSeq) problems.push(`${projection === '~notifier' ? 'the notifier' : projection} is at position ${position}, past the stream's last position ${lastSeq}`);
   }
   const recorded = recordedIdentity(views, txn);
-  const live = storeIdentityOf(info, link.nc.info!);
+  const live = liveIdentity(info, link.nc.info!);
   if (!recorded) problems.push('no event store identity is recorded with the views');
   else if (!sameStore(recorded, live)) problems.push(`the views were built from event store ${JSON.stringify(recorded)}, not ${JSON.stringify(live)}`);
   return problems;

@@ -94,7 +94,7 @@ export async function startWorker(config: Config, log: Logger, domain: Domain): 
       link.isConnected() ? link.jsm.streams.info(EVENTS).then((i) => i.state.last_seq, () => undefined) : Promise.resolve(undefined),
     projections: domain.projections.map((p) => p.name),
     viewsStatus: viewsStatus.latest,
-    viewsBound: viewsBoundTo(views, storeIdentityOf({ created: streamId }, link.nc.info!)),
+    viewsBound: viewsBoundTo(views, storeIdentityOf(streamId, link.nc.info!)),
   });
   await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
 

@@ -59,3 +59,36 @@ t.test('event store on a real nats-server', async (t) => {
     t.equal(other.duplicate, false, 'the same key on another aggregate is a different command');
   });
 });
+
+t.test('the stream keeps its id across kill -9 of nats-server and a settings update', async (t) => {
+  const nats = await startTestNats(t);
+  const connect = () => connectNats(nats.url, { name: 'test', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  let link = await connect();
+  const id = await ensureEventStream(link, 60_000);
+  const store = createEventStore(link, { publishTimeoutMs: 1500 });
+  await store.append(commit('k1', 1, 'kept'), 0);
+  await link.close();
+  // nats-server 2.9.10 restores a stream with its restart time as `created`, and an update
+  // then writes that to disk: an id taken from `created` would change here.
+  for (const window of [90_000, 60_000]) {
+    await nats.stop(true);
+    await nats.restart();
+    link = await connect();
+    t.equal(await ensureEventStream(link, window), id, `after a kill -9, and an update of the duplicate window to ${window} ms, the id is the same`);
+    await link.close();
+  }
+  await nats.stop(true);
+  await nats.restart();
+  link = await connect();
+  t.teardown(() => link.close());
+  t.equal(await ensureEventStream(link, 60_000), id, 'and after one more kill -9');
+});
+
+t.test('a recreated stream gets a new id', async (t) => {
+  const nats = await startTestNats(t);
+  const link = await connectNats(nats.url, { name: 'test', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  const id = await ensureEventStream(link, 60_000);
+  await link.jsm.streams.delete('EVENTS');
+  t.not(await ensureEventStream(link, 60_000), id);
+});

@@ -4,9 +4,10 @@ import { pino } from 'pino';
 import { aggregates } from '../../actors/registry.js';
 import { projections } from '../../projections/registry.js';
 import { queryRoutes } from '../../projections/routes.js';
+import { ensureEventStream } from '../../src/eventStore.js';
 import { connectNats } from '../../src/natsConnection.js';
 import { startProjector, viewsPath, type Projector } from '../../src/projector.js';
-import { bindViewsToStream, recordedIdentity, storeIdentityOf } from '../../src/storeIdentity.js';
+import { bindViewsToStream, liveIdentity, recordedIdentity, storeIdentityOf } from '../../src/storeIdentity.js';
 import { openSnapshotStore } from '../../src/snapshotStore.js';
 import { openViewStore } from '../../src/viewStore.js';
 import { startWorker, type Worker } from '../../src/worker.js';
@@ -121,14 +122,31 @@ t.test('a restart of the same nats-server keeps the views bound', async (t) => {
   const before = recordedIdentity(views);
   t.equal(await bindViewsToStream(link, views, names, pino({ level: 'silent' })), 'same', 'the restarted server holds the same store');
   t.same(recordedIdentity(views), before);
-  t.same(before, storeIdentityOf(await link.jsm.streams.info('EVENTS'), link.nc.info!), 'the identity does not depend on the server id');
+  t.same(before, liveIdentity(await link.jsm.streams.info('EVENTS'), link.nc.info!), 'the identity does not depend on the server id');
   t.ok(views.get('shopDisplay', 'r1'), 'the views are kept');
   t.equal(views.position('shopDisplay'), reg.body.position);
 });
 
 t.test('a named server or a cluster is part of the identity; an unnamed server’s id is not', async (t) => {
-  const stream = { created: '2026-12-01T00:00:00.123456789Z' };
-  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'NABC' }), { stream: stream.created });
-  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'n1' }), { stream: stream.created, server: 'n1' });
-  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'n2', cluster: 'east' }), { stream: stream.created, server: 'east' });
+  const stream = 'b0c6e3a2-5d1f-4f7e-9a57-0c1d2e3f4a5b';
+  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'NABC' }), { stream }, 'an unnamed server');
+  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'n1' }), { stream, server: 'n1' }, 'a named server');
+  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'n2', cluster: 'east' }), { stream, server: 'east' }, 'a cluster');
+});
+
+t.test('a running projector stops following EVENTS once it is another stream, even one longer than the checkpoints', async (t) => {
+  const nats = await startTestNats(t);
+  const host = await startHost(t, nats.url, tempDir(t));
+  const reg = await register(host.cmd, 'x1', 'Before');
+  await get(`${host.q}/shops/x1`, { 'x-min-position': String(reg.body.position) });
+  const link = await connectNats(nats.url, { name: 'identity-test', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  await link.jsm.streams.delete('EVENTS');
+  await ensureEventStream(link, 120_000);
+  // More commits than the views have applied: no checkpoint is past the new stream's end.
+  for (let i = 0; i < 5; i++) await link.js.publish(`events.shop.y${i}`, JSON.stringify({ commandId: `y${i}`, commandType: 'RegisterShop', aggregate: 'shop', id: `y${i}`, version: 1, events: [] }));
+  const said = () => host.lines.filter((l) => l.level === 50).map((l) => String(l.msg));
+  for (let i = 0; i < 150 && said().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.match(said(), [/the event store changed under the running projector: EVENTS is now stream [0-9a-f-]+, not [0-9a-f-]+ that the views were built from/], 'it says so once, naming both streams');
+  t.equal(host.projector.views.position('shopDisplay'), reg.body.position, 'and folded nothing of the other stream into the views');
 });
