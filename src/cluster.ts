@@ -18,7 +18,17 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   let nats: EmbeddedNats | undefined;
   let url = config.nats.url;
   if (!url) {
-    nats = await startEmbeddedNats({ dataDir: config.dataDir, port: config.nats.embeddedPort, sync: config.nats.embeddedSync, log });
+    nats = await startEmbeddedNats({
+      dataDir: config.dataDir,
+      port: config.nats.embeddedPort,
+      sync: config.nats.embeddedSync,
+      log,
+      onFatal: (err) => {
+        log.fatal({ err }, `converge: ${err.message}; stopping`);
+        exitCode = 1;
+        void shutdown('nats-server cannot start');
+      },
+    });
     url = nats.url;
     process.on('exit', () => nats?.kill());
   }
@@ -26,6 +36,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
 
   const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
   let stopping = false;
+  let exitCode = 0;
 
   // Slots 0..workers-1 are workers; the last slot is the projector.
   const projectorSlot = config.cluster.workers;
@@ -74,7 +85,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     clearTimeout(deadline);
     await nats?.stop();
     log.info('stopped');
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -3,13 +3,14 @@ import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSy
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { installedNatsServerVersion, launchNatsServer, NatsStoreError, supportsSyncAlways } from './natsServer.js';
+import { installedNatsServerVersion, launchNatsServer, NatsStoreError, supportsSyncAlways, type NatsServerProcess } from './natsServer.js';
 import { commandLine, flagValue, hasProcfs, isNatsServerOn, natsServersOn, processStartTime } from './procfs.js';
 
 /** The nats-server a primary launched for itself, and owns until it exits. */
 export interface EmbeddedNats {
   readonly url: string;
   readonly port: number;
+  /** The running server's pid; a new one after the server was restarted. */
   readonly pid: number;
   /** `nats-server --version`, e.g. `2.9.10`. */
   readonly version: string;
@@ -27,17 +28,26 @@ export interface EmbeddedNatsOptions {
   /** `always`: fsync every commit before the ack, where the server supports it. */
   readonly sync: 'default' | 'always';
   readonly log: Logger;
+  /**
+   * The server died and cannot be started again (its store is damaged or taken); the
+   * primary should stop. A server that merely crashed is restarted without this.
+   */
+  readonly onFatal?: (err: Error) => void;
 }
 
 /** nats-server closes its store cleanly on SIGTERM; a server still running after this is killed. */
 const STOP_DEADLINE_MS = 10_000;
+const RESTART_MAX_BACKOFF_MS = 5000;
+/** A server that ran this long before it died is restarted at once. */
+const STABLE_AFTER_MS = 10_000;
 const WATCHDOG = fileURLToPath(new URL('./natsWatchdog.js', import.meta.url));
 
 /**
  * Launches the primary's own nats-server with its store in `<dataDir>/nats`, after making
  * sure no other server has that store open, and starts a watchdog that stops the server
  * if the primary dies without cleaning up. `<dataDir>/run` keeps the primary's pid, the
- * server's pid file and its ports file for the next run to check.
+ * server's pid file, its ports file and its log for the next run to check. A server that
+ * dies while converge runs is started again on the same port and store, with backoff.
  */
 export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<EmbeddedNats> {
   const { storeDir, runDir } = prepareDirs(opts.dataDir);
@@ -46,15 +56,77 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
   }
   const version = await installedNatsServerVersion();
   claimDataDir(runDir, storeDir, opts.log);
+  let own: OwnServer;
   try {
-    return await launchOwnServer(opts, storeDir, runDir, version);
+    own = await launchOwnServer(opts, storeDir, runDir, version, opts.port);
   } catch (err) {
     rmSync(join(runDir, 'converge.pid'), { force: true });
     throw err;
   }
+  const port = own.server.port;
+  let stopping = false;
+  let restarts = 0;
+
+  const supervise = (current: OwnServer, startedAt: number): void => {
+    void current.server.exited.then(async ({ code, signal }) => {
+      current.releaseWatchdog();
+      if (stopping) return;
+      restarts = Date.now() - startedAt > STABLE_AFTER_MS ? 0 : restarts + 1;
+      opts.log.error(
+        { natsPid: current.server.pid, code, signal, natsLog: own.logFile },
+        `embedded nats-server pid ${current.server.pid} exited (${signal ?? `code ${code}`}); starting it again on port ${port}; its log is ${own.logFile}`,
+      );
+      for (;;) {
+        await new Promise((r) => setTimeout(r, restarts === 0 ? 0 : Math.min(RESTART_MAX_BACKOFF_MS, 100 * 2 ** (restarts - 1))));
+        if (stopping) return;
+        try {
+          own = await launchOwnServer(opts, storeDir, runDir, version, port);
+          supervise(own, Date.now());
+          return;
+        } catch (err) {
+          if (err instanceof NatsStoreError) return opts.onFatal?.(err);
+          restarts++;
+          opts.log.error({ err }, `embedded nats-server did not start again: ${(err as Error).message}`);
+        }
+      }
+    });
+  };
+  supervise(own, Date.now());
+
+  const release = () => rmSync(join(runDir, 'converge.pid'), { force: true });
+  return {
+    url: own.server.url,
+    port,
+    get pid() {
+      return own.server.pid;
+    },
+    version,
+    storeDir,
+    stop: async () => {
+      stopping = true;
+      await own.server.stop();
+      own.releaseWatchdog();
+      rmSync(join(runDir, 'nats.pid'), { force: true });
+      release();
+    },
+    kill: () => {
+      stopping = true;
+      void own.server.kill();
+      own.releaseWatchdog();
+      rmSync(join(runDir, 'nats.pid'), { force: true });
+      release();
+    },
+  };
 }
 
-async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runDir: string, version: string): Promise<EmbeddedNats> {
+interface OwnServer {
+  readonly server: NatsServerProcess;
+  readonly logFile: string;
+  /** Ends the watchdog of this server, if it still runs. */
+  releaseWatchdog(): void;
+}
+
+async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runDir: string, version: string, port: number): Promise<OwnServer> {
   await stopLeftoverServer(runDir, storeDir, opts.log);
   refuseForeignServers(storeDir);
 
@@ -71,30 +143,18 @@ async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runD
     }
   }
   const logFile = join(runDir, 'nats-server.log');
-  const server = await launchNatsServer({ port: opts.port, storeDir, detached: true, runDir, configFile, logFile });
+  const server = await launchNatsServer({ port, storeDir, detached: true, runDir, configFile, logFile });
   const watchdog = hasProcfs ? startWatchdog(server.pid, storeDir) : undefined;
   const fsync = configFile ? 'every commit' : `every 2 minutes (nats-server ${version} default)`;
   opts.log.info(
     { natsPid: server.pid, natsPort: server.port, natsVersion: version, storeDir, fsync, natsLog: logFile },
-    `embedded nats-server ${version} started (pid ${server.pid}, port ${server.port})`,
+    `embedded nats-server ${version} started (pid ${server.pid}, port ${server.port}) at nats://127.0.0.1:${server.port}`,
   );
-  const release = () => {
-    if (watchdog && watchdog.exitCode === null) watchdog.kill('SIGTERM');
-    for (const file of ['converge.pid', 'nats.pid']) rmSync(join(runDir, file), { force: true });
-  };
   return {
-    url: server.url,
-    port: server.port,
-    pid: server.pid,
-    version,
-    storeDir,
-    stop: async () => {
-      await server.stop();
-      release();
-    },
-    kill: () => {
-      void server.kill();
-      release();
+    server,
+    logFile,
+    releaseWatchdog: () => {
+      if (watchdog && watchdog.exitCode === null) watchdog.kill('SIGTERM');
     },
   };
 }

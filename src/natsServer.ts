@@ -14,6 +14,8 @@ export interface NatsServerProcess {
   stop(): Promise<void>;
   /** Kills the server at once, as a crash would. */
   kill(): Promise<void>;
+  /** Resolves when the server process has exited, for whatever reason, with how it ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** `nats-server` is not on PATH. */
@@ -114,9 +116,9 @@ export async function launchNatsServer(opts: {
   if (opts.runDir) args.push('-P', join(opts.runDir, 'nats.pid'), '--ports_file_dir', opts.runDir);
   if (opts.configFile) args.push('-c', opts.configFile);
   const child = opts.logFile ? spawnLoggingTo(opts.logFile, args, opts.detached) : spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached ?? false });
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   const signal = async (sig: NodeJS.Signals) => {
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
@@ -133,7 +135,7 @@ export async function launchNatsServer(opts: {
       `is damaged: ${damage}; nats-server would run without that stream. Restore the directory from a backup, or move the stream's directory aside to start it empty`,
     );
   }
-  return { url: `nats://127.0.0.1:${port}`, port, pid: child.pid!, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+  return { url: `nats://127.0.0.1:${port}`, port, pid: child.pid!, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL'), exited };
 }
 
 function describeFsError(err: unknown): string {

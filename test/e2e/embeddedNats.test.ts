@@ -134,6 +134,32 @@ t.test('a server left running by an earlier run is stopped before a new one open
   t.equal(view.status, 200, 'what the earlier run acknowledged is served');
 });
 
+t.test('an embedded nats-server that crashes is started again on its port and store, and converge goes on', async (t) => {
+  const { storeDir, natsPort, env } = await embeddedSetup(t);
+  const cluster = await startCluster(t, env);
+  await waitReady(cluster, READY_MS);
+  const before = await registerShops(cluster, 'pre', 3);
+  const [crashed] = natsServerPids(storeDir);
+  process.kill(crashed!, 'SIGKILL');
+  t.ok(
+    await eventually(() => natsServerPids(storeDir).some((pid) => pid !== crashed), 10_000),
+    'within 10 s another nats-server runs on the store',
+  );
+  t.equal(natsServerPids(storeDir).length, 1, 'one, not two');
+  t.equal(watchdogPids(storeDir).length, 1, 'with one watchdog');
+  t.match(cluster.output(), new RegExp(`embedded nats-server pid ${crashed} exited \\(SIGKILL\\); starting it again on port ${natsPort}`), 'the log says what happened');
+  let after = { acknowledged: [] as string[], position: 0 };
+  for (let i = 0; i < 50 && after.acknowledged.length === 0; i++) {
+    after = await registerShops(cluster, `post${i}`, 1);
+    if (after.acknowledged.length === 0) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.equal(after.acknowledged.length, 1, 'commands are acknowledged again');
+  const stored = await commandIdsInEvents(`nats://127.0.0.1:${natsPort}`);
+  t.same(before.acknowledged.filter((k) => !stored.has(k)), [], 'what was acknowledged before the crash is in EVENTS');
+  const view = await fetch(`${cluster.query}/shops/pre-0`, { headers: { 'x-min-position': String(after.position), connection: 'close' } });
+  t.equal(view.status, 200, 'and the views caught up past the crash');
+});
+
 t.test('a clean stop (SIGTERM to the primary) leaves no nats-server, watchdog or worker behind', async (t) => {
   const { dataDir, storeDir, env } = await embeddedSetup(t);
   const cluster = await startCluster(t, env);
