@@ -55,6 +55,8 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
       const { pid, survivors } = await world.killPrimary();
       const record: FaultRecord = { ...base, endedAtMs: now(), target: 'primary', pid };
       if (survivors.length > 0) record.notes.push(`children outlived the primary by 5 s and were killed: ${survivors.join(', ')}`);
+      // The embedded server's watchdog stops it once the primary is gone.
+      if (world.embedded && !(await world.natsGone(5000))) record.notes.push('the embedded nats-server outlived the primary by 5 s');
       await world.startCluster();
       window.to = Date.now() + 1000;
       record.respawnMs = now() - record.atMs;
@@ -62,6 +64,14 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
     }
     case 'nats': {
       const pid = await world.killNats();
+      if (world.embedded) {
+        // The primary starts its own server again; the fault ends when it runs.
+        const next = await world.natsRespawned(pid, 15_000);
+        const record: FaultRecord = { ...base, endedAtMs: now(), target: 'embedded nats-server', ...(pid ? { pid } : {}) };
+        if (next) record.respawnMs = now() - base.atMs;
+        else record.notes.push('the primary did not start the embedded nats-server again within 15 s');
+        return record;
+      }
       await sleep(plan.holdMs);
       await world.startNats();
       return { ...base, endedAtMs: now(), target: 'nats-server', ...(pid ? { pid } : {}), respawnMs: now() - base.atMs };
@@ -82,8 +92,9 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
     case 'fresh-store': {
       const window = book.openWindow('fresh-store', ['command', 'query', 'admin'], true);
       await world.cluster.stop();
+      await world.openStoreForCheck();
       await store.beforeWipe(world.epoch);
-      await world.nats.stop();
+      await world.retireStore();
       world.epoch++;
       await world.startNats();
       await world.startCluster();

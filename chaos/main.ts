@@ -2,7 +2,7 @@
  * The chaos run:
  *
  *   npm run chaos -- [--duration 40] [--seed 1] [--faults worker,projector,primary,nats,nats-pause,freeze,fresh-store]
- *                    [--clients 8] [--workers 2] [--out load-results/chaos-….json]
+ *                    [--clients 8] [--workers 2] [--embedded] [--out load-results/chaos-….json]
  *
  * Starts a private cluster (its own nats-server, temp data, free loopback ports), keeps a
  * steady load of careful clients, a write-to-read probe and one subscribing system on it,
@@ -19,7 +19,7 @@ import { faultNames, drawSchedule, type FaultName } from './schedule.js';
 import { runChaos } from './run.js';
 import { processesUnder, signal } from './procs.js';
 
-const usage = `usage: npm run chaos -- [--duration s] [--seed n] [--faults ${faultNames.join(',')}] [--clients n] [--workers n] [--out file.json]`;
+const usage = `usage: npm run chaos -- [--duration s] [--seed n] [--faults ${faultNames.join(',')}] [--clients n] [--workers n] [--embedded] [--out file.json]`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${usage}\n`);
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
       clients: { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string' },
+      embedded: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -74,7 +75,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const result = await runChaos({ durationS, seed, clients, workers, faults: faults as FaultName[], schedule, runDir, signal: abort.signal });
+  const result = await runChaos({
+    durationS,
+    seed,
+    clients,
+    workers,
+    faults: faults as FaultName[],
+    schedule,
+    runDir,
+    signal: abort.signal,
+    embedded: values.embedded,
+  });
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify(result, null, 2));
   const log = out.replace(/\.json$/, '') + '.cluster.log';

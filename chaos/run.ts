@@ -21,6 +21,8 @@ export interface ChaosOptions {
   readonly schedule: readonly PlannedFault[];
   readonly runDir: string;
   readonly signal: AbortSignal;
+  /** The cluster runs its embedded nats-server, as `npm start` does. */
+  readonly embedded?: boolean;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -36,10 +38,10 @@ const sleep = (ms: number, signal?: AbortSignal) =>
  * then checks every invariant and stops everything it started.
  */
 export async function runChaos(opts: ChaosOptions) {
-  const world = new World(opts.runDir, opts.workers);
+  const world = new World(opts.runDir, opts.workers, opts.embedded ?? false);
   const say = (line: string) => console.log(`[${((Date.now() - startedAt) / 1000).toFixed(1).padStart(6)} s] ${line}`);
   let startedAt = Date.now();
-  console.log(`chaos: seed ${opts.seed}, ${opts.durationS} s, faults ${opts.faults.join(',')}; schedule: ${opts.schedule.map((p) => `${p.fault}@${p.atS}s`).join(' ') || 'none'}`);
+  console.log(`chaos: seed ${opts.seed}, ${opts.durationS} s${opts.embedded ? ', embedded nats-server' : ''}, faults ${opts.faults.join(',')}; schedule: ${opts.schedule.map((p) => `${p.fault}@${p.atS}s`).join(' ') || 'none'}`);
   const acks: Ack[] = [];
   const samples: ProbeSample[] = [];
   const records: FaultRecord[] = [];
@@ -155,7 +157,7 @@ export async function runChaos(opts: ChaosOptions) {
     if (warnings.length) console.log(`cluster log, warnings and errors by message:\n${warnings.slice(0, 12).map((w) => `  ${w.count}× [${w.level}] ${w.msg}`).join('\n')}\n`);
     for (const inv of invariants) console.log(`${inv.ok ? 'PASS' : 'FAIL'} ${inv.name}: ${inv.detail}`);
     return {
-      options: { durationS: opts.durationS, seed: opts.seed, clients: opts.clients, workers: opts.workers, faults: opts.faults },
+      options: { durationS: opts.durationS, seed: opts.seed, clients: opts.clients, workers: opts.workers, faults: opts.faults, embedded: opts.embedded ?? false },
       schedule: opts.schedule,
       skipped,
       faults: records,

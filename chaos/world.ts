@@ -1,6 +1,6 @@
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchNatsServer, type NatsServerProcess } from '../src/natsServer.js';
+import { freePort, launchNatsServer, type NatsServerProcess } from '../src/natsServer.js';
 import { startCluster, type Cluster, type ClusterPorts } from '../load/cluster.js';
 import { alive, clusterChildren, processesUnder, signal } from './procs.js';
 
@@ -10,10 +10,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * Everything the chaos run starts, all under one run directory: the nats-server of each store
  * epoch (a fresh store starts a new epoch), and the converge cluster on one data dir and one
  * set of ports, so clients keep their URLs across restarts.
+ *
+ * `embedded`: the cluster runs its own nats-server, as `npm start` does, with its store in
+ * `data/nats` on a fixed port; the harness starts no server of its own but to check a store
+ * that is about to be replaced, and a fresh store is a wiped `data/nats`.
  */
 export class World {
   epoch = 0;
-  nats!: NatsServerProcess;
+  nats: NatsServerProcess | undefined;
   natsPort = 0;
   cluster!: Cluster;
   private ports: ClusterPorts | undefined;
@@ -24,6 +28,7 @@ export class World {
   constructor(
     readonly runDir: string,
     private readonly workers: number,
+    readonly embedded = false,
   ) {
     this.dataDir = join(runDir, 'data');
     this.logFile = join(runDir, 'cluster.log');
@@ -32,17 +37,33 @@ export class World {
   }
 
   storeDir(epoch = this.epoch): string {
-    return join(this.runDir, `nats-${epoch}`);
+    return this.embedded ? join(this.dataDir, 'nats') : join(this.runDir, `nats-${epoch}`);
   }
 
   get natsUrl(): string {
     return `nats://127.0.0.1:${this.natsPort}`;
   }
 
-  /** Launches the nats-server of the current epoch, on the run's port once it has one. */
+  /** Launches the nats-server of the current epoch, on the run's port once it has one; embedded, the cluster does. */
   async startNats(): Promise<void> {
+    if (this.embedded) {
+      if (this.natsPort === 0) this.natsPort = await freePort();
+      return;
+    }
     this.nats = await launchNatsServer({ port: this.natsPort, storeDir: this.storeDir() });
     this.natsPort = this.nats.port;
+  }
+
+  /** With the cluster stopped, makes the current store readable for a last check (embedded: a server of the harness's own). */
+  async openStoreForCheck(): Promise<void> {
+    if (this.embedded) this.nats = await launchNatsServer({ port: this.natsPort, storeDir: this.storeDir() });
+  }
+
+  /** Stops the current store's server for good; embedded, the store is moved out of the data dir, as a wipe would. */
+  async retireStore(): Promise<void> {
+    await this.nats?.stop();
+    this.nats = undefined;
+    if (this.embedded) renameSync(this.storeDir(), join(this.runDir, `nats-${this.epoch}-retired`));
   }
 
   /** The pid of the live nats-server on the current store, found in /proc. */
@@ -52,11 +73,12 @@ export class World {
   }
 
   async startCluster(): Promise<void> {
-    this.cluster = await startCluster(this.natsUrl, this.dataDir, this.workers, {
+    this.cluster = await startCluster(this.embedded ? '' : this.natsUrl, this.dataDir, this.workers, {
       outputFd: this.logFd,
       logLevel: 'info',
       readyTimeoutMs: 40_000,
       ...(this.ports ? { ports: this.ports } : {}),
+      ...(this.embedded ? { env: { CONVERGE_NATS_EMBEDDED_PORT: String(this.natsPort) } } : {}),
     });
     this.ports = this.cluster.ports;
   }
@@ -93,11 +115,36 @@ export class World {
     return { pid, survivors };
   }
 
-  /** Kills nats-server at once; `restart` starts it again on the same store and port. */
+  /** Kills nats-server at once; `startNats` starts it again on the same store and port (embedded: the primary does). */
   async killNats(): Promise<number | undefined> {
     const pid = this.natsPid();
-    await this.nats.kill();
+    if (this.embedded) {
+      if (pid) signal(pid, 'SIGKILL');
+    } else {
+      await this.nats?.kill();
+    }
     return pid;
+  }
+
+  /** Waits up to `ms` for a live nats-server on the current store other than `not`; its pid, or undefined. */
+  async natsRespawned(not: number | undefined, ms: number): Promise<number | undefined> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      const pid = this.natsPid();
+      if (pid && pid !== not) return pid;
+      await sleep(50);
+    }
+    return undefined;
+  }
+
+  /** Waits up to `ms` for no nats-server to run on the current store. */
+  async natsGone(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (this.natsPid() !== undefined) {
+      if (Date.now() > deadline) return false;
+      await sleep(50);
+    }
+    return true;
   }
 
   /**

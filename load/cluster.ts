@@ -53,10 +53,12 @@ export interface ClusterOptions {
   readonly outputFd?: number;
   readonly logLevel?: string;
   readonly readyTimeoutMs?: number;
+  /** More `CONVERGE_*` settings, e.g. the embedded server's port when `natsUrl` is empty. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /**
- * Starts `dist/src/main.js` against `natsUrl` on free ports and resolves once the command,
+ * Starts `dist/src/main.js` against `natsUrl` (empty: its embedded nats-server) on free ports and resolves once the command,
  * query and admin APIs answer and every worker has been seen on the command port.
  */
 export async function startCluster(natsUrl: string, dataDir: string, workers: number, options: ClusterOptions = {}): Promise<Cluster> {
@@ -75,6 +77,7 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
       CONVERGE_DATA_DIR: dataDir,
       CONVERGE_CLUSTER_WORKERS: String(workers),
       CONVERGE_LOG_LEVEL: options.logLevel ?? 'warn',
+      ...options.env,
     },
     stdio: ['ignore', options.outputFd ?? 'inherit', options.outputFd ?? 'inherit'],
   });
