@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../src/natsServer.js';
+import { freePort } from '../src/nats/server.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const get = (url: string, headers: Record<string, string>, timeoutMs: number) =>

@@ -1,7 +1,7 @@
 import type { ReadEvent } from '@event-driven-io/emmett';
 import { pongoProjection, type PostgresReadEventMetadata } from '@event-driven-io/emmett-postgresql';
 import type pg from 'pg';
-import type { EventMeta } from '../../src/projection.js';
+import type { EventMeta } from '../../src/core/projection.js';
 import { shopDisplay, type ShopDisplayDoc } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { toStored, type EmmettEvent } from './emmett.commands.js';
 

@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { aggregates } from '../../actors/registry.js';
-import { createActorHost, type ActorHost } from '../../src/actorHost.js';
-import { loadConfig } from '../../src/config.js';
-import { createEventStore, ensureEventStream, eventSubject } from '../../src/eventStore.js';
+import { createActorHost, type ActorHost } from '../../src/write/host.js';
+import { loadConfig } from '../../src/host/config.js';
+import { createJetStreamEventStore, ensureEventStream, eventSubject } from '../../src/store/jetstream.js';
 import { shopHistoryCommit } from './history.js';
-import { connectNats, type NatsLink } from '../../src/natsConnection.js';
-import { launchNatsServer } from '../../src/natsServer.js';
-import { openSnapshotStore, type SnapshotStore } from '../../src/snapshotStore.js';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import { launchNatsServer } from '../../src/nats/server.js';
+import { openSnapshotStore, type SnapshotStore } from '../../src/write/snapshots.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({
@@ -44,7 +44,7 @@ async function seedHistory(link: NatsLink, id: string): Promise<void> {
 
 function makeHost(link: NatsLink, snapshots: SnapshotStore, streamId: string, overrides: Record<string, string> = {}): ActorHost {
   const config = loadConfig({ env: { CONVERGE_ACTORS_SNAPSHOT_EVERY: '100', ...overrides } });
-  const store = createEventStore(link, config.eventStore);
+  const store = createJetStreamEventStore(link, config.eventStore);
   let host: ActorHost;
   host = createActorHost({ aggregates, store, snapshots, streamId, readState: (ref) => host.readState(ref.aggregate, ref.id), config: config.actors, log });
   return host;

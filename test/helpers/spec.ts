@@ -1,5 +1,5 @@
 import type { Test } from 'tap';
-import type { AggregateDefinition, DomainCommand, DomainEvent } from '../../src/aggregate.js';
+import type { AggregateDefinition, DomainCommand, DomainEvent } from '../../src/core/aggregate.js';
 
 /**
  * Decider specifications in the given/when/then form:

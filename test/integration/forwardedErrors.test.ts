@@ -1,14 +1,14 @@
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
-import { commandSubject } from '../../src/commandRouter.js';
-import { ownerOf, partitionOf } from '../../src/partition.js';
+import { commandSubject } from '../../src/write/router.js';
+import { ownerOf, partitionOf } from '../../src/core/partition.js';
 import { startTestNats } from '../helpers/nats.js';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { aggregates } from '../../actors/registry.js';
 import { projections } from '../../projections/registry.js';
 import { queryRoutes } from '../../projections/routes.js';
-import { startWorker } from '../../src/worker.js';
+import { startWorker } from '../../src/host/worker.js';
 import { commandUrl, startWorkers, testConfig } from '../helpers/workers.js';
 
 /** Worker 0 of a two-worker cluster whose worker 1 is not started. */

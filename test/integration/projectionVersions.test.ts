@@ -2,8 +2,8 @@ import t from 'tap';
 import { pino } from 'pino';
 import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { projections } from '../../projections/registry.js';
-import { connectNats } from '../../src/natsConnection.js';
-import { eventSubject } from '../../src/eventStore.js';
+import { connectNats } from '../../src/nats/connection.js';
+import { eventSubject } from '../../src/store/jetstream.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
 

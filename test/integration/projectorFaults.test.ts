@@ -1,12 +1,12 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { pino } from 'pino';
-import { ensureEventStream } from '../../src/eventStore.js';
-import { connectNats } from '../../src/natsConnection.js';
+import { ensureEventStream } from '../../src/store/jetstream.js';
+import { connectNats } from '../../src/nats/connection.js';
 import { aggregates } from '../../actors/registry.js';
 import { projections } from '../../projections/registry.js';
-import type { Projection } from '../../src/projection.js';
-import { startProjector } from '../../src/projector.js';
+import type { Projection } from '../../src/core/projection.js';
+import { startProjector } from '../../src/host/projector.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, testConfig, urlOf } from '../helpers/workers.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { Projection } from '../../src/projection.js';
+import type { StoredEvent } from '../../src/core/aggregate.js';
+import type { Projection } from '../../src/core/projection.js';
 import { projections } from '../../projections/registry.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';

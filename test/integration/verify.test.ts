@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { projections } from '../../projections/registry.js';
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { Projector } from '../../src/projector.js';
-import type { VerifyReport } from '../../src/verify.js';
+import type { StoredEvent } from '../../src/core/aggregate.js';
+import type { Projector } from '../../src/host/projector.js';
+import type { VerifyReport } from '../../src/read/verify.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
 

@@ -9,8 +9,8 @@ import {
   errorFromWire,
   errorToWire,
   type ErrorCode,
-} from '../../src/errors.js';
-import { installErrorHandling } from '../../src/httpErrors.js';
+} from '../../src/core/errors.js';
+import { installErrorHandling } from '../../src/http/replies.js';
 
 t.test('every catalogued code crosses the wire with its status', async (t) => {
   for (const [code, { status }] of Object.entries(errorCatalogue)) {

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { pino } from 'pino';
-import type { Commit, StoredCommit } from '../../src/eventStore.js';
-import { superviseFeed } from '../../src/feed.js';
-import type { NatsLink } from '../../src/natsConnection.js';
+import type { Commit, StoredCommit } from '../../src/core/eventStore.js';
+import { superviseFeed } from '../../src/read/feed.js';
+import type { NatsLink } from '../../src/nats/connection.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const commit = (seq: number): Commit => ({ commandId: `c${seq}`, commandType: 'Register', aggregate: 'shop', id: `s${seq}`, version: 1, events: [] });

@@ -1,6 +1,6 @@
-import type { DomainEvent, StoredEvent } from '../../src/aggregate.js';
-import type { EventMeta, Projection, ViewKey } from '../../src/projection.js';
-import { compareKeys } from '../../src/viewStore.js';
+import type { DomainEvent, StoredEvent } from '../../src/core/aggregate.js';
+import type { EventMeta, Projection, ViewKey } from '../../src/core/projection.js';
+import { compareKeys } from '../../src/read/viewStore.js';
 
 /** An event with the meta of the commit that holds it, as the runner hands it to a projection. */
 export interface Recorded {

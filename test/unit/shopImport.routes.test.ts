@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import t from 'tap';
 import type { ShopDisplayDoc } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { changedFrom, shopImportRoutes } from '../../projections/shopDisplay/shopImport.routes.js';
-import type { ViewReader } from '../../src/viewStore.js';
+import type { ViewReader } from '../../src/read/viewStore.js';
 
 const doc = (id: string): ShopDisplayDoc => ({
   id, name: `Shop ${id}`, category: 'c', open: true, minOrderAmount: 0, deliveryFee: 0, menu: [],

@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap';
-import { openViewStore, type ViewStore } from '../../src/viewStore.js';
+import { openViewStore, type ViewStore } from '../../src/read/lmdbViews.js';
 import { tempDir } from '../helpers/nats.js';
 
 type Doc = { id: string };
