@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { freePort } from '../../src/nats/server.js';
 
-const MAIN = join(import.meta.dirname, '../../dist/src/main.js');
+const MAIN = join(import.meta.dirname, '../../dist/main.js');
 
-/** The cluster as `npm start` runs it (the built `dist/src/main.js`), in a child process. */
+/** The cluster as `npm start` runs it (the built `dist/main.js`), in a child process. */
 export interface TestCluster {
   readonly proc: ChildProcess;
   /** Command API. */
