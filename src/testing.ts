@@ -40,37 +40,40 @@ export const SPEC_TIME = '2026-01-01T00:00:00.000Z';
  *   .then([{ type: 'ShopRenamed', data: { name: 'New' } }]);
  * ```
  *
- * `given` takes stored events of any version (they are upcast as on rehydration), and
- * `deps`, the states of other aggregates the command reads.
+ * `given` takes the aggregate's events and `deps`, the states of other aggregates the
+ * command reads; `givenStored` takes events as stored, of any version, which the
+ * aggregate's upcaster turns into the current shape as on rehydration.
  */
 export function deciderSpec<S, C extends DomainCommand, E extends DomainEvent, Deps extends object>(
   aggregate: AggregateDefinition<S, C, E, Deps>,
   opts: { readonly assert?: Assertions } = {},
 ) {
   const assert = opts.assert ?? nodeAssert;
+  const given = (history: readonly DomainEvent[], deps: Deps = {} as Deps) => {
+    const events = history.map((e): StoredEvent => ({ type: e.type, data: e.data, at: (e as Partial<StoredEvent>).at ?? SPEC_TIME }));
+    const base = emptyMemory(aggregate as AnyAggregate);
+    const commit: Commit = { commandId: 'given', commandType: 'Given', aggregate: aggregate.name, id: 'spec', version: events.length, events };
+    const state = (events.length > 0 ? applyCommit(aggregate as AnyAggregate, base, commit, 1, 1) : base).state as S;
+    return {
+      /** The state the history folds to. */
+      state,
+      when(command: C) {
+        const decision: Decision<E> = aggregate.decide(state, command, deps);
+        return {
+          decision,
+          then(expected: readonly E[]): void {
+            assert.deepEqual(decision, { ok: true, events: expected }, `${command.type} emits ${expected.map((e) => e.type).join(', ') || 'nothing'}`);
+          },
+          rejects(reason: string): void {
+            assert.deepEqual(decision, { ok: false, reason }, `${command.type} is rejected with ${reason}`);
+          },
+        };
+      },
+    };
+  };
   return {
-    given(history: readonly (E | DomainEvent)[], deps: Deps = {} as Deps) {
-      const events = history.map((e): StoredEvent => ({ type: e.type, data: e.data, at: (e as Partial<StoredEvent>).at ?? SPEC_TIME }));
-      const base = emptyMemory(aggregate as AnyAggregate);
-      const commit: Commit = { commandId: 'given', commandType: 'Given', aggregate: aggregate.name, id: 'spec', version: events.length, events };
-      const state = (events.length > 0 ? applyCommit(aggregate as AnyAggregate, base, commit, 1, 1) : base).state as S;
-      return {
-        /** The state the history folds to. */
-        state,
-        when(command: C) {
-          const decision: Decision<E> = aggregate.decide(state, command, deps);
-          return {
-            decision,
-            then(expected: readonly E[]): void {
-              assert.deepEqual(decision, { ok: true, events: expected }, `${command.type} emits ${expected.map((e) => e.type).join(', ') || 'nothing'}`);
-            },
-            rejects(reason: string): void {
-              assert.deepEqual(decision, { ok: false, reason }, `${command.type} is rejected with ${reason}`);
-            },
-          };
-        },
-      };
-    },
+    given: (history: readonly E[], deps?: Deps) => given(history, deps),
+    givenStored: (history: readonly DomainEvent[], deps?: Deps) => given(history, deps),
   };
 }
 
@@ -97,6 +100,8 @@ export function commitAt(at: string, aggregate: string, id: string, ...events: D
 export interface ProjectionOutcome<D extends object> {
   /** The document at `key`, as the view holds it. */
   doc(key: ViewKey): D | undefined;
+  /** Every document with its key, in LMDB's key order. */
+  documents(): Array<{ key: ViewKey; doc: D }>;
   /** Every index entry (prefix plus document key), in LMDB's key order. */
   indexEntries(): IndexKey[];
   /** The documents whose index entries start with `prefix`, in index order, read as query routes read them. */
@@ -146,6 +151,7 @@ export function projectionSpec<E extends DomainEvent, D extends object>(
       const generation = () => views.generation(projection.name, 1);
       const outcome: ProjectionOutcome<D> = {
         doc: (key) => generation().docs.get(key) as D | undefined,
+        documents: () => views.documents(projection.name, 1) as Array<{ key: ViewKey; doc: D }>,
         indexEntries: () => views.indexEntries(projection.name, 1),
         byIndex: (prefix) => {
           const items: D[] = [];

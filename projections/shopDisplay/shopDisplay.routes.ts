@@ -3,7 +3,7 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorBody, IdParams, sendError, type ViewReader } from '../../src/index.js';
 import { shopDisplay } from './shopDisplay.projection.js';
 
-/** The shop display document of DESIGN §5. */
+/** The shop display document (see docs/architecture.md, "HTTP"). */
 export const ShopDisplay = Type.Object({
   id: Type.String(),
   name: Type.String(),

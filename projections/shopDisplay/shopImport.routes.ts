@@ -73,7 +73,7 @@ function display({ ratingSum: _internal, ...doc }: ShopDisplayDoc) {
 }
 
 /**
- * The import API for other systems (DESIGN §1, §5): a full export as NDJSON, streamed and
+ * The import API for other systems (see docs/architecture.md, "Notices"): a full export as NDJSON, streamed and
  * resumable; a batch of shops by id; and the shops changed since a position or a time.
  * Every route reads `shopDisplay`, so `X-Min-Position` applies.
  */

@@ -1,7 +1,7 @@
 import type { AnyAggregate, StoredEvent } from '../core/aggregate.js';
 import type { StoredCommit } from '../core/eventStore.js';
 import type { AnyProjection, EventMeta, ViewKey } from '../core/projection.js';
-import type { ViewGeneration, ViewStore } from './viewStore.js';
+import { keyString, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 /** A projection generation the runner writes to. */
 export interface Target {
@@ -13,7 +13,6 @@ export interface Target {
 
 type Staged = Map<string, { key: ViewKey; doc: object | undefined }>;
 
-const keyString = (key: ViewKey) => (typeof key === 'string' ? key : JSON.stringify(key));
 
 /** Turns stored events into their current shape with the aggregates' upcasters. */
 export function upcaster(aggregates: readonly AnyAggregate[]): (aggregate: string, event: StoredEvent) => StoredEvent {

@@ -18,6 +18,8 @@ const id = (key: ViewKey | IndexKey) => JSON.stringify(key);
 export interface MemoryViews extends ViewStore {
   /** Every index entry of a generation, in LMDB's key order. */
   indexEntries(projection: string, gen: number): IndexKey[];
+  /** Every document of a generation with its key, in LMDB's key order. */
+  documents(projection: string, gen: number): Array<{ key: ViewKey; doc: object }>;
 }
 
 /**
@@ -102,5 +104,9 @@ export function createMemoryViews(): MemoryViews {
     unpark: (projection, position, eventIndex) => void state.meta.delete(id(['parked', projection, position, eventIndex])),
     close: async () => undefined,
     indexEntries: (projection, gen) => [...tablesOf(projection, gen).index.values()].map((k) => [...k]).sort(compareKeys),
+    documents: (projection, gen) =>
+      [...tablesOf(projection, gen).docs.values()]
+        .sort((a, b) => compareKeys(asTuple(a.key), asTuple(b.key)))
+        .map(({ key, doc }) => ({ key: structuredClone(key), doc: structuredClone(doc) })),
   };
 }

@@ -12,7 +12,7 @@ import type { AnyProjection, ViewKey } from '../core/projection.js';
 import { applyBatch, upcaster, type Target } from './apply.js';
 import { openViewStore, type LmdbGeneration, type LmdbViewStore } from './lmdbViews.js';
 import { checkpoints, recordedIdentity, sameStore } from './storeIdentity.js';
-import type { ParkedEvent } from './viewStore.js';
+import { keyString, type ParkedEvent } from './viewStore.js';
 
 /** One document that differs between the live view and a fold of the event store. */
 export interface Difference {
@@ -265,7 +265,7 @@ function sampledIndexDifferences(
 ): number {
   if (!projection.indexes) return 0;
   // The runner suffixes each entry with the document key in this form.
-  const suffix = typeof key === 'string' ? key : JSON.stringify(key);
+  const suffix = keyString(key);
   const wanted = new Map<string, (string | number)[]>();
   for (const doc of docs) if (doc !== undefined) for (const e of projection.indexes(doc)) wanted.set(JSON.stringify([...e, suffix]), [...e, suffix]);
   let count = 0;

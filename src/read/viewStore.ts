@@ -115,7 +115,7 @@ export function readerOver(tables: OrderedTables): ViewReader {
     let last: IndexKey | undefined;
     for (const key of tables.indexKeys(name, gen, start, end)) {
       if (after && sameKey(key, after)) continue;
-      const doc = tables.doc(name, gen, key[key.length - 1] as string);
+      const doc = tables.doc(name, gen, documentKeyOf(key));
       if (doc === undefined) continue;
       if (items.length === limit) return { items, next: encodeCursor(last!) };
       items.push(doc as D);
@@ -153,6 +153,28 @@ export function readerOver(tables: OrderedTables): ViewReader {
       return tables.checkpoint(name, active(name));
     },
   };
+}
+
+/**
+ * The document key an index entry points at: its last element, which the apply path wrote
+ * as the key itself for a string key and as JSON for a tuple key (see `keyString`).
+ */
+export function documentKeyOf(entry: IndexKey): ViewKey {
+  const last = entry[entry.length - 1]!;
+  if (typeof last === 'string' && last.startsWith('[')) {
+    try {
+      const tuple: unknown = JSON.parse(last);
+      if (Array.isArray(tuple) && tuple.every((p) => typeof p === 'string' || typeof p === 'number')) return tuple as (string | number)[];
+    } catch {
+      // A string key that merely starts with a bracket.
+    }
+  }
+  return String(last);
+}
+
+/** How an index entry names its document: the key itself for a string key, JSON for a tuple key. */
+export function keyString(key: ViewKey): string {
+  return typeof key === 'string' ? key : JSON.stringify(key);
 }
 
 function encodeCursor(key: IndexKey): string {

@@ -1,6 +1,6 @@
 /**
  * Read-side benchmarks against the cluster (2 workers + projector, 1,000 shops), each
- * measured against a limit from the same run (DESIGN §9):
+ * measured against a limit from the same run (the targets are in BENCHMARKS.md):
  *   1. `GET /shops/<id>` beside a bare Fastify route (`/health` on the same query port);
  *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s;
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).

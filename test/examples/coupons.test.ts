@@ -122,7 +122,7 @@ t.test('the fold', async (t) => {
     t.same(decider(t).given([issued, { type: 'CouponIssued', data: { ...terms, code: 'LATER' } }]).state, decider(t).given([issued]).state, 'a second issue');
     t.same(decider(t).given([issued, redeemed('c1'), redeemed('c1', 'o2')]).state, decider(t).given([issued, redeemed('c1')]).state, 'a second redemption by one customer');
     t.same(decider(t).given([issued, revoked, redeemed('c1'), revoked]).state, decider(t).given([issued, revoked]).state, 'anything after revocation');
-    t.same(decider(t).given([issued, { type: 'CouponSplit', data: {} }]).state, decider(t).given([issued]).state, 'an event type this version does not know');
+    t.same(decider(t).givenStored([issued, { type: 'CouponSplit', data: {} }]).state, decider(t).given([issued]).state, 'an event type this version does not know');
   });
 });
 
