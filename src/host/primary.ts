@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { envName, type Config } from '../core/config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
@@ -61,12 +62,17 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   for (let i = 0; i <= projectorSlot; i++) fork(i, 0);
   const { host, commandPort, queryPort, adminPort } = config.http;
   // Logged when the version is known, without holding up the signal handlers below.
-  void natsVersion.then((version) =>
+  void natsVersion.then((version) => {
     log.info(
       { workers: config.cluster.workers, nats: url, natsVersion: version ?? 'unknown: not reachable yet' },
       `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}; nats-server ${version ?? '(version unknown: not reachable yet)'} at ${url}`,
-    ),
-  );
+    );
+    // The log is JSON for machines; a person starting converge gets the addresses in one plain line.
+    const natsNote = nats ? ` (embedded, store ${nats.storeDir}; the URL is also in ${join(resolve(config.dataDir), 'run', 'nats.url')})` : '';
+    process.stderr.write(
+      `converge: commands http://${host}:${commandPort}  queries http://${host}:${queryPort}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`,
+    );
+  });
 
   const shutdown = async (signal: string) => {
     if (stopping) return;

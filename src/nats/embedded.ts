@@ -46,7 +46,8 @@ const WATCHDOG = fileURLToPath(new URL('./watchdog.js', import.meta.url));
  * Launches the primary's own nats-server with its store in `<dataDir>/nats`, after making
  * sure no other server has that store open, and starts a watchdog that stops the server
  * if the primary dies without cleaning up. `<dataDir>/run` keeps the primary's pid, the
- * server's pid file, its ports file and its log for the next run to check. A server that
+ * server's pid file, its ports file and its log for the next run to check, and
+ * `nats.url` for tools on this machine. A server that
  * dies while converge runs is started again on the same port and store, with backoff.
  */
 export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<EmbeddedNats> {
@@ -92,8 +93,12 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
     });
   };
   supervise(own, Date.now());
+  // For tools on this machine (a subscriber, the CLI) that need the server and were not told where it is.
+  writeFileSync(join(runDir, 'nats.url'), `${own.server.url}\n`);
 
-  const release = () => rmSync(join(runDir, 'converge.pid'), { force: true });
+  const release = () => {
+    for (const file of ['converge.pid', 'nats.url']) rmSync(join(runDir, file), { force: true });
+  };
   return {
     url: own.server.url,
     port,
