@@ -1,11 +1,10 @@
-import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
+import { createActor, waitFor, type Actor } from 'xstate';
 import type { Logger } from 'pino';
 import type { AnyAggregate } from '../core/aggregate.js';
 import { ConvergeError, EventStoreUnavailableError, OverloadedError, ShuttingDownError } from '../core/errors.js';
 import type { EventStore } from '../core/eventStore.js';
-import { aggregateActor, type ExecuteOutput, type MailboxItem } from './actor.js';
-import { executeCommand, type CommandEnvelope, type CommandResult, type ReadState, type StateView } from './execute.js';
-import { rehydrate, type Memory } from './rehydrate.js';
+import { aggregateActor, type ActorEnvironment, type MailboxItem } from './actor.js';
+import type { CommandEnvelope, CommandResult, ReadState, StateView } from './execute.js';
 import type { SnapshotStore } from './snapshots.js';
 
 /** Hosts the live aggregates of this worker's partitions. */
@@ -61,8 +60,6 @@ interface Entry {
   readonly mailbox: MailboxItem[];
   running: MailboxItem | undefined;
   lastActive: number;
-  /** Version of the last snapshot written or read. */
-  savedVersion: number;
 }
 
 /** Creates the actor host; a passivation timer runs until `drain`. */
@@ -71,42 +68,16 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   const now = opts.now ?? Date.now;
   const entries = new Map<string, Entry>();
   const byName = new Map(opts.aggregates.map((a) => [a.name, a]));
-  const machines = new Map(opts.aggregates.map((a) => [a.name, machineFor(a)]));
+  const env: ActorEnvironment = {
+    store,
+    snapshots,
+    streamId: opts.streamId,
+    keep: settings.recentCommits,
+    conflictRetries: settings.conflictRetries,
+    snapshotEvery: settings.snapshotEvery,
+  };
   let draining = false;
   let inFlight = 0;
-
-  function machineFor(aggregate: AnyAggregate) {
-    const source = { store, snapshots, streamId: opts.streamId, keep: settings.recentCommits };
-    return aggregateActor.provide({
-      actors: {
-        load: fromPromise<Memory, { id: string }>(async ({ input }) => {
-          const { memory, snapshotVersion } = await rehydrate(aggregate, input.id, source);
-          const entry = entries.get(keyOf(aggregate.name, input.id));
-          if (entry) entry.savedVersion = snapshotVersion;
-          maybeSnapshot(aggregate, input.id, memory, settings.snapshotEvery);
-          return memory;
-        }),
-        execute: fromPromise<ExecuteOutput, { memory: Memory; item: MailboxItem }>(async ({ input }) => {
-          const { memory, item } = input;
-          const ctx = { aggregate, store, readState: item.readState, keep: settings.recentCommits, conflictRetries: settings.conflictRetries };
-          try {
-            const executed = await executeCommand(ctx, memory, item.command);
-            maybeSnapshot(aggregate, item.command.id, executed.memory, settings.snapshotEvery);
-            return { memory: executed.memory, item, outcome: { result: executed.result } };
-          } catch (error) {
-            return { memory, item, outcome: { error: error as Error } };
-          }
-        }),
-      },
-    });
-  }
-
-  function maybeSnapshot(aggregate: AnyAggregate, id: string, memory: Memory, every: number): void {
-    const entry = entries.get(keyOf(aggregate.name, id));
-    if (!entry || memory.version - entry.savedVersion < every) return;
-    entry.savedVersion = memory.version;
-    snapshots.put(aggregate.name, id, { shape: aggregate.snapshotVersion, stream: opts.streamId, memory });
-  }
 
   /** Hands the next waiting command to an idle actor. */
   function pump(entry: Entry): void {
@@ -122,10 +93,9 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     const existing = entries.get(key);
     if (existing && existing.actor.getSnapshot().status === 'active') return existing;
     const aggregate = byName.get(aggregateName);
-    const machine = machines.get(aggregateName);
-    if (!aggregate || !machine) throw new ConvergeError('unknown_aggregate', `no aggregate named ${aggregateName}`);
-    const actor = createActor(machine, { input: { key, id } });
-    const entry: Entry = { aggregate, id, actor, mailbox: [], running: undefined, lastActive: now(), savedVersion: 0 };
+    if (!aggregate) throw new ConvergeError('unknown_aggregate', `no aggregate named ${aggregateName}`);
+    const actor = createActor(aggregateActor, { input: { aggregate, id, env } });
+    const entry: Entry = { aggregate, id, actor, mailbox: [], running: undefined, lastActive: now() };
     entries.set(key, entry);
     actor.subscribe({
       next: (snapshot) => {
@@ -147,9 +117,12 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     entry.running = undefined;
   }
 
+  /** A passivated actor's memory is saved whatever its distance from the last snapshot: its next start then replays nothing. */
   function snapshotAndStop(key: string, entry: Entry): void {
-    const memory = entry.actor.getSnapshot().context.memory;
-    if (memory) maybeSnapshot(entry.aggregate, entry.id, memory, 1);
+    const { memory, savedVersion } = entry.actor.getSnapshot().context;
+    if (memory && memory.version > savedVersion) {
+      snapshots.put(entry.aggregate.name, entry.id, { shape: entry.aggregate.snapshotVersion, stream: opts.streamId, memory });
+    }
     entry.actor.stop();
     entries.delete(key);
   }
