@@ -71,6 +71,8 @@ export interface EventStore {
   append(commit: Commit, expectedPosition: number): Promise<AppendResult>;
   /** The commits of one aggregate after `afterPosition`, oldest first. */
   read(aggregate: string, id: string, afterPosition: number): AsyncIterable<StoredCommit>;
+  /** The commits of one aggregate the store took at or after `sinceMs` (ms since the epoch), oldest first. */
+  readSince(aggregate: string, id: string, sinceMs: number): AsyncIterable<StoredCommit>;
   /** The position of the aggregate's last commit; 0 when it has none. */
   lastPosition(aggregate: string, id: string): Promise<number>;
   /** The commit at a position, if there is one, with when the store took it. */
@@ -91,4 +93,5 @@ export interface EventStore {
 /** A subscription found another incarnation of the store than the one its position belongs to. */
 export class StoreChangedError extends Error {
   readonly code = 'store_changed';
+  override readonly name = 'StoreChangedError';
 }

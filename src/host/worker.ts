@@ -45,7 +45,7 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
   const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
     log.warn({ err }, 'snapshot write failed'),
   );
-  const host = createActorHost({ aggregates, store, snapshots, streamId, settings: config.actors, log });
+  const host = createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
   const router = createCommandRouter({
     link,
     host,

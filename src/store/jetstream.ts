@@ -5,6 +5,7 @@ import {
   JetStreamApiError,
   StorageType,
   type JsMsg,
+  type OrderedConsumerOptions,
   type PubAck,
   type StreamInfo,
 } from '@nats-io/jetstream';
@@ -118,6 +119,43 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     }
   }
 
+  /**
+   * One aggregate's commits from where `start` says, up to its last commit when the read
+   * began; none unless that last commit is one `start` reaches (`reaches`), since the
+   * consumer would otherwise wait for it forever.
+   */
+  async function* readFrom(
+    aggregate: string,
+    id: string,
+    start: Partial<OrderedConsumerOptions>,
+    reaches: (last: { seq: number; time: Date }) => boolean,
+  ): AsyncIterable<StoredCommit> {
+    guard();
+    let lastMsg;
+    try {
+      lastMsg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: eventSubject(aggregate, id) });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!lastMsg || !reaches(lastMsg)) return;
+    const last = lastMsg.seq;
+    let messages;
+    try {
+      const consumer = await link.js.consumers.get(EVENTS, { filter_subjects: eventSubject(aggregate, id), ...start });
+      messages = await consumer.consume({ max_messages: 1000 });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    try {
+      for await (const m of messages) {
+        yield decodeCommit(m);
+        if (m.seq >= last) break;
+      }
+    } finally {
+      await messages.close().catch(() => undefined);
+    }
+  }
+
   async function info(): Promise<StreamInfo> {
     guard();
     try {
@@ -148,29 +186,10 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       return { position: ack.seq, duplicate: ack.duplicate };
     },
 
-    async *read(aggregate, id, afterPosition) {
-      const last = await lastPosition(aggregate, id);
-      if (last <= afterPosition) return;
-      let messages;
-      try {
-        const consumer = await link.js.consumers.get(EVENTS, {
-          filter_subjects: eventSubject(aggregate, id),
-          deliver_policy: DeliverPolicy.StartSequence,
-          opt_start_seq: afterPosition + 1,
-        });
-        messages = await consumer.consume({ max_messages: 1000 });
-      } catch (err) {
-        throw unavailable(err);
-      }
-      try {
-        for await (const m of messages) {
-          yield decodeCommit(m);
-          if (m.seq >= last) break;
-        }
-      } finally {
-        await messages.close().catch(() => undefined);
-      }
-    },
+    read: (aggregate, id, afterPosition) =>
+      readFrom(aggregate, id, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterPosition + 1 }, (last) => last.seq > afterPosition),
+    readSince: (aggregate, id, sinceMs) =>
+      readFrom(aggregate, id, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() }, (last) => last.time.getTime() >= sinceMs),
 
     lastPosition,
 

@@ -80,6 +80,16 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
       }
     },
 
+    async *readSince(aggregate, id, sinceMs) {
+      guard();
+      for (const c of commits) {
+        if (c.storedAt >= sinceMs && c.aggregate === aggregate && c.id === id) {
+          const { storedAt: _, ...commit } = c;
+          yield structuredClone(commit);
+        }
+      }
+    },
+
     async lastPosition(aggregate, id) {
       guard();
       return lastOf.get(keyOf(aggregate, id)) ?? 0;

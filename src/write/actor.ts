@@ -23,6 +23,8 @@ export interface ActorEnvironment {
   /** Recent commits to remember, for idempotent replies and `If-Match` merges. */
   readonly keep: number;
   readonly conflictRetries: number;
+  /** How long the store remembers a command id (see `ExecutionContext`). */
+  readonly duplicateWindowMs: number;
   /** Events between snapshots. */
   readonly snapshotEvery: number;
 }
@@ -69,7 +71,7 @@ export const aggregateActor = setup({
     execute: fromPromise<ExecuteOutput, Pick<ActorContext, 'aggregate' | 'env'> & { memory: Memory; item: MailboxItem }>(async ({ input }) => {
       const { aggregate, env, memory, item } = input;
       try {
-        const ctx = { aggregate, store: env.store, readState: item.readState, keep: env.keep, conflictRetries: env.conflictRetries };
+        const ctx = { ...env, aggregate, readState: item.readState };
         const executed = await executeCommand(ctx, memory, item.command);
         return { memory: executed.memory, item, outcome: { result: executed.result } };
       } catch (error) {

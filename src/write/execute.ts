@@ -43,6 +43,11 @@ export interface ExecutionContext {
   readonly keep: number;
   /** How often a command is decided again after another writer got there first. */
   readonly conflictRetries: number;
+  /**
+   * How long the store remembers a command id (JetStream's duplicate window): a retry
+   * within it is answered as the original was, also when memory has forgotten the original.
+   */
+  readonly duplicateWindowMs: number;
 }
 
 /** Memory after a command, and the command's answer. */
@@ -64,15 +69,19 @@ export async function executeCommand(ctx: ExecutionContext, initial: Memory, com
     async () => {
       const replay = replayed(memory, command);
       if (replay) return { memory, result: replay };
-      if (!ifMatchHolds(ctx.aggregate, memory, command)) return { memory, result: conflict(memory) };
+      if (!ifMatchHolds(ctx.aggregate, memory, command)) return (await replayedByStore(ctx, memory, command)) ?? { memory, result: conflict(memory) };
       const decision = ctx.aggregate.decide(memory.state, { type: command.type, data: command.data }, await readDeps(ctx, command));
-      if (!decision.ok) return { memory, result: { kind: 'rejected', reason: decision.reason } };
+      if (!decision.ok) return (await replayedByStore(ctx, memory, command)) ?? { memory, result: { kind: 'rejected', reason: decision.reason } };
       return append(ctx, memory, command, decision.events);
     },
     async () => {
       memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
     },
-    () => ({ memory, result: conflict(memory) }),
+    async () => {
+      // The last attempt lost to another writer: the answer names the version that writer made.
+      memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
+      return { memory, result: conflict(memory) };
+    },
   );
 }
 
@@ -98,6 +107,25 @@ export function ifMatchHolds(aggregate: AnyAggregate, memory: Memory, command: C
   if (!complete) return false;
   const touches = aggregate.touches?.({ type: command.type, data: command.data });
   return since.every((c) => !overlaps(c.touched, touches));
+}
+
+/**
+ * The original answer to a command whose commit memory no longer holds (more than `keep`
+ * commits followed it) but the store still treats as a duplicate. Only asked for before a
+ * command would be refused: an accepted one finds out at its append. A command id used
+ * by a different command is refused.
+ */
+async function replayedByStore(ctx: ExecutionContext, memory: Memory, command: CommandEnvelope): Promise<Executed | undefined> {
+  // Memory holds every commit of an aggregate with fewer than `keep` of them.
+  if (memory.recent.length < ctx.keep) return undefined;
+  const since = Date.parse(command.at) - ctx.duplicateWindowMs;
+  for await (const commit of ctx.store.readSince(ctx.aggregate.name, command.id, since)) {
+    if (commit.commandId !== command.commandId) continue;
+    if (commit.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
+    const result: CommandResult = { kind: 'accepted', id: command.id, version: commit.version, position: commit.position, events: commit.events.map((e) => e.type) };
+    return { memory, result };
+  }
+  return undefined;
 }
 
 /** The current states of the other aggregates `decide` reads for this command. */
@@ -127,6 +155,7 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
   const ack = await ctx.store.append(commit, memory.position);
   if (ack.duplicate) {
     const original = await ctx.store.commitAt(ack.position);
+    if (original && original.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
     const caughtUp = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
     const version = original?.version ?? caughtUp.version;
     const types = original?.events.map((e) => e.type) ?? [];
@@ -141,7 +170,7 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
  * (two writers in lockstep would keep colliding), runs `beforeRetry`, and tries again, up
  * to `retries` times. Past that it answers `exhausted()`. Any other error is thrown.
  */
-export async function retryOnConflict<T>(retries: number, attempt: () => Promise<T>, beforeRetry: () => Promise<void>, exhausted: () => T): Promise<T> {
+export async function retryOnConflict<T>(retries: number, attempt: () => Promise<T>, beforeRetry: () => Promise<void>, exhausted: () => Promise<T>): Promise<T> {
   for (let n = 0; ; n++) {
     try {
       return await attempt();

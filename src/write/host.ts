@@ -45,6 +45,8 @@ export interface ActorHostOptions {
   readonly snapshots: SnapshotStore;
   /** Identifies the `EVENTS` stream incarnation, so snapshots of a wiped store are ignored. */
   readonly streamId: string;
+  /** How long the event store remembers a command id (`eventStore.duplicateWindowMs`). */
+  readonly duplicateWindowMs: number;
   readonly settings: ActorSettings;
   readonly log: Logger;
   readonly now?: () => number;
@@ -74,6 +76,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     streamId: opts.streamId,
     keep: settings.recentCommits,
     conflictRetries: settings.conflictRetries,
+    duplicateWindowMs: opts.duplicateWindowMs,
     snapshotEvery: settings.snapshotEvery,
   };
   let draining = false;

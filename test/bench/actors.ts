@@ -48,7 +48,7 @@ async function seedHistory(link: NatsLink, id: string): Promise<void> {
 function makeHost(link: NatsLink, snapshots: SnapshotStore, streamId: string, overrides: Record<string, string> = {}): ActorHost {
   const config = loadConfig({ env: { CONVERGE_ACTORS_SNAPSHOT_EVERY: '100', ...overrides } });
   const store = createJetStreamEventStore(link, config.eventStore);
-  return createActorHost({ aggregates, store, snapshots, streamId, settings: config.actors, log });
+  return createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -149,6 +149,24 @@ function contract(t: Test, makeStore: MakeStore): void {
     t.same(await readAll(store, 'shop', 'none', 0), [], 'an aggregate with no commits: nothing');
   });
 
+  t.test('readSince gives one aggregate’s commits stored from a time on, and none when its last commit is older', async (t) => {
+    const { store } = await makeStore(t);
+    await store.append(commit('a1', 1, 'a'), 0);
+    await store.append(commit('b1', 1, 'b'), 0);
+    const since = async (ms: number) => {
+      const out: string[] = [];
+      for await (const c of store.readSince('shop', 'a', ms)) out.push(c.commandId);
+      return out;
+    };
+    const first = (await store.commitAt(1))!.storedAt;
+    t.same(await since(first - 60_000), ['a1'], 'from a minute before: its commit, not the other aggregate’s');
+    t.same(await since(Date.now() + 60_000), [], 'from after its last commit: none, at once');
+    await store.append(commit('a2', 2, 'a'), 1);
+    t.same(await since(first - 60_000), ['a1', 'a2'], 'in order');
+    t.same(await since(Date.now() + 60_000), [], 'still none from a later time');
+    for await (const c of store.readSince('shop', 'none', 0)) t.fail(`an aggregate with no commits has none: ${c.commandId}`);
+  });
+
   t.test('lastPosition is the position of the aggregate’s last commit, 0 without one', async (t) => {
     const { store } = await makeStore(t);
     t.equal(await store.lastPosition('shop', 'a'), 0);

@@ -69,6 +69,7 @@ function setup(opts: { keep?: number; conflictRetries?: number } = {}) {
     readState: () => Promise.reject(new Error('kv reads no other aggregate')),
     keep: opts.keep ?? 10,
     conflictRetries: opts.conflictRetries ?? 3,
+    duplicateWindowMs: 120_000,
   };
   /** Runs commands one after another from `memory`, as an actor would. */
   const run = async (memory: Memory, ...commands: CommandEnvelope[]) => {
@@ -279,6 +280,7 @@ t.test('through the actor host: a lost ack is answered from the store on retry, 
     store,
     snapshots: memorySnapshotStore(),
     streamId: store.streamId,
+    duplicateWindowMs: 120_000,
     settings: { snapshotEvery: 1000, idleMs: 60_000, mailboxSize: 10, recentCommits: 10, conflictRetries: 3 },
     log: pino({ level: 'silent' }),
   });
