@@ -1,4 +1,4 @@
-import { Type, type Static, type TSchema } from 'typebox';
+import { Type } from 'typebox';
 
 // Limits live in the schemas so that bad input is a 400 at the edge, never a 422 from a decider.
 
@@ -19,17 +19,3 @@ export const Reason = Type.String({ minLength: 1, maxLength: 500 });
 
 /** Body of a command that needs nothing but its URL (`open`, `accept`): still closed to extra properties. */
 export const EmptyBody = Type.Object({}, { additionalProperties: false });
-
-/** The spec of one command: the type name a decider sees and the body schema the edge checks. */
-export interface CommandEntry<T extends string = string, S extends TSchema = TSchema> {
-  readonly type: T;
-  readonly schema: S;
-}
-
-/**
- * The command union of an aggregate, derived from its `commands` record so that the
- * URL table, the schemas and the decider's types cannot drift apart.
- */
-export type CommandOf<R extends Record<string, CommandEntry>> = {
-  [K in keyof R]: { readonly type: R[K]['type']; readonly data: Static<R[K]['schema']> };
-}[keyof R];

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { connectNats } from '../src/natsConnection.js';
-import { EVENTS } from '../src/eventStore.js';
+import { connectNats } from '../src/nats/connection.js';
+import { EVENTS } from '../src/store/jetstream.js';
 import type { Copy, Shop } from '../examples/subscriber.js';
 import { fullImport } from '../examples/subscriber.js';
 import type { Ack } from './load.js';

@@ -207,8 +207,9 @@ function logSummary(file: string): Array<{ level: string; msg: string; count: nu
     try {
       entry = JSON.parse(line) as typeof entry;
     } catch {
-      if (line.trim()) entry = { level: 50, msg: line.trim().slice(0, 200) };
-      else continue;
+      // The primary's one plain line with its addresses is for a person, not a fault.
+      if (!line.trim() || line.startsWith('converge: commands ')) continue;
+      entry = { level: 50, msg: line.trim().slice(0, 200) };
     }
     if ((entry.level ?? 0) < 40) continue;
     const level = (entry.level ?? 0) >= 50 ? 'error' : 'warn';

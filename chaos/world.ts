@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, launchNatsServer, type NatsServerProcess } from '../src/natsServer.js';
+import { freePort, launchNatsServer, type NatsServerProcess } from '../src/nats/server.js';
 import { startCluster, type Cluster, type ClusterPorts } from '../load/cluster.js';
 import { alive, clusterChildren, processesUnder, signal } from './procs.js';
 

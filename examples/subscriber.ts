@@ -1,8 +1,12 @@
 /**
  * Another system's copy of converge's shops, to copy: NATS notices say *what* changed, the import API serves the data.
- *   NATS_URL=nats://127.0.0.1:4222 COPY_FILE=search-shops.json node dist/examples/subscriber.js search
+ *   COPY_FILE=search-shops.json node dist/examples/subscriber.js search
+ * NATS_URL names the server; without it, the URL of the embedded server that `npm start` in this
+ * directory runs is read from `data/run/nats.url` (`CONVERGE_DATA_DIR/run/nats.url`).
  */
+import { readFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { connect } from '@nats-io/transport-node';
@@ -148,7 +152,7 @@ async function main(): Promise<void> {
     console.log(`full import: ${await fullImport(queryUrl, copy)} shops`);
     await saveCopy(file, copy);
   }
-  const nc = await connect({ servers: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
+  const nc = await connect({ servers: natsUrl() });
   const stop = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
   // Both consumers share the copy; saves run one after another, so the file never goes back.
@@ -159,6 +163,19 @@ async function main(): Promise<void> {
   };
   await Promise.all(['NOTIFY', 'REPLAY'].map(async (stream) => follow(await jetstream(nc).consumers.get(stream, name), handle, stop.signal)));
   await nc.drain();
+}
+
+/** NATS_URL, or the embedded server of the converge started in this directory. */
+function natsUrl(): string {
+  const given = process.env['NATS_URL'];
+  if (given) return given;
+  const file = join(process.env['CONVERGE_DATA_DIR'] ?? 'data', 'run', 'nats.url');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    console.error(`no NATS_URL given, and no ${file}: start converge here (npm start), or set NATS_URL to its NATS server`);
+    process.exit(2);
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { connectNats } from '../src/natsConnection.js';
+import { connectNats } from '../src/nats/connection.js';
 import { benchSection } from './benchReport.js';
 import { runChart } from './chart.js';
 import { rawPublish } from './limits.js';

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../src/natsServer.js';
+import { freePort } from '../src/nats/server.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const get = (url: string, headers: Record<string, string>, timeoutMs: number) =>
@@ -58,7 +58,7 @@ export interface ClusterOptions {
 }
 
 /**
- * Starts `dist/src/main.js` against `natsUrl` (empty: its embedded nats-server) on free ports and resolves once the command,
+ * Starts `dist/main.js` against `natsUrl` (empty: its embedded nats-server) on free ports and resolves once the command,
  * query and admin APIs answer and every worker has been seen on the command port.
  */
 export async function startCluster(natsUrl: string, dataDir: string, workers: number, options: ClusterOptions = {}): Promise<Cluster> {
@@ -67,7 +67,7 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
     : [await freePort(), await freePort(), await freePort()];
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../src/main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../main.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       CONVERGE_NATS_URL: natsUrl,

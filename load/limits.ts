@@ -1,4 +1,4 @@
-import type { NatsLink } from '../src/natsConnection.js';
+import type { NatsLink } from '../src/nats/connection.js';
 
 /**
  * Publishes for `seconds` 200-byte messages, shaped like a commit, with `inFlight`

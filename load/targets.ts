@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, launchNatsServer } from '../src/natsServer.js';
+import { freePort, launchNatsServer } from '../src/nats/server.js';
 import { startCluster, supervise } from './cluster.js';
 import type { Target } from './scenarios.js';
 

@@ -1,5 +1,5 @@
-import type { EventMeta } from '../src/projection.js';
-import type { ConvergeEvent } from './events.js';
+import type { EventMeta } from '../src/index.js';
+import type { PlatformEvent } from './events.js';
 
 /** The per-shop figures that order and review events change, shared by the shop views. */
 export interface ShopCounters {
@@ -26,7 +26,7 @@ export function ratingAverage(sum: number, count: number): number {
  * The shop document an event belongs to: a shop's own events by the aggregate id, and
  * orders and reviews by the shop id they carry.
  */
-export function shopDocKey(event: ConvergeEvent, meta: EventMeta): string | undefined {
+export function shopDocKey(event: PlatformEvent, meta: EventMeta): string | undefined {
   if (meta.aggregate === 'shop') return meta.id;
   switch (event.type) {
     case 'OrderPlaced':
@@ -43,7 +43,7 @@ export function shopDocKey(event: ConvergeEvent, meta: EventMeta): string | unde
  * deletion never takes the figures below zero, so a replayed or stray deletion cannot
  * produce a negative count.
  */
-export function foldCounters<D extends ShopCounters>(doc: D, event: ConvergeEvent): D | undefined {
+export function foldCounters<D extends ShopCounters>(doc: D, event: PlatformEvent): D | undefined {
   switch (event.type) {
     case 'OrderPlaced':
       return { ...doc, orderCount: doc.orderCount + 1 };

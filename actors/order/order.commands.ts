@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
-import { EmptyBody, Id, Reason, type CommandOf } from '../shared.schemas.js';
+import type { CommandOf } from '../../src/index.js';
+import { EmptyBody, Id, Reason } from '../shared.schemas.js';
 
 /** One requested line: which menu item and how many. Name and price come from the shop. */
 export const OrderItem = Type.Object(

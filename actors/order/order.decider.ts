@@ -1,5 +1,4 @@
-import type { AggregateDefinition, Decision } from '../../src/aggregate.js';
-import { emit, reject } from '../decision.js';
+import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
 import { menuItem, type RegisteredShop, type ShopState } from '../shop/shop.decider.js';
 import { orderCommands, type OrderCommand } from './order.commands.js';
 import type { OrderEvent, OrderFacts, OrderLine } from './order.events.js';
@@ -104,7 +103,7 @@ function evolve(state: OrderState, event: OrderEvent): OrderState {
 }
 
 /** The order aggregate: placed against a shop's current menu, then moved along its lifecycle. */
-export const order: AggregateDefinition<OrderState, OrderCommand, OrderEvent, OrderDeps> = {
+export const order = defineAggregate<OrderState, typeof orderCommands, OrderEvent, OrderDeps>({
   name: 'order',
   plural: 'orders',
   snapshotVersion: 1,
@@ -114,4 +113,4 @@ export const order: AggregateDefinition<OrderState, OrderCommand, OrderEvent, Or
   evolve,
   requires: (command) =>
     command.type === 'PlaceOrder' ? { shop: { aggregate: 'shop', id: command.data.shopId } } : undefined,
-};
+});

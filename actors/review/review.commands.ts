@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
-import { EmptyBody, Id, type CommandOf } from '../shared.schemas.js';
+import type { CommandOf } from '../../src/index.js';
+import { EmptyBody, Id } from '../shared.schemas.js';
 
 /** Body of `post`: a rating of 1–5 and a text of at most 2,000 characters (may be empty). */
 export const PostReviewBody = Type.Object(

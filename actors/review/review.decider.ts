@@ -1,5 +1,4 @@
-import type { AggregateDefinition, Decision } from '../../src/aggregate.js';
-import { emit, reject } from '../decision.js';
+import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
 import type { OrderState } from '../order/order.decider.js';
 import { reviewCommands, type ReviewCommand } from './review.commands.js';
 import type { ReviewEvent } from './review.events.js';
@@ -64,7 +63,7 @@ function evolve(state: ReviewState, event: ReviewEvent): ReviewState {
 }
 
 /** The review aggregate: one customer's rating of one delivered order. */
-export const review: AggregateDefinition<ReviewState, ReviewCommand, ReviewEvent, ReviewDeps> = {
+export const review = defineAggregate<ReviewState, typeof reviewCommands, ReviewEvent, ReviewDeps>({
   name: 'review',
   plural: 'reviews',
   snapshotVersion: 1,
@@ -74,4 +73,4 @@ export const review: AggregateDefinition<ReviewState, ReviewCommand, ReviewEvent
   evolve,
   requires: (command) =>
     command.type === 'PostReview' ? { order: { aggregate: 'order', id: command.data.orderId } } : undefined,
-};
+});

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
-import { Amount, EmptyBody, Id, Name, Price, type CommandOf } from '../shared.schemas.js';
+import type { CommandOf } from '../../src/index.js';
+import { Amount, EmptyBody, Id, Name, Price } from '../shared.schemas.js';
 
 const Category = Type.String({ minLength: 1, maxLength: 50 });
 

@@ -1,5 +1,4 @@
-import type { AggregateDefinition, Decision } from '../../src/aggregate.js';
-import { emit, reject } from '../decision.js';
+import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
 import { shopCommands, type ShopCommand } from './shop.commands.js';
 import type { ShopEvent } from './shop.events.js';
 import { upcastShopEvent } from './shop.upcast.js';
@@ -192,7 +191,7 @@ function eventTouches(event: ShopEvent): readonly string[] | undefined {
 }
 
 /** The shop aggregate: its profile, opening state, delivery terms and menu. */
-export const shop: AggregateDefinition<ShopState, ShopCommand, ShopEvent> = {
+export const shop = defineAggregate<ShopState, typeof shopCommands, ShopEvent>({
   name: 'shop',
   plural: 'shops',
   snapshotVersion: 1,
@@ -203,4 +202,4 @@ export const shop: AggregateDefinition<ShopState, ShopCommand, ShopEvent> = {
   touches,
   eventTouches,
   upcast: upcastShopEvent,
-};
+});

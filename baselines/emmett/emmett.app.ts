@@ -4,9 +4,11 @@ import { isExpectedVersionConflictError, projections } from '@event-driven-io/em
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import { pongoClient } from '@event-driven-io/pongo';
 import pg from 'pg';
-import { aggregates } from '../../actors/registry.js';
 import { commandExecutor } from './emmett.commands.js';
 import { listShops, SHOP_DISPLAY, shopDisplayProjection, shopSorts, type ShopDoc } from './emmett.projections.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates } = shopPlatform;
 
 /** What the Emmett baseline needs to run. */
 export interface EmmettAppOptions {

@@ -6,7 +6,7 @@ import {
   type ReadEvent,
 } from '@event-driven-io/emmett';
 import type { PostgresEventStore } from '@event-driven-io/emmett-postgresql';
-import type { AggregateRef, AnyAggregate, StoredEvent } from '../../src/aggregate.js';
+import type { AggregateRef, AnyAggregate, StoredEvent } from '../../src/core/aggregate.js';
 
 /**
  * A converge event as Emmett stores it: `{ type, data }` plus the time its command was

@@ -1,9 +1,14 @@
 import type { ReadEvent } from '@event-driven-io/emmett';
 import { pongoProjection, type PostgresReadEventMetadata } from '@event-driven-io/emmett-postgresql';
 import type pg from 'pg';
-import type { EventMeta } from '../../src/projection.js';
+import type { EventMeta, StoredEvent } from '../../src/index.js';
 import { shopDisplay, type ShopDisplayDoc } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { toStored, type EmmettEvent } from './emmett.commands.js';
+
+type ShopDisplayEvent = Parameters<typeof shopDisplay.fold>[1];
+
+/** Emmett hands this projection only the types in `canHandle`, which are `shopDisplay.handles`, as converge's runner does. */
+const handled = (event: ShopReadEvent): ShopDisplayEvent => toStored(event) as StoredEvent as ShopDisplayEvent;
 
 /** The pongo collection, and so the table, holding one display document per shop. */
 export const SHOP_DISPLAY = 'shop_display';
@@ -32,7 +37,7 @@ function eventMeta(event: ShopReadEvent): EventMeta {
 /** converge's own shop display fold, so both systems compute the same document. */
 function fold(doc: ShopDoc | null, event: ShopReadEvent): ShopDoc | null {
   const meta = eventMeta(event);
-  const next = shopDisplay.fold(doc ?? undefined, toStored(event), meta);
+  const next = shopDisplay.fold(doc ?? undefined, handled(event), meta);
   if (!next) return null;
   return { ...next, registeredPosition: doc?.registeredPosition ?? meta.position };
 }
@@ -55,7 +60,7 @@ export const shopDisplayProjection = pongoProjection<EmmettEvent>({
   handle: async (events, { pongo, connection }) => {
     const collection = pongo.db().collection<ShopDoc>(SHOP_DISPLAY);
     for (const event of events) {
-      const key = shopDisplay.key(toStored(event), eventMeta(event));
+      const key = shopDisplay.key(handled(event), eventMeta(event));
       if (typeof key !== 'string') continue;
       await connection.client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_CLASS, key]);
       await collection.handle(key, (doc) => fold(doc, event));

@@ -1,8 +1,7 @@
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { EventMeta, Projection } from '../../src/projection.js';
+import { defineProjection, descending, type EventMeta, type StoredEvent } from '../../src/index.js';
 import type { OrderLine } from '../../actors/order/order.events.js';
 import type { OrderStatus } from '../../actors/order/order.lifecycle.js';
-import { descending, domainEvent, type ConvergeEventType } from '../events.js';
+import type { EventsOf } from '../events.js';
 
 /** A placed order's status. */
 export type PlacedStatus = Exclude<OrderStatus, 'none'>;
@@ -32,12 +31,15 @@ export interface OrderHistoryDoc {
   readonly version: number;
 }
 
+const handles = ['OrderPlaced', 'OrderAccepted', 'OrderRejected', 'OrderDelivered', 'OrderCancelled'] as const;
+type OrderHistoryEvent = EventsOf<(typeof handles)[number]>;
+
 const statusAfter = {
   OrderAccepted: 'accepted',
   OrderRejected: 'rejected',
   OrderDelivered: 'delivered',
   OrderCancelled: 'cancelled',
-} as const satisfies Partial<Record<ConvergeEventType, PlacedStatus>>;
+} as const satisfies Partial<Record<OrderHistoryEvent['type'], PlacedStatus>>;
 
 /** A customer's orders, a shop's orders, and a shop's orders in one status; each newest first. */
 function indexes(doc: OrderHistoryDoc): (string | number)[][] {
@@ -49,8 +51,7 @@ function indexes(doc: OrderHistoryDoc): (string | number)[][] {
   ];
 }
 
-function fold(doc: OrderHistoryDoc | undefined, stored: StoredEvent, meta: EventMeta): OrderHistoryDoc | undefined {
-  const event = domainEvent(stored);
+function fold(doc: OrderHistoryDoc | undefined, event: StoredEvent<OrderHistoryEvent>, meta: EventMeta): OrderHistoryDoc | undefined {
   const moved = { updatedAt: meta.at, position: meta.position, version: meta.version };
   switch (event.type) {
     case 'OrderPlaced': {
@@ -73,11 +74,11 @@ function fold(doc: OrderHistoryDoc | undefined, stored: StoredEvent, meta: Event
 }
 
 /** Order histories per customer and per shop. */
-export const orderHistory: Projection<OrderHistoryDoc> = {
+export const orderHistory = defineProjection<OrderHistoryEvent, OrderHistoryDoc>({
   name: 'orderHistory',
   version: 1,
-  handles: ['OrderPlaced', 'OrderAccepted', 'OrderRejected', 'OrderDelivered', 'OrderCancelled'] satisfies ConvergeEventType[],
+  handles,
   key: (_event, meta) => (meta.aggregate === 'order' ? meta.id : undefined),
   fold,
   indexes,
-};
+});

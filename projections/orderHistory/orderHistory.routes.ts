@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Page as ViewPage, ViewReader } from '../../src/viewStore.js';
-import { Cursor, DEFAULT_LIMIT, ErrorBody, IdParams, Limit, Page } from '../routes.schemas.js';
-import { placedStatuses, type OrderHistoryDoc } from './orderHistory.projection.js';
+import { Cursor, DEFAULT_LIMIT, ErrorBody, IdParams, Limit, Page, type ViewPage, type ViewReader } from '../../src/index.js';
+import { orderHistory, placedStatuses, type OrderHistoryDoc } from './orderHistory.projection.js';
 
 const Status = Type.Enum(placedStatuses);
 
@@ -41,25 +40,25 @@ export async function orderHistoryRoutes(app: FastifyInstance, deps: { views: Vi
   r.get(
     '/customers/:id/orders',
     {
-      config: { projection: 'orderHistory' },
+      config: { projection: orderHistory },
       schema: { tags: ['orders'], operationId: 'orderHistory.byCustomer', params: IdParams, querystring: PageQuery, response },
     },
     async (request) => {
       const { limit, cursor } = request.query;
       const prefix = ['customer', request.params.id];
-      return toBody(deps.views.byIndex<OrderHistoryDoc>('orderHistory', prefix, { limit: limit ?? DEFAULT_LIMIT, cursor }));
+      return toBody(deps.views.byIndex(orderHistory, prefix, { limit: limit ?? DEFAULT_LIMIT, cursor }));
     },
   );
   r.get(
     '/shops/:id/orders',
     {
-      config: { projection: 'orderHistory' },
+      config: { projection: orderHistory },
       schema: { tags: ['orders'], operationId: 'orderHistory.byShop', params: IdParams, querystring: ShopOrdersQuery, response },
     },
     async (request) => {
       const { status, limit, cursor } = request.query;
       const prefix = ['shop', request.params.id, status ?? '*'];
-      return toBody(deps.views.byIndex<OrderHistoryDoc>('orderHistory', prefix, { limit: limit ?? DEFAULT_LIMIT, cursor }));
+      return toBody(deps.views.byIndex(orderHistory, prefix, { limit: limit ?? DEFAULT_LIMIT, cursor }));
     },
   );
 }

@@ -1,7 +1,6 @@
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { EventMeta, Projection } from '../../src/projection.js';
+import { defineProjection, type EventMeta, type StoredEvent } from '../../src/index.js';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';
-import { domainEvent, type ConvergeEvent, type ConvergeEventType } from '../events.js';
+import type { EventsOf } from '../events.js';
 import { counterEventTypes, foldCounters, noCounters, shopDocKey, type ShopCounters } from '../shopCounters.js';
 
 /** One menu item as the display shows it. */
@@ -12,7 +11,7 @@ export interface MenuEntry {
   readonly soldOut: boolean;
 }
 
-/** The shop display document of DESIGN §5, plus `ratingSum`, which the route leaves out. */
+/** The shop display document (see docs/architecture.md, "HTTP"), plus `ratingSum`, which the route leaves out. */
 export interface ShopDisplayDoc extends ShopCounters {
   readonly id: string;
   readonly name: string;
@@ -43,8 +42,10 @@ const shopEventTypes = [
   'MenuItemRemoved',
 ] as const satisfies readonly ShopEvent['type'][];
 
-function fold(doc: ShopDisplayDoc | undefined, stored: StoredEvent, meta: EventMeta): ShopDisplayDoc | undefined {
-  const event = domainEvent(stored);
+const handles = [...shopEventTypes, ...counterEventTypes] as const;
+type ShopDisplayEvent = EventsOf<(typeof handles)[number]>;
+
+function fold(doc: ShopDisplayDoc | undefined, event: StoredEvent<ShopDisplayEvent>, meta: EventMeta): ShopDisplayDoc | undefined {
   if (event.type === 'ShopRegistered') {
     // A second registration is ignored, as the shop's own evolve ignores it.
     if (doc) return doc;
@@ -63,7 +64,7 @@ function fold(doc: ShopDisplayDoc | undefined, stored: StoredEvent, meta: EventM
   return counted ? { ...counted, position: meta.position, updatedAt: meta.at } : doc;
 }
 
-function applyShopEvent(doc: ShopDisplayDoc, event: ConvergeEvent): ShopDisplayDoc {
+function applyShopEvent(doc: ShopDisplayDoc, event: ShopDisplayEvent): ShopDisplayDoc {
   switch (event.type) {
     case 'ShopRenamed':
       return { ...doc, name: event.data.name };
@@ -108,12 +109,12 @@ function indexes(doc: ShopDisplayDoc): (string | number)[][] {
 }
 
 /** What a customer sees of a shop: profile, delivery terms, menu, rating and order count. */
-export const shopDisplay: Projection<ShopDisplayDoc> = {
+export const shopDisplay = defineProjection<ShopDisplayEvent, ShopDisplayDoc>({
   name: 'shopDisplay',
   // 2: `updatedAt` and the `position`/`at` indexes.
   version: 2,
-  handles: [...shopEventTypes, ...counterEventTypes] satisfies ConvergeEventType[],
-  key: (event, meta) => shopDocKey(domainEvent(event), meta),
+  handles,
+  key: shopDocKey,
   fold,
   indexes,
-};
+});

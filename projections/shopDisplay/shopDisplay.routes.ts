@@ -1,11 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { sendError } from '../../src/httpErrors.js';
-import type { ViewReader } from '../../src/viewStore.js';
-import { ErrorBody, IdParams } from '../routes.schemas.js';
-import type { ShopDisplayDoc } from './shopDisplay.projection.js';
+import { ErrorBody, IdParams, sendError, type ViewReader } from '../../src/index.js';
+import { shopDisplay } from './shopDisplay.projection.js';
 
-/** The shop display document of DESIGN §5. */
+/** The shop display document (see docs/architecture.md, "HTTP"). */
 export const ShopDisplay = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -47,7 +45,7 @@ export async function shopDisplayRoutes(app: FastifyInstance, deps: { views: Vie
   r.get(
     '/shops/:id',
     {
-      config: { projection: 'shopDisplay' },
+      config: { projection: shopDisplay },
       schema: {
         tags: ['shops'],
         operationId: 'shopDisplay.get',
@@ -57,8 +55,8 @@ export async function shopDisplayRoutes(app: FastifyInstance, deps: { views: Vie
       },
     },
     async (request, reply) => {
-      const doc = deps.views.get<ShopDisplayDoc>('shopDisplay', request.params.id);
-      if (doc === undefined) return sendError(reply, 404, 'not_found', `no shop ${request.params.id}`);
+      const doc = deps.views.get(shopDisplay, request.params.id);
+      if (doc === undefined) return sendError(reply, 'not_found', `no shop ${request.params.id}`);
       const etag = `"${doc.position}"`;
       reply.header('etag', etag);
       if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();

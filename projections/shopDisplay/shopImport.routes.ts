@@ -2,10 +2,8 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { sendError } from '../../src/httpErrors.js';
-import type { ViewReader } from '../../src/viewStore.js';
-import { Cursor, ErrorBody, Page } from '../routes.schemas.js';
-import type { ShopDisplayDoc } from './shopDisplay.projection.js';
+import { Cursor, ErrorBody, Page, sendError, type ViewReader } from '../../src/index.js';
+import { shopDisplay, type ShopDisplayDoc } from './shopDisplay.projection.js';
 import { ShopDisplay } from './shopDisplay.routes.js';
 
 /** Most ids one batch may ask for. */
@@ -75,7 +73,7 @@ function display({ ratingSum: _internal, ...doc }: ShopDisplayDoc) {
 }
 
 /**
- * The import API for other systems (DESIGN §1, §5): a full export as NDJSON, streamed and
+ * The import API for other systems (see docs/architecture.md, "Notices"): a full export as NDJSON, streamed and
  * resumable; a batch of shops by id; and the shops changed since a position or a time.
  * Every route reads `shopDisplay`, so `X-Min-Position` applies.
  */
@@ -85,7 +83,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
   r.get(
     '/import/shops',
     {
-      config: { projection: 'shopDisplay' },
+      config: { projection: shopDisplay },
       schema: {
         tags: ['import'],
         operationId: 'shopImport.export',
@@ -114,7 +112,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
   r.post(
     '/import/shops/batch',
     {
-      config: { projection: 'shopDisplay' },
+      config: { projection: shopDisplay },
       // A full batch of the longest ids is about 68 KB of JSON, over the default body limit.
       bodyLimit: Math.max(app.initialConfig.bodyLimit ?? 0, 128 * 1024),
       schema: {
@@ -129,7 +127,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
       const items: ReturnType<typeof display>[] = [];
       const missing: string[] = [];
       for (const id of new Set(request.body.ids)) {
-        const doc = deps.views.get<ShopDisplayDoc>('shopDisplay', id);
+        const doc = deps.views.get(shopDisplay, id);
         if (doc === undefined) missing.push(id);
         else items.push(display(doc));
       }
@@ -140,7 +138,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
   r.get(
     '/import/shops/changed',
     {
-      config: { projection: 'shopDisplay' },
+      config: { projection: shopDisplay },
       schema: {
         tags: ['import'],
         operationId: 'shopImport.changed',
@@ -155,9 +153,9 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
       const { since, limit = 100, cursor } = request.query;
       const start = changedFrom(since);
       if (!start) {
-        return sendError(reply, 400, 'invalid_query', 'since must be a stream position (a whole number) or an ISO-8601 time such as 2024-05-01T10:00:00Z');
+        return sendError(reply, 'invalid_query', 'since must be a stream position (a whole number) or an ISO-8601 time such as 2024-05-01T10:00:00Z');
       }
-      const page = deps.views.byIndexFrom<ShopDisplayDoc>('shopDisplay', start.prefix, start.from, { limit, cursor });
+      const page = deps.views.byIndexFrom(shopDisplay, start.prefix, start.from, { limit, cursor });
       const items = page.items.map(display);
       return page.next === undefined ? { items } : { items, next: page.next };
     },
@@ -174,7 +172,7 @@ async function exportShops(views: ViewReader, out: Writable, line: (doc: ShopDis
   let remaining = limit;
   let last = after;
   while (remaining > 0) {
-    const chunk = views.scan<ShopDisplayDoc>('shopDisplay', last, Math.min(CHUNK, remaining));
+    const chunk = views.scan(shopDisplay, last, Math.min(CHUNK, remaining));
     if (chunk.length === 0) break;
     remaining -= chunk.length;
     last = chunk[chunk.length - 1]!.key;

@@ -1,6 +1,5 @@
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { EventMeta, Projection } from '../../src/projection.js';
-import { descending, domainEvent, type ConvergeEventType } from '../events.js';
+import { defineProjection, descending, type EventMeta, type StoredEvent } from '../../src/index.js';
+import type { EventsOf } from '../events.js';
 import { counterEventTypes, foldCounters, noCounters, shopDocKey, type ShopCounters } from '../shopCounters.js';
 
 /**
@@ -49,8 +48,10 @@ function indexes(doc: ShopListDoc): (string | number)[][] {
   return entries;
 }
 
-function fold(doc: ShopListDoc | undefined, stored: StoredEvent, meta: EventMeta): ShopListDoc | undefined {
-  const event = domainEvent(stored);
+const handles = ['ShopRegistered', 'ShopRenamed', 'ShopOpened', 'ShopClosed', ...counterEventTypes] as const;
+type ShopListEvent = EventsOf<(typeof handles)[number]>;
+
+function fold(doc: ShopListDoc | undefined, event: StoredEvent<ShopListEvent>, meta: EventMeta): ShopListDoc | undefined {
   if (event.type === 'ShopRegistered') {
     if (doc) return doc;
     const { name, category } = event.data;
@@ -70,11 +71,11 @@ function fold(doc: ShopListDoc | undefined, stored: StoredEvent, meta: EventMeta
 }
 
 /** The shop listing: filter by category and open, sort by rating, orders or newest. */
-export const shopList: Projection<ShopListDoc> = {
+export const shopList = defineProjection<ShopListEvent, ShopListDoc>({
   name: 'shopList',
   version: 1,
-  handles: ['ShopRegistered', 'ShopRenamed', 'ShopOpened', 'ShopClosed', ...counterEventTypes] satisfies ConvergeEventType[],
-  key: (event, meta) => shopDocKey(domainEvent(event), meta),
+  handles,
+  key: shopDocKey,
   fold,
   indexes,
-};
+});

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { ViewReader } from '../../src/viewStore.js';
-import { Cursor, DEFAULT_LIMIT, ErrorBody, Limit, Page } from '../routes.schemas.js';
-import { ANY, shopListSorts, type ShopListDoc } from './shopList.projection.js';
+import { Cursor, DEFAULT_LIMIT, ErrorBody, Limit, Page, type ViewReader } from '../../src/index.js';
+import { ANY, shopList, shopListSorts } from './shopList.projection.js';
 
 /** One shop of a listing. */
 export const ShopListItem = Type.Object({
@@ -33,7 +32,7 @@ export async function shopListRoutes(app: FastifyInstance, deps: { views: ViewRe
   r.get(
     '/shops',
     {
-      config: { projection: 'shopList' },
+      config: { projection: shopList },
       schema: {
         tags: ['shops'],
         operationId: 'shopList.list',
@@ -44,7 +43,7 @@ export async function shopListRoutes(app: FastifyInstance, deps: { views: ViewRe
     async (request) => {
       const { category, open, sort, limit, cursor } = request.query;
       const prefix = [sort ?? 'newest', category ?? ANY, open ?? ANY];
-      const page = deps.views.byIndex<ShopListDoc>('shopList', prefix, { limit: limit ?? DEFAULT_LIMIT, cursor });
+      const page = deps.views.byIndex(shopList, prefix, { limit: limit ?? DEFAULT_LIMIT, cursor });
       // The schema's serializer drops `ratingSum`; listing it here keeps the reply shape explicit.
       const items = page.items.map(({ ratingSum: _internal, ...item }) => item);
       return page.next === undefined ? { items } : { items, next: page.next };

@@ -1,6 +1,5 @@
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { EventMeta, Projection } from '../../src/projection.js';
-import { domainEvent, type ConvergeEventType } from '../events.js';
+import { defineProjection, type EventMeta, type StoredEvent } from '../../src/index.js';
+import type { EventsOf } from '../events.js';
 
 /** Counts of one shop's orders on one UTC day. Each is counted on the day its event happened. */
 export interface ShopStatsDoc {
@@ -21,8 +20,10 @@ export function dayOf(at: string): string {
   return at.slice(0, 10);
 }
 
-function key(stored: StoredEvent, meta: EventMeta): [string, string] | undefined {
-  const event = domainEvent(stored);
+const handles = ['OrderPlaced', 'OrderDelivered', 'OrderCancelled', 'OrderRejected'] as const;
+type ShopStatsEvent = EventsOf<(typeof handles)[number]>;
+
+function key(event: StoredEvent<ShopStatsEvent>, meta: EventMeta): [string, string] | undefined {
   switch (event.type) {
     case 'OrderPlaced':
     case 'OrderDelivered':
@@ -36,8 +37,7 @@ function key(stored: StoredEvent, meta: EventMeta): [string, string] | undefined
 
 type Counts = Omit<ShopStatsDoc, 'shopId' | 'day'>;
 
-function fold(doc: ShopStatsDoc | undefined, stored: StoredEvent, meta: EventMeta): ShopStatsDoc | undefined {
-  const event = domainEvent(stored);
+function fold(doc: ShopStatsDoc | undefined, event: StoredEvent<ShopStatsEvent>, meta: EventMeta): ShopStatsDoc | undefined {
   switch (event.type) {
     case 'OrderPlaced':
       return add(doc, event.data.shopId, meta, { orders: 1 });
@@ -66,10 +66,10 @@ function add(doc: ShopStatsDoc | undefined, shopId: string, meta: EventMeta, mor
 }
 
 /** Per-shop daily order statistics, keyed `[shopId, day]` so a date range is one key range. */
-export const shopStats: Projection<ShopStatsDoc> = {
+export const shopStats = defineProjection<ShopStatsEvent, ShopStatsDoc>({
   name: 'shopStats',
   version: 1,
-  handles: ['OrderPlaced', 'OrderDelivered', 'OrderCancelled', 'OrderRejected'] satisfies ConvergeEventType[],
+  handles,
   key,
   fold,
-};
+});

@@ -1,9 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { sendError } from '../../src/httpErrors.js';
-import type { ViewReader } from '../../src/viewStore.js';
-import { ErrorBody, IdParams } from '../routes.schemas.js';
-import type { ShopStatsDoc } from './shopStats.projection.js';
+import { ErrorBody, IdParams, sendError, type ViewReader } from '../../src/index.js';
+import { shopStats, type ShopStatsDoc } from './shopStats.projection.js';
 
 /** Longest range one request may ask for, in days (a leap year). */
 export const MAX_DAYS = 366;
@@ -56,7 +54,7 @@ export async function shopStatsRoutes(app: FastifyInstance, deps: { views: ViewR
   r.get(
     '/shops/:id/stats',
     {
-      config: { projection: 'shopStats' },
+      config: { projection: shopStats },
       schema: {
         tags: ['shops'],
         operationId: 'shopStats.range',
@@ -71,11 +69,11 @@ export async function shopStatsRoutes(app: FastifyInstance, deps: { views: ViewR
       const to = request.query.to ?? from;
       const start = dayStart(from);
       const end = dayStart(to);
-      if (start === undefined || end === undefined) return sendError(reply, 400, 'invalid_query', 'from and to must be calendar dates (YYYY-MM-DD)');
-      if (start > end) return sendError(reply, 400, 'invalid_query', 'from must not be after to');
-      if ((end - start) / DAY_MS + 1 > MAX_DAYS) return sendError(reply, 400, 'invalid_query', `a range may span at most ${MAX_DAYS} days`);
+      if (start === undefined || end === undefined) return sendError(reply, 'invalid_query', 'from and to must be calendar dates (YYYY-MM-DD)');
+      if (start > end) return sendError(reply, 'invalid_query', 'from must not be after to');
+      if ((end - start) / DAY_MS + 1 > MAX_DAYS) return sendError(reply, 'invalid_query', `a range may span at most ${MAX_DAYS} days`);
       // Keys are [shopId, day]; the end is exclusive, so '\uffff' after `to` takes `to` in.
-      const days = deps.views.byKey<ShopStatsDoc>('shopStats', [id, from], [id, to + '\uffff'], READ_LIMIT);
+      const days = deps.views.byKey(shopStats, [id, from], [id, to + '\uffff'], READ_LIMIT);
       return { shopId: id, from, to, days, totals: totalsOf(days) };
     },
   );

@@ -11,15 +11,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { aggregates } from '../../actors/registry.js';
-import { createActorHost, type ActorHost } from '../../src/actorHost.js';
-import { loadConfig } from '../../src/config.js';
-import { createEventStore, ensureEventStream, eventSubject } from '../../src/eventStore.js';
+import type { ReadState } from '../../src/write/execute.js';
+import { createActorHost, type ActorHost } from '../../src/write/host.js';
+import { loadConfig } from '../../src/host/config.js';
+import { createJetStreamEventStore, ensureEventStream, eventSubject } from '../../src/store/jetstream.js';
 import { shopHistoryCommit } from './history.js';
-import { connectNats, type NatsLink } from '../../src/natsConnection.js';
-import { launchNatsServer } from '../../src/natsServer.js';
-import { openSnapshotStore, type SnapshotStore } from '../../src/snapshotStore.js';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import { launchNatsServer } from '../../src/nats/server.js';
+import { openSnapshotStore, type SnapshotStore } from '../../src/write/snapshots.js';
 import { median, printTable, writeResult } from './report.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates } = shopPlatform;
 
 const { values } = parseArgs({
   options: {
@@ -44,10 +47,8 @@ async function seedHistory(link: NatsLink, id: string): Promise<void> {
 
 function makeHost(link: NatsLink, snapshots: SnapshotStore, streamId: string, overrides: Record<string, string> = {}): ActorHost {
   const config = loadConfig({ env: { CONVERGE_ACTORS_SNAPSHOT_EVERY: '100', ...overrides } });
-  const store = createEventStore(link, config.eventStore);
-  let host: ActorHost;
-  host = createActorHost({ aggregates, store, snapshots, streamId, readState: (ref) => host.readState(ref.aggregate, ref.id), config: config.actors, log });
-  return host;
+  const store = createJetStreamEventStore(link, config.eventStore);
+  return createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -76,6 +77,9 @@ async function coldStart(link: NatsLink, streamId: string, dir: string) {
   return { without, withSnapshot };
 }
 
+/** Shops read no other aggregate; a command that tried would be a bug in this benchmark. */
+const readState: ReadState = (ref) => Promise.reject(new Error(`unexpected read of ${ref.aggregate} ${ref.id}`));
+
 async function residentActors(link: NatsLink, streamId: string, dir: string) {
   const snapshots = openSnapshotStore(join(dir, 'resident'), () => undefined);
   const host = makeHost(link, snapshots, streamId, { CONVERGE_ACTORS_IDLE_MS: '3600000' });
@@ -90,8 +94,8 @@ async function residentActors(link: NatsLink, streamId: string, dir: string) {
       for (let i = n++; i < total; i = n++) {
         const id = `r-${i}`;
         const base = { aggregate: 'shop', id, at };
-        await host.execute({ ...base, commandId: `${id}-1`, type: 'RegisterShop', data: { name: id, category: 'korean', ownerId: 'o' } });
-        await host.execute({ ...base, commandId: `${id}-2`, type: 'AddMenuItem', data: { menuId: 'm1', name: 'Kimbap', price: 4000 } });
+        await host.execute({ ...base, commandId: `${id}-1`, type: 'RegisterShop', data: { name: id, category: 'korean', ownerId: 'o' } }, readState);
+        await host.execute({ ...base, commandId: `${id}-2`, type: 'AddMenuItem', data: { menuId: 'm1', name: 'Kimbap', price: 4000 } }, readState);
       }
     }),
   );

@@ -1,4 +1,4 @@
-import type { Commit } from '../../src/eventStore.js';
+import type { Commit } from '../../src/core/eventStore.js';
 
 /**
  * Commit `version` of a benchmark shop's history, as the benchmarks append it straight to

@@ -11,10 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { eventSubject, type Commit } from '../../src/eventStore.js';
-import { connectNats, type NatsLink } from '../../src/natsConnection.js';
-import { launchNatsServer } from '../../src/natsServer.js';
-import type { Notice } from '../../src/notifier.js';
+import { eventSubject } from '../../src/store/jetstream.js';
+import { type Commit } from '../../src/core/eventStore.js';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import { launchNatsServer } from '../../src/nats/server.js';
+import type { Notice } from '../../src/integration/notifier.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
 

@@ -1,6 +1,6 @@
 /**
  * Read-side benchmarks against the cluster (2 workers + projector, 1,000 shops), each
- * measured against a limit from the same run (DESIGN §9):
+ * measured against a limit from the same run (the targets are in BENCHMARKS.md):
  *   1. `GET /shops/<id>` beside a bare Fastify route (`/health` on the same query port);
  *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s;
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
@@ -15,9 +15,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
-import { eventSubject } from '../../src/eventStore.js';
-import { connectNats, type NatsLink } from '../../src/natsConnection.js';
-import { launchNatsServer } from '../../src/natsServer.js';
+import { eventSubject } from '../../src/store/jetstream.js';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import { launchNatsServer } from '../../src/nats/server.js';
 import { shopHistoryCommit } from './history.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';

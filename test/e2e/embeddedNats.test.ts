@@ -3,9 +3,9 @@ import { mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { connectNats } from '../../src/natsConnection.js';
-import { EVENTS, ensureEventStream } from '../../src/eventStore.js';
-import { freePort, installedNatsServerVersion, launchNatsServer, supportsSyncAlways } from '../../src/natsServer.js';
+import { connectNats } from '../../src/nats/connection.js';
+import { EVENTS, ensureEventStream } from '../../src/store/jetstream.js';
+import { freePort, installedNatsServerVersion, launchNatsServer, supportsSyncAlways } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js';
 import { eventually, natsServerPids, processes, processesUsing } from '../helpers/processes.js';
@@ -68,7 +68,7 @@ async function commandIdsInEvents(url: string): Promise<Set<string>> {
 const isAlive = (pid: number) => processes().some((p) => p.pid === pid);
 const watchdogPids = (storeDir: string) =>
   processes()
-    .filter((p) => p.args.some((a) => a.endsWith('natsWatchdog.js')) && p.args.includes(storeDir))
+    .filter((p) => p.args.some((a) => a.endsWith('/nats/watchdog.js')) && p.args.includes(storeDir))
     .map((p) => p.pid);
 
 t.test('kill -9 of the primary: the embedded server goes, and the next start serves everything acknowledged before', async (t) => {

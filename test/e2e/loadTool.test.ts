@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import type { LoadResult } from '../../load/run.js';
-import { freePort } from '../../src/natsServer.js';
+import { freePort } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
 
 /** The built tool, as `npm run load` runs it (`npm test` builds first). */

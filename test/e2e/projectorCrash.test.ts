@@ -1,7 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
-import { connectNats } from '../../src/natsConnection.js';
-import type { Notice } from '../../src/notifier.js';
+import { connectNats } from '../../src/nats/connection.js';
+import type { Notice } from '../../src/integration/notifier.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady } from '../helpers/cluster.js';
 

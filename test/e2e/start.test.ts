@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../src/natsServer.js';
+import { freePort } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady } from '../helpers/cluster.js';
 
@@ -34,7 +34,7 @@ t.test('with no NATS URL it embeds nats-server, serves commands, and stops it al
   t.equal(view.status, 200, 'the query API serves it once the projector has it');
 
   const cli = (...args: string[]) =>
-    promisify(execFile)(process.execPath, [join(import.meta.dirname, '../../dist/src/cli.js'), ...args], {
+    promisify(execFile)(process.execPath, [join(import.meta.dirname, '../../dist/src/host/cli.js'), ...args], {
       env: { PATH: process.env.PATH ?? '', CONVERGE_HTTP_ADMIN_PORT: new URL(cluster.admin).port },
     });
   t.match((await cli('projections')).stdout, /shopDisplay/, 'the CLI lists the projections');

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { freePort } from '../../src/natsServer.js';
+import { freePort } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js';
 

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { connectNats } from '../../src/natsConnection.js';
-import { EVENTS } from '../../src/eventStore.js';
+import { connectNats } from '../../src/nats/connection.js';
+import { EVENTS } from '../../src/store/jetstream.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, workerPids } from '../helpers/cluster.js';
 

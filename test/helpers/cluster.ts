@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { freePort } from '../../src/natsServer.js';
+import { freePort } from '../../src/nats/server.js';
 
-const MAIN = join(import.meta.dirname, '../../dist/src/main.js');
+const MAIN = join(import.meta.dirname, '../../dist/main.js');
 
-/** The cluster as `npm start` runs it (the built `dist/src/main.js`), in a child process. */
+/** The cluster as `npm start` runs it (the built `dist/main.js`), in a child process. */
 export interface TestCluster {
   readonly proc: ChildProcess;
   /** Command API. */

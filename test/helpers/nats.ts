@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { launchNatsServer, type NatsServerProcess } from '../../src/natsServer.js';
+import { launchNatsServer, type NatsServerProcess } from '../../src/nats/server.js';
 
 /** A real nats-server for one test: its own port and temp store, stopped at teardown. */
 export interface TestNats {

@@ -1,30 +1,8 @@
 import type { Test } from 'tap';
-import type { AggregateDefinition, DomainCommand, DomainEvent } from '../../src/aggregate.js';
+import type { Assertions } from '../../src/testing.js';
 
-/**
- * Decider specifications in the given/when/then form:
- * `spec(t, shop).given(events).when(command).then(events)` or `.rejects(reason)`.
- */
-export function spec<S, C extends DomainCommand, E extends DomainEvent, D extends Record<string, unknown>>(
-  t: Test,
-  aggregate: AggregateDefinition<S, C, E, D>,
-) {
-  return {
-    given(history: readonly E[], deps: D = {} as D) {
-      const state = history.reduce(aggregate.evolve, aggregate.initialState());
-      return {
-        when(command: C) {
-          const decision = aggregate.decide(state, command, deps);
-          return {
-            then(expected: readonly E[]) {
-              t.same(decision, { ok: true, events: expected }, `${command.type} emits ${expected.map((e) => e.type).join(', ') || 'nothing'}`);
-            },
-            rejects(reason: string) {
-              t.same(decision, { ok: false, reason }, `${command.type} is rejected with ${reason}`);
-            },
-          };
-        },
-      };
-    },
-  };
+/** converge/testing's assertions as tap's, so each check of a spec is an assertion of `t`. */
+export function tapAssert(t: Test): Assertions {
+  // tap's message is an optional tuple element, which an explicit `undefined` does not fit.
+  return { deepEqual: (actual, expected, message) => (message === undefined ? t.same(actual, expected) : t.same(actual, expected, message)) };
 }

@@ -1,14 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import type { Test } from 'tap';
 import { pino } from 'pino';
-import { aggregates } from '../../actors/registry.js';
-import { loadConfig, type Config } from '../../src/config.js';
-import { startWorker, type Worker } from '../../src/worker.js';
-import { startProjector, type Projector } from '../../src/projector.js';
-import type { AnyProjection } from '../../src/projection.js';
-import { projections } from '../../projections/registry.js';
-import { queryRoutes } from '../../projections/routes.js';
+import { loadConfig } from '../../src/host/config.js';
+import { type Config } from '../../src/core/config.js';
+import { startWorker, type Worker } from '../../src/host/worker.js';
+import { startProjector, type Projector } from '../../src/host/projector.js';
+import type { AnyProjection } from '../../src/core/projection.js';
 import { tempDir } from './nats.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates, projections, routes: queryRoutes } = shopPlatform;
 
 /** Configuration for an in-process test worker: test profile, free ports, temp data dir. */
 export function testConfig(t: Test, natsUrl: string, env: Record<string, string> = {}): Config {

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { ownerOf, partitionOf } from '../../src/partition.js';
-import type { Worker } from '../../src/worker.js';
+import { ownerOf, partitionOf } from '../../src/core/partition.js';
+import type { Worker } from '../../src/host/worker.js';
 import { startTestNats } from '../helpers/nats.js';
 import { commandUrl, post, startWorkers } from '../helpers/workers.js';
 

@@ -1,8 +1,8 @@
 import t from 'tap';
-import type { Snapshot } from '../../src/snapshotStore.js';
+import type { Snapshot } from '../../src/write/snapshots.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, post, startWorkers } from '../helpers/workers.js';
-import type { Worker } from '../../src/worker.js';
+import type { Worker } from '../../src/host/worker.js';
 
 async function commits(worker: Worker, aggregate: string, id: string) {
   const all = [];

@@ -1,14 +1,14 @@
 import t, { type Test } from 'tap';
 import { connect } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { aggregates } from '../../actors/registry.js';
-import { projections } from '../../projections/registry.js';
-import { queryRoutes } from '../../projections/routes.js';
-import { commandSubject } from '../../src/commandRouter.js';
-import { ownerOf, partitionOf } from '../../src/partition.js';
-import { startWorker } from '../../src/worker.js';
+import { commandSubject } from '../../src/write/router.js';
+import { ownerOf, partitionOf } from '../../src/core/partition.js';
+import { startWorker } from '../../src/host/worker.js';
 import { startTestNats } from '../helpers/nats.js';
 import { commandUrl, testConfig } from '../helpers/workers.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates, projections, routes: queryRoutes } = shopPlatform;
 
 /** An id of `aggregate` whose partition worker `owner` of two owns. */
 function idOwnedBy(aggregate: string, owner: number, prefix: string): string {

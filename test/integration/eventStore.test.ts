@@ -1,8 +1,9 @@
 import t from 'tap';
 import { pino } from 'pino';
-import { createEventStore, ensureEventStream, type Commit } from '../../src/eventStore.js';
-import { WrongExpectedPositionError } from '../../src/errors.js';
-import { connectNats } from '../../src/natsConnection.js';
+import { createJetStreamEventStore, ensureEventStream } from '../../src/store/jetstream.js';
+import { type Commit } from '../../src/core/eventStore.js';
+import { WrongExpectedPositionError } from '../../src/core/errors.js';
+import { connectNats } from '../../src/nats/connection.js';
 import { startTestNats } from '../helpers/nats.js';
 
 const commit = (commandId: string, version: number, id = 's1'): Commit => ({
@@ -20,7 +21,7 @@ t.test('event store on a real nats-server', async (t) => {
   t.teardown(() => link.close());
   const created = await ensureEventStream(link, 60_000);
   t.equal(await ensureEventStream(link, 60_000), created, 'setting up the stream twice keeps the same stream');
-  const store = createEventStore(link, { publishTimeoutMs: 1500 });
+  const store = createJetStreamEventStore(link, { publishTimeoutMs: 1500 });
 
   t.test('a new aggregate has position 0 and no commits', async (t) => {
     t.equal(await store.lastPosition('shop', 'none'), 0);
@@ -65,7 +66,7 @@ t.test('the stream keeps its id across kill -9 of nats-server and a settings upd
   const connect = () => connectNats(nats.url, { name: 'test', timeoutMs: 2000, log: pino({ level: 'silent' }) });
   let link = await connect();
   const id = await ensureEventStream(link, 60_000);
-  const store = createEventStore(link, { publishTimeoutMs: 1500 });
+  const store = createJetStreamEventStore(link, { publishTimeoutMs: 1500 });
   await store.append(commit('k1', 1, 'kept'), 0);
   await link.close();
   // nats-server 2.9.10 restores a stream with its restart time as `created`, and an update

@@ -1,15 +1,15 @@
 import t from 'tap';
 import { connect } from '@nats-io/transport-node';
-import { commandSubject } from '../../src/commandRouter.js';
-import { ownerOf, partitionOf } from '../../src/partition.js';
+import { commandSubject } from '../../src/write/router.js';
+import { ownerOf, partitionOf } from '../../src/core/partition.js';
 import { startTestNats } from '../helpers/nats.js';
 import { pino } from 'pino';
 import type { Test } from 'tap';
-import { aggregates } from '../../actors/registry.js';
-import { projections } from '../../projections/registry.js';
-import { queryRoutes } from '../../projections/routes.js';
-import { startWorker } from '../../src/worker.js';
+import { startWorker } from '../../src/host/worker.js';
 import { commandUrl, startWorkers, testConfig } from '../helpers/workers.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates, projections, routes: queryRoutes } = shopPlatform;
 
 /** Worker 0 of a two-worker cluster whose worker 1 is not started. */
 async function firstOfTwo(t: Test, natsUrl: string, requestTimeoutMs: number) {

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
-import { connectNats, type NatsLink } from '../../src/natsConnection.js';
-import type { Notice } from '../../src/notifier.js';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import type { Notice } from '../../src/integration/notifier.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
 

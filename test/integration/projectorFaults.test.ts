@@ -1,14 +1,17 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { pino } from 'pino';
-import { ensureEventStream } from '../../src/eventStore.js';
-import { connectNats } from '../../src/natsConnection.js';
-import { aggregates } from '../../actors/registry.js';
-import { projections } from '../../projections/registry.js';
-import type { Projection } from '../../src/projection.js';
-import { startProjector } from '../../src/projector.js';
+import { ensureEventStream } from '../../src/store/jetstream.js';
+import { connectNats } from '../../src/nats/connection.js';
+import { defineProjection } from '../../src/core/projection.js';
+import type { ShopEvent } from '../../actors/shop/shop.events.js';
+import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
+import { startProjector } from '../../src/host/projector.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, testConfig, urlOf } from '../helpers/workers.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates, projections } = shopPlatform;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -129,7 +132,7 @@ t.test('a rebuild that cannot finish fails visibly instead of hanging, and the n
   const dataDir = tempDir(t);
   const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
   let poisoned = false;
-  const strict: Projection<{ n: number }> = {
+  const strict = defineProjection<ShopEvent, { n: number }>({
     name: 'strict',
     version: 1,
     handles: ['ShopRegistered'],
@@ -139,7 +142,7 @@ t.test('a rebuild that cannot finish fails visibly instead of hanging, and the n
       return { n: (doc?.n ?? 0) + 1 };
     },
     onError: { kind: 'stop' },
-  };
+  });
   const projector = await startTestProjector(t, nats.url, dataDir, { projections: [strict] });
   const cmd = commandUrl(worker!);
   const admin = urlOf(projector.adminApp);
@@ -190,5 +193,5 @@ t.test('a running projector that finds its stream replaced by another store stop
     changed = lines.find((l) => l.level === 50 && /the event store changed under the running projector/.test(l.msg));
   }
   t.match(changed?.msg, /EVENTS is now stream [0-9a-f-]+, not [0-9a-f-]+ that the views were built from/, 'the projector logs that the store changed, and why');
-  t.equal(projector.views.get('shopDisplay', 'x0') !== undefined, true, 'it did not fold the new store into the old views');
+  t.equal(projector.views.get(shopDisplay, 'x0') !== undefined, true, 'it did not fold the new store into the old views');
 });

@@ -1,9 +1,11 @@
 import t from 'tap';
-import type { StoredEvent } from '../../src/aggregate.js';
-import type { Projection } from '../../src/projection.js';
-import { projections } from '../../projections/registry.js';
+import { defineProjection } from '../../src/core/projection.js';
+import type { ShopEvent } from '../../actors/shop/shop.events.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
+import { shopPlatform } from '../../app.js';
+
+const { projections } = shopPlatform;
 
 type Body = Record<string, unknown>;
 
@@ -127,16 +129,16 @@ t.test('commands converge into the views, and reads can wait for their own write
 });
 
 /** A projection whose fold throws on one shop, to test parking. */
-const poison: Projection<{ count: number }> = {
+const poison = defineProjection<ShopEvent, { count: number }>({
   name: 'poison',
   version: 1,
   handles: ['ShopRenamed'],
   key: (_e, meta) => meta.id,
-  fold(doc, event: StoredEvent) {
-    if ((event.data as { name: string }).name === 'poison') throw new Error('cannot fold poison');
+  fold(doc, event) {
+    if (event.type === 'ShopRenamed' && event.data.name === 'poison') throw new Error('cannot fold poison');
     return { count: (doc?.count ?? 0) + 1 };
   },
-};
+});
 
 t.test('a parked event blocks neither later events nor other projections; it can be retried or dropped', async (t) => {
   const nats = await startTestNats(t);
@@ -152,7 +154,7 @@ t.test('a parked event blocks neither later events nor other projections; it can
   t.equal(view.body.name, 'fine', 'shopDisplay went on');
   const parked = await get(`${admin}/admin/parked?projection=poison`);
   t.match(parked.body.parked, [{ projection: 'poison', position: bad.body.position, type: 'ShopRenamed', error: 'cannot fold poison' }]);
-  t.equal(projector.views.get<{ count: number }>('poison', 'p1')?.count, 1, 'the later event was folded');
+  t.equal(projector.views.get(poison, 'p1')?.count, 1, 'the later event was folded');
   const status = await get(`${admin}/admin/projections`);
   t.match((status.body.projections as Body[]).find((p) => p.name === 'poison'), { state: 'running', parked: 1, position: good.body.position });
 

@@ -1,18 +1,20 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
-import { aggregates } from '../../actors/registry.js';
-import { projections } from '../../projections/registry.js';
-import { queryRoutes } from '../../projections/routes.js';
-import { ensureEventStream } from '../../src/eventStore.js';
-import { connectNats } from '../../src/natsConnection.js';
-import { startProjector, viewsPath, type Projector } from '../../src/projector.js';
-import { bindViewsToStream, liveIdentity, recordedIdentity, storeIdentityOf } from '../../src/storeIdentity.js';
-import { openSnapshotStore } from '../../src/snapshotStore.js';
-import { openViewStore } from '../../src/viewStore.js';
-import { startWorker, type Worker } from '../../src/worker.js';
+import { createJetStreamEventStore, ensureEventStream, storeIdentityOf } from '../../src/store/jetstream.js';
+import { connectNats } from '../../src/nats/connection.js';
+import { startProjector, type Projector } from '../../src/host/projector.js';
+import { viewsPath } from '../../src/host/paths.js';
+import { bindViewsToHead, recordedIdentity } from '../../src/read/storeIdentity.js';
+import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
+import { openSnapshotStore } from '../../src/write/snapshots.js';
+import { openViewStore } from '../../src/read/lmdbViews.js';
+import { startWorker, type Worker } from '../../src/host/worker.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, testConfig, urlOf } from '../helpers/workers.js';
+import { shopPlatform } from '../../app.js';
+
+const { aggregates, projections, routes: queryRoutes } = shopPlatform;
 
 const names = projections.map((p) => p.name);
 
@@ -120,18 +122,20 @@ t.test('a restart of the same nats-server keeps the views bound', async (t) => {
   const views = openViewStore(viewsPath(testConfig(t, nats.url, { CONVERGE_DATA_DIR: dataDir })));
   t.teardown(() => views.close());
   const before = recordedIdentity(views);
-  t.equal(await bindViewsToStream(link, views, names, pino({ level: 'silent' })), 'same', 'the restarted server holds the same store');
+  const head = await createJetStreamEventStore(link, { publishTimeoutMs: 1500 }).head();
+  t.equal(bindViewsToHead(views, names, head, pino({ level: 'silent' })), 'same', 'the restarted server holds the same store');
   t.same(recordedIdentity(views), before);
-  t.same(before, liveIdentity(await link.jsm.streams.info('EVENTS'), link.nc.info!), 'the identity does not depend on the server id');
-  t.ok(views.get('shopDisplay', 'r1'), 'the views are kept');
+  t.same(before, head.identity, 'the identity does not depend on the server id');
+  t.ok(views.get(shopDisplay, 'r1'), 'the views are kept');
   t.equal(views.position('shopDisplay'), reg.body.position);
 });
 
 t.test('a named server or a cluster is part of the identity; an unnamed server’s id is not', async (t) => {
   const stream = 'b0c6e3a2-5d1f-4f7e-9a57-0c1d2e3f4a5b';
-  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'NABC' }), { stream }, 'an unnamed server');
-  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'n1' }), { stream, server: 'n1' }, 'a named server');
-  t.same(storeIdentityOf(stream, { server_id: 'NABC', server_name: 'n2', cluster: 'east' }), { stream, server: 'east' }, 'a cluster');
+  const info = { config: { description: `converge event store ${stream}` }, created: '2026-12-01T00:00:00Z' } as Parameters<typeof storeIdentityOf>[0];
+  t.same(storeIdentityOf(info, { server_id: 'NABC', server_name: 'NABC' }), { stream }, 'an unnamed server');
+  t.same(storeIdentityOf(info, { server_id: 'NABC', server_name: 'n1' }), { stream, server: 'n1' }, 'a named server');
+  t.same(storeIdentityOf(info, { server_id: 'NABC', server_name: 'n2', cluster: 'east' }), { stream, server: 'east' }, 'a cluster');
 });
 
 t.test('a running projector stops following EVENTS once it is another stream, even one longer than the checkpoints', async (t) => {

@@ -2,7 +2,8 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { envName, loadConfig } from '../../src/config.js';
+import { envName } from '../../src/core/config.js';
+import { loadConfig } from '../../src/host/config.js';
 
 const dir = join(import.meta.dirname, '../../config');
 

@@ -1,57 +1,53 @@
 import t from 'tap';
 import { pino } from 'pino';
-import type { Commit, StoredCommit } from '../../src/eventStore.js';
-import { superviseFeed } from '../../src/feed.js';
-import type { NatsLink } from '../../src/natsConnection.js';
+import type { Commit, CommitSubscription, Delivered, EventStore, StoredCommit } from '../../src/core/eventStore.js';
+import { superviseFeed } from '../../src/read/feed.js';
+import { createMemoryEventStore } from '../../src/store/memory.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const commit = (seq: number): Commit => ({ commandId: `c${seq}`, commandType: 'Register', aggregate: 'shop', id: `s${seq}`, version: 1, events: [] });
 
 /**
- * A NATS link whose consumers deliver what the test says: a consumer that delivers
- * nothing and raises no error is what an ordered consumer can do after a server restart.
+ * An event store whose subscriptions deliver what the test says: one that delivers
+ * nothing and raises no error is what a JetStream ordered consumer can do after a server
+ * restart. Everything but `subscribe` is the in-memory store's.
  */
-function scriptedLink(deliveries: Array<number[] | 'hang'>) {
+function scriptedStore(deliveries: Array<number[] | 'hang'>) {
   const starts: number[] = [];
-  const link = {
-    js: {
-      consumers: {
-        get: async (_stream: string, opts: { opt_start_seq: number }) => {
-          starts.push(opts.opt_start_seq);
-          const script = deliveries[starts.length - 1] ?? 'hang';
-          let closed = false;
-          let release: () => void = () => undefined;
-          return {
-            consume: async () => ({
-              close: async () => {
-                closed = true;
-                release();
-              },
-              async *[Symbol.asyncIterator]() {
-                if (script !== 'hang') {
-                  for (const seq of script) {
-                    if (seq < opts.opt_start_seq) continue;
-                    yield { seq, info: { pending: 0, timestampNanos: Date.now() * 1e6 }, json: () => commit(seq) };
-                  }
-                }
-                while (!closed) await new Promise<void>((r) => (release = r));
-              },
-            }),
-          };
+  const store: EventStore = {
+    ...createMemoryEventStore(),
+    async subscribe(afterPosition) {
+      starts.push(afterPosition + 1);
+      const script = deliveries[starts.length - 1] ?? 'hang';
+      let closed = false;
+      let release: () => void = () => undefined;
+      return {
+        close() {
+          closed = true;
+          release();
         },
-      },
+        async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
+          if (script !== 'hang') {
+            for (const seq of script) {
+              if (seq <= afterPosition) continue;
+              yield { commit: { ...commit(seq), position: seq }, storedAt: Date.now(), head: seq };
+            }
+          }
+          while (!closed) await new Promise<void>((r) => (release = r));
+        },
+      } satisfies CommitSubscription;
     },
   };
-  return { link: link as unknown as NatsLink, starts };
+  return { store, starts };
 }
 
 t.test('a consumer that delivers nothing while the stream has more is declared stalled, logged, and recreated from the checkpoint', async (t) => {
-  const { link, starts } = scriptedLink([[1, 2], 'hang', [3, 4, 5]]);
+  const { store, starts } = scriptedStore([[1, 2], 'hang', [3, 4, 5]]);
   const applied: number[] = [];
   const lines: Array<{ level: number; msg: string }> = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
   const feed = superviseFeed({
-    link,
+    store,
     batchSize: 10,
     batchMs: 1,
     name: 'projections',
@@ -82,9 +78,9 @@ t.test('a consumer that delivers nothing while the stream has more is declared s
 });
 
 t.test('a stalled feed says so until a batch applies', async (t) => {
-  const { link } = scriptedLink(['hang', 'hang']);
+  const { store } = scriptedStore(['hang', 'hang']);
   const feed = superviseFeed({
-    link,
+    store,
     batchSize: 10,
     batchMs: 1,
     name: 'notifier',

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config.js';
-import { supportsSyncAlways } from '../../src/natsServer.js';
+import { loadConfig } from '../../src/host/config.js';
+import { supportsSyncAlways } from '../../src/nats/server.js';
 
 const dir = join(import.meta.dirname, '../../config');
 

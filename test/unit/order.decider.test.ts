@@ -5,7 +5,8 @@ import { order, type OrderState } from '../../actors/order/order.decider.js';
 import type { OrderEvent } from '../../actors/order/order.events.js';
 import { shop, type ShopState } from '../../actors/shop/shop.decider.js';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';
-import { spec } from '../helpers/spec.js';
+import { deciderSpec } from '../../src/testing.js';
+import { tapAssert } from '../helpers/spec.js';
 
 const shopHistory: ShopEvent[] = [
   { type: 'ShopRegistered', data: { name: 'Kimbap Heaven', category: 'korean', ownerId: 'o1', minOrderAmount: 10000, deliveryFee: 3000 } },
@@ -17,7 +18,7 @@ const shopHistory: ShopEvent[] = [
 ];
 
 function shopState(...more: ShopEvent[]): ShopState {
-  return [...shopHistory, ...more].reduce(shop.evolve, shop.initialState());
+  return deciderSpec(shop).given([...shopHistory, ...more]).state;
 }
 
 const place = (items: { menuId: string; quantity: number }[]): OrderCommand => ({
@@ -50,10 +51,10 @@ function fold(events: readonly OrderEvent[]): OrderState {
 t.test('place', async (t) => {
   const items = [{ menuId: 'bibimbap', quantity: 1 }, { menuId: 'kimbap', quantity: 2 }];
   t.test('copies names and prices from the shop, totals the lines and keeps the delivery fee apart', async (t) => {
-    spec(t, order).given([], { shop: shopState() }).when(place(items)).then([placed]);
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState() }).when(place(items)).then([placed]);
   });
   t.test('the same menu item on two lines stays two lines', async (t) => {
-    spec(t, order).given([], { shop: shopState() }).when(place([{ menuId: 'bibimbap', quantity: 1 }, { menuId: 'bibimbap', quantity: 1 }]))
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState() }).when(place([{ menuId: 'bibimbap', quantity: 1 }, { menuId: 'bibimbap', quantity: 1 }]))
       .then([{ type: 'OrderPlaced', data: {
         shopId: 's1', customerId: 'c1', total: 18000, deliveryFee: 3000,
         lines: [{ menuId: 'bibimbap', name: 'Bibimbap', price: 9000, quantity: 1 }, { menuId: 'bibimbap', name: 'Bibimbap', price: 9000, quantity: 1 }],
@@ -61,37 +62,37 @@ t.test('place', async (t) => {
   });
   t.test('uses the price the shop has now', async (t) => {
     const shopNow = shopState({ type: 'MenuPriceChanged', data: { menuId: 'bibimbap', price: 12000 } });
-    spec(t, order).given([], { shop: shopNow }).when(place([{ menuId: 'bibimbap', quantity: 1 }]))
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopNow }).when(place([{ menuId: 'bibimbap', quantity: 1 }]))
       .then([{ type: 'OrderPlaced', data: {
         shopId: 's1', customerId: 'c1', total: 12000, deliveryFee: 3000,
         lines: [{ menuId: 'bibimbap', name: 'Bibimbap', price: 12000, quantity: 1 }],
       } }]);
   });
   t.test('an order already placed cannot be placed again', async (t) => {
-    spec(t, order).given([placed], { shop: shopState() }).when(place(items)).rejects('already_placed');
-    spec(t, order).given([placed, accepted, delivered], { shop: shopState() }).when(place(items)).rejects('already_placed');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed], { shop: shopState() }).when(place(items)).rejects('already_placed');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, accepted, delivered], { shop: shopState() }).when(place(items)).rejects('already_placed');
   });
   t.test('a missing or unregistered shop is not found', async (t) => {
-    spec(t, order).given([], {}).when(place(items)).rejects('shop_not_found');
-    spec(t, order).given([], { shop: shop.initialState() }).when(place(items)).rejects('shop_not_found');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], {}).when(place(items)).rejects('shop_not_found');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shop.initialState() }).when(place(items)).rejects('shop_not_found');
   });
   t.test('a closed shop takes no orders', async (t) => {
-    spec(t, order).given([], { shop: shopState({ type: 'ShopClosed', data: {} }) }).when(place(items)).rejects('shop_closed');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState({ type: 'ShopClosed', data: {} }) }).when(place(items)).rejects('shop_closed');
   });
   t.test('an item not on the menu is rejected, before any sold-out item', async (t) => {
-    spec(t, order).given([], { shop: shopState() }).when(place([{ menuId: 'pizza', quantity: 1 }])).rejects('menu_not_found');
-    spec(t, order).given([], { shop: shopState() }).when(place([{ menuId: 'ramyeon', quantity: 3 }, { menuId: 'pizza', quantity: 1 }])).rejects('menu_not_found');
-    spec(t, order).given([], { shop: shopState({ type: 'MenuItemRemoved', data: { menuId: 'kimbap' } }) }).when(place(items)).rejects('menu_not_found');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState() }).when(place([{ menuId: 'pizza', quantity: 1 }])).rejects('menu_not_found');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState() }).when(place([{ menuId: 'ramyeon', quantity: 3 }, { menuId: 'pizza', quantity: 1 }])).rejects('menu_not_found');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState({ type: 'MenuItemRemoved', data: { menuId: 'kimbap' } }) }).when(place(items)).rejects('menu_not_found');
   });
   t.test('a sold-out item is rejected, and a restocked one is accepted', async (t) => {
-    spec(t, order).given([], { shop: shopState() }).when(place([{ menuId: 'bibimbap', quantity: 1 }, { menuId: 'ramyeon', quantity: 1 }])).rejects('menu_sold_out');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState() }).when(place([{ menuId: 'bibimbap', quantity: 1 }, { menuId: 'ramyeon', quantity: 1 }])).rejects('menu_sold_out');
     const restocked = shopState({ type: 'MenuItemRestocked', data: { menuId: 'ramyeon' } });
-    t.ok(order.decide(order.initialState(), place([{ menuId: 'ramyeon', quantity: 3 }]), { shop: restocked }).ok);
+    t.ok(deciderSpec(order).given([], { shop: restocked }).when(place([{ menuId: 'ramyeon', quantity: 3 }])).decision.ok);
   });
   t.test('an order below the minimum amount is rejected; the delivery fee does not count', async (t) => {
     // 3,500 × 2 = 7,000 food, + 3,000 delivery would reach 10,000, but only the food counts.
-    spec(t, order).given([], { shop: shopState() }).when(place([{ menuId: 'kimbap', quantity: 2 }])).rejects('below_min_order');
-    t.ok(order.decide(order.initialState(), place([{ menuId: 'kimbap', quantity: 3 }]), { shop: shopState() }).ok, 'exactly the minimum or more is accepted');
+    deciderSpec(order, { assert: tapAssert(t) }).given([], { shop: shopState() }).when(place([{ menuId: 'kimbap', quantity: 2 }])).rejects('below_min_order');
+    t.ok(deciderSpec(order).given([], { shop: shopState() }).when(place([{ menuId: 'kimbap', quantity: 3 }])).decision.ok, 'exactly the minimum or more is accepted');
   });
   t.test('requires reads the shop named in the command, and only for place', async (t) => {
     t.same(order.requires?.(place(items)), { shop: { aggregate: 'shop', id: 's1' } });
@@ -106,27 +107,27 @@ t.test('lifecycle commands', async (t) => {
   const rejected: OrderEvent = { type: 'OrderRejected', data: { ...facts, reason: 'too busy' } };
   const cancelled: OrderEvent = { type: 'OrderCancelled', data: { ...facts, reason: 'changed my mind' } };
   t.test('accept, reject and cancel a placed order', async (t) => {
-    spec(t, order).given([placed]).when({ type: 'AcceptOrder', data: {} }).then([accepted]);
-    spec(t, order).given([placed]).when({ type: 'RejectOrder', data: { reason: 'too busy' } }).then([rejected]);
-    spec(t, order).given([placed]).when({ type: 'CancelOrder', data: { reason: 'changed my mind' } }).then([cancelled]);
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed]).when({ type: 'AcceptOrder', data: {} }).then([accepted]);
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed]).when({ type: 'RejectOrder', data: { reason: 'too busy' } }).then([rejected]);
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed]).when({ type: 'CancelOrder', data: { reason: 'changed my mind' } }).then([cancelled]);
   });
   t.test('deliver or cancel an accepted order', async (t) => {
-    spec(t, order).given([placed, accepted]).when({ type: 'DeliverOrder', data: {} }).then([delivered]);
-    spec(t, order).given([placed, accepted]).when({ type: 'CancelOrder', data: { reason: 'changed my mind' } }).then([cancelled]);
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, accepted]).when({ type: 'DeliverOrder', data: {} }).then([delivered]);
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, accepted]).when({ type: 'CancelOrder', data: { reason: 'changed my mind' } }).then([cancelled]);
   });
   t.test('any lifecycle command on an order never placed is order_not_found', async (t) => {
     for (const command of [
       { type: 'AcceptOrder', data: {} }, { type: 'RejectOrder', data: { reason: 'r' } },
       { type: 'DeliverOrder', data: {} }, { type: 'CancelOrder', data: { reason: 'r' } },
-    ] as const) spec(t, order).given([]).when(command).rejects('order_not_found');
+    ] as const) deciderSpec(order, { assert: tapAssert(t) }).given([]).when(command).rejects('order_not_found');
   });
   t.test('transitions the lifecycle does not allow are invalid_transition', async (t) => {
-    spec(t, order).given([placed]).when({ type: 'DeliverOrder', data: {} }).rejects('invalid_transition');
-    spec(t, order).given([placed, accepted]).when({ type: 'AcceptOrder', data: {} }).rejects('invalid_transition');
-    spec(t, order).given([placed, accepted]).when({ type: 'RejectOrder', data: { reason: 'r' } }).rejects('invalid_transition');
-    spec(t, order).given([placed, accepted, delivered]).when({ type: 'CancelOrder', data: { reason: 'r' } }).rejects('invalid_transition');
-    spec(t, order).given([placed, rejected]).when({ type: 'AcceptOrder', data: {} }).rejects('invalid_transition');
-    spec(t, order).given([placed, cancelled]).when({ type: 'DeliverOrder', data: {} }).rejects('invalid_transition');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed]).when({ type: 'DeliverOrder', data: {} }).rejects('invalid_transition');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, accepted]).when({ type: 'AcceptOrder', data: {} }).rejects('invalid_transition');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, accepted]).when({ type: 'RejectOrder', data: { reason: 'r' } }).rejects('invalid_transition');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, accepted, delivered]).when({ type: 'CancelOrder', data: { reason: 'r' } }).rejects('invalid_transition');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, rejected]).when({ type: 'AcceptOrder', data: {} }).rejects('invalid_transition');
+    deciderSpec(order, { assert: tapAssert(t) }).given([placed, cancelled]).when({ type: 'DeliverOrder', data: {} }).rejects('invalid_transition');
   });
   t.test('evolve moves the status and keeps the order', async (t) => {
     t.same(fold([placed, accepted]), { status: 'accepted', ...placed.data });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { fnv1a, ownerOf, partitionOf } from '../../src/partition.js';
+import { fnv1a, ownerOf, partitionOf } from '../../src/core/partition.js';
 
 t.test('fnv1a matches the published 32-bit test vectors', async (t) => {
   t.equal(fnv1a(''), 0x811c9dc5);

@@ -5,13 +5,14 @@ import type { OrderEvent } from '../../actors/order/order.events.js';
 import { reviewCommands, type ReviewCommand } from '../../actors/review/review.commands.js';
 import { review } from '../../actors/review/review.decider.js';
 import type { ReviewEvent } from '../../actors/review/review.events.js';
-import { spec } from '../helpers/spec.js';
+import { deciderSpec } from '../../src/testing.js';
+import { tapAssert } from '../helpers/spec.js';
 
 const orderPlaced: OrderEvent = {
   type: 'OrderPlaced',
   data: { shopId: 's1', customerId: 'c1', lines: [{ menuId: 'm1', name: 'Bibimbap', price: 9000, quantity: 2 }], total: 18000, deliveryFee: 0 },
 };
-const orderState = (...events: OrderEvent[]): OrderState => [orderPlaced, ...events].reduce(order.evolve, order.initialState());
+const orderState = (...events: OrderEvent[]): OrderState => deciderSpec(order).given([orderPlaced, ...events]).state;
 const facts = { shopId: 's1', customerId: 'c1', total: 18000 };
 const deliveredOrder = orderState({ type: 'OrderAccepted', data: facts }, { type: 'OrderDelivered', data: facts });
 
@@ -21,21 +22,21 @@ const deleted: ReviewEvent = { type: 'ReviewDeleted', data: { orderId: 'o1', sho
 
 t.test('post', async (t) => {
   t.test('a review of a delivered order takes the shop from the order', async (t) => {
-    spec(t, review).given([], { order: deliveredOrder }).when(post).then([posted]);
+    deciderSpec(review, { assert: tapAssert(t) }).given([], { order: deliveredOrder }).when(post).then([posted]);
   });
   t.test('a review id can be posted only once, even after deletion', async (t) => {
-    spec(t, review).given([posted], { order: deliveredOrder }).when(post).rejects('already_reviewed');
-    spec(t, review).given([posted, deleted], { order: deliveredOrder }).when(post).rejects('already_reviewed');
+    deciderSpec(review, { assert: tapAssert(t) }).given([posted], { order: deliveredOrder }).when(post).rejects('already_reviewed');
+    deciderSpec(review, { assert: tapAssert(t) }).given([posted, deleted], { order: deliveredOrder }).when(post).rejects('already_reviewed');
   });
   t.test('a missing or undelivered order cannot be reviewed', async (t) => {
-    spec(t, review).given([], {}).when(post).rejects('order_not_delivered');
-    spec(t, review).given([], { order: order.initialState() }).when(post).rejects('order_not_delivered');
-    spec(t, review).given([], { order: orderState() }).when(post).rejects('order_not_delivered');
-    spec(t, review).given([], { order: orderState({ type: 'OrderAccepted', data: facts }) }).when(post).rejects('order_not_delivered');
-    spec(t, review).given([], { order: orderState({ type: 'OrderCancelled', data: { ...facts, reason: 'r' } }) }).when(post).rejects('order_not_delivered');
+    deciderSpec(review, { assert: tapAssert(t) }).given([], {}).when(post).rejects('order_not_delivered');
+    deciderSpec(review, { assert: tapAssert(t) }).given([], { order: order.initialState() }).when(post).rejects('order_not_delivered');
+    deciderSpec(review, { assert: tapAssert(t) }).given([], { order: orderState() }).when(post).rejects('order_not_delivered');
+    deciderSpec(review, { assert: tapAssert(t) }).given([], { order: orderState({ type: 'OrderAccepted', data: facts }) }).when(post).rejects('order_not_delivered');
+    deciderSpec(review, { assert: tapAssert(t) }).given([], { order: orderState({ type: 'OrderCancelled', data: { ...facts, reason: 'r' } }) }).when(post).rejects('order_not_delivered');
   });
   t.test('only the customer of the order can review it', async (t) => {
-    spec(t, review)
+    deciderSpec(review, { assert: tapAssert(t) })
       .given([], { order: deliveredOrder })
       .when({ type: 'PostReview', data: { ...post.data, customerId: 'c2' } })
       .rejects('not_order_customer');
@@ -51,11 +52,11 @@ t.test('post', async (t) => {
 
 t.test('delete', async (t) => {
   t.test('deleting a posted review carries the rating it removes', async (t) => {
-    spec(t, review).given([posted]).when({ type: 'DeleteReview', data: {} }).then([deleted]);
+    deciderSpec(review, { assert: tapAssert(t) }).given([posted]).when({ type: 'DeleteReview', data: {} }).then([deleted]);
   });
   t.test('a review never posted, or already deleted, is not found', async (t) => {
-    spec(t, review).given([]).when({ type: 'DeleteReview', data: {} }).rejects('review_not_found');
-    spec(t, review).given([posted, deleted]).when({ type: 'DeleteReview', data: {} }).rejects('review_not_found');
+    deciderSpec(review, { assert: tapAssert(t) }).given([]).when({ type: 'DeleteReview', data: {} }).rejects('review_not_found');
+    deciderSpec(review, { assert: tapAssert(t) }).given([posted, deleted]).when({ type: 'DeleteReview', data: {} }).rejects('review_not_found');
   });
   t.test('evolve marks the review deleted and keeps what it said', async (t) => {
     t.same([posted, deleted].reduce(review.evolve, review.initialState()), { status: 'deleted', ...posted.data });

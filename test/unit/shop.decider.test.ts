@@ -3,7 +3,8 @@ import { Value } from 'typebox/value';
 import { shopCommands } from '../../actors/shop/shop.commands.js';
 import { MAX_MENU_ITEMS, shop, type ShopState } from '../../actors/shop/shop.decider.js';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';
-import { spec } from '../helpers/spec.js';
+import { deciderSpec } from '../../src/testing.js';
+import { tapAssert } from '../helpers/spec.js';
 
 const registered: ShopEvent = {
   type: 'ShopRegistered',
@@ -22,19 +23,19 @@ function menuOf(events: readonly ShopEvent[]) {
 
 t.test('register', async (t) => {
   t.test('a new shop registers with the given delivery terms', async (t) => {
-    spec(t, shop)
+    deciderSpec(shop, { assert: tapAssert(t) })
       .given([])
       .when({ type: 'RegisterShop', data: { name: 'Kimbap Heaven', category: 'korean', ownerId: 'owner-1', minOrderAmount: 12000, deliveryFee: 3000 } })
       .then([registered]);
   });
   t.test('omitted delivery terms default to zero in the event', async (t) => {
-    spec(t, shop)
+    deciderSpec(shop, { assert: tapAssert(t) })
       .given([])
       .when({ type: 'RegisterShop', data: { name: 'Pho', category: 'vietnamese', ownerId: 'o2' } })
       .then([{ type: 'ShopRegistered', data: { name: 'Pho', category: 'vietnamese', ownerId: 'o2', minOrderAmount: 0, deliveryFee: 0 } }]);
   });
   t.test('a registered shop cannot register again', async (t) => {
-    spec(t, shop).given([registered]).when({ type: 'RegisterShop', data: { name: 'X', category: 'y', ownerId: 'z' } }).rejects('already_registered');
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'RegisterShop', data: { name: 'X', category: 'y', ownerId: 'z' } }).rejects('already_registered');
   });
   t.test('a registered shop starts closed with an empty menu', async (t) => {
     t.same(fold([registered]), {
@@ -46,16 +47,16 @@ t.test('register', async (t) => {
 
 t.test('shop-level commands', async (t) => {
   t.test('rename emits ShopRenamed and evolve shows the new name', async (t) => {
-    spec(t, shop).given([registered]).when({ type: 'RenameShop', data: { name: 'Kimbap Paradise' } })
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'RenameShop', data: { name: 'Kimbap Paradise' } })
       .then([{ type: 'ShopRenamed', data: { name: 'Kimbap Paradise' } }]);
     t.match(fold([registered, { type: 'ShopRenamed', data: { name: 'Kimbap Paradise' } }]), { name: 'Kimbap Paradise' });
   });
   t.test('open emits ShopOpened, even when already open', async (t) => {
-    spec(t, shop).given([registered]).when({ type: 'OpenShop', data: {} }).then([{ type: 'ShopOpened', data: {} }]);
-    spec(t, shop).given([registered, { type: 'ShopOpened', data: {} }]).when({ type: 'OpenShop', data: {} }).then([{ type: 'ShopOpened', data: {} }]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'OpenShop', data: {} }).then([{ type: 'ShopOpened', data: {} }]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, { type: 'ShopOpened', data: {} }]).when({ type: 'OpenShop', data: {} }).then([{ type: 'ShopOpened', data: {} }]);
   });
   t.test('close emits ShopClosed', async (t) => {
-    spec(t, shop).given([registered, { type: 'ShopOpened', data: {} }]).when({ type: 'CloseShop', data: {} }).then([{ type: 'ShopClosed', data: {} }]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, { type: 'ShopOpened', data: {} }]).when({ type: 'CloseShop', data: {} }).then([{ type: 'ShopClosed', data: {} }]);
   });
   t.test('evolve opens and closes the shop', async (t) => {
     t.match(fold([registered, { type: 'ShopOpened', data: {} }]), { open: true });
@@ -63,7 +64,7 @@ t.test('shop-level commands', async (t) => {
   });
   t.test('change-delivery-info emits DeliveryInfoChanged and evolve applies both terms', async (t) => {
     const changed: ShopEvent = { type: 'DeliveryInfoChanged', data: { minOrderAmount: 0, deliveryFee: 1500 } };
-    spec(t, shop).given([registered]).when({ type: 'ChangeDeliveryInfo', data: { minOrderAmount: 0, deliveryFee: 1500 } }).then([changed]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'ChangeDeliveryInfo', data: { minOrderAmount: 0, deliveryFee: 1500 } }).then([changed]);
     t.match(fold([registered, changed]), { minOrderAmount: 0, deliveryFee: 1500 });
   });
 });
@@ -80,43 +81,43 @@ t.test('every command but register is rejected for an unregistered shop', async 
     { type: 'RestockMenuItem', data: { menuId: 'm1' } },
     { type: 'RemoveMenuItem', data: { menuId: 'm1' } },
   ] as const;
-  for (const command of commands) spec(t, shop).given([]).when(command).rejects('shop_not_registered');
+  for (const command of commands) deciderSpec(shop, { assert: tapAssert(t) }).given([]).when(command).rejects('shop_not_registered');
 });
 
 t.test('menu', async (t) => {
   t.test('add-menu-item emits MenuItemAdded and the item starts available', async (t) => {
-    spec(t, shop).given([registered]).when({ type: 'AddMenuItem', data: { menuId: 'm1', name: 'Bibimbap', price: 9000 } }).then([bibimbap]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'AddMenuItem', data: { menuId: 'm1', name: 'Bibimbap', price: 9000 } }).then([bibimbap]);
     t.same(menuOf([registered, bibimbap]), { m1: { name: 'Bibimbap', price: 9000, soldOut: false } });
   });
   t.test('an existing menu id cannot be added again', async (t) => {
-    spec(t, shop).given([registered, bibimbap]).when({ type: 'AddMenuItem', data: { menuId: 'm1', name: 'Other', price: 100 } }).rejects('menu_item_exists');
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, bibimbap]).when({ type: 'AddMenuItem', data: { menuId: 'm1', name: 'Other', price: 100 } }).rejects('menu_item_exists');
   });
   t.test('a menu with 200 items is full', async (t) => {
     const items: ShopEvent[] = Array.from({ length: MAX_MENU_ITEMS }, (_, i) => ({ type: 'MenuItemAdded', data: { menuId: `m${i}`, name: `Item ${i}`, price: 1000 } }));
-    spec(t, shop).given([registered, ...items]).when({ type: 'AddMenuItem', data: { menuId: 'extra', name: 'Extra', price: 1000 } }).rejects('menu_full');
-    spec(t, shop).given([registered, ...items.slice(1)]).when({ type: 'AddMenuItem', data: { menuId: 'extra', name: 'Extra', price: 1000 } })
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, ...items]).when({ type: 'AddMenuItem', data: { menuId: 'extra', name: 'Extra', price: 1000 } }).rejects('menu_full');
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, ...items.slice(1)]).when({ type: 'AddMenuItem', data: { menuId: 'extra', name: 'Extra', price: 1000 } })
       .then([{ type: 'MenuItemAdded', data: { menuId: 'extra', name: 'Extra', price: 1000 } }]);
   });
   t.test('menu ids that name Object.prototype members are ordinary ids', async (t) => {
-    spec(t, shop).given([registered]).when({ type: 'AddMenuItem', data: { menuId: '__proto__', name: 'Odd', price: 100 } })
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'AddMenuItem', data: { menuId: '__proto__', name: 'Odd', price: 100 } })
       .then([{ type: 'MenuItemAdded', data: { menuId: '__proto__', name: 'Odd', price: 100 } }]);
-    spec(t, shop).given([registered]).when({ type: 'ChangeMenuPrice', data: { menuId: 'constructor', price: 100 } }).rejects('menu_not_found');
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered]).when({ type: 'ChangeMenuPrice', data: { menuId: 'constructor', price: 100 } }).rejects('menu_not_found');
     const menu = menuOf([registered, { type: 'MenuItemAdded', data: { menuId: '__proto__', name: 'Odd', price: 100 } }]) ?? {};
     t.same(Object.keys(menu), ['__proto__'], 'stored as an own key');
     t.equal(Object.getPrototypeOf(menu), Object.prototype, 'without replacing the prototype');
   });
   t.test('change-menu-price emits MenuPriceChanged and evolve shows the new price', async (t) => {
     const changed: ShopEvent = { type: 'MenuPriceChanged', data: { menuId: 'm1', price: 9500 } };
-    spec(t, shop).given([registered, bibimbap]).when({ type: 'ChangeMenuPrice', data: { menuId: 'm1', price: 9500 } }).then([changed]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, bibimbap]).when({ type: 'ChangeMenuPrice', data: { menuId: 'm1', price: 9500 } }).then([changed]);
     t.same(menuOf([registered, bibimbap, changed]), { m1: { name: 'Bibimbap', price: 9500, soldOut: false } });
   });
   t.test('mark-menu-sold-out emits MenuItemSoldOut, even when already sold out', async (t) => {
     const soldOut: ShopEvent = { type: 'MenuItemSoldOut', data: { menuId: 'm1' } };
-    spec(t, shop).given([registered, bibimbap]).when({ type: 'MarkMenuSoldOut', data: { menuId: 'm1' } }).then([soldOut]);
-    spec(t, shop).given([registered, bibimbap, soldOut]).when({ type: 'MarkMenuSoldOut', data: { menuId: 'm1' } }).then([soldOut]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, bibimbap]).when({ type: 'MarkMenuSoldOut', data: { menuId: 'm1' } }).then([soldOut]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, bibimbap, soldOut]).when({ type: 'MarkMenuSoldOut', data: { menuId: 'm1' } }).then([soldOut]);
   });
   t.test('restock-menu-item emits MenuItemRestocked', async (t) => {
-    spec(t, shop).given([registered, bibimbap, { type: 'MenuItemSoldOut', data: { menuId: 'm1' } }])
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, bibimbap, { type: 'MenuItemSoldOut', data: { menuId: 'm1' } }])
       .when({ type: 'RestockMenuItem', data: { menuId: 'm1' } }).then([{ type: 'MenuItemRestocked', data: { menuId: 'm1' } }]);
   });
   t.test('evolve marks an item sold out and restocks it', async (t) => {
@@ -127,16 +128,16 @@ t.test('menu', async (t) => {
   });
   t.test('remove-menu-item emits MenuItemRemoved and evolve drops the item', async (t) => {
     const removed: ShopEvent = { type: 'MenuItemRemoved', data: { menuId: 'm1' } };
-    spec(t, shop).given([registered, bibimbap]).when({ type: 'RemoveMenuItem', data: { menuId: 'm1' } }).then([removed]);
+    deciderSpec(shop, { assert: tapAssert(t) }).given([registered, bibimbap]).when({ type: 'RemoveMenuItem', data: { menuId: 'm1' } }).then([removed]);
     t.same(menuOf([registered, bibimbap, removed]), {});
   });
   t.test('commands on a missing menu item are rejected with menu_not_found', async (t) => {
     const removed: ShopEvent = { type: 'MenuItemRemoved', data: { menuId: 'm1' } };
     for (const history of [[registered], [registered, bibimbap, removed]]) {
-      spec(t, shop).given(history).when({ type: 'ChangeMenuPrice', data: { menuId: 'm1', price: 1000 } }).rejects('menu_not_found');
-      spec(t, shop).given(history).when({ type: 'MarkMenuSoldOut', data: { menuId: 'm1' } }).rejects('menu_not_found');
-      spec(t, shop).given(history).when({ type: 'RestockMenuItem', data: { menuId: 'm1' } }).rejects('menu_not_found');
-      spec(t, shop).given(history).when({ type: 'RemoveMenuItem', data: { menuId: 'm1' } }).rejects('menu_not_found');
+      deciderSpec(shop, { assert: tapAssert(t) }).given(history).when({ type: 'ChangeMenuPrice', data: { menuId: 'm1', price: 1000 } }).rejects('menu_not_found');
+      deciderSpec(shop, { assert: tapAssert(t) }).given(history).when({ type: 'MarkMenuSoldOut', data: { menuId: 'm1' } }).rejects('menu_not_found');
+      deciderSpec(shop, { assert: tapAssert(t) }).given(history).when({ type: 'RestockMenuItem', data: { menuId: 'm1' } }).rejects('menu_not_found');
+      deciderSpec(shop, { assert: tapAssert(t) }).given(history).when({ type: 'RemoveMenuItem', data: { menuId: 'm1' } }).rejects('menu_not_found');
     }
   });
 });

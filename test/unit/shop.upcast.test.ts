@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { StoredEvent } from '../../src/aggregate.js';
+import type { StoredEvent } from '../../src/core/aggregate.js';
 import { menuItem, shop, type ShopState } from '../../actors/shop/shop.decider.js';
 import { upcastShopEvent } from '../../actors/shop/shop.upcast.js';
 

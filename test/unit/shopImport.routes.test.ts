@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import t from 'tap';
 import type { ShopDisplayDoc } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { changedFrom, shopImportRoutes } from '../../projections/shopDisplay/shopImport.routes.js';
-import type { ViewReader } from '../../src/viewStore.js';
+import type { ViewReader } from '../../src/read/viewStore.js';
 
 const doc = (id: string): ShopDisplayDoc => ({
   id, name: `Shop ${id}`, category: 'c', open: true, minOrderAmount: 0, deliveryFee: 0, menu: [],
@@ -17,7 +17,7 @@ function syntheticViews(total: number) {
   const key = (n: number) => `k${String(n).padStart(7, '0')}`;
   const reads = { scans: 0 };
   const views: Pick<ViewReader, 'scan'> = {
-    scan<D>(_projection: string, after: string | undefined, limit: number) {
+    scan<D extends object>(_view: unknown, after: string | undefined, limit: number) {
       reads.scans++;
       const from = after === undefined ? 0 : Number(after.slice(1)) + 1;
       return Array.from({ length: Math.max(0, Math.min(limit, total - from)) }, (_, i) => ({ key: key(from + i), doc: doc(key(from + i)) as D }));

@@ -1,0 +1,53 @@
+import { Type } from 'typebox';
+import type { CommandOf } from '../../src/index.js';
+
+// Limits live in the schemas, so bad input is a 400 at the HTTP edge and never reaches the decider.
+
+/** An id chosen by the caller: 1–64 URL-safe characters, as converge's routes accept them. */
+export const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' });
+
+/** A coupon code as customers type it: 1–32 characters of A–Z and 0–9. */
+export const Code = Type.String({ minLength: 1, maxLength: 32, pattern: '^[A-Z0-9]+$' });
+
+/** An instant in ISO 8601 (`2026-12-31T23:59:59Z`). */
+export const Instant = Type.String({ format: 'date-time' });
+
+/** Body of `issue`: the coupon's terms, fixed for its lifetime. */
+export const IssueCouponBody = Type.Object(
+  {
+    shopId: Id,
+    code: Code,
+    /** KRW taken off an order. */
+    discount: Type.Integer({ minimum: 100, maximum: 100_000 }),
+    /** The smallest order, in KRW, the coupon applies to. */
+    minOrderAmount: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
+    expiresAt: Instant,
+    maxRedemptions: Type.Integer({ minimum: 1, maximum: 100_000 }),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * Body of `redeem`. Deciders are pure and have no clock, so the caller says when the
+ * redemption happens (the checkout's time) and the decider compares it with `expiresAt`.
+ */
+export const RedeemCouponBody = Type.Object(
+  { customerId: Id, orderId: Id, redeemedAt: Instant },
+  { additionalProperties: false },
+);
+
+/** Body of `revoke`. */
+export const RevokeCouponBody = Type.Object(
+  { reason: Type.String({ minLength: 1, maxLength: 500 }) },
+  { additionalProperties: false },
+);
+
+/** The coupon's HTTP surface, `POST /coupons/<id>/<segment>`: URL segment → command type and body schema. */
+export const couponCommands = {
+  issue: { type: 'IssueCoupon', schema: IssueCouponBody },
+  redeem: { type: 'RedeemCoupon', schema: RedeemCouponBody },
+  revoke: { type: 'RevokeCoupon', schema: RevokeCouponBody },
+} as const;
+
+/** A coupon command as `decide` receives it, its `data` already validated against its schema. */
+export type CouponCommand = CommandOf<typeof couponCommands>;

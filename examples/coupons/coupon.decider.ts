@@ -1,0 +1,136 @@
+import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
+import { couponCommands, type CouponCommand } from './coupon.commands.js';
+import type { CouponEvent, CouponIssued } from './coupon.events.js';
+
+/** The terms a coupon was issued with; they never change. */
+export type CouponTerms = CouponIssued['data'];
+
+/** What every issued coupon remembers besides its terms. */
+interface Redemptions {
+  /** How many times it was redeemed. */
+  readonly redemptions: number;
+  /**
+   * Customer id → the order they redeemed it on: one redemption per customer. Read it
+   * through `hasRedeemed`; ids are caller-chosen and `__proto__` passes the id pattern.
+   */
+  readonly redeemedBy: Readonly<Record<string, string>>;
+}
+
+/** An issued coupon that has not been revoked. Whether it is used up or expired is a rule, not a status. */
+export interface ActiveCoupon extends CouponTerms, Redemptions {
+  readonly status: 'active';
+}
+
+/** A revoked coupon: kept so that it cannot be issued again under the same id. */
+export interface RevokedCoupon extends CouponTerms, Redemptions {
+  readonly status: 'revoked';
+  readonly reason: string;
+}
+
+/** A coupon's state: plain JSON, so it can be snapshotted. */
+export type CouponState = { readonly status: 'unissued' } | ActiveCoupon | RevokedCoupon;
+
+/** True when this customer has redeemed the coupon. */
+export function hasRedeemed(coupon: Redemptions, customerId: string): boolean {
+  return Object.hasOwn(coupon.redeemedBy, customerId);
+}
+
+function decide(state: CouponState, command: CouponCommand): Decision<CouponEvent> {
+  switch (command.type) {
+    case 'IssueCoupon': {
+      if (state.status !== 'unissued') return reject('already_issued');
+      const { shopId, code, discount, minOrderAmount, expiresAt, maxRedemptions } = command.data;
+      return emit({ type: 'CouponIssued', data: { shopId, code, discount, minOrderAmount, expiresAt, maxRedemptions } });
+    }
+    case 'RedeemCoupon':
+      return redeem(state, command.data);
+    case 'RevokeCoupon': {
+      if (state.status === 'unissued') return reject('coupon_not_found');
+      if (state.status === 'revoked') return reject('coupon_revoked');
+      return emit({ type: 'CouponRevoked', data: { reason: command.data.reason } });
+    }
+    default: {
+      const unhandled: never = command;
+      void unhandled;
+      return reject('unknown_command');
+    }
+  }
+}
+
+/** The redemption rules, in the order a customer would want to hear them. */
+function redeem(state: CouponState, data: Extract<CouponCommand, { type: 'RedeemCoupon' }>['data']): Decision<CouponEvent> {
+  switch (state.status) {
+    case 'unissued':
+      return reject('coupon_not_found');
+    case 'revoked':
+      return reject('coupon_revoked');
+    case 'active': {
+      const { customerId, orderId, redeemedAt } = data;
+      // Both are validated ISO date-times; redeeming at the very instant of expiry still counts.
+      if (Date.parse(redeemedAt) > Date.parse(state.expiresAt)) return reject('coupon_expired');
+      if (hasRedeemed(state, customerId)) return reject('already_redeemed_by_customer');
+      if (state.redemptions >= state.maxRedemptions) return reject('coupon_exhausted');
+      return emit({ type: 'CouponRedeemed', data: { customerId, orderId, redeemedAt } });
+    }
+    default: {
+      const unknown: never = state;
+      void unknown;
+      return reject('coupon_not_found');
+    }
+  }
+}
+
+/** Total: an event that does not fit the state (which `decide` never emits) leaves the state as it is. */
+function evolve(state: CouponState, event: CouponEvent): CouponState {
+  switch (state.status) {
+    case 'unissued': {
+      if (event.type !== 'CouponIssued') return state;
+      const { shopId, code, discount, minOrderAmount, expiresAt, maxRedemptions } = event.data;
+      return { status: 'active', shopId, code, discount, minOrderAmount, expiresAt, maxRedemptions, redemptions: 0, redeemedBy: {} };
+    }
+    case 'active':
+      switch (event.type) {
+        case 'CouponIssued':
+          return state;
+        case 'CouponRedeemed': {
+          const { customerId, orderId } = event.data;
+          if (hasRedeemed(state, customerId)) return state;
+          // A computed key defines an own property, even for `__proto__`.
+          return { ...state, redemptions: state.redemptions + 1, redeemedBy: { ...state.redeemedBy, [customerId]: orderId } };
+        }
+        case 'CouponRevoked':
+          return { ...state, status: 'revoked', reason: event.data.reason };
+        default: {
+          // Reached at run time only by event types this version does not know.
+          const unknown: never = event;
+          void unknown;
+          return state;
+        }
+      }
+    case 'revoked':
+      return state;
+    default: {
+      const unknown: never = state;
+      void unknown;
+      return state;
+    }
+  }
+}
+
+/**
+ * The coupon aggregate: issued once by a shop, redeemed at most once per customer and at
+ * most `maxRedemptions` times in all, until it expires or is revoked.
+ *
+ * No `touches`/`eventTouches`: every redemption reads the shared redemption count, and a
+ * revocation changes everything, so any two coupon commands conflict under a stale
+ * `If-Match` — which is what omitting them says.
+ */
+export const coupon = defineAggregate<CouponState, typeof couponCommands, CouponEvent>({
+  name: 'coupon',
+  plural: 'coupons',
+  snapshotVersion: 1,
+  commands: couponCommands,
+  initialState: () => ({ status: 'unissued' }),
+  decide,
+  evolve,
+});

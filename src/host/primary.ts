@@ -1,0 +1,97 @@
+import cluster, { type Worker } from 'node:cluster';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { envName, type Config } from '../core/config.js';
+import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
+import { serverVersionAt } from '../nats/server.js';
+
+const MAX_BACKOFF_MS = 5000;
+/** A worker that lived this long is healthy again: its next crash restarts it at once. */
+const STABLE_AFTER_MS = 10_000;
+
+/**
+ * The cluster primary: launches the embedded nats-server when no URL is configured,
+ * forks `workers` workers and the host's projector, restarts a crashed child with
+ * backoff, and on SIGTERM/SIGINT lets every child drain before it stops NATS and exits.
+ */
+export async function runPrimary(config: Config, log: Logger): Promise<void> {
+  let nats: EmbeddedNats | undefined;
+  let url = config.nats.url;
+  if (!url) {
+    nats = await startEmbeddedNats({
+      dataDir: config.dataDir,
+      port: config.nats.embeddedPort,
+      sync: config.nats.embeddedSync,
+      log,
+      onFatal: (err) => {
+        log.fatal({ err }, `converge: ${err.message}; stopping`);
+        exitCode = 1;
+        void shutdown('nats-server cannot start');
+      },
+    });
+    url = nats.url;
+    process.on('exit', () => nats?.kill());
+  }
+  const natsVersion = serverVersionAt(url, config.nats.requestTimeoutMs);
+
+  const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
+  let stopping = false;
+  let exitCode = 0;
+
+  // Slots 0..workers-1 are workers; the last slot is the projector.
+  const projectorSlot = config.cluster.workers;
+  const fork = (index: number, crashes: number) => {
+    const worker = cluster.fork({
+      [envName(['nats', 'url'])]: url,
+      [envName(['cluster', 'workerIndex'])]: String(index),
+      [envName(['cluster', 'workers'])]: String(config.cluster.workers),
+      [envName(['cluster', 'role'])]: index === projectorSlot ? 'projector' : 'worker',
+    });
+    slots[index] = { worker, startedAt: Date.now(), crashes };
+    worker.on('exit', (code, signal) => {
+      if (stopping) return;
+      const slot = slots[index]!;
+      const stable = Date.now() - slot.startedAt > STABLE_AFTER_MS;
+      const next = stable ? 0 : slot.crashes + 1;
+      const delay = next === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (next - 1));
+      const role = index === projectorSlot ? 'projector' : `worker ${index}`;
+      log.warn({ child: role, pid: worker.process.pid, code, signal, restartInMs: delay }, `${role} exited; restarting`);
+      setTimeout(() => !stopping && fork(index, next), delay);
+    });
+  };
+  for (let i = 0; i <= projectorSlot; i++) fork(i, 0);
+  const { host, commandPort, queryPort, adminPort } = config.http;
+  // Logged when the version is known, without holding up the signal handlers below.
+  void natsVersion.then((version) => {
+    log.info(
+      { workers: config.cluster.workers, nats: url, natsVersion: version ?? 'unknown: not reachable yet' },
+      `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}; nats-server ${version ?? '(version unknown: not reachable yet)'} at ${url}`,
+    );
+    // The log is JSON for machines; a person starting converge gets the addresses in one plain line.
+    const natsNote = nats ? ` (embedded, store ${nats.storeDir}; the URL is also in ${join(resolve(config.dataDir), 'run', 'nats.url')})` : '';
+    process.stderr.write(
+      `converge: commands http://${host}:${commandPort}  queries http://${host}:${queryPort}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`,
+    );
+  });
+
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down: draining');
+    const exits = slots.map(
+      ({ worker }) => new Promise<void>((done) => (worker.isDead() ? done() : worker.once('exit', () => done()))),
+    );
+    for (const { worker } of slots) if (!worker.isDead()) worker.process.kill('SIGTERM');
+    const deadline = setTimeout(() => {
+      log.warn('workers did not exit in time; killing them');
+      for (const { worker } of slots) if (!worker.isDead()) worker.process.kill('SIGKILL');
+    }, config.cluster.shutdownTimeoutMs + 2000);
+    await Promise.all(exits);
+    clearTimeout(deadline);
+    await nats?.stop();
+    log.info('stopped');
+    process.exit(exitCode);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}

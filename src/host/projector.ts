@@ -1,0 +1,121 @@
+import cluster from 'node:cluster';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from '../core/config.js';
+import { buildAdminApp } from '../http/adminApp.js';
+import { ensureNoticeStreams, startNotifier, type Notifier } from '../integration/notifier.js';
+import { subscribers } from '../integration/subscribers.js';
+import { connectNats, type NatsLink } from '../nats/connection.js';
+import { openViewStore, type LmdbViewStore } from '../read/lmdbViews.js';
+import { createProjectionRunner, type ProjectionRunner } from '../read/runner.js';
+import { publishViewsStatus, viewsStatusSubject, type ViewsStatus } from '../read/status.js';
+import { bindViewsToHead } from '../read/storeIdentity.js';
+import { verifyViews } from '../read/verify.js';
+import { createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
+import type { ConvergeApp } from './app.js';
+import { viewsPath } from './paths.js';
+
+/** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
+export interface Projector {
+  readonly link: NatsLink;
+  readonly views: LmdbViewStore;
+  readonly runner: ProjectionRunner;
+  readonly notifier: Notifier;
+  readonly adminApp: FastifyInstance;
+  stop(): Promise<void>;
+}
+
+/** Starts the projector: every projection catches up from its checkpoint, then follows `EVENTS` live. */
+export async function startProjector(
+  config: Config,
+  log: Logger,
+  app: Pick<ConvergeApp, 'aggregates' | 'projections'>,
+): Promise<Projector> {
+  const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log });
+  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs);
+  await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
+  const store = createJetStreamEventStore(link, config.eventStore);
+  const views = openViewStore(viewsPath(config));
+  // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
+  bindViewsToHead(views, app.projections.map((p) => p.name), await store.head(), log);
+  let storeChanged = false;
+  const onStoreChanged = (reason: string) => {
+    if (storeChanged) return;
+    storeChanged = true;
+    // Serving on would mix two stores' commits in one view. A restarted projector resets the
+    // views at start, so under the cluster primary it exits to be restarted; run on its own,
+    // it stops following the stream and says so.
+    log.error({ reason }, `the event store changed under the running projector: ${reason}; restarting to rebuild the views from it`);
+    if (cluster.isWorker) process.exit(75);
+    void runner.stop();
+    notifier.stop();
+  };
+  const runner: ProjectionRunner = createProjectionRunner({
+    store,
+    views,
+    aggregates: app.aggregates,
+    projections: app.projections,
+    ...config.projections,
+    log,
+    streamId,
+    onStoreChanged,
+  });
+  runner.start();
+  const notifier: Notifier = startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });
+  const unlisten = link.onReconnect(() => notifier.restart());
+  const status = (): ViewsStatus => {
+    const eventStore = runner.stream();
+    const health = notifier.health();
+    return {
+      projections: runner.status(),
+      notifier: {
+        position: notifier.position(),
+        state: health.state,
+        lagEvents: Math.max(0, eventStore.lastPosition - notifier.position()),
+        ...(health.error ? { error: health.error } : {}),
+      },
+      eventStore,
+      at: new Date().toISOString(),
+    };
+  };
+  const publisher = publishViewsStatus(
+    link,
+    viewsStatusSubject(viewsPath(config)),
+    () => {
+      const s = status();
+      if (s.eventStore.reachable) notifier.check(s.eventStore.lastPosition);
+      return s;
+    },
+    config.projections.statusIntervalMs,
+  );
+  // A verify can run for minutes; stopping the projector ends it rather than waiting.
+  const stopVerifies = new AbortController();
+  const adminApp = await buildAdminApp({
+    runner,
+    notifier,
+    subscribers: subscribers(link, store),
+    views,
+    store,
+    http: config.http,
+    log,
+    isReady: link.isConnected,
+    natsVersion: () => link.nc.info?.version,
+    viewsStatus: status,
+    readyMaxLagMs: config.query.readyMaxLagMs,
+    verify: ({ sample }) => verifyViews({ store, views, aggregates: app.aggregates, projections: app.projections, log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
+  });
+  await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      publisher.stop();
+      unlisten();
+      await runner.stop();
+      notifier.stop();
+      stopVerifies.abort();
+      await adminApp.close();
+      await link.close();
+      await views.close();
+    })());
+  return { link, views, runner, notifier, adminApp, stop };
+}

@@ -1,0 +1,143 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from '../core/config.js';
+import type { EventStore } from '../core/eventStore.js';
+import type { Notifier } from '../integration/notifier.js';
+import type { Subscribers } from '../integration/subscribers.js';
+import type { ProjectionRunner } from '../read/runner.js';
+import type { ViewsStatus } from '../read/status.js';
+import type { VerifyReport } from '../read/verify.js';
+import type { ViewStore } from '../read/viewStore.js';
+import { createHttpApp, notFound, readyViewsRoute } from './app.js';
+import { bearerAuth, sendError } from './replies.js';
+
+export interface AdminAppOptions {
+  readonly runner: ProjectionRunner;
+  readonly notifier: Notifier;
+  readonly subscribers: Subscribers;
+  readonly views: ViewStore;
+  readonly store: EventStore;
+  readonly http: Config['http'];
+  readonly log: FastifyBaseLogger;
+  readonly isReady: () => boolean;
+  readonly viewsStatus: () => ViewsStatus;
+  readonly readyMaxLagMs: number;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
+  /** Compares the views with a fold of the event store (see `verifyViews`). */
+  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;
+}
+
+const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
+const Name = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
+const SubscriberParams = Type.Object({ name: Name });
+const AggregateRef = Type.Object(
+  { aggregate: Type.String({ pattern: '^[a-z]{1,32}$' }), id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) },
+  { additionalProperties: false },
+);
+const RepublishBody = Type.Union([
+  Type.Object({ since: Type.String({ format: 'date-time' }) }, { additionalProperties: false }),
+  Type.Object({ sincePosition: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+  Type.Object({ ids: Type.Array(AggregateRef, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
+]);
+const VerifyBody = Type.Object({ sample: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
+const ParkedParams = Type.Object({
+  projection: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
+  position: Type.Integer({ minimum: 1 }),
+  eventIndex: Type.Integer({ minimum: 0 }),
+});
+
+/**
+ * The projector's admin API (bearer token when tokens are configured): projection
+ * status and lag, rebuilds, resuming a stopped projection, parked events, the
+ * subscribing systems with their re-publishes, and verifying the views against the
+ * event store.
+ */
+export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInstance> {
+  const app = await createHttpApp({
+    title: 'converge admin API',
+    log: opts.log,
+    http: opts.http,
+    validationCode: 'invalid_request',
+    coerceTypes: true,
+    isReady: opts.isReady,
+    natsVersion: opts.natsVersion,
+  });
+  notFound(app);
+  readyViewsRoute(app, () => opts.viewsStatus(), { maxLagMs: opts.readyMaxLagMs });
+  await app.register(async (plugin) => {
+    const admin = plugin.withTypeProvider<TypeBoxTypeProvider>();
+    admin.addHook('onRequest', bearerAuth(opts.http.tokens));
+    const known = (name: string) => opts.runner.status().some((s) => s.name === name);
+
+    admin.get('/admin/projections', async () => opts.viewsStatus());
+    admin.post('/admin/projections/:name/rebuild', { schema: { params: ProjectionParams } }, async (request, reply) => {
+      if (!known(request.params.name)) return sendError(reply, 'unknown_projection', `no projection named ${request.params.name}`);
+      opts.runner.rebuild(request.params.name).catch((err: unknown) => request.log.error({ err }, 'rebuild failed'));
+      return reply.code(202).send({ projection: request.params.name, state: 'rebuilding' });
+    });
+    admin.post('/admin/projections/:name/resume', { schema: { params: ProjectionParams } }, async (request, reply) => {
+      if (!known(request.params.name)) return sendError(reply, 'unknown_projection', `no projection named ${request.params.name}`);
+      opts.runner.resume(request.params.name);
+      return opts.runner.status().find((s) => s.name === request.params.name);
+    });
+    // Answers when the whole comparison is done: on a large store that takes as long as a rebuild.
+    admin.post(
+      '/admin/verify',
+      {
+        schema: { body: VerifyBody },
+        // `curl -X POST` with no body at all asks for the default: every document.
+        preValidation: async (request) => void (request.body ??= {}),
+      },
+      async (request) =>
+        opts.verify(request.body.sample === undefined ? {} : { sample: request.body.sample }),
+    );
+
+    admin.get('/admin/subscribers', async () => ({ subscribers: await opts.subscribers.list() }));
+    admin.post(
+      '/admin/subscribers',
+      {
+        schema: {
+          body: Type.Object(
+            { name: Name, from: Type.Optional(Type.Union([Type.Literal('new'), Type.Literal('all')])) },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request, reply) => reply.code(201).send(await opts.subscribers.add(request.body.name, request.body.from ?? 'new')),
+    );
+    admin.delete('/admin/subscribers/:name', { schema: { params: SubscriberParams } }, async (request) => {
+      await opts.subscribers.remove(request.params.name);
+      return { removed: request.params.name };
+    });
+    admin.post('/admin/subscribers/:name/republish', { schema: { params: SubscriberParams, body: RepublishBody } }, async (request) =>
+      opts.subscribers.republish(request.params.name, request.body),
+    );
+
+    admin.get(
+      '/admin/parked',
+      { schema: { querystring: Type.Object({ projection: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }) } },
+      async (request) => ({ parked: opts.views.parked(request.query.projection) }),
+    );
+    admin.post('/admin/parked/:projection/:position/:eventIndex/retry', { schema: { params: ParkedParams } }, async (request, reply) => {
+      const { projection, position, eventIndex } = request.params;
+      if (!opts.views.parked(projection).some((p) => p.position === position && p.eventIndex === eventIndex)) {
+        return sendError(reply, 'not_parked', `no parked event ${projection}/${position}/${eventIndex}`);
+      }
+      const commit = await opts.store.commitAt(position);
+      if (!commit) return sendError(reply, 'commit_not_found', `no commit at position ${position}`);
+      try {
+        opts.runner.retryParked(projection, commit, eventIndex);
+      } catch (err) {
+        return sendError(reply, 'still_failing', `the fold failed again: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return { retried: { projection, position, eventIndex } };
+    });
+    admin.delete('/admin/parked/:projection/:position/:eventIndex', { schema: { params: ParkedParams } }, async (request) => {
+      const { projection, position, eventIndex } = request.params;
+      opts.views.unpark(projection, position, eventIndex);
+      return { dropped: { projection, position, eventIndex } };
+    });
+  });
+  return app;
+}

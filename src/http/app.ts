@@ -1,0 +1,98 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Config } from '../core/config.js';
+import type { ErrorCode } from '../core/errors.js';
+import { viewsReadiness, type ViewsStatus } from '../read/status.js';
+import { installErrorHandling, installJsonParser, sendError } from './replies.js';
+
+export interface HttpAppOptions {
+  readonly title: string;
+  readonly log: FastifyBaseLogger;
+  readonly http: Config['http'];
+  /** Error code for schema failures: `invalid_command`, `invalid_query`. */
+  readonly validationCode: ErrorCode;
+  /** Query strings carry numbers; command bodies must not be coerced. */
+  readonly coerceTypes: boolean;
+  readonly isReady: () => boolean;
+  /** The version the NATS server reported at connect, named by `/ready`; undefined before the first connect. */
+  readonly natsVersion?: () => string | undefined;
+  /** `/health` details beside `status` and `pid`. */
+  readonly health?: () => object;
+}
+
+/**
+ * A Fastify app with what every converge API shares: the error catalogue, JSON bodies,
+ * OpenAPI at `/docs`, `/health` and `/ready`, and no per-request log lines (they would
+ * cost more than the work; faults are logged where they happen).
+ */
+export async function createHttpApp(opts: HttpAppOptions) {
+  const app = Fastify({
+    loggerInstance: opts.log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.http.bodyLimit,
+    keepAliveTimeout: opts.http.keepAliveTimeoutMs,
+    // Fastify's own 503 while closing has neither our error shape nor Retry-After; the hook below answers instead.
+    return503OnClosing: false,
+    ajv: { customOptions: { coerceTypes: opts.coerceTypes, removeAdditional: false, allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await app.register(swagger, {
+    openapi: {
+      info: { title: opts.title, version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  installJsonParser(app);
+  installErrorHandling(app, opts.validationCode);
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // Requests that arrive on a kept-alive connection while the server closes.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) return sendError(reply, 'shutting_down', 'this process is shutting down; retry shortly');
+  });
+  app.get('/health', { schema: { hide: true } }, async () => ({ status: 'ok', pid: process.pid, ...opts.health?.() }));
+  app.get('/ready', { schema: { hide: true } }, async (_req, reply) => {
+    // The version tells an operator which durability the event store gives (see the README).
+    const nats = opts.natsVersion ? { nats: { version: opts.natsVersion() ?? null } } : {};
+    return opts.isReady() ? { status: 'ready', ...nats } : sendError(reply, 'not_ready', 'a dependency (NATS) is not reachable', nats);
+  });
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}
+
+/** Answers unknown routes with a 404 in the error shape. */
+export function notFound(app: FastifyInstance, code: ErrorCode = 'not_found'): void {
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, code, `no route ${request.method} ${request.url.split('?')[0]}`),
+  );
+}
+
+/**
+ * `GET /ready/views`: 200 while every view is current, 503 `views_not_ready` with the
+ * reasons and each view's state and lag otherwise. Unlike `/ready`, it is about freshness:
+ * a load balancer keeps the query API in rotation on `/ready` (stale views still serve),
+ * and alerts or read-your-writes-sensitive callers look here.
+ */
+export function readyViewsRoute(
+  app: FastifyInstance,
+  status: () => ViewsStatus | undefined,
+  opts: { maxLagMs: number; maxAgeMs?: number },
+): void {
+  app.get('/ready/views', { schema: { hide: true } }, async (_req, reply) => {
+    const s = status();
+    const readiness = viewsReadiness(s, opts);
+    const projections = (s?.projections ?? []).map(({ name, state, position, lagEvents, lagMs, error }) => ({
+      name,
+      state,
+      position,
+      lagEvents,
+      lagMs,
+      ...(error ? { error } : {}),
+    }));
+    const body = { projections, eventStore: s?.eventStore, statusAt: s?.at };
+    if (readiness.ready) return { status: 'ready', ...body };
+    return sendError(reply, 'views_not_ready', readiness.reasons.join('; '), { reasons: readiness.reasons, ...body });
+  });
+}

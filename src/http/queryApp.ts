@@ -1,0 +1,199 @@
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { AnyAggregate } from '../core/aggregate.js';
+import type { Config } from '../core/config.js';
+import type { EventStore } from '../core/eventStore.js';
+import type { AnyProjection } from '../core/projection.js';
+import type { ViewsStatus } from '../read/status.js';
+import type { ViewReader } from '../read/viewStore.js';
+import { stateAt } from '../write/rehydrate.js';
+import { createHttpApp, notFound, readyViewsRoute } from './app.js';
+import { IdParams } from './paging.js';
+import { sendError } from './replies.js';
+
+/**
+ * A view's query routes, mounted by every worker's query API. A route that reads a view
+ * names its projection in `config: { projection }`, so that `X-Min-Position` knows what
+ * to wait for.
+ */
+export type QueryRoutes = (app: FastifyInstance, deps: { readonly views: ViewReader }) => Promise<void>;
+
+/** Declares a view's query routes (a Fastify plugin given the view reader). */
+export function defineRoutes(routes: QueryRoutes): QueryRoutes {
+  return routes;
+}
+
+export interface QueryAppOptions {
+  readonly aggregates: readonly AnyAggregate[];
+  readonly routes: readonly QueryRoutes[];
+  readonly views: ViewReader;
+  readonly store: EventStore;
+  readonly http: Config['http'];
+  readonly query: Config['query'];
+  readonly log: FastifyBaseLogger;
+  readonly isReady: () => boolean;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
+  /** The `EVENTS` stream's last position, for `/metrics`; undefined when NATS is unreachable. */
+  readonly streamHead: () => Promise<number | undefined>;
+  readonly projections: readonly string[];
+  /** The latest status the host's projector published; undefined before the first. */
+  readonly viewsStatus: () => ViewsStatus | undefined;
+  /**
+   * False while the views were built from another event store than the one this worker
+   * uses (the projector has not reset them yet): view routes answer 503 rather than
+   * serve the old store's documents.
+   */
+  readonly viewsBound?: () => boolean;
+}
+
+const Position = /^[0-9]{1,15}$/;
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The projection a query route reads, so `X-Min-Position` knows what to wait for. */
+    projection?: AnyProjection;
+  }
+}
+
+/**
+ * The query API (see docs/architecture.md, "HTTP"): the views' routes, read-your-writes through
+ * `X-Min-Position` (or `?minPosition=`, with `?waitMs=`), aggregate history and state
+ * as of a version from the event store, and `/metrics`.
+ */
+export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInstance> {
+  const app = await createHttpApp({
+    title: 'converge query API',
+    log: opts.log,
+    http: opts.http,
+    validationCode: 'invalid_query',
+    coerceTypes: true,
+    isReady: opts.isReady,
+    natsVersion: opts.natsVersion,
+  });
+  notFound(app);
+  // A status older than a few intervals means the projector is not running (or cannot reach NATS).
+  readyViewsRoute(app, opts.viewsStatus, { maxLagMs: opts.query.readyMaxLagMs, maxAgeMs: 5000 });
+  app.addHook('preValidation', async (request, reply) => {
+    const projection = request.routeOptions.config.projection?.name;
+    if (projection && opts.viewsBound && !opts.viewsBound()) {
+      return sendError(reply, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
+    }
+    const wait = readWait(request, opts.query);
+    if (wait === undefined) return;
+    if ('error' in wait) return sendError(reply, 'invalid_query', wait.error);
+    if (!projection) return;
+    const deadline = Date.now() + wait.waitMs;
+    while (opts.views.position(projection) < wait.minPosition) {
+      if (Date.now() >= deadline) {
+        return sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
+          position: opts.views.position(projection),
+        });
+      }
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  });
+
+  for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
+  for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
+
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    const head = await opts.streamHead();
+    const lines = ['# TYPE converge_projection_position gauge'];
+    for (const p of opts.projections) lines.push(`converge_projection_position{projection="${p}"} ${opts.views.position(p)}`);
+    if (head !== undefined) {
+      lines.push('# TYPE converge_events_position gauge', `converge_events_position ${head}`);
+      lines.push('# TYPE converge_projection_lag_events gauge');
+      for (const p of opts.projections) lines.push(`converge_projection_lag_events{projection="${p}"} ${Math.max(0, head - opts.views.position(p))}`);
+    }
+    const status = opts.viewsStatus();
+    if (status) {
+      lines.push('# HELP converge_projection_lag_seconds Age of the oldest commit a projection has not applied yet.', '# TYPE converge_projection_lag_seconds gauge');
+      for (const p of status.projections) if (p.lagMs !== null) lines.push(`converge_projection_lag_seconds{projection="${p.name}"} ${p.lagMs / 1000}`);
+      lines.push('# HELP converge_projection_state 1 for the state a projection is in.', '# TYPE converge_projection_state gauge');
+      for (const p of status.projections) {
+        for (const state of ['running', 'rebuilding', 'failing', 'stalled', 'stopped']) {
+          lines.push(`converge_projection_state{projection="${p.name}",state="${state}"} ${p.state === state ? 1 : 0}`);
+        }
+      }
+      lines.push('# TYPE converge_projection_parked gauge');
+      for (const p of status.projections) lines.push(`converge_projection_parked{projection="${p.name}"} ${p.parked}`);
+      lines.push('# TYPE converge_notifier_lag_events gauge', `converge_notifier_lag_events ${status.notifier.lagEvents}`);
+    }
+    return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
+  });
+  return app;
+}
+
+/** Reads and removes `minPosition`/`waitMs` so route schemas need not know them. */
+function readWait(request: FastifyRequest, query: Config['query']): { error: string } | { minPosition: number; waitMs: number } | undefined {
+  const q = (request.query ?? {}) as Record<string, unknown>;
+  const raw = request.headers['x-min-position'] ?? q['minPosition'];
+  const rawWait = q['waitMs'];
+  delete q['minPosition'];
+  delete q['waitMs'];
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'string' || !Position.test(raw)) return { error: 'X-Min-Position must be a stream position (a whole number)' };
+  if (rawWait !== undefined && (typeof rawWait !== 'string' || !Position.test(rawWait) || Number(rawWait) > query.maxWaitMs)) {
+    return { error: `waitMs must be a whole number of milliseconds up to ${query.maxWaitMs}` };
+  }
+  return { minPosition: Number(raw), waitMs: rawWait === undefined ? query.waitMs : Number(rawWait) };
+}
+
+/** `/<aggregates>/<id>/history` and `/<aggregates>/<id>/state?atVersion=`, read from the event store. */
+function aggregateRoutes(app: FastifyInstance, aggregate: AnyAggregate, store: EventStore, maxPageSize: number): void {
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  typed.get(
+    `/${aggregate.plural}/:id/history`,
+    {
+      schema: {
+        tags: [aggregate.plural],
+        params: IdParams,
+        querystring: Type.Object(
+          { fromVersion: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxPageSize })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request, reply) => {
+      const from = request.query.fromVersion ?? 1;
+      const limit = request.query.limit ?? maxPageSize;
+      const events = [];
+      let next: number | undefined;
+      for await (const commit of store.read(aggregate.name, request.params.id, 0)) {
+        const first = commit.version - commit.events.length + 1;
+        for (const [i, event] of commit.events.entries()) {
+          const version = first + i;
+          if (version < from) continue;
+          if (events.length === limit) {
+            next = version;
+            break;
+          }
+          events.push({ version, position: commit.position, commandId: commit.commandId, ...(aggregate.upcast?.(event) ?? event) });
+        }
+        if (next !== undefined) break;
+      }
+      if (events.length === 0 && from === 1) return sendError(reply, 'not_found', `${aggregate.name} ${request.params.id} has no events`);
+      return { aggregate: aggregate.name, id: request.params.id, events, ...(next === undefined ? {} : { nextFromVersion: next }) };
+    },
+  );
+  typed.get(
+    `/${aggregate.plural}/:id/state`,
+    {
+      schema: {
+        tags: [aggregate.plural],
+        params: IdParams,
+        querystring: Type.Object({ atVersion: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
+      },
+    },
+    async (request, reply) => {
+      const at = request.query.atVersion ?? Number.MAX_SAFE_INTEGER;
+      const memory = await stateAt(aggregate, store, request.params.id, at);
+      if (memory.version === 0) return sendError(reply, 'not_found', `${aggregate.name} ${request.params.id} has no events`);
+      if (request.query.atVersion !== undefined && memory.version !== at) {
+        return sendError(reply, 'version_not_found', `version ${at} falls inside a commit or beyond the last one (${memory.version})`);
+      }
+      return { aggregate: aggregate.name, id: request.params.id, version: memory.version, position: memory.position, state: memory.state };
+    },
+  );
+}

@@ -1,0 +1,103 @@
+import type { Logger } from 'pino';
+import type { StoredCommit } from '../core/eventStore.js';
+import type { NatsLink } from '../nats/connection.js';
+import { superviseFeed, type FeedHealth, type PipelineOptions } from '../read/feed.js';
+import type { ViewStore } from '../read/viewStore.js';
+
+/** The stream of zero-payload notices: the latest per aggregate. */
+export const NOTIFY = 'NOTIFY';
+/** Notices re-published for one subscribing system only: `replay.<subscriber>.<aggregate>.<id>`. */
+export const REPLAY = 'REPLAY';
+
+/** A zero-payload notice: what changed, never the data (see docs/architecture.md, "Notices"). */
+export interface Notice {
+  readonly aggregate: string;
+  readonly id: string;
+  readonly version: number;
+  readonly position: number;
+  readonly at: string;
+}
+
+/** The notifier's checkpoint lives with the views' checkpoints, under this name. */
+const CHECKPOINT = '~notifier';
+
+/** Subject of an aggregate's notices. */
+export function noticeSubject(aggregate: string, id: string): string {
+  return `notify.${aggregate}.${id}`;
+}
+
+/** Creates `NOTIFY` (latest notice per aggregate) and `REPLAY`, or brings their settings up to date. */
+export async function ensureNoticeStreams(link: NatsLink, duplicateWindowMs: number): Promise<void> {
+  const common = { storage: 'file' as const, max_msgs_per_subject: 1, duplicate_window: duplicateWindowMs * 1_000_000 };
+  for (const config of [
+    { name: NOTIFY, subjects: ['notify.>'], ...common },
+    { name: REPLAY, subjects: ['replay.>'], ...common },
+  ]) {
+    const exists = await link.jsm.streams.info(config.name).then(() => true, () => false);
+    if (exists) await link.jsm.streams.update(config.name, config);
+    else await link.jsm.streams.add(config).catch(async (err: unknown) => {
+      // Another process may have created it meanwhile.
+      if (!(await link.jsm.streams.info(config.name).then(() => true, () => false))) throw err;
+    });
+  }
+}
+
+/** The notifier: follows `EVENTS` from its own checkpoint and publishes a notice per changed aggregate. */
+export interface Notifier {
+  /** The last position whose notice is acknowledged by `NOTIFY`. */
+  position(): number;
+  health(): FeedHealth;
+  /** Tells it the stream's last position, to detect a stalled consumer. */
+  check(streamLast: number): void;
+  /** Recreates its consumer now (after a reconnect). */
+  restart(): void;
+  stop(): void;
+}
+
+/**
+ * Starts the notifier. Notices are derived from `EVENTS`, not from the command path, so
+ * a process dying between append and notify loses none: a batch's notices are published
+ * and acknowledged before its checkpoint moves (at least once), and a re-sent notice
+ * carries the same `Nats-Msg-Id` (its position), so JetStream drops the duplicate.
+ * Within a batch only the latest commit of each aggregate is announced; `NOTIFY` keeps
+ * only the latest per aggregate anyway.
+ */
+export function startNotifier(
+  opts: PipelineOptions & {
+    /** Where the notices go: `NOTIFY` on this NATS connection. */
+    link: NatsLink;
+    views: ViewStore;
+    log: Logger;
+    stallMs: number;
+    maxBackoffMs: number;
+    onStreamChanged?: (reason: string) => void;
+  },
+): Notifier {
+  const { link, views } = opts;
+  const publish = async (batch: StoredCommit[]) => {
+    const latest = new Map<string, StoredCommit>();
+    for (const commit of batch) latest.set(noticeSubject(commit.aggregate, commit.id), commit);
+    await Promise.all(
+      [...latest].map(([subject, c]) => {
+        const notice: Notice = { aggregate: c.aggregate, id: c.id, version: c.version, position: c.position, at: c.events[0]?.at ?? '' };
+        return link.js.publish(subject, JSON.stringify(notice), { msgID: `notice.${c.position}` });
+      }),
+    );
+    views.transaction(() => views.setCheckpoint(CHECKPOINT, 0, batch[batch.length - 1]!.position));
+  };
+  const feed = superviseFeed({
+    ...opts,
+    name: 'notifier',
+    from: () => views.checkpoint(CHECKPOINT, 0),
+    apply: publish,
+    // Its batches fail when NATS is away; it comes back with the server, so no long backoff.
+    maxBackoffMs: Math.min(opts.maxBackoffMs, 2000),
+  });
+  return {
+    position: () => views.checkpoint(CHECKPOINT, 0),
+    health: () => feed.health(),
+    check: (streamLast) => feed.check(streamLast),
+    restart: () => feed.restart(),
+    stop: () => feed.stop(),
+  };
+}

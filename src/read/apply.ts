@@ -1,0 +1,148 @@
+import type { AnyAggregate, StoredEvent } from '../core/aggregate.js';
+import type { StoredCommit } from '../core/eventStore.js';
+import type { AnyProjection, EventMeta, ViewKey } from '../core/projection.js';
+import { keyString, type ViewGeneration, type ViewStore } from './viewStore.js';
+
+/** A projection generation the runner writes to. */
+export interface Target {
+  readonly projection: AnyProjection;
+  gen: number;
+  /** Set when a fold failed under the `stop` policy; the target takes no more commits until resumed. */
+  stopped?: { position: number; error: string };
+}
+
+type Staged = Map<string, { key: ViewKey; doc: object | undefined }>;
+
+
+/** Turns stored events into their current shape with the aggregates' upcasters. */
+export function upcaster(aggregates: readonly AnyAggregate[]): (aggregate: string, event: StoredEvent) => StoredEvent {
+  const byName = new Map(aggregates.map((a) => [a.name, a]));
+  return (aggregate, event) => byName.get(aggregate)?.upcast?.(event) ?? event;
+}
+
+/**
+ * Applies a batch of commits to each target and advances its checkpoint, all in one
+ * LMDB transaction, so each event takes effect exactly once even across crashes.
+ * Commits at or below a target's checkpoint are skipped. A fold that throws is
+ * retried, parked or stops its target, as the projection's policy says.
+ */
+export function applyBatch(
+  views: ViewStore,
+  targets: readonly Target[],
+  commits: readonly StoredCommit[],
+  upcast: (aggregate: string, event: StoredEvent) => StoredEvent,
+  now: () => string,
+): void {
+  views.transaction(() => {
+    for (const target of targets) {
+      if (target.stopped) continue;
+      const { projection, gen } = target;
+      const generation = views.generation(projection.name, gen);
+      const handles = new Set(projection.handles);
+      const batch: Staged = new Map();
+      let checkpoint = views.checkpoint(projection.name, gen);
+      for (const commit of commits) {
+        if (commit.position <= checkpoint) continue;
+        const staged: Staged = new Map();
+        const read = (key: ViewKey) => {
+          const k = keyString(key);
+          return staged.has(k) ? staged.get(k)!.doc : batch.has(k) ? batch.get(k)!.doc : generation.docs.get(key);
+        };
+        const ok = commit.events.every((raw, eventIndex) => {
+          const event = upcast(commit.aggregate, raw);
+          if (!handles.has(event.type)) return true;
+          const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at };
+          return foldOne(views, target, event, meta, eventIndex, read, staged, now);
+        });
+        if (!ok) break;
+        for (const [k, v] of staged) batch.set(k, v);
+        checkpoint = commit.position;
+      }
+      for (const { key, doc } of batch.values()) write(generation, projection, key, doc);
+      views.setCheckpoint(projection.name, gen, checkpoint);
+    }
+  });
+}
+
+/** Folds one event into the staged documents; false when the target must stop at this commit. */
+function foldOne(
+  views: ViewStore,
+  target: Target,
+  event: StoredEvent,
+  meta: EventMeta,
+  eventIndex: number,
+  read: (key: ViewKey) => object | undefined,
+  staged: Staged,
+  now: () => string,
+): boolean {
+  const { projection } = target;
+  const policy = projection.onError ?? { kind: 'park' };
+  const attempts = policy.kind === 'retry' ? policy.times + 1 : 1;
+  let error: unknown;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    try {
+      const key = projection.key(event, meta);
+      if (key === undefined) return true;
+      staged.set(keyString(key), { key, doc: projection.fold(read(key), event, meta) });
+      return true;
+    } catch (err) {
+      error = err;
+    }
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (policy.kind === 'stop') {
+    target.stopped = { position: meta.position, error: message };
+    return false;
+  }
+  views.park({
+    projection: projection.name,
+    position: meta.position,
+    eventIndex,
+    aggregate: meta.aggregate,
+    id: meta.id,
+    type: event.type,
+    error: message,
+    parkedAt: now(),
+  });
+  return true;
+}
+
+/** Writes a document and keeps its index entries in step with it. */
+export function write(generation: ViewGeneration, projection: AnyProjection, key: ViewKey, doc: object | undefined): void {
+  const before = generation.docs.get(key);
+  if (projection.indexes) {
+    const old = before ? projection.indexes(before).map((e) => [...e, keyString(key)]) : [];
+    const next = doc ? projection.indexes(doc).map((e) => [...e, keyString(key)]) : [];
+    const nextSet = new Set(next.map((e) => JSON.stringify(e)));
+    const oldSet = new Set(old.map((e) => JSON.stringify(e)));
+    for (const e of old) if (!nextSet.has(JSON.stringify(e))) generation.index.remove(e);
+    for (const e of next) if (!oldSet.has(JSON.stringify(e))) generation.index.put(e);
+  }
+  if (doc === undefined) {
+    if (before !== undefined) generation.docs.remove(key);
+  } else {
+    generation.docs.put(key, doc);
+  }
+}
+
+/** Applies one parked event again to its projection's active view and unparks it; throws if the fold still fails. */
+export function reapply(
+  views: ViewStore,
+  target: Target,
+  commit: StoredCommit,
+  eventIndex: number,
+  upcast: (aggregate: string, event: StoredEvent) => StoredEvent,
+): void {
+  const { projection, gen } = target;
+  const raw = commit.events[eventIndex];
+  views.transaction(() => {
+    if (raw) {
+      const event = upcast(commit.aggregate, raw);
+      const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at };
+      const key = projection.key(event, meta);
+      const generation = views.generation(projection.name, gen);
+      if (key !== undefined) write(generation, projection, key, projection.fold(generation.docs.get(key), event, meta));
+    }
+    views.unpark(projection.name, commit.position, eventIndex);
+  });
+}

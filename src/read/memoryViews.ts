@@ -1,0 +1,112 @@
+import type { ViewKey } from '../core/projection.js';
+import { compareKeys, readerOver, type IndexKey, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
+
+interface Tables {
+  readonly docs: Map<string, { key: ViewKey; doc: object }>;
+  readonly index: Map<string, IndexKey>;
+}
+
+interface State {
+  readonly tables: Map<string, Tables>;
+  readonly meta: Map<string, unknown>;
+}
+
+const asTuple = (key: ViewKey): (string | number)[] => (typeof key === 'string' ? [key] : key);
+const id = (key: ViewKey | IndexKey) => JSON.stringify(key);
+
+/** The view store in memory, with what a test inspects. */
+export interface MemoryViews extends ViewStore {
+  /** Every index entry of a generation, in LMDB's key order. */
+  indexEntries(projection: string, gen: number): IndexKey[];
+  /** Every document of a generation with its key, in LMDB's key order. */
+  documents(projection: string, gen: number): Array<{ key: ViewKey; doc: object }>;
+}
+
+/**
+ * The view store in memory, with LMDB's key order and all-or-nothing transactions, for
+ * unit tests of the apply path, the runner and `converge/testing`. Reads return copies,
+ * as LMDB's do.
+ */
+export function createMemoryViews(): MemoryViews {
+  let state: State = { tables: new Map(), meta: new Map() };
+
+  const tablesOf = (projection: string, gen: number): Tables => {
+    const name = `${projection}.${gen}`;
+    let t = state.tables.get(name);
+    if (!t) state.tables.set(name, (t = { docs: new Map(), index: new Map() }));
+    return t;
+  };
+  const metaGet = <T>(...key: (string | number)[]) => state.meta.get(id(key)) as T | undefined;
+  const metaSet = (value: unknown, ...key: (string | number)[]) => void state.meta.set(id(key), structuredClone(value));
+  const activeGeneration = (projection: string) => metaGet<number>('active', projection) ?? 1;
+  const checkpoint = (projection: string, gen: number) => metaGet<number>('checkpoint', projection, gen) ?? 0;
+
+  const generation = (projection: string, gen: number): ViewGeneration => ({
+    docs: {
+      get: (key) => structuredClone(tablesOf(projection, gen).docs.get(id(key))?.doc),
+      put: (key, doc) => void tablesOf(projection, gen).docs.set(id(key), { key: structuredClone(key), doc: structuredClone(doc) }),
+      remove: (key) => void tablesOf(projection, gen).docs.delete(id(key)),
+    },
+    index: {
+      put: (entry) => void tablesOf(projection, gen).index.set(id(entry), [...entry]),
+      remove: (entry) => void tablesOf(projection, gen).index.delete(id(entry)),
+    },
+  });
+
+  const reader = readerOver({
+    activeGeneration,
+    checkpoint,
+    doc: (projection, gen, key) => generation(projection, gen).docs.get(key),
+    indexKeys: (projection, gen, start, end) =>
+      [...tablesOf(projection, gen).index.values()].filter((k) => compareKeys(k, start) >= 0 && compareKeys(k, end) < 0).sort(compareKeys),
+    docRange: (projection, gen, { start, end, limit }) =>
+      [...tablesOf(projection, gen).docs.values()]
+        .filter(({ key }) => (start === undefined || compareKeys(asTuple(key), asTuple(start)) >= 0) && (end === undefined || compareKeys(asTuple(key), asTuple(end)) < 0))
+        .sort((a, b) => compareKeys(asTuple(a.key), asTuple(b.key)))
+        .slice(0, limit ?? Infinity)
+        .map(({ key, doc }) => ({ key, value: structuredClone(doc) })),
+  });
+
+  return {
+    ...reader,
+    transaction(fn) {
+      const before = state;
+      state = {
+        tables: new Map([...before.tables].map(([name, t]) => [name, { docs: new Map(t.docs), index: new Map(t.index) }])),
+        meta: new Map(before.meta),
+      };
+      try {
+        fn();
+      } catch (err) {
+        state = before;
+        throw err;
+      }
+    },
+    activeGeneration,
+    generation,
+    checkpoint,
+    setCheckpoint: (projection, gen, position) => metaSet(position, 'checkpoint', projection, gen),
+    builtVersion: (projection, gen) => metaGet<number>('version', projection, gen),
+    setBuiltVersion: (projection, gen, version) => metaSet(version, 'version', projection, gen),
+    activate: (projection, gen) => metaSet(gen, 'active', projection),
+    async dropGeneration(projection, gen) {
+      state.tables.delete(`${projection}.${gen}`);
+      state.meta.delete(id(['checkpoint', projection, gen]));
+      state.meta.delete(id(['version', projection, gen]));
+    },
+    park: (entry) => metaSet(entry, 'parked', entry.projection, entry.position, entry.eventIndex),
+    parked: (projection) =>
+      [...state.meta.entries()]
+        .map(([key, value]) => [JSON.parse(key) as IndexKey, value] as const)
+        .filter(([key]) => key[0] === 'parked' && (projection === undefined || key[1] === projection))
+        .sort(([a], [b]) => compareKeys(a, b))
+        .map(([, value]) => structuredClone(value) as ParkedEvent),
+    unpark: (projection, position, eventIndex) => void state.meta.delete(id(['parked', projection, position, eventIndex])),
+    close: async () => undefined,
+    indexEntries: (projection, gen) => [...tablesOf(projection, gen).index.values()].map((k) => [...k]).sort(compareKeys),
+    documents: (projection, gen) =>
+      [...tablesOf(projection, gen).docs.values()]
+        .sort((a, b) => compareKeys(asTuple(a.key), asTuple(b.key)))
+        .map(({ key, doc }) => ({ key: structuredClone(key), doc: structuredClone(doc) })),
+  };
+}

@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { NatsLink } from '../nats/connection.js';
+import type { FeedHealth } from './feed.js';
+import type { ProjectionStatus, StreamState } from './runner.js';
+
+/** What the projector reports about the views of its host. */
+export interface ViewsStatus {
+  readonly projections: readonly ProjectionStatus[];
+  readonly notifier: { readonly position: number; readonly state: FeedHealth['state']; readonly lagEvents: number; readonly error?: string };
+  readonly eventStore: StreamState;
+  /** When the projector took this status. */
+  readonly at: string;
+}
+
+/** Whether the views are fit to serve, and why not. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reasons: readonly string[];
+}
+
+/**
+ * The subject on which a host's projector publishes its status once a `statusIntervalMs`.
+ * The query workers of the host follow it: they share its LMDB views, not its memory, and
+ * NATS still carries the status when the disk under the views does not take writes.
+ */
+export function viewsStatusSubject(viewsPath: string): string {
+  return `converge.status.views.${createHash('sha1').update(`${hostname()}:${viewsPath}`).digest('hex').slice(0, 16)}`;
+}
+
+/**
+ * Readiness of the read side as CQRS wants it: the query API keeps serving stale views
+ * (its `/ready` stays 200), while this says whether they are current. Not ready when any
+ * view is failing, stalled or stopped, or its oldest unapplied commit is older than
+ * `maxLagMs`, or the status itself is missing or older than `maxAgeMs` (the projector is
+ * not running). A view being rebuilt is served by its current generation, which is live.
+ */
+export function viewsReadiness(status: ViewsStatus | undefined, opts: { maxLagMs: number; maxAgeMs?: number; now?: number }): Readiness {
+  if (!status) return { ready: false, reasons: ['no status from the projector yet'] };
+  const reasons: string[] = [];
+  const age = (opts.now ?? Date.now()) - Date.parse(status.at);
+  if (opts.maxAgeMs !== undefined && age > opts.maxAgeMs) reasons.push(`the projector's last status is ${Math.round(age / 1000)} s old`);
+  for (const p of status.projections) {
+    if (p.state === 'failing' || p.state === 'stalled' || p.state === 'stopped') reasons.push(`${p.name} is ${p.state}${p.error ? `: ${p.error}` : ''}`);
+    else if (p.lagMs === null) reasons.push(`${p.name} is ${p.lagEvents} commits behind, of unknown age`);
+    else if (p.lagMs > opts.maxLagMs) reasons.push(`${p.name} is ${p.lagEvents} commits (${p.lagMs} ms) behind`);
+  }
+  return { ready: reasons.length === 0, reasons };
+}
+
+/** Publishes the status on the host's subject every `intervalMs`; best effort (NATS may be away). */
+export function publishViewsStatus(link: NatsLink, subject: string, status: () => ViewsStatus, intervalMs: number): { stop(): void } {
+  const send = () => {
+    if (!link.isConnected()) return;
+    try {
+      link.nc.publish(subject, JSON.stringify(status()));
+    } catch {
+      // The connection closed between the check and the publish; the next tick tries again.
+    }
+  };
+  send();
+  const timer = setInterval(send, intervalMs);
+  return { stop: () => clearInterval(timer) };
+}
+
+/** The latest status a host's projector published, as a query worker sees it. */
+export interface ViewsStatusFollower {
+  latest(): ViewsStatus | undefined;
+  stop(): void;
+}
+
+/** Follows the projector's status subject. */
+export function followViewsStatus(link: NatsLink, subject: string): ViewsStatusFollower {
+  let latest: ViewsStatus | undefined;
+  const sub = link.nc.subscribe(subject, {
+    callback: (err, msg) => {
+      if (err) return;
+      try {
+        latest = msg.json<ViewsStatus>();
+      } catch {
+        // Not a status; ignore it.
+      }
+    },
+  });
+  return { latest: () => latest, stop: () => sub.unsubscribe() };
+}

@@ -1,0 +1,214 @@
+import { ConvergeError } from '../core/errors.js';
+import type { Projection, ViewKey } from '../core/projection.js';
+
+/** An index entry: the prefix a projection's `indexes` gave, with the document key appended. */
+export type IndexKey = (string | number)[];
+
+/** One page of a range read, with the cursor of the next page when there is one. */
+export interface Page<D> {
+  readonly items: D[];
+  readonly next?: string;
+}
+
+/** A view, named by its projection: readers get its document type from it. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ViewOf<D extends object> = Projection<any, D>;
+
+/** What query routes read. Reads see what the projector committed, from the next event-loop turn on. */
+export interface ViewReader {
+  get<D extends object>(view: ViewOf<D>, key: ViewKey): D | undefined;
+  /** Documents whose index entries start with `prefix`, in index order, after `cursor`. */
+  byIndex<D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D>;
+  /**
+   * Documents whose index entries start with `prefix` and sort at or after `prefix` +
+   * `from`, in index order, after `cursor` (a `next` of this listing; a cursor before
+   * `from` counts as none).
+   */
+  byIndexFrom<D extends object>(
+    view: ViewOf<D>,
+    prefix: readonly (string | number)[],
+    from: readonly (string | number)[],
+    opts: { limit: number; cursor?: string },
+  ): Page<D>;
+  /**
+   * Up to `limit` documents with string keys, in key order, after key `after` (from the
+   * start when undefined). Each call is its own short range read, so a long export in
+   * calls of a few hundred holds no read transaction between them.
+   */
+  scan<D extends object>(view: ViewOf<D>, after: string | undefined, limit: number): Array<{ key: string; doc: D }>;
+  /** Documents whose keys lie in [start, end), in key order. */
+  byKey<D extends object>(view: ViewOf<D>, start: ViewKey, end: ViewKey, limit: number): D[];
+  /** The stream position the view has applied, 0 when none. */
+  position(view: Pick<Projection, 'name'> | string): number;
+}
+
+/** A view generation as the apply path writes it: its documents and its index entries. */
+export interface ViewGeneration {
+  readonly docs: {
+    get(key: ViewKey): object | undefined;
+    put(key: ViewKey, doc: object): void;
+    remove(key: ViewKey): void;
+  };
+  readonly index: {
+    put(entry: IndexKey): void;
+    remove(entry: IndexKey): void;
+  };
+}
+
+/** A parked event: a fold threw on it, and the projection went on without it. */
+export interface ParkedEvent {
+  readonly projection: string;
+  readonly position: number;
+  readonly eventIndex: number;
+  readonly aggregate: string;
+  readonly id: string;
+  readonly type: string;
+  readonly error: string;
+  readonly parkedAt: string;
+}
+
+/**
+ * The views as the projector keeps them: per projection, numbered generations (a rebuild
+ * fills a fresh one while the active one serves), each with its checkpoint and the
+ * projection version it was built by, plus parked events. LMDB is the implementation
+ * (`openViewStore`); `createMemoryViews` serves unit tests.
+ */
+export interface ViewStore extends ViewReader {
+  /** Runs `fn` in one write transaction: all its writes take effect together, or none. */
+  transaction(fn: () => void): void;
+  activeGeneration(projection: string): number;
+  generation(projection: string, gen: number): ViewGeneration;
+  checkpoint(projection: string, gen: number): number;
+  /** Sets a generation's checkpoint; call inside the transaction that wrote its changes. */
+  setCheckpoint(projection: string, gen: number, position: number): void;
+  builtVersion(projection: string, gen: number): number | undefined;
+  setBuiltVersion(projection: string, gen: number, version: number): void;
+  /** Makes `gen` the generation readers see; call inside a transaction. */
+  activate(projection: string, gen: number): void;
+  /** Removes a generation's documents and bookkeeping. */
+  dropGeneration(projection: string, gen: number): Promise<void>;
+  park(entry: ParkedEvent): void;
+  parked(projection?: string): ParkedEvent[];
+  unpark(projection: string, position: number, eventIndex: number): void;
+  close(): Promise<void>;
+}
+
+/** The ordered reads a view store provides, from which `readerOver` builds every listing. */
+export interface OrderedTables {
+  activeGeneration(projection: string): number;
+  checkpoint(projection: string, gen: number): number;
+  doc(projection: string, gen: number, key: ViewKey): object | undefined;
+  /** Index entries in [start, end), in key order. */
+  indexKeys(projection: string, gen: number, start: IndexKey, end: IndexKey): Iterable<IndexKey>;
+  /** Documents in key order, from `start` (inclusive) up to `end` (exclusive), at most `limit`. */
+  docRange(projection: string, gen: number, range: { start?: ViewKey; end?: ViewKey; limit?: number }): Iterable<{ key: ViewKey; value: object }>;
+}
+
+export const LAST = '\uffff';
+
+/** The query-side reads, over any store's ordered tables; cursors are opaque and checked. */
+export function readerOver(tables: OrderedTables): ViewReader {
+  const active = (name: string) => tables.activeGeneration(name);
+  const page = <D>(name: string, start: IndexKey, after: IndexKey | undefined, end: IndexKey, limit: number): Page<D> => {
+    const gen = active(name);
+    const items: D[] = [];
+    let last: IndexKey | undefined;
+    for (const key of tables.indexKeys(name, gen, start, end)) {
+      if (after && sameKey(key, after)) continue;
+      const doc = tables.doc(name, gen, documentKeyOf(key));
+      if (doc === undefined) continue;
+      if (items.length === limit) return { items, next: encodeCursor(last!) };
+      items.push(doc as D);
+      last = key;
+    }
+    return { items };
+  };
+  return {
+    get: <D extends object>(view: ViewOf<D>, key: ViewKey) => tables.doc(view.name, active(view.name), key) as D | undefined,
+    byIndex<D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D> {
+      const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
+      return page<D>(view.name, after ?? [...prefix], after, [...prefix, LAST], opts.limit);
+    },
+    byIndexFrom<D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], from: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D> {
+      const start = [...prefix, ...from];
+      const cursor = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
+      const after = cursor && compareKeys(cursor, start) >= 0 ? cursor : undefined;
+      return page<D>(view.name, after ?? start, after, [...prefix, LAST], opts.limit);
+    },
+    scan<D extends object>(view: ViewOf<D>, after: string | undefined, limit: number): Array<{ key: string; doc: D }> {
+      const out: Array<{ key: string; doc: D }> = [];
+      if (limit <= 0) return out;
+      // Keys that are not strings (numbers sort before, tuples among) are not documents of this listing.
+      for (const { key, value } of tables.docRange(view.name, active(view.name), after === undefined ? {} : { start: after })) {
+        if (typeof key !== 'string' || key === after) continue;
+        out.push({ key, doc: value as D });
+        if (out.length === limit) break;
+      }
+      return out;
+    },
+    byKey: <D extends object>(view: ViewOf<D>, start: ViewKey, end: ViewKey, limit: number) =>
+      [...tables.docRange(view.name, active(view.name), { start, end, limit })].map((e) => e.value as D),
+    position: (view) => {
+      const name = typeof view === 'string' ? view : view.name;
+      return tables.checkpoint(name, active(name));
+    },
+  };
+}
+
+/**
+ * The document key an index entry points at: its last element, which the apply path wrote
+ * as the key itself for a string key and as JSON for a tuple key (see `keyString`).
+ */
+export function documentKeyOf(entry: IndexKey): ViewKey {
+  const last = entry[entry.length - 1]!;
+  if (typeof last === 'string' && last.startsWith('[')) {
+    try {
+      const tuple: unknown = JSON.parse(last);
+      if (Array.isArray(tuple) && tuple.every((p) => typeof p === 'string' || typeof p === 'number')) return tuple as (string | number)[];
+    } catch {
+      // A string key that merely starts with a bracket.
+    }
+  }
+  return String(last);
+}
+
+/** How an index entry names its document: the key itself for a string key, JSON for a tuple key. */
+export function keyString(key: ViewKey): string {
+  return typeof key === 'string' ? key : JSON.stringify(key);
+}
+
+function encodeCursor(key: IndexKey): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+/** A cursor from a client; one that is not ours, or is for another listing, is a 400. */
+function decodeCursor(cursor: string, prefix: readonly (string | number)[]): IndexKey {
+  let key: unknown;
+  try {
+    key = JSON.parse(Buffer.from(cursor, 'base64url').toString());
+  } catch {
+    key = undefined;
+  }
+  if (isIndexKey(key) && key.length > prefix.length && prefix.every((p, i) => key[i] === p)) return key;
+  throw new ConvergeError('invalid_cursor', 'the cursor is not one this listing gave out');
+}
+
+function isIndexKey(key: unknown): key is IndexKey {
+  return Array.isArray(key) && key.every((p) => typeof p === 'string' || typeof p === 'number');
+}
+
+/** LMDB's order for the keys used here: numbers before strings, numbers by value, strings by code unit; tuples element by element. */
+export function compareKeys(a: readonly (string | number)[], b: readonly (string | number)[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x === y) continue;
+    if (typeof x !== typeof y) return typeof x === 'number' ? -1 : 1;
+    return x < y ? -1 : 1;
+  }
+  return a.length - b.length;
+}
+
+function sameKey(a: IndexKey, b: IndexKey): boolean {
+  return a.length === b.length && a.every((p, i) => p === b[i]);
+}

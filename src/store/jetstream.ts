@@ -1,0 +1,236 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  StorageType,
+  type JsMsg,
+  type OrderedConsumerOptions,
+  type PubAck,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
+import {
+  StoreChangedError,
+  type Commit,
+  type CommitSubscription,
+  type Delivered,
+  type EventStore,
+  type StoreIdentity,
+  type StoredCommit,
+} from '../core/eventStore.js';
+import type { NatsLink } from '../nats/connection.js';
+
+/** The stream that holds every commit. */
+export const EVENTS = 'EVENTS';
+
+/** Subject of an aggregate's commits. */
+export function eventSubject(aggregate: string, id: string): string {
+  return `events.${aggregate}.${id}`;
+}
+
+/** How converge marks the `EVENTS` stream with its id, in the stream's description. */
+const STREAM_ID_PREFIX = 'converge event store ';
+
+/**
+ * The id converge gave this incarnation of `EVENTS`, kept in the stream's description.
+ * Not the stream's `created` time: nats-server 2.9.10 gives a restored stream its restart
+ * time in memory, and a later stream update writes that to disk, so after a kill -9 and
+ * an update `created` changes for the same, intact stream (see docs/architecture.md).
+ */
+export function streamIdOf(info: Pick<StreamInfo, 'config'>): string | undefined {
+  const description = info.config.description ?? '';
+  return description.startsWith(STREAM_ID_PREFIX) ? description.slice(STREAM_ID_PREFIX.length) : undefined;
+}
+
+/**
+ * Creates the `EVENTS` stream, or brings its settings up to date; safe to call from
+ * every worker. Answers the stream's id (see `streamIdOf`), which names this incarnation
+ * of it: a new stream gets a random one. A stream that has none yet (made by hand) is
+ * given its creation time as it reads now, which every process adopting it at once reads
+ * alike. The stream is updated only when a setting differs, since every update rewrites
+ * its metadata file.
+ */
+export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number): Promise<string> {
+  const settings = {
+    name: EVENTS,
+    subjects: ['events.>'],
+    storage: StorageType.File,
+    duplicate_window: duplicateWindowMs * 1_000_000,
+    allow_direct: true,
+  };
+  let info: StreamInfo;
+  try {
+    info = await link.jsm.streams.info(EVENTS);
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+    try {
+      return streamIdOf(await link.jsm.streams.add({ ...settings, description: `${STREAM_ID_PREFIX}${randomUUID()}` }))!;
+    } catch (addErr) {
+      // Another process created it between our info and add.
+      info = await link.jsm.streams.info(EVENTS).catch(() => Promise.reject(addErr));
+    }
+  }
+  const id = streamIdOf(info) ?? info.created;
+  const wanted = { ...settings, description: `${STREAM_ID_PREFIX}${id}` };
+  const current = info.config;
+  const differs =
+    current.description !== wanted.description ||
+    current.duplicate_window !== wanted.duplicate_window ||
+    current.allow_direct !== wanted.allow_direct ||
+    current.subjects.join() !== wanted.subjects.join();
+  if (differs) info = await link.jsm.streams.update(EVENTS, { ...current, ...wanted });
+  return streamIdOf(info) ?? id;
+}
+
+/**
+ * The identity of the store behind a stream info and the server a client is connected to
+ * (see docs/architecture.md, "Views belong to one event store"). `server` is the NATS
+ * cluster's name, or a single server's name when the operator gave it one. A single server
+ * started without a name reports its server id as its name, and that id is generated
+ * afresh at every start, so it would make every restart look like a new store: it is left
+ * out then. A stream converge has not marked yet is named by its creation time.
+ */
+export function storeIdentityOf(
+  info: Pick<StreamInfo, 'config' | 'created'>,
+  server: Pick<NonNullable<NatsConnection['info']>, 'server_id' | 'server_name' | 'cluster'>,
+): StoreIdentity {
+  const stream = streamIdOf(info) ?? info.created;
+  const name = server.cluster ?? (server.server_name && server.server_name !== server.server_id ? server.server_name : undefined);
+  return name === undefined ? { stream } : { stream, server: name };
+}
+
+/** Opens the event store on `EVENTS` over a NATS link; the stream must exist (see `ensureEventStream`). */
+export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number }): EventStore {
+  const unavailable = (err: unknown) =>
+    err instanceof EventStoreUnavailableError ? err : new EventStoreUnavailableError(undefined, { cause: err });
+  const guard = () => {
+    if (!link.isConnected()) throw new EventStoreUnavailableError();
+  };
+
+  async function lastPosition(aggregate: string, id: string): Promise<number> {
+    guard();
+    try {
+      const msg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: eventSubject(aggregate, id) });
+      return msg?.seq ?? 0;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  /**
+   * One aggregate's commits from where `start` says, up to its last commit when the read
+   * began; none unless that last commit is one `start` reaches (`reaches`), since the
+   * consumer would otherwise wait for it forever.
+   */
+  async function* readFrom(
+    aggregate: string,
+    id: string,
+    start: Partial<OrderedConsumerOptions>,
+    reaches: (last: { seq: number; time: Date }) => boolean,
+  ): AsyncIterable<StoredCommit> {
+    guard();
+    let lastMsg;
+    try {
+      lastMsg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: eventSubject(aggregate, id) });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!lastMsg || !reaches(lastMsg)) return;
+    const last = lastMsg.seq;
+    let messages;
+    try {
+      const consumer = await link.js.consumers.get(EVENTS, { filter_subjects: eventSubject(aggregate, id), ...start });
+      messages = await consumer.consume({ max_messages: 1000 });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    try {
+      for await (const m of messages) {
+        yield decodeCommit(m);
+        if (m.seq >= last) break;
+      }
+    } finally {
+      await messages.close().catch(() => undefined);
+    }
+  }
+
+  async function info(): Promise<StreamInfo> {
+    guard();
+    try {
+      return await link.jsm.streams.info(EVENTS);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  return {
+    async append(commit, expectedPosition) {
+      guard();
+      const subject = eventSubject(commit.aggregate, commit.id);
+      let ack: PubAck;
+      try {
+        ack = await link.js.publish(subject, JSON.stringify(commit), {
+          // Scoped by aggregate so one client key cannot collide across aggregates.
+          msgID: `${commit.aggregate}.${commit.id}.${commit.commandId}`,
+          expect: { lastSubjectSequence: expectedPosition },
+          timeout: opts.publishTimeoutMs,
+        });
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw new WrongExpectedPositionError(subject, expectedPosition, { cause: err });
+        }
+        throw unavailable(err);
+      }
+      return { position: ack.seq, duplicate: ack.duplicate };
+    },
+
+    read: (aggregate, id, afterPosition) =>
+      readFrom(aggregate, id, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterPosition + 1 }, (last) => last.seq > afterPosition),
+    readSince: (aggregate, id, sinceMs) =>
+      readFrom(aggregate, id, { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(sinceMs).toISOString() }, (last) => last.time.getTime() >= sinceMs),
+
+    lastPosition,
+
+    async commitAt(position) {
+      guard();
+      try {
+        const msg = await link.jsm.streams.getMessage(EVENTS, { seq: position });
+        return msg ? { ...msg.json<Commit>(), position: msg.seq, storedAt: msg.time.getTime() } : undefined;
+      } catch (err) {
+        throw unavailable(err);
+      }
+    },
+
+    async head() {
+      const i = await info();
+      return { identity: storeIdentityOf(i, link.nc.info!), lastPosition: i.state.last_seq, firstPosition: i.state.first_seq };
+    },
+
+    async subscribe(afterPosition, { batchSize, stream }) {
+      if (stream !== undefined) {
+        const id = streamIdOf(await info());
+        if (id !== undefined && id !== stream) throw new StoreChangedError(`EVENTS is now stream ${id}, not ${stream} that the views were built from`);
+      }
+      // An ordered consumer: no server-side state, recreated from a checkpoint after any failure.
+      const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterPosition + 1 });
+      const messages = await consumer.consume({ max_messages: batchSize });
+      return {
+        async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
+          for await (const m of messages) {
+            yield { commit: decodeCommit(m), storedAt: Math.floor(m.info.timestampNanos / 1e6), head: m.seq + m.info.pending };
+          }
+        },
+        close: () => void messages.close().catch(() => undefined),
+      } satisfies CommitSubscription;
+    },
+
+    isAvailable: () => link.isConnected(),
+    onReconnect: (listener) => link.onReconnect(listener),
+  };
+}
+
+function decodeCommit(m: JsMsg): StoredCommit {
+  return { ...m.json<Commit>(), position: m.seq };
+}

@@ -1,0 +1,130 @@
+import { assign, fromPromise, setup } from 'xstate';
+import type { AnyAggregate } from '../core/aggregate.js';
+import type { EventStore } from '../core/eventStore.js';
+import { executeCommand, type CommandEnvelope, type Executed, type ReadState } from './execute.js';
+import { rehydrate, type Memory } from './rehydrate.js';
+import type { SnapshotStore } from './snapshots.js';
+
+/** A command handed to the actor, with the callbacks that answer its caller. */
+export interface MailboxItem {
+  readonly command: CommandEnvelope;
+  /** Reads the other aggregates the command depends on. */
+  readonly readState: ReadState;
+  resolve(result: Executed['result']): void;
+  reject(error: Error): void;
+}
+
+/** What an actor works with, the same for every actor of a host. */
+export interface ActorEnvironment {
+  readonly store: EventStore;
+  readonly snapshots: SnapshotStore;
+  /** The id of the store's stream: snapshots of another stream are ignored, and new ones carry it. */
+  readonly streamId: string;
+  /** Recent commits to remember, for idempotent replies and `If-Match` merges. */
+  readonly keep: number;
+  readonly conflictRetries: number;
+  /** How long the store remembers a command id (see `ExecutionContext`). */
+  readonly duplicateWindowMs: number;
+  /** Events between snapshots. */
+  readonly snapshotEvery: number;
+}
+
+/** What an `execute` run answers: the actor's memory afterwards and the command's outcome. */
+export interface ExecuteOutput {
+  readonly memory: Memory;
+  readonly item: MailboxItem;
+  readonly outcome: { readonly result: Executed['result'] } | { readonly error: Error };
+}
+
+/** `EXECUTE`: run this command now; sent by the host only while the actor is `idle`. */
+export type ActorEvent = { readonly type: 'EXECUTE'; readonly item: MailboxItem };
+
+interface ActorContext {
+  readonly aggregate: AnyAggregate;
+  readonly id: string;
+  readonly env: ActorEnvironment;
+  memory: Memory | undefined;
+  /** The version of the last snapshot read or written. */
+  savedVersion: number;
+  /** Why it failed, when it did. */
+  error?: unknown;
+}
+
+/**
+ * One live aggregate, in the states a reader can see: `loading` its memory (the latest
+ * usable snapshot plus the commits after it), `idle`, `busy` running one command, or
+ * `failed` (final: it could not load, and the host forgets it). It holds the memory,
+ * assigns each command's result to it, and snapshots it every `snapshotEvery` events. The
+ * mailbox that feeds it one command at a time is the host's. I/O comes in through `env`
+ * (an event store and a snapshot store), so the machine runs as well on in-memory ones.
+ */
+export const aggregateActor = setup({
+  types: {
+    context: {} as ActorContext,
+    events: {} as ActorEvent,
+    input: {} as { aggregate: AnyAggregate; id: string; env: ActorEnvironment },
+  },
+  actors: {
+    load: fromPromise<{ memory: Memory; snapshotVersion: number }, Pick<ActorContext, 'aggregate' | 'id' | 'env'>>(({ input }) =>
+      rehydrate(input.aggregate, input.id, input.env),
+    ),
+    execute: fromPromise<ExecuteOutput, Pick<ActorContext, 'aggregate' | 'env'> & { memory: Memory; item: MailboxItem }>(async ({ input }) => {
+      const { aggregate, env, memory, item } = input;
+      try {
+        const ctx = { ...env, aggregate, readState: item.readState };
+        const executed = await executeCommand(ctx, memory, item.command);
+        return { memory: executed.memory, item, outcome: { result: executed.result } };
+      } catch (error) {
+        return { memory, item, outcome: { error: error as Error } };
+      }
+    }),
+  },
+  actions: {
+    settle: (_, output: ExecuteOutput) => {
+      if ('result' in output.outcome) output.item.resolve(output.outcome.result);
+      else output.item.reject(output.outcome.error);
+    },
+    snapshot: assign({
+      savedVersion: ({ context }) => {
+        const { memory, savedVersion, aggregate, id, env } = context;
+        if (!memory || memory.version - savedVersion < env.snapshotEvery) return savedVersion;
+        env.snapshots.put(aggregate.name, id, { shape: aggregate.snapshotVersion, stream: env.streamId, memory });
+        return memory.version;
+      },
+    }),
+  },
+}).createMachine({
+  id: 'aggregate',
+  context: ({ input }) => ({ ...input, memory: undefined, savedVersion: 0 }),
+  initial: 'loading',
+  states: {
+    loading: {
+      invoke: {
+        src: 'load',
+        input: ({ context }) => ({ aggregate: context.aggregate, id: context.id, env: context.env }),
+        onDone: {
+          target: 'idle',
+          actions: [assign({ memory: ({ event }) => event.output.memory, savedVersion: ({ event }) => event.output.snapshotVersion }), 'snapshot'],
+        },
+        onError: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
+      },
+    },
+    idle: {
+      on: { EXECUTE: { target: 'busy' } },
+    },
+    busy: {
+      invoke: {
+        src: 'execute',
+        // The event that entered `busy` carries the command.
+        input: ({ context, event }) => ({ aggregate: context.aggregate, env: context.env, memory: context.memory!, item: (event as ActorEvent).item }),
+        onDone: {
+          target: 'idle',
+          actions: [assign({ memory: ({ event }) => event.output.memory }), 'snapshot', { type: 'settle', params: ({ event }) => event.output }],
+        },
+        // execute reports faults in its output; reaching here is a bug, and the host answers the command.
+        onError: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
+      },
+    },
+    failed: { type: 'final' },
+  },
+});

@@ -1,0 +1,192 @@
+import { overlaps, type AggregateRef, type AnyAggregate, type DomainEvent, type StoredEvent } from '../core/aggregate.js';
+import { IdempotencyKeyReusedError, WrongExpectedPositionError } from '../core/errors.js';
+import type { Commit, EventStore } from '../core/eventStore.js';
+import { applyCommit, catchUp, type Memory, type RecentCommit } from './rehydrate.js';
+
+/** A command as it travels to its aggregate's owner. */
+export interface CommandEnvelope {
+  /** The `Idempotency-Key`, or a fresh id. */
+  readonly commandId: string;
+  readonly aggregate: string;
+  readonly id: string;
+  /** Command type name, e.g. `ChangeMenuPrice`. */
+  readonly type: string;
+  readonly data: object;
+  /** From `If-Match`: the version the client based the command on. */
+  readonly expectedVersion?: number;
+  /** When the command was received (ISO 8601); stamped on its events. */
+  readonly at: string;
+}
+
+/** The outcome of a command. Faults are thrown; these are answers. */
+export type CommandResult =
+  | { readonly kind: 'accepted'; readonly id: string; readonly version: number; readonly position: number; readonly events: readonly string[] }
+  | { readonly kind: 'rejected'; readonly reason: string }
+  | { readonly kind: 'conflict'; readonly currentVersion: number };
+
+/** An aggregate's current state as its owner knows it. */
+export interface StateView {
+  readonly state: unknown;
+  readonly version: number;
+  readonly position: number;
+}
+
+/** Reads another aggregate's current state from its owner, which may be another worker. */
+export type ReadState = (ref: AggregateRef) => Promise<StateView>;
+
+/** What executing a command needs. */
+export interface ExecutionContext {
+  readonly aggregate: AnyAggregate;
+  readonly store: EventStore;
+  readonly readState: ReadState;
+  /** Recent commits an actor remembers. */
+  readonly keep: number;
+  /** How often a command is decided again after another writer got there first. */
+  readonly conflictRetries: number;
+  /**
+   * How long the store remembers a command id (JetStream's duplicate window): a retry
+   * within it is answered as the original was, also when memory has forgotten the original.
+   */
+  readonly duplicateWindowMs: number;
+}
+
+/** Memory after a command, and the command's answer. */
+export interface Executed {
+  readonly memory: Memory;
+  readonly result: CommandResult;
+}
+
+/**
+ * Runs one command against an aggregate's memory, in four steps: answer a retry from
+ * memory (`replayed`), refuse a stale `If-Match` that cannot merge (`ifMatchHolds`),
+ * `decide`, and `append` with the expected position. When another writer got there
+ * first, `retryOnConflict` catches up and runs the steps again.
+ */
+export async function executeCommand(ctx: ExecutionContext, initial: Memory, command: CommandEnvelope): Promise<Executed> {
+  let memory = initial;
+  return retryOnConflict(
+    ctx.conflictRetries,
+    async () => {
+      const replay = replayed(memory, command);
+      if (replay) return { memory, result: replay };
+      if (!ifMatchHolds(ctx.aggregate, memory, command)) return (await replayedByStore(ctx, memory, command)) ?? { memory, result: conflict(memory) };
+      const decision = ctx.aggregate.decide(memory.state, { type: command.type, data: command.data }, await readDeps(ctx, command));
+      if (!decision.ok) return (await replayedByStore(ctx, memory, command)) ?? { memory, result: { kind: 'rejected', reason: decision.reason } };
+      return append(ctx, memory, command, decision.events);
+    },
+    async () => {
+      memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
+    },
+    async () => {
+      // The last attempt lost to another writer: the answer names the version that writer made.
+      memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
+      return { memory, result: conflict(memory) };
+    },
+  );
+}
+
+/** The original answer when this command id is among the recent commits; throws when the id was used by another command. */
+export function replayed(memory: Memory, command: CommandEnvelope): CommandResult | undefined {
+  const seen = memory.recent.find((c) => c.commandId === command.commandId);
+  if (!seen) return undefined;
+  if (seen.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
+  return accepted(command.id, seen);
+}
+
+/**
+ * Whether a command may run at this version: it names no version, names this one, or
+ * names an older one and every commit since is known and touched nothing the command
+ * touches (see docs/architecture.md, "Merging stale commands").
+ */
+export function ifMatchHolds(aggregate: AnyAggregate, memory: Memory, command: CommandEnvelope): boolean {
+  const expected = command.expectedVersion;
+  if (expected === undefined || expected === memory.version) return true;
+  if (expected > memory.version) return false;
+  const since = memory.recent.filter((c) => c.version > expected);
+  const complete = since.length > 0 && since[0]!.fromVersion <= expected;
+  if (!complete) return false;
+  const touches = aggregate.touches?.({ type: command.type, data: command.data });
+  return since.every((c) => !overlaps(c.touched, touches));
+}
+
+/**
+ * The original answer to a command whose commit memory no longer holds (more than `keep`
+ * commits followed it) but the store still treats as a duplicate. Only asked for before a
+ * command would be refused: an accepted one finds out at its append. A command id used
+ * by a different command is refused.
+ */
+async function replayedByStore(ctx: ExecutionContext, memory: Memory, command: CommandEnvelope): Promise<Executed | undefined> {
+  // Memory holds every commit of an aggregate with fewer than `keep` of them.
+  if (memory.recent.length < ctx.keep) return undefined;
+  const since = Date.parse(command.at) - ctx.duplicateWindowMs;
+  for await (const commit of ctx.store.readSince(ctx.aggregate.name, command.id, since)) {
+    if (commit.commandId !== command.commandId) continue;
+    if (commit.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
+    const result: CommandResult = { kind: 'accepted', id: command.id, version: commit.version, position: commit.position, events: commit.events.map((e) => e.type) };
+    return { memory, result };
+  }
+  return undefined;
+}
+
+/** The current states of the other aggregates `decide` reads for this command. */
+async function readDeps(ctx: ExecutionContext, command: CommandEnvelope): Promise<Record<string, unknown>> {
+  const refs = ctx.aggregate.requires?.({ type: command.type, data: command.data });
+  if (!refs) return {};
+  const names = Object.keys(refs);
+  const views = await Promise.all(names.map((name) => ctx.readState(refs[name] as AggregateRef)));
+  return Object.fromEntries(names.map((name, i) => [name, views[i]!.state]));
+}
+
+/**
+ * Appends the decided events as one commit at the aggregate's position. A duplicate (an
+ * earlier attempt of the same command committed, and its answer was lost) is answered as
+ * the original was. Throws `WrongExpectedPositionError` when another writer got there first.
+ */
+export async function append(ctx: ExecutionContext, memory: Memory, command: CommandEnvelope, decided: readonly DomainEvent[]): Promise<Executed> {
+  const events: StoredEvent[] = decided.map((e) => ({ type: e.type, data: e.data, at: command.at }));
+  const commit: Commit = {
+    commandId: command.commandId,
+    commandType: command.type,
+    aggregate: ctx.aggregate.name,
+    id: command.id,
+    version: memory.version + events.length,
+    events,
+  };
+  const ack = await ctx.store.append(commit, memory.position);
+  if (ack.duplicate) {
+    const original = await ctx.store.commitAt(ack.position);
+    if (original && original.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
+    const caughtUp = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
+    const version = original?.version ?? caughtUp.version;
+    const types = original?.events.map((e) => e.type) ?? [];
+    return { memory: caughtUp, result: { kind: 'accepted', id: command.id, version, position: ack.position, events: types } };
+  }
+  const next = applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);
+  return { memory: next, result: accepted(command.id, next.recent[next.recent.length - 1]!) };
+}
+
+/**
+ * Runs `attempt`; when it throws `WrongExpectedPositionError`, waits a jittered moment
+ * (two writers in lockstep would keep colliding), runs `beforeRetry`, and tries again, up
+ * to `retries` times. Past that it answers `exhausted()`. Any other error is thrown.
+ */
+export async function retryOnConflict<T>(retries: number, attempt: () => Promise<T>, beforeRetry: () => Promise<void>, exhausted: () => Promise<T>): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof WrongExpectedPositionError)) throw err;
+      if (n >= retries) return exhausted();
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** n, 20)));
+      await beforeRetry();
+    }
+  }
+}
+
+function conflict(memory: Memory): CommandResult {
+  return { kind: 'conflict', currentVersion: memory.version };
+}
+
+function accepted(id: string, commit: RecentCommit): CommandResult {
+  return { kind: 'accepted', id, version: commit.version, position: commit.position, events: commit.events };
+}

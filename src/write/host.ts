@@ -1,0 +1,204 @@
+import { createActor, waitFor, type Actor } from 'xstate';
+import type { Logger } from 'pino';
+import type { AnyAggregate } from '../core/aggregate.js';
+import { ConvergeError, EventStoreUnavailableError, OverloadedError, ShuttingDownError } from '../core/errors.js';
+import type { EventStore } from '../core/eventStore.js';
+import { aggregateActor, type ActorEnvironment, type MailboxItem } from './actor.js';
+import type { CommandEnvelope, CommandResult, ReadState, StateView } from './execute.js';
+import type { SnapshotStore } from './snapshots.js';
+
+/** Hosts the live aggregates of this worker's partitions. */
+export interface ActorHost {
+  /**
+   * Queues a command in its aggregate's mailbox and answers when it has run.
+   * `readState` reads the other aggregates the command depends on.
+   */
+  execute(command: CommandEnvelope, readState: ReadState): Promise<CommandResult>;
+  /** The current state of an aggregate, loading it if needed; does not wait for queued commands. */
+  readState(aggregate: string, id: string): Promise<StateView>;
+  /** Resident actors. */
+  readonly size: number;
+  /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
+  passivateIdle(now?: number): number;
+  /**
+   * Refuses new commands and waits up to `timeoutMs` for queued ones. Past that, every
+   * command that has not started is answered `shutting_down`, and those running get up to
+   * `graceMs` more to finish (then they are answered `event_store_unavailable`: they may
+   * have committed). Every caller has its answer before the actors are snapshotted and stopped.
+   */
+  drain(timeoutMs: number, graceMs?: number): Promise<void>;
+}
+
+/** How the host runs its actors. */
+export interface ActorSettings {
+  readonly snapshotEvery: number;
+  readonly idleMs: number;
+  /** Commands an aggregate holds at once, the running one included; more are refused with 429. */
+  readonly mailboxSize: number;
+  readonly recentCommits: number;
+  readonly conflictRetries: number;
+}
+
+export interface ActorHostOptions {
+  readonly aggregates: readonly AnyAggregate[];
+  readonly store: EventStore;
+  readonly snapshots: SnapshotStore;
+  /** Identifies the `EVENTS` stream incarnation, so snapshots of a wiped store are ignored. */
+  readonly streamId: string;
+  /** How long the event store remembers a command id (`eventStore.duplicateWindowMs`). */
+  readonly duplicateWindowMs: number;
+  readonly settings: ActorSettings;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+type AggregateActor = Actor<typeof aggregateActor>;
+
+/** A resident aggregate: its actor, the commands waiting for it, and the one it runs. */
+interface Entry {
+  readonly aggregate: AnyAggregate;
+  readonly id: string;
+  readonly actor: AggregateActor;
+  readonly mailbox: MailboxItem[];
+  running: MailboxItem | undefined;
+  lastActive: number;
+}
+
+/** Creates the actor host; a passivation timer runs until `drain`. */
+export function createActorHost(opts: ActorHostOptions): ActorHost {
+  const { store, snapshots, settings, log } = opts;
+  const now = opts.now ?? Date.now;
+  const entries = new Map<string, Entry>();
+  const byName = new Map(opts.aggregates.map((a) => [a.name, a]));
+  const env: ActorEnvironment = {
+    store,
+    snapshots,
+    streamId: opts.streamId,
+    keep: settings.recentCommits,
+    conflictRetries: settings.conflictRetries,
+    duplicateWindowMs: opts.duplicateWindowMs,
+    snapshotEvery: settings.snapshotEvery,
+  };
+  let draining = false;
+  let inFlight = 0;
+
+  /** Hands the next waiting command to an idle actor. */
+  function pump(entry: Entry): void {
+    if (entry.running || entry.actor.getSnapshot().value !== 'idle') return;
+    const item = entry.mailbox.shift();
+    if (!item) return;
+    entry.running = item;
+    entry.actor.send({ type: 'EXECUTE', item });
+  }
+
+  function obtain(aggregateName: string, id: string): Entry {
+    const key = keyOf(aggregateName, id);
+    const existing = entries.get(key);
+    if (existing && existing.actor.getSnapshot().status === 'active') return existing;
+    const aggregate = byName.get(aggregateName);
+    if (!aggregate) throw new ConvergeError('unknown_aggregate', `no aggregate named ${aggregateName}`);
+    const actor = createActor(aggregateActor, { input: { aggregate, id, env } });
+    const entry: Entry = { aggregate, id, actor, mailbox: [], running: undefined, lastActive: now() };
+    entries.set(key, entry);
+    actor.subscribe({
+      next: (snapshot) => {
+        if (snapshot.value === 'idle') entry.running = undefined;
+        if (snapshot.status === 'done') fail(key, entry, snapshot.context.error);
+        else pump(entry);
+      },
+      error: (err) => log.error({ err, key }, 'aggregate actor failed'),
+    });
+    actor.start();
+    return entry;
+  }
+
+  /** The actor could not load (or a bug ended it): its callers get the error, and the next command starts afresh. */
+  function fail(key: string, entry: Entry, error: unknown): void {
+    if (entries.get(key) === entry) entries.delete(key);
+    const err = error instanceof ConvergeError ? error : new EventStoreUnavailableError(`could not load ${key}`, { cause: error });
+    for (const item of [...(entry.running ? [entry.running] : []), ...entry.mailbox.splice(0)]) item.reject(err);
+    entry.running = undefined;
+  }
+
+  /** A passivated actor's memory is saved whatever its distance from the last snapshot: its next start then replays nothing. */
+  function snapshotAndStop(key: string, entry: Entry): void {
+    const { memory, savedVersion } = entry.actor.getSnapshot().context;
+    if (memory && memory.version > savedVersion) {
+      snapshots.put(entry.aggregate.name, entry.id, { shape: entry.aggregate.snapshotVersion, stream: opts.streamId, memory });
+    }
+    entry.actor.stop();
+    entries.delete(key);
+  }
+
+  const sweep = setInterval(() => passivateIdle(), Math.max(1000, Math.floor(settings.idleMs / 4)));
+  sweep.unref();
+
+  function passivateIdle(at = now()): number {
+    let stopped = 0;
+    for (const [key, entry] of entries) {
+      if (at - entry.lastActive < settings.idleMs || entry.running || entry.mailbox.length > 0) continue;
+      if (entry.actor.getSnapshot().value !== 'idle') continue;
+      snapshotAndStop(key, entry);
+      stopped++;
+    }
+    return stopped;
+  }
+
+  /** Resolves once no command is in flight, or after `ms`. */
+  async function settled(ms: number): Promise<void> {
+    const deadline = now() + ms;
+    while (inFlight > 0 && now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  return {
+    async execute(command, readState) {
+      if (draining) throw new ShuttingDownError();
+      const entry = obtain(command.aggregate, command.id);
+      entry.lastActive = now();
+      if (entry.mailbox.length + (entry.running ? 1 : 0) >= settings.mailboxSize) throw new OverloadedError(keyOf(command.aggregate, command.id));
+      inFlight++;
+      try {
+        return await new Promise<CommandResult>((resolve, reject) => {
+          entry.mailbox.push({ command, readState, resolve, reject });
+          pump(entry);
+        });
+      } finally {
+        inFlight--;
+      }
+    },
+
+    async readState(aggregateName, id) {
+      const entry = obtain(aggregateName, id);
+      entry.lastActive = now();
+      const snap = await waitFor(entry.actor, (s) => s.value !== 'loading');
+      const memory = snap.context.memory;
+      if (!memory) throw new EventStoreUnavailableError(`could not load ${aggregateName} ${id}`, { cause: snap.context.error });
+      return { state: memory.state, version: memory.version, position: memory.position };
+    },
+
+    get size() {
+      return entries.size;
+    },
+
+    passivateIdle,
+
+    async drain(timeoutMs, graceMs = 0) {
+      draining = true;
+      clearInterval(sweep);
+      await settled(timeoutMs);
+      if (inFlight > 0) {
+        log.warn({ inFlight }, 'drain deadline passed: commands not yet started are answered shutting_down');
+        for (const entry of entries.values()) for (const item of entry.mailbox.splice(0)) item.reject(new ShuttingDownError());
+        await settled(graceMs);
+      }
+      if (inFlight > 0) {
+        log.error({ inFlight }, 'commands still running after the drain grace; answering them as of unknown outcome');
+        const error = new EventStoreUnavailableError('this worker shut down while the command ran; it may have been applied; retry with the same Idempotency-Key');
+        for (const entry of entries.values()) entry.running?.reject(error);
+      }
+      for (const [key, entry] of entries) snapshotAndStop(key, entry);
+    },
+  };
+}
+
+const keyOf = (aggregate: string, id: string) => `${aggregate}/${id}`;

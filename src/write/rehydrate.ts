@@ -1,0 +1,100 @@
+import type { AnyAggregate } from '../core/aggregate.js';
+import type { Commit, EventStore } from '../core/eventStore.js';
+import type { SnapshotStore } from './snapshots.js';
+
+/** A commit an actor remembers, to answer retries and merge stale `If-Match` commands. */
+export interface RecentCommit {
+  readonly commandId: string;
+  readonly commandType: string;
+  /** Version before and after the commit. */
+  readonly fromVersion: number;
+  readonly version: number;
+  readonly position: number;
+  readonly events: readonly string[];
+  /** What the commit's events changed; `undefined` is everything. */
+  readonly touched: readonly string[] | undefined;
+}
+
+/** What an actor knows of its aggregate: the fold of its commits so far. */
+export interface Memory {
+  readonly state: unknown;
+  readonly version: number;
+  /** Stream position of the last commit; 0 for a new aggregate. */
+  readonly position: number;
+  readonly recent: readonly RecentCommit[];
+}
+
+/** The memory of an aggregate with no commits. */
+export function emptyMemory(aggregate: AnyAggregate): Memory {
+  return { state: aggregate.initialState(), version: 0, position: 0, recent: [] };
+}
+
+/**
+ * Folds one commit into memory, keeping at most `keep` recent commits. Every stored event
+ * goes through the aggregate's upcaster before `evolve`, so old shapes never reach it.
+ */
+export function applyCommit(aggregate: AnyAggregate, memory: Memory, commit: Commit, position: number, keep: number): Memory {
+  let state = memory.state;
+  let touched: string[] | undefined = [];
+  for (const stored of commit.events) {
+    const event = aggregate.upcast ? aggregate.upcast(stored) : stored;
+    state = aggregate.evolve(state, event);
+    const keys = aggregate.eventTouches?.(event);
+    touched = keys === undefined || touched === undefined ? undefined : [...touched, ...keys];
+  }
+  const recent: RecentCommit = {
+    commandId: commit.commandId,
+    commandType: commit.commandType,
+    fromVersion: memory.version,
+    version: commit.version,
+    position,
+    events: commit.events.map((e) => e.type),
+    touched,
+  };
+  const kept = memory.recent.length >= keep ? memory.recent.slice(memory.recent.length - keep + 1) : memory.recent;
+  return { state, version: commit.version, position, recent: [...kept, recent] };
+}
+
+/** Reads and folds the commits after what memory already holds. */
+export async function catchUp(aggregate: AnyAggregate, store: EventStore, id: string, memory: Memory, keep: number): Promise<Memory> {
+  let current = memory;
+  for await (const commit of store.read(aggregate.name, id, memory.position)) {
+    current = applyCommit(aggregate, current, commit, commit.position, keep);
+  }
+  return current;
+}
+
+/** Where an aggregate's memory comes from: its snapshots and the event store. */
+export interface RehydrateSource {
+  readonly store: EventStore;
+  readonly snapshots: SnapshotStore;
+  /** The id of the store's stream: snapshots of another stream (a wiped store) are ignored. */
+  readonly streamId: string;
+  /** Recent commits to remember. */
+  readonly keep: number;
+}
+
+/**
+ * An aggregate's memory: its latest usable snapshot (same state shape, same stream) plus
+ * the commits after it. Answers the version the snapshot had, 0 without one.
+ */
+export async function rehydrate(aggregate: AnyAggregate, id: string, source: RehydrateSource): Promise<{ memory: Memory; snapshotVersion: number }> {
+  const snap = source.snapshots.get(aggregate.name, id);
+  const usable = snap && snap.shape === aggregate.snapshotVersion && snap.stream === source.streamId;
+  const base = usable ? snap.memory : emptyMemory(aggregate);
+  return { memory: await catchUp(aggregate, source.store, id, base, source.keep), snapshotVersion: base.version };
+}
+
+/**
+ * The state of an aggregate as of `atVersion` (its current state when undefined), folded
+ * from the event store. Answers version 0 for an aggregate with no commits, and the
+ * version actually reached, which is below `atVersion` when that falls inside a commit.
+ */
+export async function stateAt(aggregate: AnyAggregate, store: EventStore, id: string, atVersion = Number.MAX_SAFE_INTEGER): Promise<Memory> {
+  let memory = emptyMemory(aggregate);
+  for await (const commit of store.read(aggregate.name, id, 0)) {
+    if (commit.version > atVersion) break;
+    memory = applyCommit(aggregate, memory, commit, commit.position, 1);
+  }
+  return memory;
+}

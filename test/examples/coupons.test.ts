@@ -1,0 +1,198 @@
+import t from 'tap';
+import type { Test } from 'tap';
+import { commit, commitAt, deciderSpec, projectionSpec, SPEC_TIME } from '../../src/testing.js';
+import { coupon } from '../../examples/coupons/coupon.decider.js';
+import type { CouponEvent } from '../../examples/coupons/coupon.events.js';
+import { couponsByShop, type CouponDoc } from '../../examples/coupons/couponsByShop.projection.js';
+
+// The coupons example's specifications, on converge's own rehydration and projector apply paths.
+
+/** The tap adapter: the specs' one assertion is tap's `t.same`. */
+const tapAssert = (t: Test) => ({
+  assert: { deepEqual: (a: unknown, e: unknown, m?: string) => void (m === undefined ? t.same(a, e) : t.same(a, e, m)) },
+});
+const decider = (t: Test) => deciderSpec(coupon, tapAssert(t));
+const projection = (t: Test) => projectionSpec(couponsByShop, { aggregates: [coupon], ...tapAssert(t) });
+
+const terms = {
+  shopId: 's1',
+  code: 'WELCOME10',
+  discount: 3000,
+  minOrderAmount: 15000,
+  expiresAt: '2026-06-30T23:59:59.000Z',
+  maxRedemptions: 2,
+};
+const issued: CouponEvent = { type: 'CouponIssued', data: terms };
+const redeemed = (customerId: string, orderId = `o-${customerId}`, redeemedAt = '2026-03-01T12:00:00.000Z'): CouponEvent => ({
+  type: 'CouponRedeemed',
+  data: { customerId, orderId, redeemedAt },
+});
+const revoked: CouponEvent = { type: 'CouponRevoked', data: { reason: 'typo in the code' } };
+const redeem = (customerId: string, redeemedAt = '2026-03-01T12:00:00.000Z', orderId = `o-${customerId}`) =>
+  ({ type: 'RedeemCoupon', data: { customerId, orderId, redeemedAt } }) as const;
+
+t.test('issue', async (t) => {
+  t.test('a new coupon is issued with its terms', async (t) => {
+    decider(t).given([]).when({ type: 'IssueCoupon', data: terms }).then([issued]);
+  });
+  t.test('an issued coupon cannot be issued again: already_issued', async (t) => {
+    decider(t).given([issued]).when({ type: 'IssueCoupon', data: { ...terms, code: 'OTHER' } }).rejects('already_issued');
+  });
+  t.test('nor can a revoked one', async (t) => {
+    decider(t).given([issued, revoked]).when({ type: 'IssueCoupon', data: terms }).rejects('already_issued');
+  });
+});
+
+t.test('redeem', async (t) => {
+  t.test('a customer redeems an active coupon', async (t) => {
+    decider(t).given([issued]).when(redeem('c1')).then([redeemed('c1')]);
+  });
+  t.test('a coupon never issued: coupon_not_found', async (t) => {
+    decider(t).given([]).when(redeem('c1')).rejects('coupon_not_found');
+  });
+  t.test('a revoked coupon: coupon_revoked', async (t) => {
+    decider(t).given([issued, revoked]).when(redeem('c1')).rejects('coupon_revoked');
+  });
+  t.test('after expiresAt: coupon_expired; at the very instant it still counts', async (t) => {
+    decider(t).given([issued]).when(redeem('c1', '2026-07-01T00:00:00.000Z')).rejects('coupon_expired');
+    decider(t).given([issued]).when(redeem('c1', '2026-06-30T23:59:59.001Z')).rejects('coupon_expired');
+    decider(t).given([issued]).when(redeem('c1', terms.expiresAt)).then([redeemed('c1', 'o-c1', terms.expiresAt)]);
+  });
+  t.test('expiry compares instants, not strings: an offset is read as one', async (t) => {
+    // 2026-07-01T08:00:00+09:00 is 2026-06-30T23:00:00Z, before the expiry.
+    decider(t).given([issued]).when(redeem('c1', '2026-07-01T08:00:00+09:00')).then([redeemed('c1', 'o-c1', '2026-07-01T08:00:00+09:00')]);
+    // 2026-06-30T23:00:00-05:00 is 2026-07-01T04:00:00Z, after it.
+    decider(t).given([issued]).when(redeem('c1', '2026-06-30T23:00:00-05:00')).rejects('coupon_expired');
+  });
+  t.test('one redemption per customer, even on another order: already_redeemed_by_customer', async (t) => {
+    decider(t).given([issued, redeemed('c1')]).when(redeem('c1', undefined, 'o-other')).rejects('already_redeemed_by_customer');
+    decider(t).given([issued, redeemed('c1')]).when(redeem('c2')).then([redeemed('c2')]);
+  });
+  t.test('maxRedemptions reached: coupon_exhausted', async (t) => {
+    decider(t).given([issued, redeemed('c1'), redeemed('c2')]).when(redeem('c3')).rejects('coupon_exhausted');
+  });
+  t.test('rules are checked in order: revoked before expired before the customer before exhaustion', async (t) => {
+    const late = '2027-01-01T00:00:00.000Z';
+    decider(t).given([issued, redeemed('c1'), redeemed('c2'), revoked]).when(redeem('c1', late)).rejects('coupon_revoked');
+    decider(t).given([issued, redeemed('c1'), redeemed('c2')]).when(redeem('c1', late)).rejects('coupon_expired');
+    decider(t).given([issued, redeemed('c1'), redeemed('c2')]).when(redeem('c1')).rejects('already_redeemed_by_customer');
+  });
+  t.test('customer ids that name Object.prototype members are ordinary customers', async (t) => {
+    for (const id of ['__proto__', 'constructor', 'toString']) {
+      decider(t).given([issued]).when(redeem(id)).then([redeemed(id)]);
+      decider(t).given([issued, redeemed(id)]).when(redeem(id, undefined, 'o-again')).rejects('already_redeemed_by_customer');
+    }
+  });
+});
+
+t.test('revoke', async (t) => {
+  t.test('an issued coupon is revoked with a reason, used up or not', async (t) => {
+    decider(t).given([issued]).when({ type: 'RevokeCoupon', data: { reason: 'typo in the code' } }).then([revoked]);
+    decider(t).given([issued, redeemed('c1'), redeemed('c2')]).when({ type: 'RevokeCoupon', data: { reason: 'typo in the code' } }).then([revoked]);
+  });
+  t.test('a coupon never issued: coupon_not_found', async (t) => {
+    decider(t).given([]).when({ type: 'RevokeCoupon', data: { reason: 'x' } }).rejects('coupon_not_found');
+  });
+  t.test('twice: coupon_revoked', async (t) => {
+    decider(t).given([issued, revoked]).when({ type: 'RevokeCoupon', data: { reason: 'again' } }).rejects('coupon_revoked');
+  });
+});
+
+t.test('the fold', async (t) => {
+  t.test('nothing until issued', async (t) => {
+    t.same(decider(t).given([]).state, { status: 'unissued' });
+  });
+  t.test('issue, redemptions and revocation', async (t) => {
+    t.same(decider(t).given([issued]).state, { status: 'active', ...terms, redemptions: 0, redeemedBy: {} });
+    t.same(decider(t).given([issued, redeemed('c1'), redeemed('c2', 'o9')]).state, {
+      status: 'active', ...terms, redemptions: 2, redeemedBy: { c1: 'o-c1', c2: 'o9' },
+    });
+    t.same(decider(t).given([issued, redeemed('c1'), revoked]).state, {
+      status: 'revoked', ...terms, redemptions: 1, redeemedBy: { c1: 'o-c1' }, reason: 'typo in the code',
+    });
+  });
+  t.test('a `__proto__` customer is an own property, not a prototype', async (t) => {
+    const state = decider(t).given([issued, redeemed('__proto__')]).state;
+    t.equal(state.status === 'active' && state.redemptions, 1);
+    t.ok(state.status === 'active' && Object.hasOwn(state.redeemedBy, '__proto__'));
+    t.equal(Object.getPrototypeOf(state.status === 'active' ? state.redeemedBy : {}), Object.prototype);
+  });
+  t.test('evolve is total: events that do not fit the state leave it be', async (t) => {
+    t.same(decider(t).given([redeemed('c1'), revoked]).state, { status: 'unissued' }, 'facts about a coupon never issued');
+    t.same(decider(t).given([issued, { type: 'CouponIssued', data: { ...terms, code: 'LATER' } }]).state, decider(t).given([issued]).state, 'a second issue');
+    t.same(decider(t).given([issued, redeemed('c1'), redeemed('c1', 'o2')]).state, decider(t).given([issued, redeemed('c1')]).state, 'a second redemption by one customer');
+    t.same(decider(t).given([issued, revoked, redeemed('c1'), revoked]).state, decider(t).given([issued, revoked]).state, 'anything after revocation');
+    t.same(decider(t).givenStored([issued, { type: 'CouponSplit', data: {} }]).state, decider(t).given([issued]).state, 'an event type this version does not know');
+  });
+});
+
+const doc: CouponDoc = {
+  id: 'k1',
+  ...terms,
+  redemptions: 0,
+  remaining: 2,
+  status: 'active',
+  issuedAt: '2026-02-01T09:00:00.000Z',
+  issuedPosition: 1,
+};
+
+t.test('couponsByShop: the document', async (t) => {
+  t.test('issue makes it, with the issue time and position', async (t) => {
+    projection(t).given(commitAt('2026-02-01T09:00:00.000Z', 'coupon', 'k1', issued)).then('k1', doc);
+  });
+  t.test('redemptions count down the remaining ones; the last makes it exhausted', async (t) => {
+    const first = commitAt('2026-02-01T09:00:00.000Z', 'coupon', 'k1', issued);
+    projection(t).given(first, commit('coupon', 'k1', redeemed('c1'))).then('k1', { ...doc, redemptions: 1, remaining: 1 });
+    projection(t)
+      .given(first, commit('coupon', 'k1', redeemed('c1')), commit('coupon', 'k1', redeemed('c2')))
+      .then('k1', { ...doc, redemptions: 2, remaining: 0, status: 'exhausted' });
+  });
+  t.test('revocation is the last word', async (t) => {
+    const first = commitAt('2026-02-01T09:00:00.000Z', 'coupon', 'k1', issued);
+    const outcome = projection(t)
+      .given(first, commit('coupon', 'k1', redeemed('c1')), commit('coupon', 'k1', revoked))
+      .then('k1', { ...doc, redemptions: 1, remaining: 1, status: 'revoked', revokedReason: 'typo in the code' });
+    t.same(outcome.parked(), [], 'nothing parked');
+    t.equal(outcome.position, 3);
+    projection(t)
+      .given(first, commit('coupon', 'k1', redeemed('c1'), redeemed('c2'), revoked))
+      .then('k1', { ...doc, redemptions: 2, remaining: 0, status: 'revoked', revokedReason: 'typo in the code' });
+  });
+  t.test('facts about a coupon never issued make no document', async (t) => {
+    const outcome = projection(t).given(commit('coupon', 'ghost', redeemed('c1'), revoked)).then('ghost', undefined);
+    t.same(outcome.indexEntries(), []);
+  });
+  t.test('events of other aggregates are not its business', async (t) => {
+    const outcome = projection(t).given(commit('shop', 's1', { type: 'ShopRegistered', data: { name: 'x' } }));
+    t.same([outcome.indexEntries(), outcome.parked(), outcome.position], [[], [], 1]);
+  });
+});
+
+t.test('couponsByShop: the index lists a shop\'s coupons, newest issue first', async (t) => {
+  const issue = (shopId: string, code: string): CouponEvent => ({ type: 'CouponIssued', data: { ...terms, shopId, code } });
+  const outcome = projection(t).given(
+    commit('coupon', 'k1', issue('s1', 'FIRST')),
+    commit('coupon', 'k2', issue('s2', 'ELSEWHERE')),
+    commit('coupon', 'k3', issue('s1', 'SECOND')),
+    commit('coupon', 'k1', redeemed('c1')),
+    commit('coupon', 'k4', issue('s1', 'THIRD')),
+    commit('coupon', 'k3', revoked),
+  );
+  t.same(outcome.indexEntries(), [
+    ['s1', -5, 'k4'],
+    ['s1', -3, 'k3'],
+    ['s1', -1, 'k1'],
+    ['s2', -2, 'k2'],
+  ], 'one entry per coupon; redemptions and revocations do not move it');
+  t.same(
+    outcome.byIndex(['s1']).map((d) => [d.id, d.code, d.remaining, d.status]),
+    [
+      ['k4', 'THIRD', 2, 'active'],
+      ['k3', 'SECOND', 2, 'revoked'],
+      ['k1', 'FIRST', 1, 'active'],
+    ],
+  );
+  t.same(outcome.byIndex(['s2']).map((d) => d.id), ['k2']);
+  t.same(outcome.byIndex(['s3']), [], 'a shop with no coupons');
+  t.equal(SPEC_TIME, outcome.doc('k4')?.issuedAt, 'undated commits carry the spec time');
+});
