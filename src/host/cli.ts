@@ -203,7 +203,8 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     // parseArgs throws a TypeError naming the unknown option; every failure is one line.
     console.error(`converge: ${err instanceof Error ? err.message : String(err)}`);
-    if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) console.error(USAGE);
-    process.exit(1);
+    const usage = err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS');
+    if (usage) console.error(USAGE);
+    process.exit(usage ? 2 : 1);
   },
 );
