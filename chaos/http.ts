@@ -57,7 +57,7 @@ export function httpClient(sockets: number, observe: (call: Call, reply: Reply) 
           const retryAfter = res.headers['retry-after'];
           finish({ status: res.statusCode ?? 0, body: text, ...errorCode(text), ...(retryAfter ? { retryAfter: String(retryAfter) } : {}) });
         });
-        res.on('error', (err: NodeJS.ErrnoException) => finish({ status: 0, body: '', failure: err.code ?? err.message }));
+        res.on('error', (err: NodeJS.ErrnoException) => finish({ status: 0, body: '', failure: `${err.code ?? err.message} during the response` }));
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'timeout' })));
       req.on('error', (err: NodeJS.ErrnoException) => {
@@ -67,7 +67,9 @@ export function httpClient(sockets: number, observe: (call: Call, reply: Reply) 
           done = true;
           return void send(call, false).then(resolve);
         }
-        finish({ status: 0, body: '', failure: err.code ?? err.message });
+        // Which socket it was tells a server's reset from the client's own race in the report.
+        const socket = req.reusedSocket ? (retryStale ? 'a reused socket' : 'a new socket after a resend') : 'a new socket';
+        finish({ status: 0, body: '', failure: err.code === 'ECONNRESET' ? `ECONNRESET on ${socket}` : (err.code ?? err.message) });
       });
       req.end(body);
     });
