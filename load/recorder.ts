@@ -89,9 +89,13 @@ export function recorder() {
       if (!fresh) stale++;
     },
 
-    /** The last complete second, for the progress line. */
-    lastSecond(): Second | undefined {
-      const t = Math.floor((performance.now() - startedAt) / 1000) - 1;
+    /** How many whole seconds of the window have passed. */
+    completeSeconds(): number {
+      return Math.max(0, Math.floor((performance.now() - startedAt) / 1000));
+    },
+
+    /** Second `t` of the window, for the progress line; undefined when nothing was recorded in it. */
+    secondAt(t: number): Second | undefined {
       const b = buckets[t];
       return b ? second(t, b) : undefined;
     },

@@ -82,13 +82,18 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
         await sleep(next - performance.now());
       }
     })();
-    ticker = setInterval(() => {
-      const s = rec.lastSecond();
-      if (options.progress && s) {
-        log(`[${String(s.t + 1).padStart(3)} s/${options.durationS} s] ${s.requests.toLocaleString('en-US').padStart(7)} req/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  errors ${s.errors}`);
+    // One line per measured second, each once: a timer that fires late (a loaded machine) or
+    // after the run has ended must not drop a second, so the end of the run prints what is left.
+    let printed = -1;
+    const progress = (upTo: number) => {
+      for (; options.progress && printed < Math.min(upTo, options.durationS - 1); printed++) {
+        const s = rec.secondAt(printed + 1);
+        if (s) log(`[${String(s.t + 1).padStart(3)} s/${options.durationS} s] ${s.requests.toLocaleString('en-US').padStart(7)} req/s  p50 ${s.p50.toFixed(1)} ms  p99 ${s.p99.toFixed(1)} ms  errors ${s.errors}`);
       }
-    }, 1000);
+    };
+    ticker = setInterval(() => progress(rec.completeSeconds() - 1), 1000);
     await Promise.all([...loops, probe, warm]);
+    progress(options.durationS - 1);
     const lag = (scenario.name === 'read-your-writes' ? rec : probeRec).summary(options.durationS).lag;
     const summary = { ...rec.summary(options.durationS), lag };
     return { target: target.name, options, at: new Date().toISOString(), summary };
