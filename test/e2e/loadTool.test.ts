@@ -57,7 +57,11 @@ t.test('read-your-writes: every read after a write shows it', async (t) => {
   // A pair can straddle an edge of the window (its write counted, its read not, or the other
   // way round): at most one per connection at each edge.
   t.ok(writes > 50 && Math.abs(writes - reads) <= 8, `each write was read back (${writes} writes, ${reads} reads)`);
-  t.equal(result.summary.lag.count, reads, 'every counted read is a lag measurement');
+  // A lag is counted by its write's reply time and a read by its send time, so a pair whose
+  // reply fell just before the window has its read counted and not its lag: again at most
+  // one per connection.
+  const lags = result.summary.lag.count;
+  t.ok(lags <= reads && reads - lags <= 8, `every counted read is a lag measurement, but for the window's edge (${lags} lags, ${reads} reads)`);
 });
 
 t.test('bad arguments and a missing system exit 2 with a reason; a target off this machine is refused', async (t) => {
