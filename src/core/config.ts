@@ -23,7 +23,22 @@ export const ConfigSchema = Type.Object(
          * `always` fsyncs each commit before the ack, on nats-server 2.10 and later.
          */
         embeddedSync: Type.Union([Type.Literal('default'), Type.Literal('always')]),
+        /**
+         * The embedded server accepts only clients with the credentials converge generates at
+         * its first start (kept `0600` in `<dataDir>/nats-auth.json`); `false` runs it open.
+         */
+        embeddedAuth: Type.Boolean(),
         requestTimeoutMs: PositiveInt,
+        /** Credentials for a server converge does not launch: a user and password, a token, or a creds file. */
+        user: Type.String(),
+        password: Type.String(),
+        token: Type.String(),
+        credsFile: Type.String(),
+        /** TLS to that server: the CA that signed it, and a client certificate and key where it asks for one. */
+        tls: Type.Object(
+          { caFile: Type.String(), certFile: Type.String(), keyFile: Type.String() },
+          { additionalProperties: false },
+        ),
       },
       { additionalProperties: false },
     ),
@@ -36,8 +51,21 @@ export const ConfigSchema = Type.Object(
         adminPort: Port,
         bodyLimit: PositiveInt,
         keepAliveTimeoutMs: PositiveInt,
-        /** Bearer tokens accepted by the command and admin APIs; none configured: open. */
+        /** Bearer tokens accepted by the command and admin APIs, and by every query route; none configured: open. */
         tokens: Type.Array(Type.String({ minLength: 8 })),
+        /** Bearer tokens accepted by the query routes that need a reader (see `readPolicy`), but not by commands or admin. */
+        readerTokens: Type.Array(Type.String({ minLength: 8 })),
+        /**
+         * Who may call each query route, by `METHOD /path` as the route is declared
+         * (`GET /customers/:id/orders`); `*` is every route not listed. `public`: anyone;
+         * `reader`: a reader, command or admin token; `customer`: those, or a customer token
+         * whose subject is the route's `:id`. Enforced once any token is configured.
+         */
+        readPolicy: Type.Record(Type.String(), Type.Union([Type.Literal('public'), Type.Literal('reader'), Type.Literal('customer')])),
+        /** The HS256 secret that signs customer tokens (JWTs with `sub` = the customer id); empty: none accepted. */
+        customerTokenSecret: Type.String(),
+        /** Requests per client IP and window on the query API; `max` 0: no limit. */
+        queryRateLimit: Type.Object({ max: Type.Integer({ minimum: 0 }), windowMs: PositiveInt }, { additionalProperties: false }),
         /** Lets a non-loopback `host` start with no `tokens`, leaving the command and admin APIs open on purpose. */
         allowUnauthenticated: Type.Boolean(),
       },
