@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { connectNats } from '../src/nats/connection.js';
+import { connectNats, type NatsAuth } from '../src/nats/connection.js';
 import { EVENTS } from '../src/store/jetstream.js';
 import type { Copy, Shop } from '../examples/subscriber.js';
 import { fullImport } from '../examples/subscriber.js';
@@ -22,8 +22,8 @@ export interface StoreCheck {
  * Reads the whole of `EVENTS` with an ordered consumer and checks that every command
  * acknowledged in `epoch` is in it exactly once, at the position its answer gave.
  */
-export async function checkStore(natsUrl: string, epoch: number, acks: readonly Ack[]): Promise<StoreCheck> {
-  const link = await connectNats(natsUrl, { name: 'chaos-check', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+export async function checkStore(natsUrl: string, epoch: number, acks: readonly Ack[], auth?: NatsAuth): Promise<StoreCheck> {
+  const link = await connectNats(natsUrl, { name: 'chaos-check', timeoutMs: 5000, log: pino({ level: 'silent' }), ...(auth ? { auth } : {}) });
   const seqs = new Map<string, number[]>();
   let lastSeq = 0;
   try {

@@ -64,7 +64,7 @@ export async function runChaos(opts: ChaosOptions) {
     const http = httpClient(opts.clients, record);
     const probeHttp = httpClient(4, record);
     const { command, query, admin } = world.cluster;
-    subscriber = await startSubscriber('chaos', world.natsUrl, query, admin);
+    subscriber = await startSubscriber('chaos', world.natsUrl, query, admin, world.credentials()?.subscriber);
     say(`cluster up (primary ${world.cluster.pid}, nats ${world.natsPid() ?? '?'}), ${opts.clients} clients, probe and subscriber running`);
     const target = { command, query, epoch: () => world.epoch };
     const isStopped = () => stopped || opts.signal.aborted;
@@ -77,12 +77,13 @@ export async function runChaos(opts: ChaosOptions) {
       beforeWipe: async (oldEpoch: number) => {
         await subscriber?.stop();
         subscriber = undefined;
+        // The harness's own server on the old store (embedded mode) runs without authentication.
         const check = await checkStore(world.natsUrl, oldEpoch, acks);
         storeChecks.push(check);
         say(`  store ${oldEpoch} checked before it goes: ${check.acknowledged} acks, ${check.missing.length} missing, ${check.duplicated.length} duplicated, ${check.misplaced.length} misplaced`);
       },
       afterSwitch: async () => {
-        subscriber = await startSubscriber('chaos', world.natsUrl, query, admin);
+        subscriber = await startSubscriber('chaos', world.natsUrl, query, admin, world.credentials()?.subscriber);
       },
     };
     for (const [i, plan] of opts.schedule.entries()) {
@@ -128,7 +129,7 @@ export async function runChaos(opts: ChaosOptions) {
     probeHttp.close();
     if (opts.signal.aborted) throw new Error('interrupted');
 
-    storeChecks.push(await checkStore(world.natsUrl, world.epoch, acks));
+    storeChecks.push(await checkStore(world.natsUrl, world.epoch, acks, world.credentials()?.converge));
     const lastSeq = storeChecks.at(-1)!.lastSeq;
     const caughtUp = await waitCaughtUp(admin, lastSeq, 30_000);
     const verify = await verifyViews(admin);

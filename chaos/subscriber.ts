@@ -1,4 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { subscriberInbox } from '../src/nats/credentials.js';
 import { jetstream } from '@nats-io/jetstream';
 import { follow, fullImport, syncOnce, type Copy, type Notice } from '../examples/subscriber.js';
 
@@ -17,7 +18,7 @@ export interface ChaosSubscriber {
  * import, then follows its `NOTIFY` and `REPLAY` consumers. A follow that ends or fails is
  * started again after a second, so NATS restarts are survived as a real subscriber would.
  */
-export async function startSubscriber(name: string, natsUrl: string, queryUrl: string, adminUrl: string): Promise<ChaosSubscriber> {
+export async function startSubscriber(name: string, natsUrl: string, queryUrl: string, adminUrl: string, auth?: { user: string; password: string }): Promise<ChaosSubscriber> {
   const errors: string[] = [];
   const note = (what: string, err: unknown) => errors.length < 50 && errors.push(`${new Date().toISOString()} ${what}: ${err instanceof Error ? err.message : String(err)}`);
   const res = await fetch(`${adminUrl}/admin/subscribers`, {
@@ -27,7 +28,13 @@ export async function startSubscriber(name: string, natsUrl: string, queryUrl: s
   });
   if (res.status !== 201 && res.status !== 409) throw new Error(`POST /admin/subscribers answered ${res.status}: ${await res.text()}`);
   const copy: Copy = new Map();
-  const nc: NatsConnection = await connect({ servers: natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250, name: `chaos-${name}` });
+  const nc: NatsConnection = await connect({
+    servers: natsUrl,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    name: `chaos-${name}`,
+    ...(auth ? { user: auth.user, pass: auth.password, inboxPrefix: subscriberInbox(auth.user) } : {}),
+  });
   await fullImport(queryUrl, copy);
   const stop = new AbortController();
   const handle = async (notices: Notice[]) => {

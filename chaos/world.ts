@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync, renameSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { credentialsFile, type EmbeddedCredentials } from '../src/nats/credentials.js';
 import { join } from 'node:path';
 import { freePort, launchNatsServer, type NatsServerProcess } from '../src/nats/server.js';
 import { startCluster, type Cluster, type ClusterPorts } from '../load/cluster.js';
@@ -52,6 +53,12 @@ export class World {
     }
     this.nats = await launchNatsServer({ port: this.natsPort, storeDir: this.storeDir() });
     this.natsPort = this.nats.port;
+  }
+
+  /** The embedded server's users (embedded mode): the subscriber's for the subscriber, converge's own for the checks. */
+  credentials(): EmbeddedCredentials | undefined {
+    if (!this.embedded) return undefined;
+    return JSON.parse(readFileSync(credentialsFile(this.dataDir), 'utf8')) as EmbeddedCredentials;
   }
 
   /** With the cluster stopped, makes the current store readable for a last check (embedded: a server of the harness's own). */

@@ -3,13 +3,16 @@
  *   COPY_FILE=search-shops.json node dist/examples/subscriber.js search
  * NATS_URL names the server; without it, the URL of the embedded server that `npm start` in this
  * directory runs is read from `data/run/nats.url` (`CONVERGE_DATA_DIR/run/nats.url`).
+ * NATS_USER and NATS_PASSWORD (or NATS_TOKEN, or NATS_CREDS, a creds file) authenticate it;
+ * `converge nats-credentials --env` prints the embedded server's subscriber user as those variables,
+ * with NATS_INBOX_PREFIX, the only inboxes that user may read.
  */
 import { readFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { connect } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
 import { jetstream, type Consumer, type JsMsg } from '@nats-io/jetstream';
 
 /** A zero-payload notice from `NOTIFY` (or this system's `REPLAY` subject). */
@@ -152,7 +155,9 @@ async function main(): Promise<void> {
     console.log(`full import: ${await fullImport(queryUrl, copy)} shops`);
     await saveCopy(file, copy);
   }
-  const nc = await connect({ servers: natsUrl() });
+  // A user that may subscribe only to its own inboxes says which: NATS_INBOX_PREFIX.
+  const inboxPrefix = process.env['NATS_INBOX_PREFIX'];
+  const nc = await connect({ servers: natsUrl(), ...natsAuth(), ...(inboxPrefix ? { inboxPrefix } : {}) });
   const stop = new AbortController();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
   // Both consumers share the copy; saves run one after another, so the file never goes back.
@@ -163,6 +168,16 @@ async function main(): Promise<void> {
   };
   await Promise.all(['NOTIFY', 'REPLAY'].map(async (stream) => follow(await jetstream(nc).consumers.get(stream, name), handle, stop.signal)));
   await nc.drain();
+}
+
+/** How to authenticate: NATS_USER and NATS_PASSWORD, NATS_TOKEN, or NATS_CREDS; none when unset. */
+function natsAuth(): Partial<ConnectionOptions> {
+  const env = process.env;
+  if (env['NATS_USER']) return { user: env['NATS_USER'], pass: env['NATS_PASSWORD'] ?? '' };
+  if (env['NATS_TOKEN']) return { token: env['NATS_TOKEN'] };
+  const creds = env['NATS_CREDS'];
+  if (creds) return { authenticator: credsAuthenticator(() => readFileSync(creds)) };
+  return {};
 }
 
 /** NATS_URL, or the embedded server of the converge started in this directory. */

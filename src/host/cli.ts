@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/config.js';
+import { credentialsFile, subscriberInbox, type EmbeddedCredentials } from '../nats/credentials.js';
 import type { VerifyReport } from '../read/verify.js';
 import { loadConfig } from './config.js';
 
@@ -15,6 +16,8 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
   subscribers add <name> [--all]      add one (from now on; --all: also the latest notice of everything so far)
   subscribers remove <name>
   republish <name> --since <ISO time> | --since-position <n> | --ids shop:s1,shop:s2
+  nats-credentials [--env]   the embedded nats-server's URL and subscriber user, for a subscribing system
+                         (--env: as shell exports, for eval "$(converge nats-credentials --env)")
   verify [--sample N]    compare every view (or N random documents from each side) with a fold of the event store;
                          exits 1 when a view differs or a checkpoint does not fit the stream
 
@@ -24,15 +27,18 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
              with an "http" section; default: ./config when it exists`;
 
 /** Where the admin API is and how to authenticate, from the options or the configuration. */
-function target(values: { url?: string; token?: string; config?: string }): { base: string; token: string | undefined } {
+function target(values: { url?: string; token?: string; config?: string }): { base: string; token: string | undefined; dataDir: string } {
   let http: { host?: string; adminPort?: number; tokens?: string[] } = {};
+  let dataDir = 'data';
   const path = values.config ?? (existsSync(join(process.cwd(), 'config', 'default.json')) ? join(process.cwd(), 'config') : undefined);
   if (path !== undefined) {
     if (!existsSync(path)) throw new ConfigError(`--config ${path} does not exist`);
-    if (statSync(path).isDirectory()) http = loadConfig({ dir: path }).http;
+    if (statSync(path).isDirectory()) ({ http, dataDir } = loadConfig({ dir: path }));
     else {
       try {
-        http = ((JSON.parse(readFileSync(path, 'utf8')) as { http?: typeof http }).http ?? {});
+        const file = JSON.parse(readFileSync(path, 'utf8')) as { http?: typeof http; dataDir?: string };
+        http = file.http ?? {};
+        dataDir = file.dataDir ?? dataDir;
       } catch (err) {
         throw new ConfigError(`--config ${path} is not valid JSON: ${(err as Error).message}`);
       }
@@ -40,7 +46,39 @@ function target(values: { url?: string; token?: string; config?: string }): { ba
   }
   const host = !http.host || http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host;
   const base = (values.url ?? `http://${host}:${http.adminPort ?? 8082}`).replace(/\/+$/, '');
-  return { base, token: values.token ?? http.tokens?.[0] };
+  return { base, token: values.token ?? http.tokens?.[0], dataDir };
+}
+
+/**
+ * What a subscribing system needs to reach the embedded nats-server of the converge
+ * running on `dataDir`: its URL and the subscriber user, which may only pull from consumers
+ * on `NOTIFY` and `REPLAY`. Read from the files converge keeps there, so only a user who
+ * may read them (the one converge runs as, or root) gets them.
+ */
+function natsCredentials(dataDir: string, asEnv: boolean): number {
+  const file = credentialsFile(resolve(dataDir));
+  if (!existsSync(file)) {
+    console.error(`converge: no ${file}: this data directory's embedded nats-server has not run with authentication (start converge with nats.embeddedAuth, the default), or converge uses NATS_URL, whose credentials its operator gives out`);
+    return 1;
+  }
+  const { subscriber } = JSON.parse(readFileSync(file, 'utf8')) as EmbeddedCredentials;
+  const urlFile = join(resolve(dataDir), 'run', 'nats.url');
+  const url = existsSync(urlFile) ? readFileSync(urlFile, 'utf8').trim() : undefined;
+  if (asEnv) {
+    // Single-quoted for a POSIX shell: `eval "$(converge nats-credentials --env)"`.
+    const quote = (v: string) => `'${v.replaceAll("'", "'\\''")}'`;
+    if (url) console.log(`export NATS_URL=${quote(url)}`);
+    console.log(`export NATS_USER=${quote(subscriber.user)}`);
+    console.log(`export NATS_PASSWORD=${quote(subscriber.password)}`);
+    console.log(`export NATS_INBOX_PREFIX=${quote(subscriberInbox(subscriber.user))}`);
+    return 0;
+  }
+  console.log(`NATS URL   ${url ?? '(converge is not running: no run/nats.url)'}`);
+  console.log(`user       ${subscriber.user}`);
+  console.log(`password   ${subscriber.password}`);
+  console.log(`inbox      ${subscriberInbox(subscriber.user)} (connect with it as the inbox prefix)`);
+  console.log('this user may pull from consumers on NOTIFY and REPLAY and acknowledge what it pulled, and nothing else');
+  return 0;
 }
 
 /**
@@ -60,6 +98,7 @@ async function main(argv: string[]): Promise<number> {
       'since-position': { type: 'string' },
       ids: { type: 'string' },
       sample: { type: 'string' },
+      env: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -67,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const { base, token } = target(values);
+  const { base, token, dataDir } = target(values);
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const call = async (method: string, path: string, payload?: object) => {
     const init = payload ? { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(payload) } : { method, headers };
@@ -110,6 +149,9 @@ async function main(argv: string[]): Promise<number> {
       printVerify(report);
       return report.ok ? 0 : 1;
     }
+    case 'nats-credentials':
+      if (arg !== undefined) break;
+      return natsCredentials(dataDir, values.env);
     case 'projections': {
       console.table((await call('GET', '/admin/projections')).projections);
       return 0;

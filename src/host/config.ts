@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TSchema } from 'typebox';
 import { ConfigError, ConfigSchema, envName, isObject, validateConfig, type Config } from '../core/config.js';
+import type { NatsAuth } from '../nats/connection.js';
 
 interface Sources {
   /** Folder holding `default.json` and `<NODE_ENV>.json`. */
@@ -76,3 +77,9 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   node[path[path.length - 1]!] = value;
 }
 
+
+/** How converge's processes authenticate to the NATS server the config names (see `NatsAuth`). */
+export function natsAuthOf(config: Pick<Config, 'nats'>): NatsAuth {
+  const { user, password, token, credsFile, tls } = config.nats;
+  return { user, password, token, credsFile, tls };
+}

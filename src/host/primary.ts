@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { envName, type Config } from '../core/config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
 import { serverVersionAt } from '../nats/server.js';
+import { natsAuthOf } from './config.js';
 
 const MAX_BACKOFF_MS = 5000;
 /** A worker that lived this long is healthy again: its next crash restarts it at once. */
@@ -22,6 +23,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       dataDir: config.dataDir,
       port: config.nats.embeddedPort,
       sync: config.nats.embeddedSync,
+      auth: config.nats.embeddedAuth,
       log,
       onFatal: (err) => {
         log.fatal({ err }, `converge: ${err.message}; stopping`);
@@ -32,7 +34,16 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     url = nats.url;
     process.on('exit', () => nats?.kill());
   }
-  const natsVersion = serverVersionAt(url, config.nats.requestTimeoutMs);
+  // The embedded server's own user for converge's processes; otherwise what the config says.
+  const converge = nats?.credentials?.converge;
+  const auth = converge ? { user: converge.user, password: converge.password } : natsAuthOf(config);
+  const natsVersion = serverVersionAt(url, config.nats.requestTimeoutMs, auth);
+  if (config.http.tokens.length === 0 && config.http.readerTokens.length === 0) {
+    log.warn(
+      { host: config.http.host },
+      `no http.tokens are set, so the command, query and admin APIs on ${config.http.host} are open to anyone who can reach them; set ${envName(['http', 'tokens'])} to require a bearer token`,
+    );
+  }
 
   const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
   let stopping = false;
@@ -43,6 +54,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   const fork = (index: number, crashes: number) => {
     const worker = cluster.fork({
       [envName(['nats', 'url'])]: url,
+      ...(converge ? { [envName(['nats', 'user'])]: converge.user, [envName(['nats', 'password'])]: converge.password } : {}),
       [envName(['cluster', 'workerIndex'])]: String(index),
       [envName(['cluster', 'workers'])]: String(config.cluster.workers),
       [envName(['cluster', 'role'])]: index === projectorSlot ? 'projector' : 'worker',

@@ -13,6 +13,7 @@ import { bindViewsToHead } from '../read/storeIdentity.js';
 import { verifyViews } from '../read/verify.js';
 import { createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
 import type { ConvergeApp } from './app.js';
+import { natsAuthOf } from './config.js';
 import { viewsPath } from './paths.js';
 
 /** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
@@ -31,7 +32,7 @@ export async function startProjector(
   log: Logger,
   app: Pick<ConvergeApp, 'aggregates' | 'projections'>,
 ): Promise<Projector> {
-  const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log });
+  const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log, auth: natsAuthOf(config) });
   const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs);
   await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
   const store = createJetStreamEventStore(link, config.eventStore);

@@ -13,6 +13,7 @@ import { createActorHost, type ActorHost } from '../write/host.js';
 import { createCommandRouter, type CommandRouter } from '../write/router.js';
 import { openSnapshotStore, type SnapshotStore } from '../write/snapshots.js';
 import type { ConvergeApp } from './app.js';
+import { natsAuthOf } from './config.js';
 import { snapshotsPath, viewsPath } from './paths.js';
 
 /** A running worker: its NATS link, actor host, router, and the command and query APIs. */
@@ -36,6 +37,7 @@ export interface Worker {
 export async function startWorker(config: Config, log: Logger, app: ConvergeApp): Promise<Worker> {
   const { aggregates } = app;
   const link = await connectNats(config.nats.url, {
+    auth: natsAuthOf(config),
     name: `converge-worker-${config.cluster.workerIndex}`,
     timeoutMs: config.nats.requestTimeoutMs,
     log,

@@ -19,6 +19,16 @@ export interface HttpAppOptions {
   readonly natsVersion?: () => string | undefined;
   /** `/health` details beside `status` and `pid`. */
   readonly health?: () => object;
+  /** OpenAPI security schemes beside `bearer` (the command, reader and admin tokens). */
+  readonly securitySchemes?: Readonly<Record<string, SecurityScheme>>;
+}
+
+/** An OpenAPI security scheme of the `http` type. */
+export interface SecurityScheme {
+  readonly type: 'http';
+  readonly scheme: 'bearer';
+  readonly bearerFormat?: string;
+  readonly description?: string;
 }
 
 /**
@@ -39,7 +49,7 @@ export async function createHttpApp(opts: HttpAppOptions) {
   await app.register(swagger, {
     openapi: {
       info: { title: opts.title, version: '1' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, ...opts.securitySchemes } },
     },
   });
   installJsonParser(app);

@@ -7,6 +7,7 @@ import type { AnyProjection } from '../core/projection.js';
 import type { ViewsStatus } from '../read/status.js';
 import type { ViewReader } from '../read/viewStore.js';
 import { stateAt } from '../write/rehydrate.js';
+import { customerTokenScheme, installQueryRateLimit, installReadAccess } from './access.js';
 import { createHttpApp, notFound, readyViewsRoute } from './app.js';
 import { IdParams } from './paging.js';
 import { sendError } from './replies.js';
@@ -59,7 +60,8 @@ declare module 'fastify' {
 /**
  * The query API (see docs/architecture.md, "HTTP"): the views' routes, read-your-writes through
  * `X-Min-Position` (or `?minPosition=`, with `?waitMs=`), aggregate history and state
- * as of a version from the event store, and `/metrics`.
+ * as of a version from the event store, and `/metrics`; read access by route
+ * (`http.readPolicy`) and a rate limit per client address (`http.queryRateLimit`).
  */
 export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
@@ -70,10 +72,14 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
     coerceTypes: true,
     isReady: opts.isReady,
     natsVersion: opts.natsVersion,
+    securitySchemes: { customerToken: customerTokenScheme },
   });
   notFound(app);
   // A status older than a few intervals means the projector is not running (or cannot reach NATS).
   readyViewsRoute(app, opts.viewsStatus, { maxLagMs: opts.query.readyMaxLagMs, maxAgeMs: 5000 });
+  // The limit first, so that it also counts requests read access refuses; both before the routes.
+  await installQueryRateLimit(app, opts.http.queryRateLimit);
+  installReadAccess(app, opts.http);
   app.addHook('preValidation', async (request, reply) => {
     const projection = request.routeOptions.config.projection?.name;
     if (projection && opts.viewsBound && !opts.viewsBound()) {

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConvergeError, errorCatalogue, type ErrorCode } from '../core/errors.js';
 
@@ -10,9 +10,11 @@ export function sendError(reply: FastifyReply, code: ErrorCode, message: string,
   return send(reply, code, errorCatalogue[code].status, message, details);
 }
 
-function send(reply: FastifyReply, code: string, status: number, message: string, details: object = {}): FastifyReply {
+/** `ownRetryAfterS`: the error knows better than the catalogue when to come back (a rate limit's window). */
+function send(reply: FastifyReply, code: string, status: number, message: string, details: object = {}, ownRetryAfterS?: number): FastifyReply {
   const advice = Object.hasOwn(errorCatalogue, code) ? errorCatalogue[code as ErrorCode] : undefined;
-  const retryAfterS = advice ? ('retryAfterS' in advice ? advice.retryAfterS : undefined) : status === 503 || status === 429 ? 1 : undefined;
+  const catalogued = advice ? ('retryAfterS' in advice ? advice.retryAfterS : undefined) : status === 503 || status === 429 ? 1 : undefined;
+  const retryAfterS = catalogued === undefined ? undefined : (ownRetryAfterS ?? catalogued);
   if (retryAfterS !== undefined) reply.header('retry-after', String(retryAfterS));
   return reply.code(status).send({ error: code, message, ...details });
 }
@@ -42,7 +44,8 @@ export function installErrorHandling(app: FastifyInstance, validationCode: Error
     if (err instanceof ConvergeError) {
       if (err.status >= 500) request.log.warn({ err, code: err.code }, 'request failed');
       // The code may be one a newer owner sent across the wire; it keeps the status it came with.
-      return send(reply, err.code, err.status, err.message);
+      const own = (err as { retryAfterS?: unknown }).retryAfterS;
+      return send(reply, err.code, err.status, err.message, {}, typeof own === 'number' && own >= 1 ? Math.ceil(own) : undefined);
     }
     const known = fastifyCodes[err.code];
     if (known) return sendError(reply, known[0], known[1]);
@@ -73,15 +76,45 @@ export function installJsonParser(app: FastifyInstance): void {
   });
 }
 
-/** An `onRequest` hook that requires `Authorization: Bearer <token>` when tokens are configured. */
+/** The token of an `Authorization: Bearer <token>` header (the scheme in any case), or undefined. */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  if (header === undefined || header.length < 7 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined;
+  const token = header.slice(7);
+  return token === '' ? undefined : token;
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * A test of whether a token is one of `tokens`, in a time that tells an attacker neither
+ * how much of a token was right nor how long the tokens are: both sides are hashed to
+ * SHA-256 digests of one length, and every configured digest is compared with
+ * `timingSafeEqual`, also after a match.
+ */
+export function tokenMatcher(tokens: readonly string[]): (given: string | undefined) => boolean {
+  const accepted = tokens.map(digest);
+  return (given) => {
+    if (given === undefined) return false;
+    const candidate = digest(given);
+    let match = false;
+    for (const token of accepted) match = timingSafeEqual(token, candidate) || match;
+    return match;
+  };
+}
+
+/** Answers 401 `unauthorized` with `WWW-Authenticate: Bearer`. */
+export function sendUnauthorized(reply: FastifyReply, message = 'a valid bearer token is required'): FastifyReply {
+  reply.header('www-authenticate', 'Bearer');
+  return sendError(reply, 'unauthorized', message);
+}
+
+/** An `onRequest` hook that requires `Authorization: Bearer <token>`, one of `tokens`, when any are configured. */
 export function bearerAuth(tokens: readonly string[]) {
-  const accepted = tokens.map((t) => Buffer.from(t));
+  const matches = tokenMatcher(tokens);
+  const open = tokens.length === 0;
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    if (accepted.length === 0) return;
-    const header = request.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
-    if (accepted.some((t) => t.length === given.length && timingSafeEqual(t, given))) return;
-    reply.header('www-authenticate', 'Bearer');
-    return sendError(reply, 'unauthorized', 'a valid bearer token is required');
+    if (open || matches(bearerToken(request))) return;
+    return sendUnauthorized(reply);
   };
 }

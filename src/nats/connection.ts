@@ -1,4 +1,5 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 
@@ -14,12 +15,36 @@ export interface NatsLink {
   close(): Promise<void>;
 }
 
+/** How converge authenticates to NATS: at most one of user and password, a token or a creds file; TLS when a CA or certificate is given. */
+export interface NatsAuth {
+  readonly user?: string;
+  readonly password?: string;
+  readonly token?: string;
+  readonly credsFile?: string;
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
+}
+
+/** The connection options for `auth`; empty strings count as not given. */
+export function authOptions(auth: NatsAuth = {}): Partial<ConnectionOptions> {
+  const out: Partial<ConnectionOptions> = {};
+  if (auth.user) Object.assign(out, { user: auth.user, pass: auth.password ?? '' });
+  if (auth.token) out.token = auth.token;
+  // Read at each (re)connect, so a rotated creds file is picked up.
+  if (auth.credsFile) out.authenticator = credsAuthenticator(() => readFileSync(auth.credsFile!));
+  const tls = auth.tls ?? {};
+  if (tls.caFile || tls.certFile) {
+    out.tls = { ...(tls.caFile ? { caFile: tls.caFile } : {}), ...(tls.certFile ? { certFile: tls.certFile } : {}), ...(tls.keyFile ? { keyFile: tls.keyFile } : {}) };
+  }
+  return out;
+}
+
 /**
  * Connects to NATS, retrying until `url` answers. After that the client reconnects
  * on its own for as long as the process lives; subscriptions are restored with it.
  */
-export async function connectNats(url: string, opts: { name: string; timeoutMs: number; log: Logger }): Promise<NatsLink> {
+export async function connectNats(url: string, opts: { name: string; timeoutMs: number; log: Logger; auth?: NatsAuth }): Promise<NatsLink> {
   const nc = await connect({
+    ...authOptions(opts.auth),
     servers: url,
     name: opts.name,
     maxReconnectAttempts: -1,

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { installedNatsServerVersion, launchNatsServer, NatsStoreError, supportsSyncAlways, type NatsServerProcess } from './server.js';
+import { authorizationBlock, loadOrCreateCredentials, type EmbeddedCredentials } from './credentials.js';
 import { commandLine, flagValue, hasProcfs, isNatsServerOn, natsServersOn, processStartTime } from './procfs.js';
 
 /** The nats-server a primary launched for itself, and owns until it exits. */
@@ -14,6 +15,8 @@ export interface EmbeddedNats {
   readonly pid: number;
   /** `nats-server --version`, e.g. `2.9.10`. */
   readonly version: string;
+  /** The users the server accepts, when it runs with authentication. */
+  readonly credentials?: EmbeddedCredentials;
   readonly storeDir: string;
   /** Stops the server gracefully and its watchdog, and releases the data directory. */
   stop(): Promise<void>;
@@ -27,6 +30,8 @@ export interface EmbeddedNatsOptions {
   readonly port: number;
   /** `always`: fsync every commit before the ack, where the server supports it. */
   readonly sync: 'default' | 'always';
+  /** Accept only clients with the credentials kept in `<dataDir>/nats-auth.json` (generated at the first start). */
+  readonly auth: boolean;
   readonly log: Logger;
   /**
    * The server died and cannot be started again (its store is damaged or taken); the
@@ -57,9 +62,10 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
   }
   const version = await installedNatsServerVersion();
   claimDataDir(runDir, storeDir, opts.log);
+  const credentials = opts.auth ? loadOrCreateCredentials(dirname(storeDir), opts.log) : undefined;
   let own: OwnServer;
   try {
-    own = await launchOwnServer(opts, storeDir, runDir, version, opts.port);
+    own = await launchOwnServer(opts, storeDir, runDir, version, opts.port, credentials);
   } catch (err) {
     rmSync(join(runDir, 'converge.pid'), { force: true });
     throw err;
@@ -81,7 +87,7 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
         await new Promise((r) => setTimeout(r, restarts === 0 ? 0 : Math.min(RESTART_MAX_BACKOFF_MS, 100 * 2 ** (restarts - 1))));
         if (stopping) return;
         try {
-          own = await launchOwnServer(opts, storeDir, runDir, version, port);
+          own = await launchOwnServer(opts, storeDir, runDir, version, port, credentials);
           supervise(own, Date.now());
           return;
         } catch (err) {
@@ -106,6 +112,7 @@ export async function startEmbeddedNats(opts: EmbeddedNatsOptions): Promise<Embe
       return own.server.pid;
     },
     version,
+    ...(credentials ? { credentials } : {}),
     storeDir,
     stop: async () => {
       stopping = true;
@@ -131,28 +138,40 @@ interface OwnServer {
   releaseWatchdog(): void;
 }
 
-async function launchOwnServer(opts: EmbeddedNatsOptions, storeDir: string, runDir: string, version: string, port: number): Promise<OwnServer> {
+async function launchOwnServer(
+  opts: EmbeddedNatsOptions,
+  storeDir: string,
+  runDir: string,
+  version: string,
+  port: number,
+  credentials: EmbeddedCredentials | undefined,
+): Promise<OwnServer> {
   await stopLeftoverServer(runDir, storeDir, opts.log);
   refuseForeignServers(storeDir);
 
+  // Settings with no command-line flag, and passwords that must not show in the process list.
+  const config: string[] = [];
+  const syncAlways = opts.sync === 'always' && supportsSyncAlways(version);
+  if (syncAlways) config.push('jetstream {\n  sync_interval: always\n}\n');
+  if (credentials) config.push(authorizationBlock(credentials));
   let configFile: string | undefined;
-  if (opts.sync === 'always') {
-    if (supportsSyncAlways(version)) {
-      configFile = join(runDir, 'nats.conf');
-      writeFileSync(configFile, 'jetstream {\n  sync_interval: always\n}\n');
-    } else {
-      opts.log.warn(
-        { natsVersion: version },
-        `nats.embeddedSync=always is not supported by nats-server ${version} (sync_interval needs 2.10): it writes each commit before it acknowledges it but fsyncs only every 2 minutes, so a crash of converge or of nats-server loses nothing acknowledged, but an OS crash or power loss can lose up to the last 2 minutes of acknowledged commands`,
-      );
-    }
+  if (config.length > 0) {
+    configFile = join(runDir, 'nats.conf');
+    writeFileSync(configFile, config.join('\n'), { mode: 0o600 });
+    chmodSync(configFile, 0o600);
+  }
+  if (opts.sync === 'always' && !syncAlways) {
+    opts.log.warn(
+      { natsVersion: version },
+      `nats.embeddedSync=always is not supported by nats-server ${version} (sync_interval needs 2.10): it writes each commit before it acknowledges it but fsyncs only every 2 minutes, so a crash of converge or of nats-server loses nothing acknowledged, but an OS crash or power loss can lose up to the last 2 minutes of acknowledged commands`,
+    );
   }
   const logFile = join(runDir, 'nats-server.log');
   const server = await launchNatsServer({ port, storeDir, detached: true, runDir, configFile, logFile });
   const watchdog = hasProcfs ? startWatchdog(server.pid, storeDir) : undefined;
-  const fsync = configFile ? 'every commit' : `every 2 minutes (nats-server ${version} default)`;
+  const fsync = syncAlways ? 'every commit' : `every 2 minutes (nats-server ${version} default)`;
   opts.log.info(
-    { natsPid: server.pid, natsPort: server.port, natsVersion: version, storeDir, fsync, natsLog: logFile },
+    { natsPid: server.pid, natsPort: server.port, natsVersion: version, storeDir, fsync, natsLog: logFile, auth: credentials ? 'users converge and subscriber' : 'none' },
     `embedded nats-server ${version} started (pid ${server.pid}, port ${server.port}) at nats://127.0.0.1:${server.port}`,
   );
   return {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
+import { authOptions, type NatsAuth } from './connection.js';
 
 /** A `nats-server -js` child process. */
 export interface NatsServerProcess {
@@ -73,9 +74,9 @@ export function supportsSyncAlways(version: string): boolean {
 }
 
 /** The version a NATS server reports to a client, or undefined when it cannot be reached within `timeoutMs`. */
-export async function serverVersionAt(url: string, timeoutMs: number): Promise<string | undefined> {
+export async function serverVersionAt(url: string, timeoutMs: number, auth?: NatsAuth): Promise<string | undefined> {
   try {
-    const nc = await connect({ servers: url, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'converge-primary' });
+    const nc = await connect({ ...authOptions(auth), servers: url, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'converge-primary' });
     const version = nc.info?.version;
     await nc.close();
     return version;

@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap';
-import { mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { connectNats } from '../../src/nats/connection.js';
+import { credentialsFile, type EmbeddedCredentials } from '../../src/nats/credentials.js';
 import { EVENTS, ensureEventStream } from '../../src/store/jetstream.js';
 import { freePort, installedNatsServerVersion, launchNatsServer, supportsSyncAlways } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
@@ -47,9 +48,15 @@ async function registerShops(cluster: TestCluster, prefix: string, count: number
   return { acknowledged, position };
 }
 
-/** The command ids of every commit in `EVENTS`. */
-async function commandIdsInEvents(url: string): Promise<Set<string>> {
-  const link = await connectNats(url, { name: 'check', timeoutMs: 2000, log: silent });
+/** The embedded server's users, as converge generated them in the data directory. */
+function credentialsOf(dataDir: string): EmbeddedCredentials {
+  return JSON.parse(readFileSync(credentialsFile(dataDir), 'utf8')) as EmbeddedCredentials;
+}
+
+/** The command ids of every commit in `EVENTS`, read as converge's own user. */
+async function commandIdsInEvents(url: string, dataDir: string): Promise<Set<string>> {
+  const { user, password } = credentialsOf(dataDir).converge;
+  const link = await connectNats(url, { name: 'check', timeoutMs: 2000, log: silent, auth: { user, password } });
   try {
     const info = await link.jsm.streams.info(EVENTS);
     const ids = new Set<string>();
@@ -93,7 +100,7 @@ t.test('kill -9 of the primary: the embedded server goes, and the next start ser
   const second = await startCluster(t, env);
   await waitReady(second, READY_MS);
   t.equal(natsServerPids(storeDir).length, 1, 'after the restart exactly one nats-server runs on the store');
-  const stored = await commandIdsInEvents(`nats://127.0.0.1:${natsPort}`);
+  const stored = await commandIdsInEvents(`nats://127.0.0.1:${natsPort}`, dataDir);
   t.same(acknowledged.filter((k) => !stored.has(k)), [], 'every command acknowledged before the kill is in EVENTS');
   const view = await fetch(`${second.query}/shops/before-0`, { headers: { 'x-min-position': String(position), connection: 'close' } });
   t.equal(view.status, 200, 'a shop registered before the kill is served by the query API after the restart');
@@ -135,7 +142,7 @@ t.test('a server left running by an earlier run is stopped before a new one open
 });
 
 t.test('an embedded nats-server that crashes is started again on its port and store, and converge goes on', async (t) => {
-  const { storeDir, natsPort, env } = await embeddedSetup(t);
+  const { dataDir, storeDir, natsPort, env } = await embeddedSetup(t);
   const cluster = await startCluster(t, env);
   await waitReady(cluster, READY_MS);
   const before = await registerShops(cluster, 'pre', 3);
@@ -160,7 +167,7 @@ t.test('an embedded nats-server that crashes is started again on its port and st
     if (after.acknowledged.length === 0) await new Promise((r) => setTimeout(r, 200));
   }
   t.equal(after.acknowledged.length, 1, 'commands are acknowledged again');
-  const stored = await commandIdsInEvents(`nats://127.0.0.1:${natsPort}`);
+  const stored = await commandIdsInEvents(`nats://127.0.0.1:${natsPort}`, dataDir);
   t.same(before.acknowledged.filter((k) => !stored.has(k)), [], 'what was acknowledged before the crash is in EVENTS');
   const view = await fetch(`${cluster.query}/shops/pre-0`, { headers: { 'x-min-position': String(after.position), connection: 'close' } });
   t.equal(view.status, 200, 'and the views caught up past the crash');
