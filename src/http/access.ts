@@ -51,6 +51,7 @@ function customerVerifier(secret: string): (token: string) => Promise<CustomerCh
   // Imported once: jose would import raw key bytes again on every verification.
   const key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify']);
   return async (token) => {
+    if (token.split('.').length !== 3) return { refused: 'neither a configured token nor a customer token' };
     try {
       const { payload } = await jwtVerify(token, await key, { algorithms: ['HS256'] });
       return typeof payload.sub === 'string' && payload.sub !== '' ? { customer: payload.sub } : { refused: 'the customer token has no sub' };
@@ -109,7 +110,7 @@ export function installReadAccess(app: FastifyInstance, http: Config['http']): v
     // What was refused and why, never the token: a debug line for whoever wonders about a 401.
     const refused = (reason: string) => request.log.debug({ route: `${method} ${url}`, policy, reason }, 'read access refused');
     if (token === undefined) {
-      refused('no bearer token');
+      refused('no token sent');
       return sendUnauthorized(reply);
     }
     const check = await verifyCustomer(token);

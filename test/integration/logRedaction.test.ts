@@ -58,12 +58,13 @@ t.test('no token, customer token, secret or Authorization header reaches a log l
 
   // What code elsewhere might hand the logger: the config, and a request with its headers.
   log.info({ http: config.http, nats: config.nats }, 'configuration');
-  worker.queryApp.log.info({ req: { method: 'GET', url: '/x', headers: auth(READER_TOKEN) } }, 'a request');
+  log.info({ req: { method: 'GET', url: '/x', headers: auth(READER_TOKEN) } }, 'a request');
   worker.commandApp.log.child({ reqId: 'r1' }).warn({ headers: auth(jwts.c1), err: { headers: auth(COMMAND_TOKEN) } }, 'a failure');
 
   const text = lines.join('');
   t.ok(lines.some((l) => l.includes('"read access refused"')), 'the refusals were logged at debug');
   t.ok(text.includes('"reason":"ERR_JWT_EXPIRED"'), 'with the reason, e.g. an expired customer token');
+  t.ok(text.includes('"reason":"neither a configured token nor a customer token"'), 'or a wrong token');
   t.ok(text.includes('[redacted]'), 'secrets handed to the logger were censored');
   const secrets = { COMMAND_TOKEN, READER_TOKEN, SECRET, WRONG_TOKEN, ...jwts };
   for (const [name, secret] of Object.entries(secrets)) t.notOk(text.includes(secret), `${name} appears in no log line`);
