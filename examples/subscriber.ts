@@ -3,6 +3,7 @@
  *   COPY_FILE=search-shops.json node dist/examples/subscriber.js search
  * NATS_URL names the server; without it, the URL of the embedded server that `npm start` in this
  * directory runs is read from `data/run/nats.url` (`CONVERGE_DATA_DIR/run/nats.url`).
+ * QUERY_TOKEN is a reader token for the import routes, when converge has tokens configured.
  * NATS_USER and NATS_PASSWORD (or NATS_TOKEN, or NATS_CREDS, a creds file) authenticate it;
  * `converge nats-credentials --env` prints the embedded server's subscriber user as those variables,
  * with NATS_INBOX_PREFIX, the only inboxes that user may read.
@@ -22,6 +23,12 @@ export interface Shop { id: string; position: number; [field: string]: unknown }
 /** The local copy: shops by id. */
 export type Copy = Map<string, Shop>;
 
+/** The import routes need a reader token once converge has tokens configured: QUERY_TOKEN. */
+function readerAuth(): Record<string, string> {
+  const token = process.env['QUERY_TOKEN'];
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 /** Keeps the newer version of a shop: imports and notices may arrive in any order. */
 export function upsert(copy: Copy, shop: Shop): void {
   const old = copy.get(shop.id);
@@ -34,7 +41,7 @@ export async function fullImport(queryUrl: string, copy: Copy, attempts = 5): Pr
   let count = 0;
   for (let attempt = 1; ; attempt++) {
     try {
-      const res = await fetch(`${queryUrl}/import/shops${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`);
+      const res = await fetch(`${queryUrl}/import/shops${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`, { headers: readerAuth() });
       if (!res.ok || !res.body) throw new Error(`GET /import/shops answered ${res.status}`);
       const decoder = new TextDecoder();
       let tail = '';
@@ -71,7 +78,7 @@ export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly N
   if (shops.length > 0) {
     const res = await fetch(`${queryUrl}/import/shops/batch`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...wait },
+      headers: { 'content-type': 'application/json', ...wait, ...readerAuth() },
       body: JSON.stringify({ ids: [...new Set(shops.map((n) => n.id))] }),
     });
     if (!res.ok) throw new Error(`POST /import/shops/batch answered ${res.status}: ${await res.text()}`);
@@ -83,7 +90,7 @@ export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly N
   if (others.length === 0) return;
   let url = `${queryUrl}/import/shops/changed?since=${Math.min(...others.map((n) => n.position)) - 1}&limit=100`;
   for (;;) {
-    const res = await fetch(url, { headers: wait });
+    const res = await fetch(url, { headers: { ...wait, ...readerAuth() } });
     if (!res.ok) throw new Error(`GET /import/shops/changed answered ${res.status}: ${await res.text()}`);
     const page = (await res.json()) as { items: Shop[]; next?: string };
     for (const shop of page.items) upsert(copy, shop);

@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { envName, type Config } from '../core/config.js';
@@ -16,6 +17,7 @@ const STABLE_AFTER_MS = 10_000;
  * backoff, and on SIGTERM/SIGINT lets every child drain before it stops NATS and exits.
  */
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
+  privateDataDir(config.dataDir, log);
   let nats: EmbeddedNats | undefined;
   let url = config.nats.url;
   if (!url) {
@@ -106,4 +108,21 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * The data directory holds the views, the snapshots, the embedded event store and NATS
+ * credentials: converge creates it readable by its own user only. One that exists and is
+ * open to others is left as it is, with a warning, since an operator may have meant it.
+ */
+function privateDataDir(dataDir: string, log: Logger): void {
+  const dir = resolve(dataDir);
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return;
+  }
+  const mode = statSync(dir).mode & 0o777;
+  if (mode & 0o077) {
+    log.warn({ dataDir: dir, mode: mode.toString(8) }, `the data directory ${dir} is open to other users (mode ${mode.toString(8)}): its views and snapshots hold customer data; chmod 700 it unless that is meant`);
+  }
 }
