@@ -33,7 +33,8 @@ export class World {
   ) {
     this.dataDir = join(runDir, 'data');
     this.logFile = join(runDir, 'cluster.log');
-    mkdirSync(this.dataDir, { recursive: true });
+    // Private, as converge would create it itself: its views hold customer data.
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     this.logFd = openSync(this.logFile, 'a');
   }
 

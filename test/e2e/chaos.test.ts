@@ -13,10 +13,11 @@ t.setTimeout(600_000);
 const runs = [
   { name: 'a 40 s chaos run with seed 7 and every fault holds every invariant converge promises', args: ['--duration', '40', '--seed', '7'], faults: undefined },
   {
-    // 60 s: a primary kill and a fresh store each restart the whole cluster, which takes up
-    // to 15 s on a loaded machine, and a fault that would start in the last 8 s is skipped.
+    // 60 s, and a schedule with the quick fault first: a primary kill and a fresh store each
+    // restart the whole cluster, which took up to 18 s while the rest of the suite ran, and a
+    // fault that would start in the last 8 s is skipped.
     name: 'a 60 s chaos run on the embedded nats-server (killed, its primary killed, its store wiped) holds every invariant, with nothing left running',
-    args: ['--duration', '60', '--seed', '7', '--embedded', '--faults', 'primary,nats,fresh-store'],
+    args: ['--duration', '60', '--seed', '27', '--embedded', '--faults', 'primary,nats,fresh-store'],
     faults: ['primary', 'nats', 'fresh-store'],
   },
 ];
