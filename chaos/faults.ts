@@ -1,5 +1,5 @@
 import type { AnswerBook } from './answers.js';
-import { signal } from './procs.js';
+import { signal } from '../load/procs.js';
 import type { FaultName, PlannedFault } from './schedule.js';
 import type { World } from './world.js';
 

@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { faultNames, drawSchedule, type FaultName } from './schedule.js';
 import { runChaos } from './run.js';
-import { processesUnder, signal } from './procs.js';
+import { processesUnder, signal } from '../load/procs.js';
 
 const usage = `usage: npm run chaos -- [--duration s] [--seed n] [--faults ${faultNames.join(',')}] [--clients n] [--workers n] [--embedded] [--out file.json]`;
 

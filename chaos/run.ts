@@ -5,7 +5,7 @@ import { inject, type FaultRecord } from './faults.js';
 import { httpClient } from './http.js';
 import { runClient, type Ack, type CommandTally } from './load.js';
 import { recoveryAfter, runProbe, type ProbeSample } from './probe.js';
-import { processesUnder } from './procs.js';
+import { processesUnder } from '../load/procs.js';
 import { answersInvariant, copyInvariant, processInvariant, recoveryInvariant, recoveryTable, storeInvariant, verifyInvariant, type Invariant } from './report.js';
 import { MIN_GAP_S, SETTLE_S, type FaultName, type PlannedFault } from './schedule.js';
 import { startSubscriber, type ChaosSubscriber } from './subscriber.js';

@@ -3,7 +3,7 @@ import { credentialsFile, type EmbeddedCredentials } from '../src/nats/credentia
 import { join } from 'node:path';
 import { freePort, launchNatsServer, type NatsServerProcess } from '../src/nats/server.js';
 import { startCluster, type Cluster, type ClusterPorts } from '../load/cluster.js';
-import { alive, clusterChildren, processesUnder, signal } from './procs.js';
+import { alive, clusterChildren, processesUnder, signal } from '../load/procs.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

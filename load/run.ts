@@ -1,6 +1,7 @@
 import { httpClient } from './client.js';
 import { recorder, type Summary } from './recorder.js';
 import { orderQueues, scenarios, seed, writeThenRead, type RunContext, type Target } from './scenarios.js';
+import { cpuOf } from './procs.js';
 
 /** One load run's settings. */
 export interface LoadOptions {
@@ -24,7 +25,13 @@ export interface LoadResult {
   readonly target: string;
   readonly options: LoadOptions;
   readonly at: string;
-  readonly summary: Summary;
+  readonly summary: Summary & { readonly cpu?: CpuPerRequest };
+}
+
+/** CPU per successful request by process role, and over converge's own processes, in µs. */
+export interface CpuPerRequest {
+  readonly perRequestUs: Record<string, number>;
+  readonly convergeUs: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -60,9 +67,11 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
     let slot = 0;
     const gap = options.rate ? 1000 / options.rate : 0;
     const paced = performance.now();
+    let cpu: ReturnType<typeof cpuOf> | undefined;
     const warm = sleep(options.warmupS * 1000).then(() => {
       rec.start(options.durationS);
       probeRec.start(options.durationS);
+      if (target.roles) cpu = cpuOf(target.roles);
     });
     const loops = Array.from({ length: options.connections }, async () => {
       while (performance.now() < until) {
@@ -94,14 +103,28 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
     ticker = setInterval(() => progress(rec.completeSeconds() - 1), 1000);
     await Promise.all([...loops, probe, warm]);
     progress(options.durationS - 1);
+    const used = cpu?.end();
     const lag = (scenario.name === 'read-your-writes' ? rec : probeRec).summary(options.durationS).lag;
-    const summary = { ...rec.summary(options.durationS), lag };
+    const base = rec.summary(options.durationS);
+    const summary = { ...base, lag, ...(used ? { cpu: cpuPerRequest(used, base.okThroughput * options.durationS) } : {}) };
     return { target: target.name, options, at: new Date().toISOString(), summary };
   } finally {
     clearInterval(ticker);
     client.close();
     side.close();
   }
+}
+
+/**
+ * CPU per successful request, by role, from the ms each role used over the window: the
+ * cost of one answered request, wherever in the system it was spent. `convergeUs` sums
+ * converge's own processes (not nats-server).
+ */
+function cpuPerRequest(usedMs: Map<string, number>, answered: number): CpuPerRequest {
+  const per = (ms: number) => (answered > 0 ? Math.round((ms * 1000) / answered) : 0);
+  const perRequestUs = Object.fromEntries([...usedMs].map(([role, ms]) => [role, per(ms)]));
+  const convergeUs = per([...usedMs].filter(([role]) => role !== 'nats-server').reduce((sum, [, ms]) => sum + ms, 0));
+  return { perRequestUs, convergeUs };
 }
 
 /** The run as a few readable lines. */
@@ -118,5 +141,9 @@ export function describe(result: LoadResult): string {
   lines.push(`  statuses     ${Object.entries(s.statuses).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
   lines.push(`  errors       ${s.errors} (no reply or 5xx)`);
   lines.push(`  write → read visible (lag): p50 ${s.lag.p50} ms  p90 ${s.lag.p90} ms  p99 ${s.lag.p99} ms  max ${s.lag.max} ms over ${s.lag.count} probes, ${s.lag.stale} stale`);
+  if (s.cpu) {
+    const roles = Object.entries(s.cpu.perRequestUs).map(([role, us]) => `${role} ${us} µs`).join(', ');
+    lines.push(`  CPU per 2xx  ${s.cpu.convergeUs} µs in converge's processes (${roles}), measured from /proc over the window`);
+  }
   return lines.join('\n');
 }

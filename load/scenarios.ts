@@ -1,11 +1,14 @@
 import { json, type Answer, type Call, type HttpClient } from './client.js';
 import type { Recorder } from './recorder.js';
+import type { RolePids } from './procs.js';
 
 /** The system under load: where commands go and where reads go (the same origin for the baselines). */
 export interface Target {
   readonly name: string;
   readonly command: string;
   readonly query: string;
+  /** Its processes by role, when the load tool started it, so a run can measure their CPU. */
+  readonly roles?: () => RolePids;
 }
 
 /** What a scenario's steps share during one run. */

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, launchNatsServer } from '../src/nats/server.js';
 import { startCluster, supervise } from './cluster.js';
+import { clusterRoles } from './procs.js';
 import type { Target } from './scenarios.js';
 
 /** A target the load tool started, and how to stop it. */
@@ -31,6 +32,7 @@ async function startConverge(workers: number): Promise<Started> {
       natsUrl: nats.url,
       command: cluster.command,
       query: cluster.query,
+      roles: () => new Map([...clusterRoles(cluster.pid), ['nats-server', [nats.pid]]]),
       stop: async () => {
         await cluster.stop();
         await nats.stop();

@@ -17,6 +17,7 @@ import { launchNatsServer } from '../../src/nats/server.js';
 import { startCluster } from '../../load/cluster.js';
 import { rawPublish } from '../../load/limits.js';
 import { median, printTable, writeResult } from './report.js';
+import { clusterRoles, cpuOf, type RolePids } from '../../load/procs.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,8 +47,9 @@ async function seed(base: string): Promise<void> {
   }
 }
 
-async function commandRun(base: string): Promise<{ rps: number; p50: number; p99: number; non2xx: number; errors: number }> {
+async function commandRun(base: string, roles: () => RolePids): Promise<{ rps: number; p50: number; p99: number; non2xx: number; errors: number; cpuUs: Record<string, number> }> {
   let n = 0;
+  const cpu = cpuOf(roles);
   const result = await autocannon({
     url: base,
     connections,
@@ -63,7 +65,11 @@ async function commandRun(base: string): Promise<{ rps: number; p50: number; p99
       },
     ],
   });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts };
+  // CPU per 2xx by role: the bench's own process (autocannon) is not among them.
+  const used = cpu.end();
+  const ok = result['2xx'];
+  const cpuUs = Object.fromEntries([...used].map(([role, ms]) => [role, ok > 0 ? Math.round((ms * 1000) / ok) : 0]));
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts, cpuUs };
 }
 
 async function main(): Promise<void> {
@@ -78,8 +84,12 @@ async function main(): Promise<void> {
     const http: Awaited<ReturnType<typeof commandRun>>[] = [];
     for (let r = 0; r < runs; r++) {
       raw.push(await rawPublish(link, Math.min(duration, 5), 256));
-      http.push(await commandRun(cluster.command));
-      console.error(`run ${r + 1}/${runs}: raw ${raw[r]!.toFixed(0)}/s, http ${http[r]!.rps.toFixed(0)}/s p99 ${http[r]!.p99} ms`);
+      http.push(await commandRun(cluster.command, () => new Map([...clusterRoles(cluster.pid), ['nats-server', [nats.pid]]])));
+      const us = http[r]!.cpuUs;
+      console.error(
+        `run ${r + 1}/${runs}: raw ${raw[r]!.toFixed(0)}/s, http ${http[r]!.rps.toFixed(0)}/s p99 ${http[r]!.p99} ms; CPU per command: ` +
+          `${Object.entries(us).map(([role, v]) => `${role} ${v} µs`).join(', ')}`,
+      );
     }
     await cluster.stop();
     const summary = {
@@ -89,13 +99,16 @@ async function main(): Promise<void> {
       p99Ms: median(http.map((h) => h.p99)),
       non2xx: http.reduce((s, h) => s + h.non2xx, 0),
       errors: http.reduce((s, h) => s + h.errors, 0),
+      cpuUs: Object.fromEntries(Object.keys(http[0]?.cpuUs ?? {}).map((role) => [role, median(http.map((h) => h.cpuUs[role] ?? 0))])),
     };
+    const converge = Object.entries(summary.cpuUs).filter(([role]) => role !== 'nats-server').reduce((sum, [, v]) => sum + v, 0);
     printTable('commands over HTTP vs raw JetStream publish (medians)', [
       ['raw JetStream publish, 256 in flight, one client', `${summary.rawPublishPerSec.toFixed(0)} msg/s`],
       [`commands over HTTP, ${connections} connections, ${shops} shops`, `${summary.commandsPerSec.toFixed(0)} /s`],
       ['ratio commands / raw publish (target ≥ 0.4)', (summary.commandsPerSec / summary.rawPublishPerSec).toFixed(2)],
       ['latency p50 / p99 (target p99 ≤ 50 ms)', `${summary.p50Ms} ms / ${summary.p99Ms} ms`],
       ['non-2xx / errors (target 0)', `${summary.non2xx} / ${summary.errors}`],
+      ['CPU per command in converge (target ≤ 250 µs)', `${converge} µs: ${Object.entries(summary.cpuUs).map(([role, v]) => `${role} ${v}`).join(', ')} µs`],
     ]);
     writeResult('commands', { runs, duration, connections, shops, workers: Number(values.workers), raw, http, summary });
   } finally {

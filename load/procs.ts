@@ -86,3 +86,48 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
     // already gone
   }
 }
+
+/** CPU a process has used so far, user and system, in ms; undefined once it is gone. */
+export function cpuMs(pid: number): number | undefined {
+  const stat = read(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  // After the command name in parentheses: state is field 3; utime and stime are 14 and 15, in clock ticks.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** Linux's USER_HZ: the clock ticks /proc counts CPU time in. */
+const CLOCK_TICKS = 100;
+
+/** The processes of a target by role (`worker`, `projector`, `primary`, `nats-server`), for measuring their CPU. */
+export type RolePids = ReadonlyMap<string, readonly number[]>;
+
+/**
+ * The CPU each role used between `sample()` and the returned `end()`, in ms. A process
+ * that exits meanwhile (a restarted worker) counts up to its last sample only.
+ */
+export function cpuOf(roles: () => RolePids): { end(): Map<string, number> } {
+  const first = new Map<number, number>();
+  for (const pids of roles().values()) for (const pid of pids) first.set(pid, cpuMs(pid) ?? 0);
+  return {
+    end() {
+      const used = new Map<string, number>();
+      for (const [role, pids] of roles()) {
+        let ms = 0;
+        for (const pid of pids) ms += Math.max(0, (cpuMs(pid) ?? 0) - (first.get(pid) ?? 0));
+        used.set(role, ms);
+      }
+      return used;
+    },
+  };
+}
+
+/** A converge cluster's processes by role: its primary, workers and projector. */
+export function clusterRoles(primaryPid: number): Map<string, number[]> {
+  const roles = new Map<string, number[]>([['primary', [primaryPid]]]);
+  for (const [role, pid] of clusterChildren(primaryPid)) {
+    const kind = role.startsWith('worker') ? 'worker' : role;
+    roles.set(kind, [...(roles.get(kind) ?? []), pid]);
+  }
+  return roles;
+}
