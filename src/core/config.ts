@@ -73,7 +73,7 @@ export const ConfigSchema = Type.Object(
     ),
     cluster: Type.Object(
       {
-        /** Worker processes; 0 means one per available core. */
+        /** Worker processes; 0 means one per available core but one, at least one. */
         workers: Type.Integer({ minimum: 0, maximum: 256 }),
         partitions: Type.Integer({ minimum: 1, maximum: 4096 }),
         shutdownTimeoutMs: PositiveInt,
@@ -151,7 +151,9 @@ export function validateConfig(merged: Record<string, unknown>): Config {
   }
   const config = merged as Config;
   refuseOpenNetworkListener(config.http);
-  if (config.cluster.workers === 0) config.cluster.workers = availableParallelism();
+  // The projector and nats-server take a core of their own: with a worker per core, workers forward
+  // half their commands to each other over NATS and gain nothing (see BENCHMARKS.md).
+  if (config.cluster.workers === 0) config.cluster.workers = Math.max(1, availableParallelism() - 1);
   return deepFreeze(config);
 }
 

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { availableParallelism } from 'node:os';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ t.test('defaults load, validate and freeze', async (t) => {
   const config = loadConfig({ dir, env: {} });
   t.equal(config.http.commandPort, 8080);
   t.equal(config.nats.url, '', 'no NATS URL means the embedded server');
-  t.ok(config.cluster.workers >= 1, 'workers 0 becomes the number of cores');
+  t.equal(config.cluster.workers, Math.max(1, availableParallelism() - 1), 'workers 0 becomes one per core but one, at least one');
   t.ok(Object.isFrozen(config.http), 'nested objects are frozen');
 });
 
