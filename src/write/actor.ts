@@ -36,8 +36,23 @@ export interface ExecuteOutput {
   readonly outcome: { readonly result: Executed['result'] } | { readonly error: Error };
 }
 
-/** `EXECUTE`: run this command now; sent by the host only while the actor is `idle`. */
-export type ActorEvent = { readonly type: 'EXECUTE'; readonly item: MailboxItem };
+/**
+ * `EXECUTE`: run this command now; sent by the host only while the actor is `idle`.
+ * `EXECUTED`: the run is over; sent by the actor to itself.
+ */
+export type ActorEvent = { readonly type: 'EXECUTE'; readonly item: MailboxItem } | { readonly type: 'EXECUTED'; readonly output: ExecuteOutput };
+
+/** Runs one command on the actor's memory; a fault is an outcome too, so the run always ends in `EXECUTED`. */
+async function run(context: ActorContext, item: MailboxItem): Promise<ExecuteOutput> {
+  const memory = context.memory!;
+  try {
+    const ctx = { ...context.env, aggregate: context.aggregate, readState: item.readState };
+    const executed = await executeCommand(ctx, memory, item.command);
+    return { memory: executed.memory, item, outcome: { result: executed.result } };
+  } catch (error) {
+    return { memory, item, outcome: { error: error as Error } };
+  }
+}
 
 interface ActorContext {
   readonly aggregate: AnyAggregate;
@@ -68,18 +83,14 @@ export const aggregateActor = setup({
     load: fromPromise<{ memory: Memory; snapshotVersion: number }, Pick<ActorContext, 'aggregate' | 'id' | 'env'>>(({ input }) =>
       rehydrate(input.aggregate, input.id, input.env),
     ),
-    execute: fromPromise<ExecuteOutput, Pick<ActorContext, 'aggregate' | 'env'> & { memory: Memory; item: MailboxItem }>(async ({ input }) => {
-      const { aggregate, env, memory, item } = input;
-      try {
-        const ctx = { ...env, aggregate, readState: item.readState };
-        const executed = await executeCommand(ctx, memory, item.command);
-        return { memory: executed.memory, item, outcome: { result: executed.result } };
-      } catch (error) {
-        return { memory, item, outcome: { error: error as Error } };
-      }
-    }),
   },
   actions: {
+    // A command runs outside the machine and reports back with EXECUTED: an invoked promise
+    // actor per command would create, start and stop a child actor every time.
+    execute: ({ context, event, self }) => {
+      if (event.type !== 'EXECUTE') return;
+      void run(context, event.item).then((output) => self.send({ type: 'EXECUTED', output }));
+    },
     settle: (_, output: ExecuteOutput) => {
       if ('result' in output.outcome) output.item.resolve(output.outcome.result);
       else output.item.reject(output.outcome.error);
@@ -113,16 +124,13 @@ export const aggregateActor = setup({
       on: { EXECUTE: { target: 'busy' } },
     },
     busy: {
-      invoke: {
-        src: 'execute',
-        // The event that entered `busy` carries the command.
-        input: ({ context, event }) => ({ aggregate: context.aggregate, env: context.env, memory: context.memory!, item: (event as ActorEvent).item }),
-        onDone: {
+      // The event that entered `busy` carries the command.
+      entry: 'execute',
+      on: {
+        EXECUTED: {
           target: 'idle',
           actions: [assign({ memory: ({ event }) => event.output.memory }), 'snapshot', { type: 'settle', params: ({ event }) => event.output }],
         },
-        // execute reports faults in its output; reaching here is a bug, and the host answers the command.
-        onError: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
       },
     },
     failed: { type: 'final' },
