@@ -1,3 +1,4 @@
+import * as hdr from 'hdr-histogram-js';
 import { json, type Answer } from './client.js';
 
 /** Latency percentiles in ms. */
@@ -18,15 +19,31 @@ export interface Second {
   readonly errors: number;
 }
 
-/** The percentiles of a list of ms figures (sorted in place). */
-export function percentiles(values: number[]): Percentiles {
-  values.sort((a, b) => a - b);
-  // Nearest rank: the smallest value with at least p of the values at or below it.
-  const at = (p: number) => round(values[Math.max(0, Math.ceil(values.length * p) - 1)] ?? 0);
-  return { count: values.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: round(values[values.length - 1] ?? 0) };
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+/**
+ * Latencies in an HDR histogram: constant memory however long the run, recorded in µs
+ * with `digits` significant digits (3: within 0.1%), reported in ms.
+ */
+export function latencies(digits: 1 | 2 | 3 | 4 | 5 = 3) {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: digits, useWebAssembly: false });
+  return {
+    record(ms: number): void {
+      h.recordValue(Math.min(3_600_000_000, Math.max(1, Math.round(ms * 1000))));
+    },
+    get count(): number {
+      return h.totalCount;
+    },
+    percentiles(): Percentiles {
+      if (h.totalCount === 0) return { count: 0, p50: 0, p90: 0, p99: 0, max: 0 };
+      const at = (p: number) => round(h.getValueAtPercentile(p) / 1000);
+      return { count: h.totalCount, p50: at(50), p90: at(90), p99: at(99), max: round(h.maxValue / 1000) };
+    },
+  };
 }
 
-const round = (ms: number) => Math.round(ms * 100) / 100;
+/** An HDR histogram of latencies. */
+export type Latencies = ReturnType<typeof latencies>;
 
 /**
  * Where a status is counted: `200`, `422 rejected/shop_closed`, `0 no reply`. A non-2xx
@@ -52,11 +69,11 @@ export function recorder() {
   let startedAt = Infinity;
   let endAt = Infinity;
   const inWindow = (sentAt: number) => sentAt >= startedAt && sentAt < endAt;
-  const all: number[] = [];
-  const byKind = new Map<string, number[]>();
+  const all = latencies();
+  const byKind = new Map<string, Latencies>();
   const statuses = new Map<string, number>();
-  const buckets: Array<{ latencies: number[]; errors: number }> = [];
-  const lags: number[] = [];
+  const buckets: Array<{ latencies: Latencies; errors: number }> = [];
+  const lags = latencies();
   let stale = 0;
 
   return {
@@ -70,22 +87,22 @@ export function recorder() {
       const sentAt = performance.now() - answer.ms;
       if (!inWindow(sentAt)) return;
       const second = Math.floor((sentAt - startedAt) / 1000);
-      while (buckets.length <= second) buckets.push({ latencies: [], errors: 0 });
+      while (buckets.length <= second) buckets.push({ latencies: latencies(2), errors: 0 });
       const bucket = buckets[second]!;
       const key = statusKey(answer);
       statuses.set(key, (statuses.get(key) ?? 0) + 1);
       if (answer.status === 0 || answer.status >= 500) bucket.errors++;
-      bucket.latencies.push(answer.ms);
-      all.push(answer.ms);
+      bucket.latencies.record(answer.ms);
+      all.record(answer.ms);
       let list = byKind.get(kind);
-      if (!list) byKind.set(kind, (list = []));
-      list.push(answer.ms);
+      if (!list) byKind.set(kind, (list = latencies()));
+      list.record(answer.ms);
     },
 
     /** A lag probe: ms from a command's reply until a read showed its change; `fresh` false if it did not. */
     lag(ms: number, fresh: boolean): void {
       if (!inWindow(performance.now() - ms)) return;
-      lags.push(ms);
+      lags.record(ms);
       if (!fresh) stale++;
     },
 
@@ -104,22 +121,22 @@ export function recorder() {
       const ok = [...statuses].filter(([k]) => /^2\d\d$/.test(k)).reduce((s, [, n]) => s + n, 0);
       return {
         durationS: round(durationS),
-        requests: all.length,
-        throughput: round(all.length / durationS),
+        requests: all.count,
+        throughput: round(all.count / durationS),
         okThroughput: round(ok / durationS),
-        latency: percentiles([...all]),
-        byKind: Object.fromEntries([...byKind].map(([k, v]) => [k, { ...percentiles([...v]), perSec: round(v.length / durationS) }])),
+        latency: all.percentiles(),
+        byKind: Object.fromEntries([...byKind].map(([k, v]) => [k, { ...v.percentiles(), perSec: round(v.count / durationS) }])),
         statuses: Object.fromEntries([...statuses].sort(([a], [b]) => a.localeCompare(b))),
         errors: [...statuses].filter(([k]) => k.startsWith('0 ') || k.startsWith('5')).reduce((s, [, n]) => s + n, 0),
-        lag: { ...percentiles([...lags]), stale },
+        lag: { ...lags.percentiles(), stale },
         seconds: buckets.slice(0, Math.ceil(durationS)).map((b, t) => second(t, b)),
       };
     },
   };
 }
 
-function second(t: number, b: { latencies: number[]; errors: number }): Second {
-  const p = percentiles([...b.latencies]);
+function second(t: number, b: { latencies: Latencies; errors: number }): Second {
+  const p = b.latencies.percentiles();
   return { t, requests: p.count, p50: p.p50, p99: p.p99, errors: b.errors };
 }
 

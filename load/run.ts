@@ -1,4 +1,4 @@
-import { httpClient } from './client.js';
+import { httpClient, type Call } from './client.js';
 import { recorder, type Summary } from './recorder.js';
 import { orderQueues, scenarios, seed, writeThenRead, type RunContext, type Target } from './scenarios.js';
 import { cpuOf } from './procs.js';
@@ -64,24 +64,18 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
     const probeShop = shops[shops.length - 1]!;
 
     const until = performance.now() + (options.warmupS + options.durationS) * 1000;
-    let slot = 0;
-    const gap = options.rate ? 1000 / options.rate : 0;
-    const paced = performance.now();
     let cpu: ReturnType<typeof cpuOf> | undefined;
     const warm = sleep(options.warmupS * 1000).then(() => {
       rec.start(options.durationS);
       probeRec.start(options.durationS);
       if (target.roles) cpu = cpuOf(target.roles);
     });
-    const loops = Array.from({ length: options.connections }, async () => {
-      while (performance.now() < until) {
-        if (gap) {
-          const wait = paced + slot++ * gap - performance.now();
-          if (wait > 0) await sleep(wait);
-          if (performance.now() >= until) break;
-        }
-        await scenario.step(ctx);
-      }
+    const loops = drive(options.connections, until, options.rate, () => {
+      const mine: RunContext = options.rate ? { ...ctx, pace: { lateMs: 0 } } : ctx;
+      return (lateMs) => {
+        if (mine.pace) mine.pace.lateMs = lateMs;
+        return scenario.step(mine);
+      };
     });
     const probe = (async () => {
       if (scenario.name === 'read-your-writes') return;
@@ -101,7 +95,7 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
       }
     };
     ticker = setInterval(() => progress(rec.completeSeconds() - 1), 1000);
-    await Promise.all([...loops, probe, warm]);
+    await Promise.all([loops, probe, warm]);
     progress(options.durationS - 1);
     const used = cpu?.end();
     const lag = (scenario.name === 'read-your-writes' ? rec : probeRec).summary(options.durationS).lag;
@@ -112,6 +106,78 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
     clearInterval(ticker);
     client.close();
     side.close();
+  }
+}
+
+/**
+ * Runs `connections` loops until `until` (a `performance.now()` time), each calling its
+ * step again as soon as the last one is done. Under `rate` (steps/s across all loops), the
+ * steps take slots of one fixed schedule instead, and each step is told how late it
+ * started against its slot: counting that wait in the step's first latency corrects the
+ * figures for coordinated omission, so a system that falls behind the schedule shows it.
+ */
+export async function drive(
+  connections: number,
+  until: number,
+  rate: number | undefined,
+  loop: () => (lateMs: number) => Promise<unknown>,
+): Promise<void> {
+  const gap = rate ? 1000 / rate : 0;
+  const start = performance.now();
+  let slot = 0;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const step = loop();
+      while (performance.now() < until) {
+        let late = 0;
+        if (gap) {
+          const wait = start + slot++ * gap - performance.now();
+          if (wait > 0) await sleep(wait);
+          if (performance.now() >= until) break;
+          late = Math.max(0, -wait);
+        }
+        await step(late);
+      }
+    }),
+  );
+}
+
+/** A bench phase's figures: replies per second, latency in ms, and what went wrong. */
+export interface PhaseResult {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  /** Replies with a status other than 2xx. */
+  readonly non2xx: number;
+  /** Requests with no reply at all (socket error or timeout). */
+  readonly errors: number;
+}
+
+/**
+ * One bench phase with the load tool's client: `call()` on `connections` connections for
+ * `durationS` seconds, back to back or paced to `rate` requests/s (corrected for
+ * coordinated omission, as `drive` says). Stops by itself and closes its sockets.
+ */
+export async function phase(opts: { connections: number; durationS: number; rate?: number; call: () => Call }): Promise<PhaseResult> {
+  const client = httpClient(opts.connections);
+  const rec = recorder();
+  try {
+    rec.start(opts.durationS);
+    await drive(opts.connections, performance.now() + opts.durationS * 1000, opts.rate, () => async (lateMs) => {
+      const answer = await client.send(opts.call());
+      rec.record('request', lateMs > 0 ? { ...answer, ms: answer.ms + lateMs } : answer);
+    });
+    const s = rec.summary(opts.durationS);
+    const count = (match: (status: string) => boolean) => Object.entries(s.statuses).filter(([k]) => match(k)).reduce((sum, [, n]) => sum + n, 0);
+    return {
+      rps: s.throughput,
+      p50: s.latency.p50,
+      p99: s.latency.p99,
+      non2xx: count((k) => !/^2\d\d$/.test(k) && !k.startsWith('0 ')),
+      errors: count((k) => k.startsWith('0 ')),
+    };
+  } finally {
+    client.close();
   }
 }
 

@@ -22,6 +22,12 @@ export interface RunContext {
   readonly prefix: string;
   /** Orders this run placed, waiting for their next step; shared by all its connections. */
   readonly orders: OrderQueues;
+  /**
+   * Under `--rate`, how late this connection started its step against the step's slot in
+   * the schedule. The step's first request counts that wait in its latency (the
+   * coordinated-omission correction): a system that falls behind the schedule shows it.
+   */
+  readonly pace?: { lateMs: number };
 }
 
 /** Orders in flight through their lifecycle. */
@@ -57,7 +63,9 @@ const ok = (a: Answer) => a.status >= 200 && a.status < 300;
 /** Sends a call and records its answer under `kind`. */
 async function send(ctx: RunContext, kind: string, call: Call): Promise<Answer> {
   const answer = await ctx.client.send(call);
-  ctx.rec.record(kind, answer);
+  const late = ctx.pace?.lateMs ?? 0;
+  if (late > 0) ctx.pace!.lateMs = 0;
+  ctx.rec.record(kind, late > 0 ? { ...answer, ms: answer.ms + late } : answer);
   return answer;
 }
 

@@ -10,11 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { connectNats } from '../../src/nats/connection.js';
 import { launchNatsServer } from '../../src/nats/server.js';
 import { startCluster } from '../../load/cluster.js';
+import { phase } from '../../load/run.js';
 import { rawPublish } from '../../load/limits.js';
 import { median, printTable, writeResult } from './report.js';
 import { clusterRoles, cpuOf, type RolePids } from '../../load/procs.js';
@@ -50,26 +50,19 @@ async function seed(base: string): Promise<void> {
 async function commandRun(base: string, roles: () => RolePids): Promise<{ rps: number; p50: number; p99: number; non2xx: number; errors: number; cpuUs: Record<string, number> }> {
   let n = 0;
   const cpu = cpuOf(roles);
-  const result = await autocannon({
-    url: base,
+  const result = await phase({
     connections,
-    duration,
-    requests: [
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => {
-          n++;
-          return { ...req, path: `/shops/bench-${n % shops}/change-menu-price`, body: JSON.stringify({ menuId: 'm1', price: 1000 + (n % 9000) }) };
-        },
-      },
-    ],
+    durationS: duration,
+    call: () => {
+      n++;
+      return { method: 'POST', url: `${base}/shops/bench-${n % shops}/change-menu-price`, body: { menuId: 'm1', price: 1000 + (n % 9000) } };
+    },
   });
-  // CPU per 2xx by role: the bench's own process (autocannon) is not among them.
+  // CPU per 2xx by role: the bench's own process (the load client) is not among them.
   const used = cpu.end();
-  const ok = result['2xx'];
+  const ok = Math.round((result.rps * duration) - result.non2xx - result.errors);
   const cpuUs = Object.fromEntries([...used].map(([role, ms]) => [role, ok > 0 ? Math.round((ms * 1000) / ok) : 0]));
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts, cpuUs };
+  return { ...result, cpuUs };
 }
 
 async function main(): Promise<void> {

@@ -13,13 +13,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { eventSubject } from '../../src/store/jetstream.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { launchNatsServer } from '../../src/nats/server.js';
 import { shopHistoryCommit } from './history.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
+import { phase, type PhaseResult } from '../../load/run.js';
 import { median, printTable, writeResult } from './report.js';
 
 const { values } = parseArgs({
@@ -107,22 +107,10 @@ async function awaitSeeded(query: string, position: number): Promise<void> {
   }
 }
 
-interface GetRun {
-  readonly rps: number;
-  readonly p50: number;
-  readonly p99: number;
-  readonly non2xx: number;
-  readonly errors: number;
-}
+type GetRun = PhaseResult;
 
 async function getRun(base: string, path: () => string): Promise<GetRun> {
-  const result = await autocannon({
-    url: base,
-    connections,
-    duration,
-    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: path() }) }],
-  });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors + result.timeouts };
+  return phase({ connections, durationS: duration, call: () => ({ method: 'GET', url: base + path() }) });
 }
 
 interface LagRun {
@@ -175,22 +163,12 @@ async function lagRun(cluster: Cluster): Promise<LagRun> {
   };
 
   const started = performance.now();
-  const load = autocannon({
-    url: cluster.command,
+  // Paced by the load client, which counts a late start in the latency (coordinated omission).
+  const load = phase({
     connections,
-    duration: seconds,
-    overallRate: LAG_RATE,
-    requests: [
-      {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        setupRequest: (req) => ({
-          ...req,
-          path: `/shops/${randomShop()}/change-menu-price`,
-          body: JSON.stringify({ menuId: 'm1', price: randomPrice() }),
-        }),
-      },
-    ],
+    durationS: seconds,
+    rate: LAG_RATE,
+    call: () => ({ method: 'POST', url: `${cluster.command}/shops/${randomShop()}/change-menu-price`, body: { menuId: 'm1', price: randomPrice() } }),
   });
   // Probes start on a fixed schedule (not one after another), so a slow read does not thin them out.
   const inFlight: Promise<void>[] = [];
@@ -205,11 +183,11 @@ async function lagRun(cluster: Cluster): Promise<LagRun> {
   const elapsed = (performance.now() - started) / 1000;
   return {
     seconds,
-    loadCommands: result['2xx'],
+    loadCommands: Math.round(result.rps * seconds) - result.non2xx - result.errors,
     loadNon2xx: result.non2xx,
-    loadErrors: result.errors + result.timeouts,
+    loadErrors: result.errors,
     probes,
-    commandRate: (result['2xx'] + probeCommands) / elapsed,
+    commandRate: (Math.round(result.rps * seconds) - result.non2xx - result.errors + probeCommands) / elapsed,
     lagP50: percentile(lags, 50),
     lagP99: percentile(lags, 99),
     lagMax: lags.length ? Math.max(...lags) : Number.NaN,

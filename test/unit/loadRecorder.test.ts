@@ -1,13 +1,27 @@
 import t from 'tap';
 import { barChart, runChart } from '../../load/chart.js';
 import { origin } from '../../load/profile.js';
-import { percentiles, recorder } from '../../load/recorder.js';
+import { latencies, recorder } from '../../load/recorder.js';
+import { drive } from '../../load/run.js';
 
-t.test('percentiles pick the value at each rank of the sorted list', async (t) => {
-  const values = Array.from({ length: 100 }, (_, i) => 100 - i); // 100 … 1, unsorted
-  t.same(percentiles(values), { count: 100, p50: 50, p90: 90, p99: 99, max: 100 }, 'nearest rank');
-  t.same(percentiles([]), { count: 0, p50: 0, p90: 0, p99: 0, max: 0 }, 'an empty run reports zeros, not NaN');
-  t.same(percentiles([7]), { count: 1, p50: 7, p90: 7, p99: 7, max: 7 });
+t.test('latencies report each percentile within 0.1%, in constant memory', async (t) => {
+  const h = latencies();
+  for (let i = 100; i >= 1; i--) h.record(i); // 100 … 1 ms, unsorted
+  const p = h.percentiles();
+  t.equal(p.count, 100);
+  for (const [name, want] of [['p50', 50], ['p90', 90], ['p99', 99], ['max', 100]] as const) {
+    t.ok(Math.abs(p[name] - want) <= want * 0.001 + 0.01, `${name} ${p[name]} is ${want} within 0.1%`);
+  }
+  t.same(latencies().percentiles(), { count: 0, p50: 0, p90: 0, p99: 0, max: 0 }, 'an empty run reports zeros, not NaN');
+  const one = latencies();
+  one.record(7);
+  t.same(one.percentiles(), { count: 1, p50: 7, p90: 7, p99: 7, max: 7 });
+  const many = latencies();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < 2_000_000; i++) many.record(1 + (i % 5000) / 10);
+  t.equal(many.count, 2_000_000);
+  // A list of them would take 16 MB.
+  t.ok(process.memoryUsage().heapUsed - before < 4_000_000, 'recording 2,000,000 latencies does not keep them');
 });
 
 t.test('the recorder counts requests sent in the measured window and names each status by its code', async (t) => {
@@ -67,4 +81,22 @@ t.test('profile frames are grouped by package, node module or project file', asy
   t.equal(origin('node:internal/streams/writable', 'write'), 'node:internal');
   t.equal(origin('file:///w/dist/src/actorHost.js', 'obtain'), 'src/actorHost.js');
   t.equal(origin('', '(garbage collector)'), '(garbage collector)');
+});
+
+t.test('paced steps that fall behind their schedule are told how late they start (coordinated omission)', async (t) => {
+  const lates: number[] = [];
+  // 100 steps/s on one connection, each step taking 30 ms: every step starts later than its slot.
+  await drive(1, performance.now() + 400, 100, () => async (late) => {
+    lates.push(late);
+    await new Promise((r) => setTimeout(r, 30));
+  });
+  t.ok(lates.length >= 5 && lates.length <= 14, `${lates.length} steps in 400 ms`);
+  t.ok(lates.at(-1)! > 100, `the last step started ${lates.at(-1)} ms after its slot`);
+  t.ok(lates.every((late, i) => i === 0 || late >= lates[i - 1]!), 'the backlog only grows');
+  const unpaced: number[] = [];
+  await drive(2, performance.now() + 100, undefined, () => async (late) => {
+    unpaced.push(late);
+    await new Promise((r) => setTimeout(r, 10));
+  });
+  t.ok(unpaced.length > 0 && unpaced.every((late) => late === 0), 'back-to-back steps are never late');
 });
