@@ -2,12 +2,15 @@ import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { createRequester, type Requester } from './requests.js';
 
 /** A NATS connection that reconnects forever and knows, synchronously, whether it is up. */
 export interface NatsLink {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
+  /** Request-reply for the command path (appends, forwarded commands); see `createRequester`. */
+  readonly requests: Requester;
   /** False while disconnected, so callers can fail fast instead of waiting for a timeout. */
   isConnected(): boolean;
   /** Calls `listener` after each reconnect; answers a function that removes it. */
@@ -72,10 +75,12 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
   })();
   const js = jetstream(nc, { timeout: opts.timeoutMs });
   const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs });
+  const requests = createRequester(nc);
   return {
     nc,
     js,
     jsm,
+    requests,
     isConnected: () => connected && !nc.isClosed(),
     onReconnect: (listener) => {
       reconnectListeners.add(listener);
@@ -83,6 +88,7 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
     },
     close: async () => {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+      requests.close();
     },
   };
 }

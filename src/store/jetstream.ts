@@ -6,10 +6,9 @@ import {
   StorageType,
   type JsMsg,
   type OrderedConsumerOptions,
-  type PubAck,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import {
   StoreChangedError,
@@ -101,6 +100,14 @@ export function storeIdentityOf(
   return name === undefined ? { stream } : { stream, server: name };
 }
 
+/** What JetStream answers a publish: the stored sequence, or why it refused. */
+interface PublishAck {
+  readonly stream?: string;
+  readonly seq?: number;
+  readonly duplicate?: boolean;
+  readonly error?: { readonly code: number; readonly err_code?: number; readonly description?: string };
+}
+
 /** Opens the event store on `EVENTS` over a NATS link; the stream must exist (see `ensureEventStream`). */
 export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number }): EventStore {
   const unavailable = (err: unknown) =>
@@ -169,21 +176,26 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     async append(commit, expectedPosition) {
       guard();
       const subject = eventSubject(commit.aggregate, commit.id);
-      let ack: PubAck;
+      const h = headers();
+      // Scoped by aggregate so one client key cannot collide across aggregates.
+      h.set('Nats-Msg-Id', `${commit.aggregate}.${commit.id}.${commit.commandId}`);
+      h.set('Nats-Expected-Last-Subject-Sequence', String(expectedPosition));
+      let ack: PublishAck;
       try {
-        ack = await link.js.publish(subject, JSON.stringify(commit), {
-          // Scoped by aggregate so one client key cannot collide across aggregates.
-          msgID: `${commit.aggregate}.${commit.id}.${commit.commandId}`,
-          expect: { lastSubjectSequence: expectedPosition },
-          timeout: opts.publishTimeoutMs,
-        });
+        // A JetStream publish, answered by the stream with its ack (see `PublishAck`).
+        const reply = await link.requests.request(subject, JSON.stringify(commit), { timeoutMs: opts.publishTimeoutMs, headers: h });
+        ack = reply.json<PublishAck>();
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
-          throw new WrongExpectedPositionError(subject, expectedPosition, { cause: err });
-        }
         throw unavailable(err);
       }
-      return { position: ack.seq, duplicate: ack.duplicate };
+      if (ack.error) {
+        if (ack.error.err_code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw new WrongExpectedPositionError(subject, expectedPosition, { cause: new Error(ack.error.description) });
+        }
+        throw unavailable(new Error(`${ack.error.description ?? 'JetStream refused the append'} (${ack.error.err_code ?? ack.error.code})`));
+      }
+      if (typeof ack.seq !== 'number') throw unavailable(new Error('JetStream answered the append without a sequence'));
+      return { position: ack.seq, duplicate: ack.duplicate === true };
     },
 
     read: (aggregate, id, afterPosition) =>

@@ -1,4 +1,4 @@
-import { RequestError, type Msg, type Subscription } from '@nats-io/transport-node';
+import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { AggregateRef } from '../core/aggregate.js';
 import {
@@ -12,6 +12,7 @@ import {
 } from '../core/errors.js';
 import { ownerOf, partitionOf } from '../core/partition.js';
 import type { NatsLink } from '../nats/connection.js';
+import { NoRespondersError } from '../nats/requests.js';
 import type { CommandEnvelope, CommandResult, StateView } from './execute.js';
 import type { ActorHost } from './host.js';
 
@@ -56,13 +57,13 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     if (!link.isConnected()) throw new EventStoreUnavailableError();
     let msg: Msg;
     try {
-      msg = await link.nc.request(commandSubject(partition), JSON.stringify(request), { timeout: opts.timeoutMs });
+      msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), { timeoutMs: opts.timeoutMs });
     } catch (err) {
       // "No responders" comes from the server: nobody subscribes to the partition, so the
       // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
       // come after the owner took it, and the owner may have committed the command. A state
       // read changes nothing, so it is safe to retry whatever failed it.
-      const ranNowhere = err instanceof RequestError && err.isNoResponders();
+      const ranNowhere = err instanceof NoRespondersError;
       if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
       log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
       throw new OutcomeUnknownError(partition, { cause: err });

@@ -1,0 +1,47 @@
+import t from 'tap';
+import { connect, headers } from '@nats-io/transport-node';
+import { createRequester, NoRespondersError, RequestTimeoutError } from '../../src/nats/requests.js';
+import { startTestNats } from '../helpers/nats.js';
+
+t.test('request-reply over one inbox subscription on a real nats-server', async (t) => {
+  const nats = await startTestNats(t);
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const requests = createRequester(nc, { sweepMs: 20 });
+  t.teardown(() => requests.close());
+  nc.subscribe('echo', { callback: (_err, msg) => void msg.respond(`${msg.string()}:${msg.headers?.get('x-tag') ?? ''}`) });
+  nc.subscribe('silent', { callback: () => undefined });
+  await nc.flush();
+
+  t.test('each request gets its own reply, headers included', async (t) => {
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => {
+        const h = headers();
+        h.set('x-tag', `t${i}`);
+        return requests.request('echo', `m${i}`, { timeoutMs: 2000, headers: h });
+      }),
+    );
+    t.same(replies.map((m) => m.string()), Array.from({ length: 50 }, (_, i) => `m${i}:t${i}`));
+  });
+
+  t.test('a subject nobody listens on fails at once with NoRespondersError', async (t) => {
+    const started = performance.now();
+    await t.rejects(requests.request('nobody', 'x', { timeoutMs: 5000 }), NoRespondersError);
+    t.ok(performance.now() - started < 2000, 'long before the timeout');
+  });
+
+  t.test('a request without a reply fails with RequestTimeoutError after its timeout', async (t) => {
+    const started = performance.now();
+    await t.rejects(requests.request('silent', 'x', { timeoutMs: 150 }), RequestTimeoutError);
+    const took = performance.now() - started;
+    t.ok(took >= 150 && took < 1500, `after ${Math.round(took)} ms`);
+  });
+
+  t.test('closing fails what is pending and refuses new requests', async (t) => {
+    const other = createRequester(nc);
+    const pending = other.request('silent', 'x', { timeoutMs: 10_000 });
+    other.close();
+    await t.rejects(pending, /closing/);
+    await t.rejects(other.request('echo', 'x', { timeoutMs: 1000 }), /closed/);
+  });
+});
