@@ -8,7 +8,7 @@ import { subscribers } from '../integration/subscribers.js';
 import { connectNats, type NatsLink } from '../nats/connection.js';
 import { openViewStore, type LmdbViewStore } from '../read/lmdbViews.js';
 import { createProjectionRunner, type ProjectionRunner } from '../read/runner.js';
-import { publishViewsStatus, viewsStatusSubject, type ViewsStatus } from '../read/status.js';
+import { nudgeApplied, publishViewsStatus, viewsAppliedSubject, viewsStatusSubject, type ViewsStatus } from '../read/status.js';
 import { bindViewsToHead } from '../read/storeIdentity.js';
 import { verifyViews } from '../read/verify.js';
 import { createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
@@ -60,6 +60,7 @@ export async function startProjector(
     log,
     streamId,
     onStoreChanged,
+    onApplied: nudgeApplied(link, viewsAppliedSubject(viewsPath(config))),
   });
   runner.start();
   const notifier: Notifier = startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });

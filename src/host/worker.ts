@@ -6,7 +6,7 @@ import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
 import { connectNats, type NatsLink } from '../nats/connection.js';
 import { openViewStore } from '../read/lmdbViews.js';
-import { followViewsStatus, viewsStatusSubject } from '../read/status.js';
+import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
 import { viewsBoundTo } from '../read/storeIdentity.js';
 import { createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
 import { createActorHost, type ActorHost } from '../write/host.js';
@@ -73,6 +73,7 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
 
   const views = openViewStore(viewsPath(config));
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(viewsPath(config)));
+  const applied = followApplied(link, viewsAppliedSubject(viewsPath(config)));
   const queryApp = await buildQueryApp({
     aggregates,
     routes: app.routes,
@@ -86,6 +87,7 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
     streamHead: () => (store.isAvailable() ? store.head().then((h) => h.lastPosition, () => undefined) : Promise.resolve(undefined)),
     projections: app.projections.map((p) => p.name),
     viewsStatus: viewsStatus.latest,
+    applied,
     viewsBound: viewsBoundTo(views, (await store.head()).identity),
   });
   await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
@@ -106,6 +108,7 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
       await Promise.all([commandApp.close(), queryApp.close()]);
       clearTimeout(forced);
       viewsStatus.stop();
+      applied.stop();
       await link.close();
       await snapshots.close();
       await views.close();

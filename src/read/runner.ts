@@ -72,6 +72,8 @@ export interface RunnerOptions extends PipelineOptions {
    * must then be reset, which only happens at start (see `bindViewsToStore`).
    */
   readonly onStoreChanged?: (reason: string) => void;
+  /** Called after each batch the live views have committed, to wake readers waiting for a position. */
+  readonly onApplied?: () => void;
 }
 
 interface Rebuild {
@@ -120,7 +122,14 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
   const liveFrom = () => Math.min(...targets.map((t) => views.checkpoint(t.projection.name, t.gen)));
   const startLive = (): void => {
     live?.stop();
-    live = superviseFeed({ ...feedOptions, name: 'projections', from: liveFrom, apply: applyTo(targets) });
+    const apply = applyTo(targets);
+    const applied = opts.onApplied;
+    live = superviseFeed({
+      ...feedOptions,
+      name: 'projections',
+      from: liveFrom,
+      apply: applied ? (batch) => (apply(batch), applied()) : apply,
+    });
   };
 
   /** Every checkpoint this runner writes: each projection's active generation and those being rebuilt. */

@@ -84,3 +84,59 @@ export function followViewsStatus(link: NatsLink, subject: string): ViewsStatusF
   });
   return { latest: () => latest, stop: () => sub.unsubscribe() };
 }
+
+/**
+ * The subject on which a host's projector nudges its query workers after each batch the
+ * live views committed: an empty message, since the position is in the views themselves.
+ */
+export function viewsAppliedSubject(viewsPath: string): string {
+  return viewsStatusSubject(viewsPath).replace('converge.status.views.', 'converge.applied.views.');
+}
+
+/** Sends the nudge; best effort, as readers also look again on their own. */
+export function nudgeApplied(link: NatsLink, subject: string): () => void {
+  return () => {
+    if (!link.isConnected()) return;
+    try {
+      link.nc.publish(subject);
+    } catch {
+      // The connection closed meanwhile; readers fall back to looking again after a while.
+    }
+  };
+}
+
+/** What a query worker waits on for a view to move: the projector's next nudge. */
+export interface AppliedWaiter {
+  /** Resolves at the projector's next nudge, or after `ms` if none comes (NATS away, a nudge lost). */
+  next(ms: number): Promise<void>;
+  stop(): void;
+}
+
+/** Follows the projector's nudges on `subject`. */
+export function followApplied(link: NatsLink, subject: string): AppliedWaiter {
+  let waiting: Array<() => void> = [];
+  const wakeAll = () => {
+    const woken = waiting;
+    waiting = [];
+    for (const wake of woken) wake();
+  };
+  const sub = link.nc.subscribe(subject, { callback: wakeAll });
+  return {
+    next: (ms) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          waiting = waiting.filter((w) => w !== wake);
+          resolve();
+        }, ms);
+        const wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        waiting.push(wake);
+      }),
+    stop: () => {
+      sub.unsubscribe();
+      wakeAll();
+    },
+  };
+}
