@@ -20,6 +20,7 @@ import { rawPublish } from './limits.js';
 import { runLoad, type LoadResult } from './run.js';
 import { scenarios } from './scenarios.js';
 import { startTarget, targetNames, type TargetName } from './targets.js';
+import { defaultWorkers } from '../src/core/config.js';
 
 
 const { values } = parseArgs({
@@ -30,7 +31,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '32' },
     shops: { type: 'string', default: '1000' },
     orders: { type: 'string', default: '2' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string', default: String(defaultWorkers()) },
     targets: { type: 'string', default: targetNames.join(',') },
     scenarios: { type: 'string', default: 'commands,reads,mixed,contention,read-your-writes,bare' },
     'report-only': { type: 'boolean', default: false },

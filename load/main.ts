@@ -3,7 +3,7 @@
  *
  *   npm run load -- <scenario> [--duration 10] [--connections 32] [--shops 1000] [--rate N]
  *                  [--hot 4] [--orders 2] [--warmup 3] [--target converge|crud|emmett] [--spawn]
- *                  [--command-url URL] [--query-url URL] [--workers 2] [--pg-sync off|on] [--out load-results]
+ *                  [--command-url URL] [--query-url URL] [--workers n (default: as npm start)] [--pg-sync off|on] [--out load-results]
  *
  * Scenarios: commands, reads, mixed, contention, read-your-writes, and bare (a bare route, the ceiling). Converge is loaded where
  * `npm start` serves it (127.0.0.1:8080 and :8081) unless `--spawn` starts a private cluster
@@ -19,6 +19,7 @@ import { assertLoopback } from './client.js';
 import { describe, runLoad, type LoadOptions } from './run.js';
 import { scenarios, type Target } from './scenarios.js';
 import { startTarget, targetNames, type Started, type TargetName } from './targets.js';
+import { defaultWorkers } from '../src/core/config.js';
 
 const usage = `usage: npm run load -- <${Object.keys(scenarios).join('|')}> [--duration s] [--connections n] [--shops n] [--rate steps/s]
        [--hot n] [--orders n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--pg-sync off|on] [--out dir]`;
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
     warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 3, 600),
     progress: true,
   };
-  const workers = positive('workers', values.workers, 2, 64);
+  const workers = positive('workers', values.workers, defaultWorkers(), 64);
   const pgSync = values['pg-sync'];
   if (pgSync !== 'on' && pgSync !== 'off') fail(`--pg-sync must be on or off, not ${pgSync}`);
 

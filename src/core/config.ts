@@ -151,10 +151,17 @@ export function validateConfig(merged: Record<string, unknown>): Config {
   }
   const config = merged as Config;
   refuseOpenNetworkListener(config.http);
-  // The projector and nats-server take a core of their own: with a worker per core, workers forward
-  // half their commands to each other over NATS and gain nothing (see BENCHMARKS.md).
-  if (config.cluster.workers === 0) config.cluster.workers = Math.max(1, availableParallelism() - 1);
+  if (config.cluster.workers === 0) config.cluster.workers = defaultWorkers();
   return deepFreeze(config);
+}
+
+/**
+ * `cluster.workers: 0`: one worker per core but one, at least one. The projector and
+ * nats-server take a core of their own; with a worker per core, workers forward half
+ * their commands to each other over NATS and gain nothing (see BENCHMARKS.md).
+ */
+export function defaultWorkers(): number {
+  return Math.max(1, availableParallelism() - 1);
 }
 
 /** True for hosts only this machine can reach: 127.0.0.0/8, ::1 and localhost. */

@@ -1,5 +1,5 @@
 /**
- * Commands over HTTP against the cluster (2 workers, 1,000 shops) beside raw
+ * Commands over HTTP against the cluster (as many workers as npm start runs, 1,000 shops) beside raw
  * JetStream publish throughput from one client, measured in the same run.
  *
  *   npm run bench            # or: node dist/test/bench/commands.js [--runs 3 --duration 8 --connections 64]
@@ -18,6 +18,7 @@ import { phase } from '../../load/run.js';
 import { rawPublish } from '../../load/limits.js';
 import { median, printTable, writeResult } from './report.js';
 import { clusterRoles, cpuOf, type RolePids } from '../../load/procs.js';
+import { defaultWorkers } from '../../src/core/config.js';
 
 const { values } = parseArgs({
   options: {
@@ -25,7 +26,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8' },
     connections: { type: 'string', default: '64' },
     shops: { type: 'string', default: '1000' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string', default: String(defaultWorkers()) },
   },
 });
 const runs = Number(values.runs);

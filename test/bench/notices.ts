@@ -18,13 +18,14 @@ import { launchNatsServer } from '../../src/nats/server.js';
 import type { Notice } from '../../src/integration/notifier.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
+import { defaultWorkers } from '../../src/core/config.js';
 
 const { values } = parseArgs({
   options: {
     commands: { type: 'string', default: '2000' },
     rate: { type: 'string', default: '500' },
     shops: { type: 'string', default: '100000' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string', default: String(defaultWorkers()) },
   },
 });
 

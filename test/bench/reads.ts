@@ -1,11 +1,11 @@
 /**
- * Read-side benchmarks against the cluster (2 workers + projector, 1,000 shops), each
+ * Read-side benchmarks against the cluster (workers as npm start runs them + projector, 1,000 shops), each
  * measured against a limit from the same run (the targets are in BENCHMARKS.md):
  *   1. `GET /shops/<id>` beside a bare Fastify route (`/health` on the same query port);
  *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s;
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
  *
- *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers 2]
+ *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers n]
  *
  * Loopback only; every phase is bounded in time and the script stops everything it started.
  */
@@ -21,6 +21,7 @@ import { shopHistoryCommit } from './history.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { phase, type PhaseResult } from '../../load/run.js';
 import { median, printTable, writeResult } from './report.js';
+import { defaultWorkers } from '../../src/core/config.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,7 +29,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
     shops: { type: 'string', default: '1000' },
-    workers: { type: 'string', default: '2' },
+    workers: { type: 'string', default: String(defaultWorkers()) },
   },
 });
 const runs = Number(values.runs);
