@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 
@@ -29,6 +29,12 @@ export const ConfigSchema = Type.Object(
          */
         embeddedAuth: Type.Boolean(),
         requestTimeoutMs: PositiveInt,
+        /**
+         * Copies of `EVENTS`, `NOTIFY` and `REPLAY` on a NATS cluster (JetStream's
+         * `num_replicas`): 1 on a single server, 3 on a 3-node cluster. A stream made with
+         * another count is scaled to this one at start.
+         */
+        replicas: Type.Integer({ minimum: 1, maximum: 5 }),
         /** Credentials for a server converge does not launch: a user and password, a token, or a creds file. */
         user: Type.String(),
         password: Type.String(),
@@ -73,6 +79,8 @@ export const ConfigSchema = Type.Object(
     ),
     cluster: Type.Object(
       {
+        /** Names this host among several on one NATS; empty: the machine's hostname. */
+        hostId: Type.String(),
         /** Worker processes; 0 means one per available core but one, at least one. */
         workers: Type.Integer({ minimum: 0, maximum: 256 }),
         partitions: Type.Integer({ minimum: 1, maximum: 4096 }),
@@ -152,6 +160,7 @@ export function validateConfig(merged: Record<string, unknown>): Config {
   const config = merged as Config;
   refuseOpenNetworkListener(config.http);
   if (config.cluster.workers === 0) config.cluster.workers = defaultWorkers();
+  if (config.cluster.hostId === '') config.cluster.hostId = hostname();
   return deepFreeze(config);
 }
 

@@ -33,8 +33,8 @@ export async function startProjector(
   app: Pick<ConvergeApp, 'aggregates' | 'projections'>,
 ): Promise<Projector> {
   const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log, auth: natsAuthOf(config) });
-  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs);
-  await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs);
+  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
+  await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
   const store = createJetStreamEventStore(link, config.eventStore);
   const views = openViewStore(viewsPath(config));
   // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
@@ -60,7 +60,7 @@ export async function startProjector(
     log,
     streamId,
     onStoreChanged,
-    onApplied: nudgeApplied(link, viewsAppliedSubject(viewsPath(config))),
+    onApplied: nudgeApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config))),
   });
   runner.start();
   const notifier: Notifier = startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });
@@ -82,7 +82,7 @@ export async function startProjector(
   };
   const publisher = publishViewsStatus(
     link,
-    viewsStatusSubject(viewsPath(config)),
+    viewsStatusSubject(config.cluster.hostId, viewsPath(config)),
     () => {
       const s = status();
       if (s.eventStore.reachable) notifier.check(s.eventStore.lastPosition);

@@ -42,7 +42,7 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
     timeoutMs: config.nats.requestTimeoutMs,
     log,
   });
-  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs);
+  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
   const store = createJetStreamEventStore(link, config.eventStore);
   const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
     log.warn({ err }, 'snapshot write failed'),
@@ -72,8 +72,8 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
   await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
 
   const views = openViewStore(viewsPath(config));
-  const viewsStatus = followViewsStatus(link, viewsStatusSubject(viewsPath(config)));
-  const applied = followApplied(link, viewsAppliedSubject(viewsPath(config)));
+  const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
+  const applied = followApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config)));
   const queryApp = await buildQueryApp({
     aggregates,
     routes: app.routes,

@@ -26,9 +26,9 @@ export function noticeSubject(aggregate: string, id: string): string {
   return `notify.${aggregate}.${id}`;
 }
 
-/** Creates `NOTIFY` (latest notice per aggregate) and `REPLAY`, or brings their settings up to date. */
-export async function ensureNoticeStreams(link: NatsLink, duplicateWindowMs: number): Promise<void> {
-  const common = { storage: 'file' as const, max_msgs_per_subject: 1, duplicate_window: duplicateWindowMs * 1_000_000 };
+/** Creates `NOTIFY` (latest notice per aggregate) and `REPLAY` with `replicas` copies, or brings their settings up to date. */
+export async function ensureNoticeStreams(link: NatsLink, duplicateWindowMs: number, replicas = 1): Promise<void> {
+  const common = { storage: 'file' as const, max_msgs_per_subject: 1, duplicate_window: duplicateWindowMs * 1_000_000, num_replicas: replicas };
   for (const config of [
     { name: NOTIFY, subjects: ['notify.>'], ...common },
     { name: REPLAY, subjects: ['replay.>'], ...common },

@@ -42,13 +42,21 @@ export function authOptions(auth: NatsAuth = {}): Partial<ConnectionOptions> {
 }
 
 /**
+ * The servers in `nats.url`: several servers of one NATS cluster are comma-separated, and
+ * the client tries each and reconnects to whichever is up.
+ */
+export function natsServers(url: string): string[] {
+  return url.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/**
  * Connects to NATS, retrying until `url` answers. After that the client reconnects
  * on its own for as long as the process lives; subscriptions are restored with it.
  */
 export async function connectNats(url: string, opts: { name: string; timeoutMs: number; log: Logger; auth?: NatsAuth }): Promise<NatsLink> {
   const nc = await connect({
     ...authOptions(opts.auth),
-    servers: url,
+    servers: natsServers(url),
     name: opts.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
@@ -74,7 +82,14 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
     }
   })();
   const js = jetstream(nc, { timeout: opts.timeoutMs });
-  const jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs });
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc, { timeout: opts.timeoutMs });
+  } catch (err) {
+    // JetStream is not there (yet: a new cluster elects its meta leader first); leave no connection behind.
+    await nc.close();
+    throw err;
+  }
   const requests = createRequester(nc);
   return {
     nc,

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { authOptions, type NatsAuth } from './connection.js';
+import { authOptions, natsServers, type NatsAuth } from './connection.js';
 
 /** A `nats-server -js` child process. */
 export interface NatsServerProcess {
@@ -76,7 +76,7 @@ export function supportsSyncAlways(version: string): boolean {
 /** The version a NATS server reports to a client, or undefined when it cannot be reached within `timeoutMs`. */
 export async function serverVersionAt(url: string, timeoutMs: number, auth?: NatsAuth): Promise<string | undefined> {
   try {
-    const nc = await connect({ ...authOptions(auth), servers: url, timeout: timeoutMs, maxReconnectAttempts: 0, name: 'converge-primary' });
+    const nc = await connect({ ...authOptions(auth), servers: natsServers(url), timeout: timeoutMs, maxReconnectAttempts: 0, name: 'converge-primary' });
     const version = nc.info?.version;
     await nc.close();
     return version;
@@ -106,6 +106,8 @@ export async function launchNatsServer(opts: {
    * reader is gone. The previous run's log is kept beside it as `<logFile>.1`.
    */
   logFile?: string;
+  /** More command-line arguments, e.g. a cluster's `-n`, `--cluster_name`, `--cluster` and `--routes`. */
+  extraArgs?: readonly string[];
 }): Promise<NatsServerProcess> {
   const port = opts.port || (await freePort());
   try {
@@ -116,6 +118,7 @@ export async function launchNatsServer(opts: {
   const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', opts.storeDir];
   if (opts.runDir) args.push('-P', join(opts.runDir, 'nats.pid'), '--ports_file_dir', opts.runDir);
   if (opts.configFile) args.push('-c', opts.configFile);
+  if (opts.extraArgs) args.push(...opts.extraArgs);
   const child = opts.logFile ? spawnLoggingTo(opts.logFile, args, opts.detached) : spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached ?? false });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { NatsLink } from '../nats/connection.js';
 import type { FeedHealth } from './feed.js';
 import type { ProjectionStatus, StreamState } from './runner.js';
@@ -24,8 +23,8 @@ export interface Readiness {
  * The query workers of the host follow it: they share its LMDB views, not its memory, and
  * NATS still carries the status when the disk under the views does not take writes.
  */
-export function viewsStatusSubject(viewsPath: string): string {
-  return `converge.status.views.${createHash('sha1').update(`${hostname()}:${viewsPath}`).digest('hex').slice(0, 16)}`;
+export function viewsStatusSubject(hostId: string, viewsPath: string): string {
+  return `converge.status.views.${createHash('sha1').update(`${hostId}:${viewsPath}`).digest('hex').slice(0, 16)}`;
 }
 
 /**
@@ -89,8 +88,8 @@ export function followViewsStatus(link: NatsLink, subject: string): ViewsStatusF
  * The subject on which a host's projector nudges its query workers after each batch the
  * live views committed: an empty message, since the position is in the views themselves.
  */
-export function viewsAppliedSubject(viewsPath: string): string {
-  return viewsStatusSubject(viewsPath).replace('converge.status.views.', 'converge.applied.views.');
+export function viewsAppliedSubject(hostId: string, viewsPath: string): string {
+  return viewsStatusSubject(hostId, viewsPath).replace('converge.status.views.', 'converge.applied.views.');
 }
 
 /** Sends the nudge; best effort, as readers also look again on their own. */

@@ -49,15 +49,17 @@ export function streamIdOf(info: Pick<StreamInfo, 'config'>): string | undefined
  * of it: a new stream gets a random one. A stream that has none yet (made by hand) is
  * given its creation time as it reads now, which every process adopting it at once reads
  * alike. The stream is updated only when a setting differs, since every update rewrites
- * its metadata file.
+ * its metadata file. `replicas` is its number of copies on a NATS cluster; a stream with
+ * another number is scaled to it.
  */
-export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number): Promise<string> {
+export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number, replicas = 1): Promise<string> {
   const settings = {
     name: EVENTS,
     subjects: ['events.>'],
     storage: StorageType.File,
     duplicate_window: duplicateWindowMs * 1_000_000,
     allow_direct: true,
+    num_replicas: replicas,
   };
   let info: StreamInfo;
   try {
@@ -78,6 +80,7 @@ export async function ensureEventStream(link: NatsLink, duplicateWindowMs: numbe
     current.description !== wanted.description ||
     current.duplicate_window !== wanted.duplicate_window ||
     current.allow_direct !== wanted.allow_direct ||
+    (current.num_replicas || 1) !== wanted.num_replicas ||
     current.subjects.join() !== wanted.subjects.join();
   if (differs) info = await link.jsm.streams.update(EVENTS, { ...current, ...wanted });
   return streamIdOf(info) ?? id;

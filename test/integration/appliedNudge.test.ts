@@ -13,8 +13,8 @@ t.test("a read waiting for a position is woken by the projector's nudge, on a re
     await projector.close();
     await worker.close();
   });
-  const subject = viewsAppliedSubject('/data/views');
-  t.not(subject, viewsStatusSubject('/data/views'), 'nudges and status have subjects of their own');
+  const subject = viewsAppliedSubject('host-a', '/data/views');
+  t.not(subject, viewsStatusSubject('host-a', '/data/views'), 'nudges and status have subjects of their own');
   const applied = followApplied(worker, subject);
   t.teardown(() => applied.stop());
   await worker.nc.flush();
