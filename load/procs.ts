@@ -48,7 +48,7 @@ export function clusterChildren(primaryPid: number): Map<string, number> {
   for (const pid of childrenOf(primaryPid)) {
     const info = procInfo(pid);
     if (!info) continue;
-    const role = info.env['CONVERGE_CLUSTER_ROLE'];
+    const role = info.env['CONVERGE_CLUSTER_PROCESS'];
     if (role === 'projector') roles.set('projector', pid);
     else if (role === 'worker') roles.set(`worker ${info.env['CONVERGE_CLUSTER_WORKER_INDEX'] ?? '?'}`, pid);
   }

@@ -87,8 +87,14 @@ export const ConfigSchema = Type.Object(
         shutdownTimeoutMs: PositiveInt,
         /** Which worker this process is; set by the cluster primary, not by users. */
         workerIndex: Type.Integer({ minimum: 0 }),
+        /**
+         * What this host does: `all` serves commands, queries and the admin API; a
+         * `read-replica` runs only the projector, on views of its own, and the query API,
+         * following the event store of command hosts on the same NATS (`nats.url`).
+         */
+        role: Type.Union([Type.Literal('all'), Type.Literal('read-replica')]),
         /** What a forked process runs; set by the cluster primary, not by users. */
-        role: Type.Union([Type.Literal('worker'), Type.Literal('projector')]),
+        process: Type.Union([Type.Literal('worker'), Type.Literal('projector')]),
       },
       { additionalProperties: false },
     ),
@@ -161,6 +167,9 @@ export function validateConfig(merged: Record<string, unknown>): Config {
   refuseOpenNetworkListener(config.http);
   if (config.cluster.workers === 0) config.cluster.workers = defaultWorkers();
   if (config.cluster.hostId === '') config.cluster.hostId = hostname();
+  if (config.cluster.role === 'read-replica' && config.nats.url === '') {
+    throw new ConfigError('config key "cluster.role" read-replica needs nats.url: a read replica follows the event store of command hosts, it has none of its own');
+  }
   return deepFreeze(config);
 }
 

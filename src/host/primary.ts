@@ -59,7 +59,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       ...(converge ? { [envName(['nats', 'user'])]: converge.user, [envName(['nats', 'password'])]: converge.password } : {}),
       [envName(['cluster', 'workerIndex'])]: String(index),
       [envName(['cluster', 'workers'])]: String(config.cluster.workers),
-      [envName(['cluster', 'role'])]: index === projectorSlot ? 'projector' : 'worker',
+      [envName(['cluster', 'process'])]: index === projectorSlot ? 'projector' : 'worker',
     });
     slots[index] = { worker, startedAt: Date.now(), crashes };
     worker.on('exit', (code, signal) => {
@@ -78,14 +78,13 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   // Logged when the version is known, without holding up the signal handlers below.
   void natsVersion.then((version) => {
     log.info(
-      { workers: config.cluster.workers, nats: url, natsVersion: version ?? 'unknown: not reachable yet' },
+      { workers: config.cluster.workers, role: config.cluster.role, hostId: config.cluster.hostId, nats: url, natsVersion: version ?? 'unknown: not reachable yet' },
       `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}; nats-server ${version ?? '(version unknown: not reachable yet)'} at ${url}`,
     );
     // The log is JSON for machines; a person starting converge gets the addresses in one plain line.
     const natsNote = nats ? ` (embedded, store ${nats.storeDir}; the URL is also in ${join(resolve(config.dataDir), 'run', 'nats.url')})` : '';
-    process.stderr.write(
-      `converge: commands http://${host}:${commandPort}  queries http://${host}:${queryPort}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`,
-    );
+    const commands = config.cluster.role === 'read-replica' ? 'read replica, no commands' : `commands http://${host}:${commandPort}`;
+    process.stderr.write(`converge: ${commands}  queries http://${host}:${queryPort}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`);
   });
 
   const shutdown = async (signal: string) => {

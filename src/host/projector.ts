@@ -11,7 +11,7 @@ import { createProjectionRunner, type ProjectionRunner } from '../read/runner.js
 import { nudgeApplied, publishViewsStatus, viewsAppliedSubject, viewsStatusSubject, type ViewsStatus } from '../read/status.js';
 import { bindViewsToHead } from '../read/storeIdentity.js';
 import { verifyViews } from '../read/verify.js';
-import { createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
+import { awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
 import type { ConvergeApp } from './app.js';
 import { natsAuthOf } from './config.js';
 import { viewsPath } from './paths.js';
@@ -21,7 +21,8 @@ export interface Projector {
   readonly link: NatsLink;
   readonly views: LmdbViewStore;
   readonly runner: ProjectionRunner;
-  readonly notifier: Notifier;
+  /** The notifier; a read replica has none, since the command hosts' projectors announce every commit. */
+  readonly notifier?: Notifier;
   readonly adminApp: FastifyInstance;
   stop(): Promise<void>;
 }
@@ -33,8 +34,11 @@ export async function startProjector(
   app: Pick<ConvergeApp, 'aggregates' | 'projections'>,
 ): Promise<Projector> {
   const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log, auth: natsAuthOf(config) });
-  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
-  await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
+  // A read replica follows the command hosts' stream and announces nothing: a notifier behind
+  // theirs would put older notices over newer ones in NOTIFY, which keeps one per aggregate.
+  const readReplica = config.cluster.role === 'read-replica';
+  const streamId = readReplica ? await awaitEventStream(link, log) : await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
+  if (!readReplica) await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
   const store = createJetStreamEventStore(link, config.eventStore);
   const views = openViewStore(viewsPath(config));
   // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
@@ -49,7 +53,7 @@ export async function startProjector(
     log.error({ reason }, `the event store changed under the running projector: ${reason}; restarting to rebuild the views from it`);
     if (cluster.isWorker) process.exit(75);
     void runner.stop();
-    notifier.stop();
+    notifier?.stop();
   };
   const runner: ProjectionRunner = createProjectionRunner({
     store,
@@ -63,19 +67,25 @@ export async function startProjector(
     onApplied: nudgeApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config))),
   });
   runner.start();
-  const notifier: Notifier = startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });
-  const unlisten = link.onReconnect(() => notifier.restart());
+  const notifier: Notifier | undefined = readReplica
+    ? undefined
+    : startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });
+  const unlisten = link.onReconnect(() => notifier?.restart());
   const status = (): ViewsStatus => {
     const eventStore = runner.stream();
-    const health = notifier.health();
+    const health = notifier?.health();
     return {
       projections: runner.status(),
-      notifier: {
-        position: notifier.position(),
-        state: health.state,
-        lagEvents: Math.max(0, eventStore.lastPosition - notifier.position()),
-        ...(health.error ? { error: health.error } : {}),
-      },
+      ...(notifier && health
+        ? {
+            notifier: {
+              position: notifier.position(),
+              state: health.state,
+              lagEvents: Math.max(0, eventStore.lastPosition - notifier.position()),
+              ...(health.error ? { error: health.error } : {}),
+            },
+          }
+        : {}),
       eventStore,
       at: new Date().toISOString(),
     };
@@ -85,7 +95,7 @@ export async function startProjector(
     viewsStatusSubject(config.cluster.hostId, viewsPath(config)),
     () => {
       const s = status();
-      if (s.eventStore.reachable) notifier.check(s.eventStore.lastPosition);
+      if (s.eventStore.reachable) notifier?.check(s.eventStore.lastPosition);
       return s;
     },
     config.projections.statusIntervalMs,
@@ -113,7 +123,7 @@ export async function startProjector(
       publisher.stop();
       unlisten();
       await runner.stop();
-      notifier.stop();
+      notifier?.stop();
       stopVerifies.abort();
       await adminApp.close();
       await link.close();

@@ -6,7 +6,7 @@ import { loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { runPrimary } from './primary.js';
 import { startProjector } from './projector.js';
-import { startWorker } from './worker.js';
+import { startQueryWorker, startWorker } from './worker.js';
 
 /** Options of `runConverge` beyond the app. */
 export interface RunOptions {
@@ -39,10 +39,11 @@ async function run(app: ConvergeApp, options: RunOptions): Promise<void> {
     await runPrimary(config, createLogger(config, 'primary'));
     return;
   }
-  const projector = config.cluster.role === 'projector';
+  const projector = config.cluster.process === 'projector';
   const log = createLogger(config, projector ? 'projector' : `worker-${config.cluster.workerIndex}`);
-  const child = projector ? await startProjector(config, log, app) : await startWorker(config, log, app);
-  log.info(projector ? { adminPort: config.http.adminPort } : { commandPort: config.http.commandPort, queryPort: config.http.queryPort }, 'ready');
+  const readReplica = config.cluster.role === 'read-replica';
+  const child = projector ? await startProjector(config, log, app) : readReplica ? await startQueryWorker(config, log, app) : await startWorker(config, log, app);
+  log.info(projector ? { adminPort: config.http.adminPort } : readReplica ? { queryPort: config.http.queryPort } : { commandPort: config.http.commandPort, queryPort: config.http.queryPort }, 'ready');
   const stop = (reason: string) => {
     log.info({ reason }, 'draining');
     child.stop().then(

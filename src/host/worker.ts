@@ -8,7 +8,7 @@ import { connectNats, type NatsLink } from '../nats/connection.js';
 import { openViewStore } from '../read/lmdbViews.js';
 import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
 import { viewsBoundTo } from '../read/storeIdentity.js';
-import { createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
+import { awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
 import { createActorHost, type ActorHost } from '../write/host.js';
 import { createCommandRouter, type CommandRouter } from '../write/router.js';
 import { openSnapshotStore, type SnapshotStore } from '../write/snapshots.js';
@@ -16,15 +16,10 @@ import type { ConvergeApp } from './app.js';
 import { natsAuthOf } from './config.js';
 import { snapshotsPath, viewsPath } from './paths.js';
 
-/** A running worker: its NATS link, actor host, router, and the command and query APIs. */
-export interface Worker {
+/** A worker of a read replica: its NATS link and the query API. */
+export interface QueryWorker {
   readonly link: NatsLink;
   readonly store: EventStore;
-  readonly host: ActorHost;
-  /** This host's snapshots of aggregate memories. */
-  readonly snapshots: SnapshotStore;
-  readonly router: CommandRouter;
-  readonly commandApp: FastifyInstance;
   readonly queryApp: FastifyInstance;
   /**
    * Drains: new commands get 503, queued ones finish up to the deadline and those not
@@ -33,8 +28,32 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
+/** The write side of a worker: the actor host with its snapshots, the router on its partitions, and the command API. */
+interface WriteSide {
+  readonly host: ActorHost;
+  /** This host's snapshots of aggregate memories. */
+  readonly snapshots: SnapshotStore;
+  readonly router: CommandRouter;
+  readonly commandApp: FastifyInstance;
+}
+
+/** A running worker: its NATS link, actor host, router, and the command and query APIs. */
+export interface Worker extends QueryWorker, WriteSide {}
+
 /** Starts one worker: connects, ensures the stream, serves its partitions, the command API and the query API. */
 export async function startWorker(config: Config, log: Logger, app: ConvergeApp): Promise<Worker> {
+  return (await start(config, log, app, true)) as Worker;
+}
+
+/**
+ * Starts a worker of a read replica (`cluster.role`): only the query API, on the host's
+ * own views. It waits for the command hosts' stream rather than create it.
+ */
+export async function startQueryWorker(config: Config, log: Logger, app: ConvergeApp): Promise<QueryWorker> {
+  return start(config, log, app, false);
+}
+
+async function start(config: Config, log: Logger, app: ConvergeApp, writes: boolean): Promise<QueryWorker & Partial<WriteSide>> {
   const { aggregates } = app;
   const link = await connectNats(config.nats.url, {
     auth: natsAuthOf(config),
@@ -42,34 +61,10 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
     timeoutMs: config.nats.requestTimeoutMs,
     log,
   });
-  const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
+  const streamId = writes ? await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas) : await awaitEventStream(link, log);
   const store = createJetStreamEventStore(link, config.eventStore);
-  const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
-    log.warn({ err }, 'snapshot write failed'),
-  );
-  const host = createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
-  const router = createCommandRouter({
-    link,
-    host,
-    partitions: config.cluster.partitions,
-    workers: config.cluster.workers,
-    workerIndex: config.cluster.workerIndex,
-    timeoutMs: config.nats.requestTimeoutMs,
-    log,
-  });
-  router.start();
-
   let draining = false;
-  const commandApp = await buildCommandApp({
-    aggregates,
-    dispatch: (command) => router.dispatch(command),
-    http: config.http,
-    log,
-    isReady: () => link.isConnected() && !draining,
-    natsVersion: () => link.nc.info?.version,
-    isDraining: () => draining,
-  });
-  await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
+  const write = writes ? await startWriteSide(config, log, app, link, store, streamId, () => draining) : undefined;
 
   const views = openViewStore(viewsPath(config));
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
@@ -99,19 +94,56 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
       const deadline = config.cluster.shutdownTimeoutMs;
       // A command already running is past its dependency reads or into its append; both end
       // within these timeouts, and its caller is better served by its real outcome.
-      await host.drain(deadline, config.nats.requestTimeoutMs + config.eventStore.publishTimeoutMs);
-      await router.stop();
+      await write?.host.drain(deadline, config.nats.requestTimeoutMs + config.eventStore.publishTimeoutMs);
+      await write?.router.stop();
       const forced = setTimeout(() => {
-        commandApp.server.closeAllConnections();
+        write?.commandApp.server.closeAllConnections();
         queryApp.server.closeAllConnections();
       }, Math.min(deadline, 2000));
-      await Promise.all([commandApp.close(), queryApp.close()]);
+      await Promise.all([write?.commandApp.close(), queryApp.close()]);
       clearTimeout(forced);
       viewsStatus.stop();
       applied.stop();
       await link.close();
-      await snapshots.close();
+      await write?.snapshots.close();
       await views.close();
     })());
-  return { link, store, host, snapshots, router, commandApp, queryApp, stop };
+  return { link, store, ...write, queryApp, stop };
+}
+
+async function startWriteSide(
+  config: Config,
+  log: Logger,
+  app: ConvergeApp,
+  link: NatsLink,
+  store: EventStore,
+  streamId: string,
+  isDraining: () => boolean,
+): Promise<WriteSide> {
+  const { aggregates } = app;
+  const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
+    log.warn({ err }, 'snapshot write failed'),
+  );
+  const host = createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
+  const router = createCommandRouter({
+    link,
+    host,
+    partitions: config.cluster.partitions,
+    workers: config.cluster.workers,
+    workerIndex: config.cluster.workerIndex,
+    timeoutMs: config.nats.requestTimeoutMs,
+    log,
+  });
+  router.start();
+  const commandApp = await buildCommandApp({
+    aggregates,
+    dispatch: (command) => router.dispatch(command),
+    http: config.http,
+    log,
+    isReady: () => link.isConnected() && !isDraining(),
+    natsVersion: () => link.nc.info?.version,
+    isDraining,
+  });
+  await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
+  return { host, snapshots, router, commandApp };
 }

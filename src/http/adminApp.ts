@@ -13,7 +13,7 @@ import { bearerAuth, sendError } from './replies.js';
 
 export interface AdminAppOptions {
   readonly runner: ProjectionRunner;
-  readonly notifier: Notifier;
+  readonly notifier?: Notifier;
   readonly subscribers: Subscribers;
   readonly views: ViewStore;
   readonly store: EventStore;

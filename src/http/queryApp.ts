@@ -128,7 +128,7 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
       }
       lines.push('# TYPE converge_projection_parked gauge');
       for (const p of status.projections) lines.push(`converge_projection_parked{projection="${p.name}"} ${p.parked}`);
-      lines.push('# TYPE converge_notifier_lag_events gauge', `converge_notifier_lag_events ${status.notifier.lagEvents}`);
+      if (status.notifier) lines.push('# TYPE converge_notifier_lag_events gauge', `converge_notifier_lag_events ${status.notifier.lagEvents}`);
     }
     return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
   });

@@ -6,7 +6,8 @@ import type { ProjectionStatus, StreamState } from './runner.js';
 /** What the projector reports about the views of its host. */
 export interface ViewsStatus {
   readonly projections: readonly ProjectionStatus[];
-  readonly notifier: { readonly position: number; readonly state: FeedHealth['state']; readonly lagEvents: number; readonly error?: string };
+  /** Absent on a read replica, which announces nothing. */
+  readonly notifier?: { readonly position: number; readonly state: FeedHealth['state']; readonly lagEvents: number; readonly error?: string };
   readonly eventStore: StreamState;
   /** When the projector took this status. */
   readonly at: string;

@@ -19,6 +19,7 @@ import {
   type StoreIdentity,
   type StoredCommit,
 } from '../core/eventStore.js';
+import type { Logger } from 'pino';
 import type { NatsLink } from '../nats/connection.js';
 
 /** The stream that holds every commit. */
@@ -84,6 +85,24 @@ export async function ensureEventStream(link: NatsLink, duplicateWindowMs: numbe
     current.subjects.join() !== wanted.subjects.join();
   if (differs) info = await link.jsm.streams.update(EVENTS, { ...current, ...wanted });
   return streamIdOf(info) ?? id;
+}
+
+/**
+ * Waits for the `EVENTS` stream that command hosts create, and answers its id (see
+ * `streamIdOf`); for a read replica, which follows a store and never makes one. Asks again
+ * every second, and says once that it is waiting.
+ */
+export async function awaitEventStream(link: NatsLink, log: Logger): Promise<string> {
+  for (let waited = false; ; waited = true) {
+    try {
+      const info = await link.jsm.streams.info(EVENTS);
+      return streamIdOf(info) ?? info.created;
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+      if (!waited) log.warn(`no ${EVENTS} stream on NATS yet: a read replica waits for a command host to create it`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 /**

@@ -32,7 +32,7 @@ async function setup(t: Test) {
   t.teardown(() => link.close());
   const admin = urlOf(projector.adminApp);
   const caughtUp = async (position: number) => {
-    for (let i = 0; i < 400 && projector.notifier.position() < position; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 400 && projector.notifier!.position() < position; i++) await new Promise((r) => setTimeout(r, 25));
   };
   return { nats, worker: worker!, projector, link, admin, cmd: commandUrl(worker!), query: urlOf(worker!.queryApp), caughtUp };
 }

@@ -51,8 +51,8 @@ t.test('views of another event store are emptied and rebuilt from the new one', 
   let last = 0;
   for (let i = 0; i < 25; i++) last = (await post(onA.cmd, '/shops/s1/rename', { name: `A name ${i}` })).body.position as number;
   t.equal((await get(`${onA.q}/shops/a1`, { 'x-min-position': String(last) })).status, 200, 'A serves its shop');
-  for (let i = 0; i < 100 && onA.projector.notifier.position() < last; i++) await new Promise((r) => setTimeout(r, 20));
-  t.equal(onA.projector.notifier.position(), last, 'the notifier is past the first commits of B to come');
+  for (let i = 0; i < 100 && onA.projector.notifier!.position() < last; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(onA.projector.notifier!.position(), last, 'the notifier is past the first commits of B to come');
   await onA.stop();
   const snapshots = openSnapshotStore(join(dataDir, 'snapshots'), () => undefined);
   const streamOfA = snapshots.get('shop', 's1')?.stream;
@@ -73,8 +73,8 @@ t.test('views of another event store are emptied and rebuilt from the new one', 
   t.same([shown.status, shown.body.name], [200, 'Only on B'], 'a shop registered on B is served after catching up');
   t.match((await get(`${onB.q}/shops/s1`)).body, { name: 'Same id on B', version: 1 }, 's1 has the state of B');
   t.match((await get(`${onB.q}/shops/s1/state`)).body, { version: 1, state: { name: 'Same id on B' } }, 'B holds s1 at its first version');
-  for (let i = 0; i < 100 && onB.projector.notifier.position() < (b1.body.position as number); i++) await new Promise((r) => setTimeout(r, 20));
-  t.equal(onB.projector.notifier.position(), b1.body.position, 'the notifier announces the commits of B');
+  for (let i = 0; i < 100 && onB.projector.notifier!.position() < (b1.body.position as number); i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(onB.projector.notifier!.position(), b1.body.position, 'the notifier announces the commits of B');
   const warned = warnings(onB.lines);
   t.equal(warned.filter((m) => m.includes('another event store')).length, 1, 'one warning names the mismatch');
   const line = onB.lines.find((l) => String(l.msg).includes('another event store'))!;
@@ -103,8 +103,8 @@ t.test('a checkpoint past the stream’s last sequence empties the views as well
   t.equal((await get(`${second.q}/shops/k2`, { 'x-min-position': String(next.body.position) })).status, 200, 'a commit below the old checkpoint is folded');
   t.equal((await get(`${second.q}/shops/k1`)).status, 200, 'the view was rebuilt from the stream');
   t.match(warnings(second.lines), [/past the stream's last sequence 1: shopDisplay\.1=1000, ~notifier\.0=1000;/], 'one warning names the checkpoints and the end of the stream');
-  for (let i = 0; i < 100 && second.projector.notifier.position() < (next.body.position as number); i++) await new Promise((r) => setTimeout(r, 20));
-  t.equal(second.projector.notifier.position(), next.body.position, 'the notifier checkpoint was reset too');
+  for (let i = 0; i < 100 && second.projector.notifier!.position() < (next.body.position as number); i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(second.projector.notifier!.position(), next.body.position, 'the notifier checkpoint was reset too');
 });
 
 t.test('a restart of the same nats-server keeps the views bound', async (t) => {
