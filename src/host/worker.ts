@@ -5,6 +5,9 @@ import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
 import { connectNats, type NatsLink } from '../nats/connection.js';
+import { clusterMetricsReader } from '../observe/cluster.js';
+import { createMetrics, watchActors, type Metrics } from '../observe/metrics.js';
+import { createTracing } from '../observe/tracing.js';
 import { openViewStore } from '../read/lmdbViews.js';
 import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
 import { viewsBoundTo } from '../read/storeIdentity.js';
@@ -16,6 +19,9 @@ import type { ConvergeApp } from './app.js';
 import { natsAuthOf } from './config.js';
 import { snapshotsPath, viewsPath } from './paths.js';
 
+/** How long `/metrics` waits for the cluster primary, which waits up to 5 s for every child's registry. */
+export const METRICS_TIMEOUT_MS = 6000;
+
 /** A running worker: its NATS link, actor host, router, and the command and query APIs. */
 export interface Worker {
   readonly link: NatsLink;
@@ -26,6 +32,8 @@ export interface Worker {
   readonly router: CommandRouter;
   readonly commandApp: FastifyInstance;
   readonly queryApp: FastifyInstance;
+  /** This process's metrics (the cluster's are summed by the primary). */
+  readonly metrics: Metrics;
   /**
    * Drains: new commands get 503, queued ones finish up to the deadline and those not
    * started by then get 503 `shutting_down`; every caller is answered before anything closes.
@@ -42,12 +50,30 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
     timeoutMs: config.nats.requestTimeoutMs,
     log,
   });
+  const metrics = createMetrics();
+  const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
+  const tracing = createTracing(config.telemetry, `worker-${config.cluster.workerIndex}`);
+  const traced = tracing ? { tracing } : {};
+  link.onReconnect(() => metrics.natsReconnected());
   const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
-  const store = createJetStreamEventStore(link, config.eventStore);
+  const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced });
   const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
     log.warn({ err }, 'snapshot write failed'),
   );
-  const host = createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
+  const host = createActorHost({
+    aggregates,
+    store,
+    snapshots,
+    streamId,
+    duplicateWindowMs: config.eventStore.duplicateWindowMs,
+    settings: config.actors,
+    log,
+    onConflict: (aggregate, retrying) => {
+      metrics.conflict(aggregate);
+      if (retrying) metrics.retry(aggregate);
+    },
+  });
+  watchActors(metrics, host);
   const router = createCommandRouter({
     link,
     host,
@@ -56,14 +82,18 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
     workerIndex: config.cluster.workerIndex,
     timeoutMs: config.nats.requestTimeoutMs,
     log,
+    onForward: metrics.forwarded,
+    ...traced,
   });
   router.start();
 
   let draining = false;
   const commandApp = await buildCommandApp({
     aggregates,
-    dispatch: (command) => router.dispatch(command),
+    dispatch: (command, parent) => metrics.timeCommand(command.aggregate, command.type, () => router.dispatch(command, parent), (result) => result.kind),
     http: config.http,
+    metrics: readMetrics,
+    ...traced,
     log,
     isReady: () => link.isConnected() && !draining,
     natsVersion: () => link.nc.info?.version,
@@ -84,8 +114,8 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
     log,
     isReady: () => !draining,
     natsVersion: () => link.nc.info?.version,
-    streamHead: () => (store.isAvailable() ? store.head().then((h) => h.lastPosition, () => undefined) : Promise.resolve(undefined)),
-    projections: app.projections.map((p) => p.name),
+    metrics: readMetrics,
+    ...traced,
     viewsStatus: viewsStatus.latest,
     applied,
     viewsBound: viewsBoundTo(views, (await store.head()).identity),
@@ -112,6 +142,7 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
       await link.close();
       await snapshots.close();
       await views.close();
+      await tracing?.shutdown();
     })());
-  return { link, store, host, snapshots, router, commandApp, queryApp, stop };
+  return { link, store, host, snapshots, router, commandApp, queryApp, metrics, stop };
 }
