@@ -99,13 +99,17 @@ export async function createHttpApp(opts: HttpAppOptions) {
   return app;
 }
 
-/** One server span per request, named by its route, ended with the reply's status. */
+/** Probes and scrapes, which would drown the traces of real requests. */
+const UNTRACED = new Set(['/health', '/ready', '/ready/views', '/metrics', '/docs']);
+
+/** One server span per request (but probes and scrapes), named by its route, ended with the reply's status. */
 function traceRequests(app: FastifyInstance, tracing: Tracing): void {
   const spans = new WeakMap<object, ReturnType<Tracing['start']>>();
   app.decorateRequest('traceContext', undefined);
   app.addHook('onRequest', async (request) => {
-    const traceparent = request.headers[TRACEPARENT];
     const route = request.routeOptions.url ?? request.url.split('?')[0];
+    if (route !== undefined && UNTRACED.has(route)) return;
+    const traceparent = request.headers[TRACEPARENT];
     const span = tracing.start(`${request.method} ${route}`, tracing.extract(typeof traceparent === 'string' ? traceparent : undefined), { 'http.request.method': request.method, 'http.route': route ?? '' }, SpanKind.SERVER);
     spans.set(request, span);
     request.traceContext = tracing.contextOf(span);
