@@ -38,11 +38,12 @@ export async function startProjector(
   log: Logger,
   app: Pick<ConvergeApp, 'aggregates' | 'projections'>,
 ): Promise<Projector> {
-  const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log, auth: natsAuthOf(config) });
+  // Before connecting, which waits for NATS: the primary collects every child's registry, also during an outage.
   const metrics = createMetrics();
   const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
   const tracing = createTracing(config.telemetry, 'projector');
   const traced = tracing ? { tracing } : {};
+  const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log, auth: natsAuthOf(config) });
   link.onReconnect(() => metrics.natsReconnected());
   const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
   await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs, config.nats.replicas);

@@ -44,16 +44,17 @@ export interface Worker {
 /** Starts one worker: connects, ensures the stream, serves its partitions, the command API and the query API. */
 export async function startWorker(config: Config, log: Logger, app: ConvergeApp): Promise<Worker> {
   const { aggregates } = app;
+  // Before connecting, which waits for NATS: the primary collects every child's registry, also during an outage.
+  const metrics = createMetrics();
+  const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
+  const tracing = createTracing(config.telemetry, `worker-${config.cluster.workerIndex}`);
+  const traced = tracing ? { tracing } : {};
   const link = await connectNats(config.nats.url, {
     auth: natsAuthOf(config),
     name: `converge-worker-${config.cluster.workerIndex}`,
     timeoutMs: config.nats.requestTimeoutMs,
     log,
   });
-  const metrics = createMetrics();
-  const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
-  const tracing = createTracing(config.telemetry, `worker-${config.cluster.workerIndex}`);
-  const traced = tracing ? { tracing } : {};
   link.onReconnect(() => metrics.natsReconnected());
   const streamId = await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
   const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced });

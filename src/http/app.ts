@@ -107,10 +107,11 @@ function traceRequests(app: FastifyInstance, tracing: Tracing): void {
   const spans = new WeakMap<object, ReturnType<Tracing['start']>>();
   app.decorateRequest('traceContext', undefined);
   app.addHook('onRequest', async (request) => {
-    const route = request.routeOptions.url ?? request.url.split('?')[0];
+    const route = request.routeOptions.url;
     if (route !== undefined && UNTRACED.has(route)) return;
     const traceparent = request.headers[TRACEPARENT];
-    const span = tracing.start(`${request.method} ${route}`, tracing.extract(typeof traceparent === 'string' ? traceparent : undefined), { 'http.request.method': request.method, 'http.route': route ?? '' }, SpanKind.SERVER);
+    // A path no route matched could be anything; the method alone names its span.
+    const span = tracing.start(route === undefined ? request.method : `${request.method} ${route}`, tracing.extract(typeof traceparent === 'string' ? traceparent : undefined), { 'http.request.method': request.method, 'http.route': route ?? '' }, SpanKind.SERVER);
     spans.set(request, span);
     request.traceContext = tracing.contextOf(span);
   });
