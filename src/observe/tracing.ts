@@ -8,6 +8,8 @@ import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type Read
 import type { MsgHdrs } from '@nats-io/transport-node';
 import type { Config } from '../core/config.js';
 
+const SHUTDOWN_MS = 1000;
+
 /** The header that carries a span context between processes (W3C Trace Context). */
 export const TRACEPARENT = 'traceparent';
 
@@ -37,7 +39,7 @@ export interface Tracing {
   readonly commands: Map<string, Context>;
   /** `traceparent` of a delivered commit (kept beside the commit, not in it). */
   readonly delivered: WeakMap<object, string>;
-  /** Exports what is left and stops. */
+  /** Exports what is left (waiting at most a second) and stops. */
   shutdown(): Promise<void>;
 }
 
@@ -87,7 +89,15 @@ export function createTracing(telemetry: Config['telemetry'], role: string): Tra
     },
     commands: new Map(),
     delivered: new WeakMap(),
-    shutdown: () => provider.shutdown(),
+    // A collector that does not answer must not hold up a drain past the primary's deadline.
+    shutdown: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, SHUTDOWN_MS);
+        provider.shutdown().then(
+          () => (clearTimeout(timer), resolve()),
+          () => (clearTimeout(timer), resolve()),
+        );
+      }),
   };
 }
 
