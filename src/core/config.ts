@@ -140,6 +140,20 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    telemetry: Type.Object(
+      {
+        /**
+         * The OTLP/HTTP collector traces are sent to (`http://collector:4318`; `/v1/traces` is
+         * added unless given); empty: no OTLP export. Tracing is on when this or `spanDir` is set.
+         */
+        otlpEndpoint: Type.String({ pattern: '^(https?://[^\\s]+)?$' }),
+        /** For tests and debugging: each process writes its finished spans as JSON lines to `<spanDir>/<pid>.jsonl`; empty: none. */
+        spanDir: Type.String(),
+        /** `service.name` of the spans. */
+        serviceName: Type.String({ minLength: 1 }),
+      },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 );

@@ -61,6 +61,7 @@ export const errorCatalogue = {
   not_ready: later(503),
   views_not_ready: later(503),
   views_rebuilding: later(503),
+  metrics_unavailable: later(503),
   not_caught_up: fix(504),
   outcome_unknown: sameKey(504),
 } as const satisfies Record<string, ErrorAdvice>;

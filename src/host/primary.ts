@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { envName, type Config } from '../core/config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
 import { serverVersionAt } from '../nats/server.js';
+import { serveClusterMetrics } from '../observe/cluster.js';
 import { natsAuthOf } from './config.js';
 
 const MAX_BACKOFF_MS = 5000;
@@ -73,6 +74,8 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       setTimeout(() => !stopping && fork(index, next), delay);
     });
   };
+  // Any child's `/metrics` asks here for the sum of every child's registry.
+  serveClusterMetrics();
   for (let i = 0; i <= projectorSlot; i++) fork(i, 0);
   const { host, commandPort, queryPort, adminPort } = config.http;
   // Logged when the version is known, without holding up the signal handlers below.

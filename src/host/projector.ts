@@ -6,6 +6,9 @@ import { buildAdminApp } from '../http/adminApp.js';
 import { ensureNoticeStreams, startNotifier, type Notifier } from '../integration/notifier.js';
 import { subscribers } from '../integration/subscribers.js';
 import { connectNats, type NatsLink } from '../nats/connection.js';
+import { clusterMetricsReader } from '../observe/cluster.js';
+import { createMetrics, watchReadSide, type Metrics } from '../observe/metrics.js';
+import { createTracing } from '../observe/tracing.js';
 import { openViewStore, type LmdbViewStore } from '../read/lmdbViews.js';
 import { createProjectionRunner, type ProjectionRunner } from '../read/runner.js';
 import { nudgeApplied, publishViewsStatus, viewsAppliedSubject, viewsStatusSubject, type ViewsStatus } from '../read/status.js';
@@ -15,6 +18,7 @@ import { awaitEventStream, createJetStreamEventStore, ensureEventStream } from '
 import type { ConvergeApp } from './app.js';
 import { natsAuthOf } from './config.js';
 import { viewsPath } from './paths.js';
+import { METRICS_TIMEOUT_MS } from './worker.js';
 
 /** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
 export interface Projector {
@@ -24,6 +28,8 @@ export interface Projector {
   /** The notifier; a read replica has none, since the command hosts' projectors announce every commit. */
   readonly notifier?: Notifier;
   readonly adminApp: FastifyInstance;
+  /** This process's metrics: the read side's gauges (the cluster's are summed by the primary). */
+  readonly metrics: Metrics;
   stop(): Promise<void>;
 }
 
@@ -33,13 +39,19 @@ export async function startProjector(
   log: Logger,
   app: Pick<ConvergeApp, 'aggregates' | 'projections'>,
 ): Promise<Projector> {
+  // Before connecting, which waits for NATS: the primary collects every child's registry, also during an outage.
+  const metrics = createMetrics();
+  const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
+  const tracing = createTracing(config.telemetry, 'projector');
+  const traced = tracing ? { tracing } : {};
   const link = await connectNats(config.nats.url, { name: 'converge-projector', timeoutMs: config.nats.requestTimeoutMs, log, auth: natsAuthOf(config) });
+  link.onReconnect(() => metrics.natsReconnected());
   // A read replica follows the command hosts' stream and announces nothing: a notifier behind
   // theirs would put older notices over newer ones in NOTIFY, which keeps one per aggregate.
   const readReplica = config.cluster.role === 'read-replica';
   const streamId = readReplica ? await awaitEventStream(link, log) : await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
   if (!readReplica) await ensureNoticeStreams(link, config.eventStore.duplicateWindowMs, config.nats.replicas);
-  const store = createJetStreamEventStore(link, config.eventStore);
+  const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced });
   const views = openViewStore(viewsPath(config));
   // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
   bindViewsToHead(views, app.projections.map((p) => p.name), await store.head(), log);
@@ -65,11 +77,12 @@ export async function startProjector(
     streamId,
     onStoreChanged,
     onApplied: nudgeApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config))),
+    ...traced,
   });
   runner.start();
   const notifier: Notifier | undefined = readReplica
     ? undefined
-    : startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged });
+    : startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged, ...traced });
   const unlisten = link.onReconnect(() => notifier?.restart());
   const status = (): ViewsStatus => {
     const eventStore = runner.stream();
@@ -100,12 +113,26 @@ export async function startProjector(
     },
     config.projections.statusIntervalMs,
   );
+  const registry = subscribers(link, store);
+  watchReadSide(
+    metrics,
+    () => {
+      const eventStore = runner.stream();
+      return {
+        projections: runner.status(),
+        lastPosition: eventStore.reachable ? eventStore.lastPosition : undefined,
+        notifierLagEvents: notifier ? Math.max(0, eventStore.lastPosition - notifier.position()) : undefined,
+      };
+    },
+    async () =>
+      link.isConnected() ? (await registry.list()).map((s) => ({ name: s.name, pending: s.pending + s.ackPending + s.replayPending })) : [],
+  );
   // A verify can run for minutes; stopping the projector ends it rather than waiting.
   const stopVerifies = new AbortController();
   const adminApp = await buildAdminApp({
     runner,
     notifier,
-    subscribers: subscribers(link, store),
+    subscribers: registry,
     views,
     store,
     http: config.http,
@@ -114,6 +141,8 @@ export async function startProjector(
     natsVersion: () => link.nc.info?.version,
     viewsStatus: status,
     readyMaxLagMs: config.query.readyMaxLagMs,
+    metrics: readMetrics,
+    ...traced,
     verify: ({ sample }) => verifyViews({ store, views, aggregates: app.aggregates, projections: app.projections, log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
@@ -128,6 +157,7 @@ export async function startProjector(
       await adminApp.close();
       await link.close();
       await views.close();
+      await tracing?.shutdown();
     })());
-  return { link, views, runner, notifier, adminApp, stop };
+  return { link, views, runner, notifier, adminApp, metrics, stop };
 }

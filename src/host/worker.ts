@@ -5,6 +5,9 @@ import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
 import { connectNats, type NatsLink } from '../nats/connection.js';
+import { clusterMetricsReader } from '../observe/cluster.js';
+import { createMetrics, watchActors, type Metrics } from '../observe/metrics.js';
+import { createTracing, type Tracing } from '../observe/tracing.js';
 import { openViewStore } from '../read/lmdbViews.js';
 import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
 import { viewsBoundTo } from '../read/storeIdentity.js';
@@ -16,11 +19,16 @@ import type { ConvergeApp } from './app.js';
 import { natsAuthOf } from './config.js';
 import { snapshotsPath, viewsPath } from './paths.js';
 
+/** How long `/metrics` waits for the cluster primary, which waits up to 5 s for every child's registry. */
+export const METRICS_TIMEOUT_MS = 6000;
+
 /** A worker of a read replica: its NATS link and the query API. */
 export interface QueryWorker {
   readonly link: NatsLink;
   readonly store: EventStore;
   readonly queryApp: FastifyInstance;
+  /** This process's metrics (the cluster's are summed by the primary). */
+  readonly metrics: Metrics;
   /**
    * Drains: new commands get 503, queued ones finish up to the deadline and those not
    * started by then get 503 `shutting_down`; every caller is answered before anything closes.
@@ -55,16 +63,22 @@ export async function startQueryWorker(config: Config, log: Logger, app: Converg
 
 async function start(config: Config, log: Logger, app: ConvergeApp, writes: boolean): Promise<QueryWorker & Partial<WriteSide>> {
   const { aggregates } = app;
+  // Before connecting, which waits for NATS: the primary collects every child's registry, also during an outage.
+  const metrics = createMetrics();
+  const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
+  const tracing = createTracing(config.telemetry, `worker-${config.cluster.workerIndex}`);
+  const traced = tracing ? { tracing } : {};
   const link = await connectNats(config.nats.url, {
     auth: natsAuthOf(config),
     name: `converge-worker-${config.cluster.workerIndex}`,
     timeoutMs: config.nats.requestTimeoutMs,
     log,
   });
+  link.onReconnect(() => metrics.natsReconnected());
   const streamId = writes ? await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas) : await awaitEventStream(link, log);
-  const store = createJetStreamEventStore(link, config.eventStore);
+  const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced });
   let draining = false;
-  const write = writes ? await startWriteSide(config, log, app, link, store, streamId, () => draining) : undefined;
+  const write = writes ? await startWriteSide({ config, log, app, link, store, streamId, metrics, readMetrics, tracing, isDraining: () => draining }) : undefined;
 
   const views = openViewStore(viewsPath(config));
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
@@ -79,8 +93,8 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     log,
     isReady: () => !draining,
     natsVersion: () => link.nc.info?.version,
-    streamHead: () => (store.isAvailable() ? store.head().then((h) => h.lastPosition, () => undefined) : Promise.resolve(undefined)),
-    projections: app.projections.map((p) => p.name),
+    metrics: readMetrics,
+    ...traced,
     viewsStatus: viewsStatus.latest,
     applied,
     viewsBound: viewsBoundTo(views, (await store.head()).identity),
@@ -107,24 +121,43 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
       await link.close();
       await write?.snapshots.close();
       await views.close();
+      await tracing?.shutdown();
     })());
-  return { link, store, ...write, queryApp, stop };
+  return { link, store, ...write, queryApp, metrics, stop };
 }
 
-async function startWriteSide(
-  config: Config,
-  log: Logger,
-  app: ConvergeApp,
-  link: NatsLink,
-  store: EventStore,
-  streamId: string,
-  isDraining: () => boolean,
-): Promise<WriteSide> {
-  const { aggregates } = app;
+async function startWriteSide(opts: {
+  config: Config;
+  log: Logger;
+  app: ConvergeApp;
+  link: NatsLink;
+  store: EventStore;
+  streamId: string;
+  metrics: Metrics;
+  readMetrics: ReturnType<typeof clusterMetricsReader>;
+  tracing: Tracing | undefined;
+  isDraining: () => boolean;
+}): Promise<WriteSide> {
+  const { config, log, link, store, streamId, metrics, isDraining } = opts;
+  const { aggregates } = opts.app;
+  const traced = opts.tracing ? { tracing: opts.tracing } : {};
   const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
     log.warn({ err }, 'snapshot write failed'),
   );
-  const host = createActorHost({ aggregates, store, snapshots, streamId, duplicateWindowMs: config.eventStore.duplicateWindowMs, settings: config.actors, log });
+  const host = createActorHost({
+    aggregates,
+    store,
+    snapshots,
+    streamId,
+    duplicateWindowMs: config.eventStore.duplicateWindowMs,
+    settings: config.actors,
+    log,
+    onConflict: (aggregate, retrying) => {
+      metrics.conflict(aggregate);
+      if (retrying) metrics.retry(aggregate);
+    },
+  });
+  watchActors(metrics, host);
   const router = createCommandRouter({
     link,
     host,
@@ -133,12 +166,16 @@ async function startWriteSide(
     workerIndex: config.cluster.workerIndex,
     timeoutMs: config.nats.requestTimeoutMs,
     log,
+    onForward: metrics.forwarded,
+    ...traced,
   });
   router.start();
   const commandApp = await buildCommandApp({
     aggregates,
-    dispatch: (command) => router.dispatch(command),
+    dispatch: (command, parent) => metrics.timeCommand(command.aggregate, command.type, () => router.dispatch(command, parent), (result) => result.kind),
     http: config.http,
+    metrics: opts.readMetrics,
+    ...traced,
     log,
     isReady: () => link.isConnected() && !isDraining(),
     natsVersion: () => link.nc.info?.version,

@@ -3,6 +3,8 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../core/config.js';
 import type { EventStore } from '../core/eventStore.js';
 import type { Notifier } from '../integration/notifier.js';
+import type { MetricsText } from '../observe/cluster.js';
+import type { Tracing } from '../observe/tracing.js';
 import type { Subscribers } from '../integration/subscribers.js';
 import type { ProjectionRunner } from '../read/runner.js';
 import type { ViewsStatus } from '../read/status.js';
@@ -25,7 +27,9 @@ export interface AdminAppOptions {
   /** The NATS server's version, for `/ready`. */
   readonly natsVersion?: () => string | undefined;
   /** Compares the views with a fold of the event store (see `verifyViews`). */
-  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;
+  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
+  readonly metrics?: () => Promise<MetricsText>;
+  readonly tracing?: Tracing;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -62,6 +66,8 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     coerceTypes: true,
     isReady: opts.isReady,
     natsVersion: opts.natsVersion,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
   });
   notFound(app);
   readyViewsRoute(app, () => opts.viewsStatus(), { maxLagMs: opts.readyMaxLagMs });

@@ -3,6 +3,9 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../core/config.js';
 import type { ErrorCode } from '../core/errors.js';
+import { SpanKind, type Context } from '@opentelemetry/api';
+import type { MetricsText } from '../observe/cluster.js';
+import { TRACEPARENT, type Tracing } from '../observe/tracing.js';
 import { viewsReadiness, type ViewsStatus } from '../read/status.js';
 import { installErrorHandling, installJsonParser, sendError } from './replies.js';
 
@@ -21,6 +24,17 @@ export interface HttpAppOptions {
   readonly health?: () => object;
   /** OpenAPI security schemes beside `bearer` (the command, reader and admin tokens). */
   readonly securitySchemes?: Readonly<Record<string, SecurityScheme>>;
+  /** What `GET /metrics` answers: the cluster's metrics under the primary (see `clusterMetricsReader`); no route without it. */
+  readonly metrics?: () => Promise<MetricsText>;
+  /** A server span per request, under the caller's `traceparent` if it sent one; absent when tracing is off. */
+  readonly tracing?: Tracing;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The context under the request's server span, while tracing is on. */
+    traceContext?: Context;
+  }
 }
 
 /** An OpenAPI security scheme of the `http` type. */
@@ -33,7 +47,7 @@ export interface SecurityScheme {
 
 /**
  * A Fastify app with what every converge API shares: the error catalogue, JSON bodies,
- * OpenAPI at `/docs`, `/health` and `/ready`, and no per-request log lines (they would
+ * OpenAPI at `/docs`, `/health`, `/ready` and `/metrics`, and no per-request log lines (they would
  * cost more than the work; faults are logged where they happen).
  */
 export async function createHttpApp(opts: HttpAppOptions) {
@@ -54,6 +68,7 @@ export async function createHttpApp(opts: HttpAppOptions) {
   });
   installJsonParser(app);
   installErrorHandling(app, opts.validationCode);
+  if (opts.tracing) traceRequests(app, opts.tracing);
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
@@ -69,7 +84,43 @@ export async function createHttpApp(opts: HttpAppOptions) {
     return opts.isReady() ? { status: 'ready', ...nats } : sendError(reply, 'not_ready', 'a dependency (NATS) is not reachable', nats);
   });
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  const metrics = opts.metrics;
+  if (metrics) {
+    app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+      let m;
+      try {
+        m = await metrics();
+      } catch (err) {
+        return sendError(reply, 'metrics_unavailable', `metrics could not be collected: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return reply.type(m.contentType).send(m.text);
+    });
+  }
   return app;
+}
+
+/** Probes and scrapes, which would drown the traces of real requests. */
+const UNTRACED = new Set(['/health', '/ready', '/ready/views', '/metrics', '/docs']);
+
+/** One server span per request (but probes and scrapes), named by its route, ended with the reply's status. */
+function traceRequests(app: FastifyInstance, tracing: Tracing): void {
+  const spans = new WeakMap<object, ReturnType<Tracing['start']>>();
+  app.decorateRequest('traceContext', undefined);
+  app.addHook('onRequest', async (request) => {
+    const route = request.routeOptions.url;
+    if (route !== undefined && UNTRACED.has(route)) return;
+    const traceparent = request.headers[TRACEPARENT];
+    // A path no route matched could be anything; the method alone names its span.
+    const span = tracing.start(route === undefined ? request.method : `${request.method} ${route}`, tracing.extract(typeof traceparent === 'string' ? traceparent : undefined), { 'http.request.method': request.method, 'http.route': route ?? '' }, SpanKind.SERVER);
+    spans.set(request, span);
+    request.traceContext = tracing.contextOf(span);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const span = spans.get(request);
+    if (!span) return;
+    span.setAttribute('http.response.status_code', reply.statusCode);
+    tracing.end(span, reply.statusCode >= 500 ? `status ${reply.statusCode}` : undefined);
+  });
 }
 
 /** Answers unknown routes with a 404 in the error shape. */

@@ -3,6 +3,9 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { Config } from '../core/config.js';
+import type { Context } from '@opentelemetry/api';
+import type { MetricsText } from '../observe/cluster.js';
+import type { Tracing } from '../observe/tracing.js';
 import type { CommandEnvelope, CommandResult } from '../write/execute.js';
 import { createHttpApp } from './app.js';
 import { ErrorBody, IdParams } from './paging.js';
@@ -10,8 +13,8 @@ import { bearerAuth, sendError } from './replies.js';
 
 export interface CommandAppOptions {
   readonly aggregates: readonly AnyAggregate[];
-  /** Runs a command on its owner (see `CommandRouter.dispatch`). */
-  readonly dispatch: (command: CommandEnvelope) => Promise<CommandResult>;
+  /** Runs a command on its owner (see `CommandRouter.dispatch`), under the request's trace context when tracing is on. */
+  readonly dispatch: (command: CommandEnvelope, parent?: Context) => Promise<CommandResult>;
   readonly http: Config['http'];
   readonly log: FastifyBaseLogger;
   /** True once the event store is reachable. */
@@ -20,7 +23,9 @@ export interface CommandAppOptions {
   readonly natsVersion?: () => string | undefined;
   /** True while the process drains for shutdown. */
   readonly isDraining: () => boolean;
-  readonly now?: () => number;
+  readonly now?: () => number;  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
+  readonly metrics?: () => Promise<MetricsText>;
+  readonly tracing?: Tracing;
 }
 
 const CommandHeaders = Type.Object({
@@ -49,6 +54,8 @@ export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyI
     coerceTypes: false,
     isReady: opts.isReady,
     natsVersion: opts.natsVersion,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
   });
   app.setNotFoundHandler((request, reply) =>
     request.method === 'POST'
@@ -95,7 +102,7 @@ export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyI
               ...(ifMatch === undefined ? {} : { expectedVersion: Number(ifMatch.replace(/\D/g, '')) }),
               at: new Date(now()).toISOString(),
             };
-            const result = await opts.dispatch(command);
+            const result = await opts.dispatch(command, request.traceContext);
             switch (result.kind) {
               case 'accepted':
                 reply.header('etag', `"${result.version}"`);

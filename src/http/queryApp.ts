@@ -4,6 +4,8 @@ import type { AnyAggregate } from '../core/aggregate.js';
 import type { Config } from '../core/config.js';
 import type { EventStore } from '../core/eventStore.js';
 import type { AnyProjection } from '../core/projection.js';
+import type { MetricsText } from '../observe/cluster.js';
+import type { Tracing } from '../observe/tracing.js';
 import type { AppliedWaiter, ViewsStatus } from '../read/status.js';
 import type { ViewReader } from '../read/viewStore.js';
 import { stateAt } from '../write/rehydrate.js';
@@ -35,9 +37,9 @@ export interface QueryAppOptions {
   readonly isReady: () => boolean;
   /** The NATS server's version, for `/ready`. */
   readonly natsVersion?: () => string | undefined;
-  /** The `EVENTS` stream's last position, for `/metrics`; undefined when NATS is unreachable. */
-  readonly streamHead: () => Promise<number | undefined>;
-  readonly projections: readonly string[];
+  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
+  readonly metrics?: () => Promise<MetricsText>;
+  readonly tracing?: Tracing;
   /** The latest status the host's projector published; undefined before the first. */
   readonly viewsStatus: () => ViewsStatus | undefined;
   /**
@@ -62,7 +64,7 @@ declare module 'fastify' {
 /**
  * The query API (see docs/architecture.md, "HTTP"): the views' routes, read-your-writes through
  * `X-Min-Position` (or `?minPosition=`, with `?waitMs=`), aggregate history and state
- * as of a version from the event store, and `/metrics`; read access by route
+ * as of a version from the event store; read access by route
  * (`http.readPolicy`) and a rate limit per client address (`http.queryRateLimit`).
  */
 export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInstance> {
@@ -75,6 +77,8 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
     isReady: opts.isReady,
     natsVersion: opts.natsVersion,
     securitySchemes: { customerToken: customerTokenScheme },
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.tracing ? { tracing: opts.tracing } : {}),
   });
   notFound(app);
   // A status older than a few intervals means the projector is not running (or cannot reach NATS).
@@ -107,31 +111,6 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
   for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
   for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
 
-  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    const head = await opts.streamHead();
-    const lines = ['# TYPE converge_projection_position gauge'];
-    for (const p of opts.projections) lines.push(`converge_projection_position{projection="${p}"} ${opts.views.position(p)}`);
-    if (head !== undefined) {
-      lines.push('# TYPE converge_events_position gauge', `converge_events_position ${head}`);
-      lines.push('# TYPE converge_projection_lag_events gauge');
-      for (const p of opts.projections) lines.push(`converge_projection_lag_events{projection="${p}"} ${Math.max(0, head - opts.views.position(p))}`);
-    }
-    const status = opts.viewsStatus();
-    if (status) {
-      lines.push('# HELP converge_projection_lag_seconds Age of the oldest commit a projection has not applied yet.', '# TYPE converge_projection_lag_seconds gauge');
-      for (const p of status.projections) if (p.lagMs !== null) lines.push(`converge_projection_lag_seconds{projection="${p.name}"} ${p.lagMs / 1000}`);
-      lines.push('# HELP converge_projection_state 1 for the state a projection is in.', '# TYPE converge_projection_state gauge');
-      for (const p of status.projections) {
-        for (const state of ['running', 'rebuilding', 'failing', 'stalled', 'stopped']) {
-          lines.push(`converge_projection_state{projection="${p.name}",state="${state}"} ${p.state === state ? 1 : 0}`);
-        }
-      }
-      lines.push('# TYPE converge_projection_parked gauge');
-      for (const p of status.projections) lines.push(`converge_projection_parked{projection="${p.name}"} ${p.parked}`);
-      if (status.notifier) lines.push('# TYPE converge_notifier_lag_events gauge', `converge_notifier_lag_events ${status.notifier.lagEvents}`);
-    }
-    return reply.type('text/plain; version=0.0.4').send(lines.join('\n') + '\n');
-  });
   return app;
 }
 

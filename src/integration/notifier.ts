@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { StoredCommit } from '../core/eventStore.js';
+import { SpanKind } from '@opentelemetry/api';
+import { headers } from '@nats-io/transport-node';
 import type { NatsLink } from '../nats/connection.js';
+import type { Tracing } from '../observe/tracing.js';
 import { superviseFeed, type FeedHealth, type PipelineOptions } from '../read/feed.js';
 import type { ViewStore } from '../read/viewStore.js';
 
@@ -71,16 +74,32 @@ export function startNotifier(
     stallMs: number;
     maxBackoffMs: number;
     onStreamChanged?: (reason: string) => void;
+    /** A `notify` span per notice whose commit carries a trace context, and `traceparent` in the notice's headers. */
+    tracing?: Tracing;
   },
 ): Notifier {
-  const { link, views } = opts;
+  const { link, views, tracing } = opts;
+  const send = (subject: string, c: StoredCommit, notice: Notice) => {
+    const parent = tracing?.extract(tracing.delivered.get(c));
+    if (!tracing || !parent) return link.js.publish(subject, JSON.stringify(notice), { msgID: `notice.${c.position}` });
+    const span = tracing.start(`notify ${c.aggregate}`, parent, { 'converge.subject': subject, 'converge.position': c.position }, SpanKind.PRODUCER);
+    const h = headers();
+    tracing.inject(tracing.contextOf(span), h);
+    return link.js.publish(subject, JSON.stringify(notice), { msgID: `notice.${c.position}`, headers: h }).then(
+      (ack) => (tracing.end(span), ack),
+      (err: unknown) => {
+        tracing.end(span, err);
+        throw err;
+      },
+    );
+  };
   const publish = async (batch: StoredCommit[]) => {
     const latest = new Map<string, StoredCommit>();
     for (const commit of batch) latest.set(noticeSubject(commit.aggregate, commit.id), commit);
     await Promise.all(
       [...latest].map(([subject, c]) => {
         const notice: Notice = { aggregate: c.aggregate, id: c.id, version: c.version, position: c.position, at: c.events[0]?.at ?? '' };
-        return link.js.publish(subject, JSON.stringify(notice), { msgID: `notice.${c.position}` });
+        return send(subject, c, notice);
       }),
     );
     views.transaction(() => views.setCheckpoint(CHECKPOINT, 0, batch[batch.length - 1]!.position));

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { StoredCommit } from '../core/eventStore.js';
 import type { AnyProjection } from '../core/projection.js';
+import { tracedBatch, type Tracing } from '../observe/tracing.js';
 import { applyBatch, reapply, upcaster, type Target } from './apply.js';
 import { superviseFeed, type Feed, type FeedHealth, type PipelineOptions } from './feed.js';
 import type { ViewStore } from './viewStore.js';
@@ -74,6 +75,8 @@ export interface RunnerOptions extends PipelineOptions {
   readonly onStoreChanged?: (reason: string) => void;
   /** Called after each batch the live views have committed, to wake readers waiting for a position. */
   readonly onApplied?: () => void;
+  /** An `apply` span per live commit that carries a trace context; absent when tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 interface Rebuild {
@@ -124,11 +127,12 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     live?.stop();
     const apply = applyTo(targets);
     const applied = opts.onApplied;
+    const tracing = opts.tracing;
     live = superviseFeed({
       ...feedOptions,
       name: 'projections',
       from: liveFrom,
-      apply: applied ? (batch) => (apply(batch), applied()) : apply,
+      apply: tracing ? (batch) => tracedBatch(tracing, 'apply', batch, () => apply(batch)).then(() => applied?.()) : applied ? (batch) => (apply(batch), applied()) : apply,
     });
   };
 

@@ -8,6 +8,7 @@ import {
   type OrderedConsumerOptions,
   type StreamInfo,
 } from '@nats-io/jetstream';
+import { SpanKind } from '@opentelemetry/api';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import {
@@ -21,6 +22,7 @@ import {
 } from '../core/eventStore.js';
 import type { Logger } from 'pino';
 import type { NatsLink } from '../nats/connection.js';
+import { TRACEPARENT, commandKey, type Tracing } from '../observe/tracing.js';
 
 /** The stream that holds every commit. */
 export const EVENTS = 'EVENTS';
@@ -130,8 +132,13 @@ interface PublishAck {
   readonly error?: { readonly code: number; readonly err_code?: number; readonly description?: string };
 }
 
-/** Opens the event store on `EVENTS` over a NATS link; the stream must exist (see `ensureEventStream`). */
-export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number }): EventStore {
+/**
+ * Opens the event store on `EVENTS` over a NATS link; the stream must exist (see
+ * `ensureEventStream`). With `tracing`, appends carry `traceparent` and delivered commits
+ * bring theirs back (see docs/architecture.md, "Metrics and traces").
+ */
+export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number; tracing?: Tracing }): EventStore {
+  const { tracing } = opts;
   const unavailable = (err: unknown) =>
     err instanceof EventStoreUnavailableError ? err : new EventStoreUnavailableError(undefined, { cause: err });
   const guard = () => {
@@ -194,14 +201,15 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     }
   }
 
-  return {
-    async append(commit, expectedPosition) {
+  const store = {
+    async append(commit: Commit, expectedPosition: number, traceparent?: string) {
       guard();
       const subject = eventSubject(commit.aggregate, commit.id);
       const h = headers();
       // Scoped by aggregate so one client key cannot collide across aggregates.
       h.set('Nats-Msg-Id', `${commit.aggregate}.${commit.id}.${commit.commandId}`);
       h.set('Nats-Expected-Last-Subject-Sequence', String(expectedPosition));
+      if (traceparent !== undefined) h.set(TRACEPARENT, traceparent);
       let ack: PublishAck;
       try {
         // A JetStream publish, answered by the stream with its ack (see `PublishAck`).
@@ -253,7 +261,12 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       return {
         async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
           for await (const m of messages) {
-            yield { commit: decodeCommit(m), storedAt: Math.floor(m.info.timestampNanos / 1e6), head: m.seq + m.info.pending };
+            const commit = decodeCommit(m);
+            if (tracing) {
+              const traceparent = m.headers?.get(TRACEPARENT);
+              if (traceparent) tracing.delivered.set(commit, traceparent);
+            }
+            yield { commit, storedAt: Math.floor(m.info.timestampNanos / 1e6), head: m.seq + m.info.pending };
           }
         },
         close: () => void messages.close().catch(() => undefined),
@@ -261,7 +274,28 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     },
 
     isAvailable: () => link.isConnected(),
-    onReconnect: (listener) => link.onReconnect(listener),
+    onReconnect: (listener: () => void) => link.onReconnect(listener),
+  } satisfies EventStore;
+  return tracing ? { ...store, append: tracedAppend(tracing, store.append) } : store;
+}
+
+/**
+ * An append under an `append` span, a child of its command's actor span, whose context
+ * travels in the commit's `traceparent` header to the projector.
+ */
+function tracedAppend(tracing: Tracing, append: (commit: Commit, expectedPosition: number, traceparent?: string) => ReturnType<EventStore['append']>): EventStore['append'] {
+  return async (commit, expectedPosition) => {
+    const parent = tracing.commands.get(commandKey(commit.aggregate, commit.id, commit.commandId));
+    const span = tracing.start(`append ${commit.commandType}`, parent, { 'converge.subject': eventSubject(commit.aggregate, commit.id), 'converge.expected_position': expectedPosition }, SpanKind.PRODUCER);
+    try {
+      const ack = await append(commit, expectedPosition, tracing.traceparentOf(span));
+      span.setAttributes({ 'converge.position': ack.position, 'converge.duplicate': ack.duplicate });
+      tracing.end(span);
+      return ack;
+    } catch (err) {
+      tracing.end(span, err);
+      throw err;
+    }
   };
 }
 

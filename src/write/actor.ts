@@ -1,7 +1,7 @@
 import { assign, fromPromise, setup } from 'xstate';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { EventStore } from '../core/eventStore.js';
-import { executeCommand, type CommandEnvelope, type Executed, type ReadState } from './execute.js';
+import { executeCommand, type CommandEnvelope, type Executed, type ExecutionContext, type ReadState } from './execute.js';
 import { rehydrate, type Memory } from './rehydrate.js';
 import type { SnapshotStore } from './snapshots.js';
 
@@ -27,6 +27,8 @@ export interface ActorEnvironment {
   readonly duplicateWindowMs: number;
   /** Events between snapshots. */
   readonly snapshotEvery: number;
+  /** See `ExecutionContext.onConflict`. */
+  readonly onConflict?: ExecutionContext['onConflict'];
 }
 
 /** What an `execute` run answers: the actor's memory afterwards and the command's outcome. */

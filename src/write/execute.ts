@@ -48,6 +48,8 @@ export interface ExecutionContext {
    * within it is answered as the original was, also when memory has forgotten the original.
    */
   readonly duplicateWindowMs: number;
+  /** Told of each append another writer got to first: `retrying` unless `conflictRetries` are used up (for metrics). */
+  readonly onConflict?: (aggregate: string, retrying: boolean) => void;
 }
 
 /** Memory after a command, and the command's answer. */
@@ -75,9 +77,11 @@ export async function executeCommand(ctx: ExecutionContext, initial: Memory, com
       return append(ctx, memory, command, decision.events);
     },
     async () => {
+      ctx.onConflict?.(ctx.aggregate.name, true);
       memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
     },
     async () => {
+      ctx.onConflict?.(ctx.aggregate.name, false);
       // The last attempt lost to another writer: the answer names the version that writer made.
       memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
       return { memory, result: conflict(memory) };

@@ -18,6 +18,8 @@ export interface ActorHost {
   readState(aggregate: string, id: string): Promise<StateView>;
   /** Resident actors. */
   readonly size: number;
+  /** Commands queued or running, over every actor. */
+  readonly inFlight: number;
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
   /**
@@ -50,6 +52,8 @@ export interface ActorHostOptions {
   readonly settings: ActorSettings;
   readonly log: Logger;
   readonly now?: () => number;
+  /** See `ExecutionContext.onConflict`. */
+  readonly onConflict?: ActorEnvironment['onConflict'];
 }
 
 type AggregateActor = Actor<typeof aggregateActor>;
@@ -78,6 +82,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     conflictRetries: settings.conflictRetries,
     duplicateWindowMs: opts.duplicateWindowMs,
     snapshotEvery: settings.snapshotEvery,
+    ...(opts.onConflict ? { onConflict: opts.onConflict } : {}),
   };
   let draining = false;
   let inFlight = 0;
@@ -178,6 +183,10 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
     get size() {
       return entries.size;
+    },
+
+    get inFlight() {
+      return inFlight;
     },
 
     passivateIdle,

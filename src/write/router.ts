@@ -1,4 +1,5 @@
-import type { Msg, Subscription } from '@nats-io/transport-node';
+import { SpanKind, type Context } from '@opentelemetry/api';
+import { headers, type Msg, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { AggregateRef } from '../core/aggregate.js';
 import {
@@ -13,12 +14,14 @@ import {
 import { ownerOf, partitionOf } from '../core/partition.js';
 import type { NatsLink } from '../nats/connection.js';
 import { NoRespondersError } from '../nats/requests.js';
+import { TRACEPARENT, commandKey, type Tracing } from '../observe/tracing.js';
 import type { CommandEnvelope, CommandResult, StateView } from './execute.js';
 import type { ActorHost } from './host.js';
 
 /** Sends commands and state reads to the worker that owns their aggregate. */
 export interface CommandRouter {
-  dispatch(command: CommandEnvelope): Promise<CommandResult>;
+  /** Runs a command on its owner; `parent` is the trace context it runs under, when tracing is on. */
+  dispatch(command: CommandEnvelope, parent?: Context): Promise<CommandResult>;
   readState(ref: AggregateRef): Promise<StateView>;
   /** Starts answering for this worker's partitions. */
   start(): void;
@@ -34,6 +37,10 @@ export interface RouterOptions {
   readonly workerIndex: number;
   readonly timeoutMs: number;
   readonly log: Logger;
+  /** Counts commands forwarded to another worker. */
+  readonly onForward?: (aggregate: string) => void;
+  /** Spans for forwards and actor runs, `traceparent` in the forward's headers; absent when tracing is off. */
+  readonly tracing?: Tracing;
 }
 
 type Request = { op: 'command'; command: CommandEnvelope } | { op: 'state'; aggregate: string; id: string };
@@ -49,15 +56,30 @@ export function commandSubject(partition: number): string {
  * anyone else forwards it to the owner over NATS request-reply.
  */
 export function createCommandRouter(opts: RouterOptions): CommandRouter {
-  const { link, host, partitions, workers, workerIndex, log } = opts;
+  const { link, host, partitions, workers, workerIndex, log, tracing } = opts;
   const subscriptions: Subscription[] = [];
   const ownsPartition = (p: number) => ownerOf(p, workers) === workerIndex;
 
-  async function forward<T>(partition: number, request: Request): Promise<T> {
+  async function forward<T>(partition: number, request: Request, parent?: Context): Promise<T> {
     if (!link.isConnected()) throw new EventStoreUnavailableError();
+    if (!tracing || request.op !== 'command') return send(partition, request, { timeoutMs: opts.timeoutMs });
+    const span = tracing.start(`forward ${request.command.type}`, parent, { 'converge.partition': partition, ...commandAttributes(request.command) }, SpanKind.CLIENT);
+    const h = headers();
+    tracing.inject(tracing.contextOf(span), h);
+    try {
+      const value = await send<T>(partition, request, { timeoutMs: opts.timeoutMs, headers: h });
+      tracing.end(span);
+      return value;
+    } catch (err) {
+      tracing.end(span, err);
+      throw err;
+    }
+  }
+
+  async function send<T>(partition: number, request: Request, options: { timeoutMs: number; headers?: MsgHdrs }): Promise<T> {
     let msg: Msg;
     try {
-      msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), { timeoutMs: opts.timeoutMs });
+      msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), options);
     } catch (err) {
       // "No responders" comes from the server: nobody subscribes to the partition, so the
       // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
@@ -78,7 +100,9 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     try {
       const request = msg.json<Request>();
       const value =
-        request.op === 'command' ? await host.execute(request.command, readState) : await host.readState(request.aggregate, request.id);
+        request.op === 'command'
+          ? await (tracing ? executeTraced(tracing, request.command, tracing.extract(msg.headers?.get(TRACEPARENT))) : host.execute(request.command, readState))
+          : await host.readState(request.aggregate, request.id);
       reply = { ok: true, value };
     } catch (err) {
       if (!(err instanceof ConvergeError)) log.error({ err }, 'forwarded request failed');
@@ -87,16 +111,40 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     msg.respond(JSON.stringify(reply));
   }
 
+  /**
+   * Runs a command on this worker's actor under an actor span, which the event store's
+   * append finds by the command's key (the mailbox carries commands, not contexts).
+   */
+  async function executeTraced(tracing: Tracing, command: CommandEnvelope, parent: Context | undefined): Promise<CommandResult> {
+    const span = tracing.start(`actor ${command.type}`, parent, commandAttributes(command));
+    const key = commandKey(command.aggregate, command.id, command.commandId);
+    const ctx = tracing.contextOf(span);
+    tracing.commands.set(key, ctx);
+    try {
+      const result = await host.execute(command, readState);
+      span.setAttribute('converge.outcome', result.kind);
+      tracing.end(span);
+      return result;
+    } catch (err) {
+      tracing.end(span, err);
+      throw err;
+    } finally {
+      if (tracing.commands.get(key) === ctx) tracing.commands.delete(key);
+    }
+  }
+
   function readState({ aggregate, id }: AggregateRef): Promise<StateView> {
     const p = partitionOf(aggregate, id, partitions);
     return ownsPartition(p) ? host.readState(aggregate, id) : forward(p, { op: 'state', aggregate, id });
   }
 
   return {
-    dispatch(command) {
+    dispatch(command, parent) {
       const p = partitionOf(command.aggregate, command.id, partitions);
       // The command's own reads of other aggregates go through this router too, wherever their owners are.
-      return ownsPartition(p) ? host.execute(command, readState) : forward(p, { op: 'command', command });
+      if (ownsPartition(p)) return tracing ? executeTraced(tracing, command, parent) : host.execute(command, readState);
+      opts.onForward?.(command.aggregate);
+      return forward(p, { op: 'command', command }, parent);
     },
     readState,
     start() {
@@ -110,3 +158,10 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     },
   };
 }
+
+const commandAttributes = (command: CommandEnvelope) => ({
+  'converge.aggregate': command.aggregate,
+  'converge.id': command.id,
+  'converge.command': command.type,
+  'converge.command_id': command.commandId,
+});

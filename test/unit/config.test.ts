@@ -65,3 +65,11 @@ t.test('loopback listeners need no tokens', async (t) => {
     t.equal(loadConfig({ dir, env: { CONVERGE_HTTP_HOST: host } }).http.host, host, host);
   }
 });
+
+t.test('telemetry is off by default; CONVERGE_TELEMETRY_OTLP_ENDPOINT turns it on, and it must be an http(s) URL', async (t) => {
+  t.same(loadConfig({ dir, env: {} }).telemetry, { otlpEndpoint: '', spanDir: '', serviceName: 'converge' });
+  const on = loadConfig({ dir, env: { CONVERGE_TELEMETRY_OTLP_ENDPOINT: 'http://collector:4318', CONVERGE_TELEMETRY_SPAN_DIR: '/tmp/spans' } });
+  t.same([on.telemetry.otlpEndpoint, on.telemetry.spanDir], ['http://collector:4318', '/tmp/spans']);
+  t.equal(envName(['telemetry', 'otlpEndpoint']), 'CONVERGE_TELEMETRY_OTLP_ENDPOINT');
+  t.throws(() => loadConfig({ dir, env: { CONVERGE_TELEMETRY_OTLP_ENDPOINT: 'collector:4318' } }), { code: 'invalid_config', message: /telemetry.otlpEndpoint/ });
+});

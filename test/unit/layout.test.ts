@@ -4,7 +4,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '../..');
 /** The folders of src/, each importing only from itself and the ones before it (docs/architecture.md, "Layout"). */
-const order = ['core', 'nats', 'store', 'write', 'read', 'integration', 'http', 'host'];
+const order = ['core', 'observe', 'nats', 'store', 'write', 'read', 'integration', 'http', 'host'];
 
 function files(dir: string): string[] {
   return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
