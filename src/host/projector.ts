@@ -93,6 +93,7 @@ export async function startProjector(
   const stopVerifies = new AbortController();
   const adminApp = await buildAdminApp({
     runner,
+    aggregates: app.aggregates,
     notifier,
     subscribers: subscribers(link, store),
     views,
@@ -103,6 +104,8 @@ export async function startProjector(
     natsVersion: () => link.nc.info?.version,
     viewsStatus: status,
     readyMaxLagMs: config.query.readyMaxLagMs,
+    statusIntervalMs: config.projections.statusIntervalMs,
+    maxPageSize: config.query.maxPageSize,
     verify: ({ sample }) => verifyViews({ store, views, aggregates: app.aggregates, projections: app.projections, log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });
