@@ -5,7 +5,7 @@ import { lineChart } from './charts.js';
 
 const $ = (selector) => document.querySelector(selector);
 /** How much history the charts show. */
-const CHART_MS = 5 * 60_000;
+const CHART_MS = 2 * 60_000;
 /** Samples of `{ t, last, lags }` from the status stream, for the charts. */
 const samples = [];
 let ticks = 0;
@@ -39,7 +39,7 @@ function renderProjections(status) {
     const tr = document.createElement('tr');
     tr.dataset.projection = p.name;
     tr.dataset.state = p.state;
-    tr.append(td(p.name), td(p.state, 'state'), td(p.generation, 'num'), td(p.position, 'num position'), td(p.lagEvents, 'num lag-events'));
+    tr.append(td(p.name), td(p.state, 'state'), td(p.generation, 'num generation'), td(p.position, 'num position'), td(p.lagEvents, 'num lag-events'));
     tr.append(td(p.lagMs === null ? '?' : p.lagMs, 'num lag-ms'), td(p.parked, 'num'));
     const rebuild = td('', 'rebuild');
     if (p.rebuild) {
