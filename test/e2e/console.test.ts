@@ -141,6 +141,41 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
     t.equal(await cell(page, 'probe', 'state').textContent(), 'running');
   });
 
+  t.test('a subscriber shows its pending notices and gets a re-publish from the page', async (t) => {
+    const added = await fetch(`${cluster.admin}/admin/subscribers`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'search', from: 'all' }) });
+    t.equal(added.status, 201);
+    const row = page.locator('tr[data-subscriber="search"]');
+    // The list is read every fifth status (250 ms apart here).
+    await row.waitFor({ timeout: 15_000 });
+    t.ok(Number(await row.locator('td').nth(1).textContent()) > 0, 'the notices of every shop wait for it');
+    await row.locator('input[name="sincePosition"]').fill('1');
+    await row.locator('button[data-action="republish"]').click();
+    await page.locator('#message', { hasText: /re-publish to search: done \{"republished":[1-9]/ }).waitFor();
+    t.pass('the re-publish answered with the count it sent');
+    await page.locator('tr[data-subscriber="search"] td:nth-child(4)', { hasText: /^[1-9]/ }).waitFor({ timeout: 15_000 });
+    t.pass('and they wait for it in REPLAY');
+  });
+
+  t.test('the event browser shows a commit by position, and an aggregate history with its state at a version', async (t) => {
+    const renamed = await command(cluster, '/shops/warm2/rename', { name: 'Browsed' });
+    await page.fill('#by-position input[name="position"]', String(renamed.body.position));
+    await page.click('#by-position button');
+    await page.locator('#browser-result', { hasText: '"Browsed"' }).waitFor();
+    t.match(await page.locator('#browser-result').textContent(), /"commandType": "RenameShop"[\s\S]*"id": "warm2"/, 'the commit at that position');
+    await page.selectOption('#by-aggregate select', 'shops');
+    await page.fill('#by-aggregate input[name="id"]', 'warm2');
+    await page.fill('#by-aggregate input[name="atVersion"]', '1');
+    await page.click('#by-aggregate button');
+    await page.locator('#browser-result', { hasText: '"history"' }).waitFor();
+    const shown = JSON.parse((await page.locator('#browser-result').textContent()) ?? '{}') as { state: { version: number; state: { name: string } }; history: { events: { type: string }[] } };
+    t.match(shown.state, { version: 1, state: { name: 'Shop 2' } }, 'the state as of version 1');
+    t.same(shown.history.events.map((e) => e.type), ['ShopRegistered', 'ShopRenamed', 'ShopRenamed', 'ShopRenamed', 'ShopRenamed'], 'the whole history');
+    await page.fill('#by-position input[name="position"]', '999999');
+    await page.click('#by-position button');
+    await page.locator('#browser-result', { hasText: 'commit_not_found' }).waitFor();
+    t.pass('a position past the stream says commit_not_found');
+  });
+
   t.test('the token never appears in a URL and the page raised no error', async (t) => {
     t.same(urls.filter((u) => u.includes(TOKEN)), [], 'no request URL carries the token');
     t.same(pageErrors, []);
