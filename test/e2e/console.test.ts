@@ -5,6 +5,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js';
 
+// A browser and a whole cluster on a 2-core machine that others share.
+t.setTimeout(300_000);
+
 const TOKEN = 'console-e2e-admin-token';
 const CHROMIUM = '/usr/bin/chromium';
 const APP = join(import.meta.dirname, '../../dist/test/helpers/consoleApp.js');
@@ -45,7 +48,7 @@ async function until(page: Page, projection: string, column: string, ok: (text: 
 }
 const numberIn = async (page: Page, projection: string, column: string) => Number(await cell(page, projection, column).textContent());
 
-t.test('the console in headless Chromium: sign-in, live projections, a parked event retried, a rebuild with progress', { timeout: 240_000 }, async (t) => {
+t.test('the console in headless Chromium: sign-in, live projections, a parked event retried, a rebuild with progress', async (t) => {
   t.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed (apt-get install -y chromium)`);
   const parkFile = join(tempDir(t), 'park');
   writeFileSync(parkFile, 'probe cannot fold park-me while this file exists');
