@@ -35,7 +35,7 @@ export function statusStream(app: FastifyInstance, status: () => object, interva
       res.end();
     };
     open.add(end);
-    // The response's close, not the request's: a GET's request closes once it has been read.
+    // When the client goes away (or the stream was ended here).
     res.once('close', end);
     send();
   };
