@@ -133,12 +133,13 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'status': {
       if (arg !== undefined) break;
-      const [views, parked, subscribers] = await Promise.all([
-        admin.get<ViewsStatus>('/admin/projections'),
-        admin.get<{ parked: ParkedEvent[] }>('/admin/parked'),
-        admin.get<{ subscribers: SubscriberInfo[] }>('/admin/subscribers'),
-      ]);
-      const summary = { views, parked: parked.parked, subscribers: subscribers.subscribers };
+      const [views, parked] = await Promise.all([admin.get<ViewsStatus>('/admin/projections'), admin.get<{ parked: ParkedEvent[] }>('/admin/parked')]);
+      // The subscribers live in NATS: while it is away the rest of the screen matters all the more.
+      const subscribers = await admin.get<{ subscribers: SubscriberInfo[] }>('/admin/subscribers').then(
+        (body) => body.subscribers,
+        (err: unknown) => ({ unavailable: err instanceof Error ? err.message : String(err) }),
+      );
+      const summary = { views, parked: parked.parked, subscribers };
       show(summary, () => console.log(statusScreen(summary)));
       return 0;
     }

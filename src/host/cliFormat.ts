@@ -8,7 +8,8 @@ import type { VerifyReport } from '../read/verify.js';
 export interface StatusSummary {
   readonly views: ViewsStatus;
   readonly parked: readonly ParkedEvent[];
-  readonly subscribers: readonly SubscriberInfo[];
+  /** Or why they could not be read (NATS away). */
+  readonly subscribers: readonly SubscriberInfo[] | { readonly unavailable: string };
 }
 
 /** Milliseconds as an operator reads them: `850 ms`, `12.5 s`, `3 min 20 s`. */
@@ -47,7 +48,8 @@ export function statusScreen({ views, parked, subscribers }: StatusSummary): str
   const byProjection = new Map<string, number>();
   for (const p of parked) byProjection.set(p.projection, (byProjection.get(p.projection) ?? 0) + 1);
   lines.push(`parked events: ${parked.length}${parked.length ? ` (${[...byProjection].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
-  if (subscribers.length === 0) lines.push('subscribers: none');
+  if ('unavailable' in subscribers) lines.push(`subscribers: unavailable (${subscribers.unavailable})`);
+  else if (subscribers.length === 0) lines.push('subscribers: none');
   else {
     lines.push('subscribers:');
     for (const s of subscribers) {

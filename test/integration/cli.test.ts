@@ -102,4 +102,15 @@ t.test('the converge CLI against a running projector', async (t) => {
     t.match(await cli(...as, '--timeout', 'soon', 'status'), { code: 2, stderr: /--timeout must be a number of seconds above 0/ }, 'a bad --timeout is a usage error');
     t.match(await cli(...as, 'frobnicate'), { code: 2, stderr: /^usage: converge/ }, 'an unknown command');
   });
+
+  t.test('status still shows the views while NATS is away, and says the subscribers cannot be read', async (t) => {
+    await nats.stop();
+    t.teardown(() => nats.restart());
+    await new Promise((r) => setTimeout(r, 1000));
+    const run = await cli(...as, 'status');
+    t.equal(run.code, 0, run.stderr);
+    t.match(run.stdout, /^EVENTS: NOT reachable/);
+    t.match(run.stdout, new RegExp(`\\nshopDisplay +\\w+ +1 +${last}`), 'the projections with their positions');
+    t.match(run.stdout, /\nsubscribers: unavailable \(GET \/admin\/subscribers answered 5\d\d /);
+  });
 });
