@@ -85,6 +85,8 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
   await app.register(async (plugin) => {
     const admin = plugin.withTypeProvider<TypeBoxTypeProvider>();
     admin.addHook('onRequest', bearerAuth(opts.http.tokens));
+    // The API docs show which routes want the token (and the page's Authorize button sends it).
+    if (opts.http.tokens.length > 0) admin.addHook('onRoute', (route) => void (route.schema = { ...route.schema, security: [{ bearer: [] }] }));
     const known = (name: string) => opts.runner.status().some((s) => s.name === name);
 
     admin.get('/admin/projections', async () => opts.viewsStatus());

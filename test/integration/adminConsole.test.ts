@@ -54,6 +54,12 @@ t.test('admin console routes', async (t) => {
     t.same((await get(`${admin}/console/missing.js`)).body.error, 'not_found', 'a file the console does not have: 404');
     const escape = await fetch(`${admin}/console/..%2Fpackage.json`);
     t.equal(escape.status, 400, 'a name that is not a console file is refused by the schema, never read from disk');
+    const docs = await fetch(`${admin}/docs`);
+    t.match([docs.status, docs.headers.get('content-type')], [200, /^text\/html/], 'the admin API has its docs page too');
+    const paths = (await get(`${admin}/docs/json`)).body.paths as Record<string, Record<string, { security?: unknown }>>;
+    for (const path of ['/admin/projections', '/admin/events', '/admin/commits/{position}', '/admin/aggregates/{aggregate}/{id}/state']) {
+      t.same(paths[path]?.get?.security, [{ bearer: [] }], `${path} is documented as needing the token`);
+    }
     for (const path of ['/admin/events', `/admin/commits/${position}`, '/admin/aggregates', '/admin/aggregates/shops/s1/history', '/admin/aggregates/shops/s1/state']) {
       const res = await get(admin + path);
       t.same([res.status, res.body.error], [401, 'unauthorized'], `${path} needs the token`);
