@@ -70,7 +70,8 @@ function renderCharts(status) {
   const t = Date.parse(status.at);
   samples.push({ t, last: status.eventStore.lastPosition, lags: Object.fromEntries(status.projections.map((p) => [p.name, p.lagEvents])) });
   while (samples.length > 0 && samples[0].t < t - CHART_MS) samples.shift();
-  const t0 = t - CHART_MS;
+  // The charts span what they have, up to CHART_MS.
+  const t0 = Math.max(t - CHART_MS, samples[0].t);
   const rate = samples.slice(1).map((s, i) => ({ t: s.t, v: Math.max(0, ((s.last - samples[i].last) * 1000) / Math.max(1, s.t - samples[i].t)) }));
   lineChart($('#throughput-chart'), [{ name: 'commits/s', points: rate }], t0, t);
   const names = status.projections.map((p) => p.name);
@@ -123,7 +124,7 @@ function onStatus(status) {
 
 /** Says what an action answered: its error's message, or `done` with what it returned. */
 function answer(what, res) {
-  if (res.ok) say(`${what}: done ${JSON.stringify(res.body)}`);
+  if (res.ok) say(`${what}: ${res.status === 202 ? 'started' : 'done'} ${JSON.stringify(res.body)}`);
   else say(`${what}: ${res.status} ${res.body.error}: ${res.body.message}`, true);
   return res;
 }
