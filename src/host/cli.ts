@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/config.js';
 import { credentialsFile, subscriberInbox, type EmbeddedCredentials } from '../nats/credentials.js';
+import type { SubscriberInfo } from '../integration/subscribers.js';
+import type { ViewsStatus } from '../read/status.js';
 import type { VerifyReport } from '../read/verify.js';
+import type { ParkedEvent } from '../read/viewStore.js';
+import { adminClient, CliError, type AdminClient } from './adminClient.js';
+import { progressLine, statusScreen, verifyLines } from './cliFormat.js';
 import { loadConfig } from './config.js';
 
-const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <dir or file>] <command>
+const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <dir or file>] [--json] [--timeout <s>] <command>
+  status                 one screen: the event store, each projection's state, position and lag, the notifier,
+                         parked events and subscribers
   projections            status, position and lag of every projection
-  rebuild <projection>   rebuild a view from position 0 and swap it in without downtime
+  rebuild <projection>   rebuild a view from position 0 and swap it in without downtime; shows position/target
+                         and an ETA, waits for the swap (or --timeout), exits 1 if it fails
   parked [projection]    list parked events
   subscribers            list subscribing systems with their pending notices
   subscribers add <name> [--all]      add one (from now on; --all: also the latest notice of everything so far)
@@ -24,7 +31,14 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
   --url      the admin API, e.g. http://127.0.0.1:8082 (default: from the configuration)
   --token    a bearer token of http.tokens (default: the first one configured)
   --config   a config directory (like config/, read as npm start reads it) or one JSON file
-             with an "http" section; default: ./config when it exists`;
+             with an "http" section; default: ./config when it exists
+  --json     print the admin API's answer as JSON instead of a table (status, projections, rebuild,
+             parked, subscribers, republish, verify)
+  --timeout  seconds to wait: for each request (default 10), for a rebuild to swap in and for a verify
+             (default: as long as they take)
+
+  It exits 0 on success, 1 with one line on stderr when it fails (the admin API unreachable,
+  a refused token, an unknown projection, a timeout, a failed rebuild or verify), 2 on bad usage.`;
 
 /** Where the admin API is and how to authenticate, from the options or the configuration. */
 function target(values: { url?: string; token?: string; config?: string }): { base: string; token: string | undefined; dataDir: string } {
@@ -93,6 +107,8 @@ async function main(argv: string[]): Promise<number> {
       url: { type: 'string' },
       token: { type: 'string' },
       config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      timeout: { type: 'string' },
       all: { type: 'boolean', default: false },
       since: { type: 'string' },
       'since-position': { type: 'string' },
@@ -106,24 +122,34 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  const positive = (text: string | undefined) => (text === undefined ? undefined : /^[0-9]+(\.[0-9]+)?$/.test(text) && Number(text) > 0 ? Number(text) : NaN);
+  const timeoutS = positive(values.timeout);
+  if (Number.isNaN(timeoutS)) return usage('--timeout must be a number of seconds above 0');
+  const timeoutMs = timeoutS === undefined ? undefined : timeoutS * 1000;
   const { base, token, dataDir } = target(values);
-  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-  const call = async (method: string, path: string, payload?: object) => {
-    const init = payload ? { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(payload) } : { method, headers };
-    const res = await fetch(base + path, init).catch((err: unknown) => {
-      throw new Error(`the admin API at ${base} is not reachable (is converge running?): ${String(err)}`);
-    });
-    const body = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${String(body.message ?? body.error)}`);
-    return body;
-  };
+  const admin = adminClient(base, token, timeoutMs);
+  const show = (body: unknown, asTable: () => void) => (values.json ? console.log(JSON.stringify(body, null, 2)) : asTable());
   const [command, arg, ...rest] = positionals;
   switch (command) {
+    case 'status': {
+      if (arg !== undefined) break;
+      const [views, parked] = await Promise.all([admin.get<ViewsStatus>('/admin/projections'), admin.get<{ parked: ParkedEvent[] }>('/admin/parked')]);
+      // The subscribers live in NATS: while it is away the rest of the screen matters all the more.
+      const subscribers = await admin.get<{ subscribers: SubscriberInfo[] }>('/admin/subscribers').then(
+        (body) => body.subscribers,
+        (err: unknown) => ({ unavailable: err instanceof Error ? err.message : String(err) }),
+      );
+      const summary = { views, parked: parked.parked, subscribers };
+      show(summary, () => console.log(statusScreen(summary)));
+      return 0;
+    }
     case 'subscribers': {
-      if (arg === 'add' && rest[0]) console.log(await call('POST', '/admin/subscribers', { name: rest[0], from: values.all ? 'all' : 'new' }));
-      else if (arg === 'remove' && rest[0]) console.log(await call('DELETE', `/admin/subscribers/${encodeURIComponent(rest[0])}`));
-      else if (arg === undefined) console.table((await call('GET', '/admin/subscribers')).subscribers);
-      else break;
+      if (arg === 'add' && rest[0]) show(await admin.send('POST', '/admin/subscribers', { name: rest[0], from: values.all ? 'all' : 'new' }), console.log);
+      else if (arg === 'remove' && rest[0]) show(await admin.send('DELETE', `/admin/subscribers/${encodeURIComponent(rest[0])}`), console.log);
+      else if (arg === undefined) {
+        const { subscribers } = await admin.get<{ subscribers: SubscriberInfo[] }>('/admin/subscribers');
+        show(subscribers, () => console.table(subscribers));
+      } else break;
       return 0;
     }
     case 'republish': {
@@ -138,113 +164,90 @@ async function main(argv: string[]): Promise<number> {
               ? { ids }
               : undefined;
       if (!body) break;
-      console.log(await call('POST', `/admin/subscribers/${encodeURIComponent(arg)}/republish`, body));
+      const answer = await admin.send('POST', `/admin/subscribers/${encodeURIComponent(arg)}/republish`, body);
+      show(answer, () => console.log(answer));
       return 0;
     }
     case 'verify': {
       if (arg !== undefined) break;
-      const sample = values.sample === undefined ? undefined : /^[1-9][0-9]*$/.test(values.sample) ? Number(values.sample) : NaN;
-      if (Number.isNaN(sample)) break;
-      const report = await longPost(base, '/admin/verify', headers, sample === undefined ? {} : { sample });
-      printVerify(report);
+      const sample = positive(values.sample);
+      if (Number.isNaN(sample) || (sample !== undefined && !Number.isInteger(sample))) break;
+      const report = await admin.longPost<VerifyReport>('/admin/verify', sample === undefined ? {} : { sample });
+      show(report, () => console.log(verifyLines(report).join('\n')));
       return report.ok ? 0 : 1;
     }
     case 'nats-credentials':
       if (arg !== undefined) break;
       return natsCredentials(dataDir, values.env);
     case 'projections': {
-      console.table((await call('GET', '/admin/projections')).projections);
+      const { projections } = await admin.get<ViewsStatus>('/admin/projections');
+      show(projections, () => console.table(projections));
       return 0;
     }
     case 'parked': {
-      console.table((await call('GET', `/admin/parked${arg ? `?projection=${encodeURIComponent(arg)}` : ''}`)).parked);
+      const { parked } = await admin.get<{ parked: ParkedEvent[] }>(`/admin/parked${arg ? `?projection=${encodeURIComponent(arg)}` : ''}`);
+      show(parked, () => console.table(parked));
       return 0;
     }
-    case 'rebuild': {
+    case 'rebuild':
       if (!arg) break;
-      type Status = { name: string; generation: number; state: string; lastRebuildError?: string; rebuild?: { position: number; state: string; error?: string } };
-      const find = async () => {
-        const body = await call('GET', '/admin/projections');
-        const p = (body.projections as Status[]).find((s) => s.name === arg);
-        return { p, last: (body.eventStore as { lastPosition: number }).lastPosition };
-      };
-      const before = (await find()).p;
-      if (!before) throw new Error(`no projection named ${arg}`);
-      await call('POST', `/admin/projections/${encodeURIComponent(arg)}/rebuild`);
-      const started = Date.now();
-      let shown = 0;
-      for (;;) {
-        const { p: now, last } = await find();
-        if (now && now.generation > before.generation) {
-          console.log(`${arg}: generation ${now.generation} swapped in after ${Date.now() - started} ms`);
-          return 0;
-        }
-        if (now && !now.rebuild && now.lastRebuildError) {
-          console.error(`${arg}: the rebuild failed: ${now.lastRebuildError}`);
-          return 1;
-        }
-        if (now?.rebuild && Date.now() - shown >= 1000) {
-          shown = Date.now();
-          const { position, state, error } = now.rebuild;
-          const pct = last > 0 ? Math.floor((100 * position) / last) : 100;
-          console.log(`${arg}: ${position}/${last} (${pct}%)${state === 'running' ? '' : ` ${state}: ${error ?? ''}`}`);
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+      return rebuild(admin, arg, { json: values.json, timeoutMs });
   }
+  return usage();
+}
+
+function usage(reason?: string): number {
+  if (reason) console.error(`converge: ${reason}`);
   console.error(USAGE);
   return 2;
 }
 
 /**
- * POSTs without a deadline: a verify of a large store takes minutes, longer than
- * `fetch` waits for response headers.
+ * Starts a rebuild and follows it until the fresh generation swaps in: a progress line a
+ * second (rewritten in place on a terminal), or nothing but the outcome with `--json`.
  */
-function longPost(base: string, path: string, headers: Record<string, string>, payload: object): Promise<VerifyReport> {
-  const body = JSON.stringify(payload);
-  return new Promise((resolve, reject) => {
-    const req = request(base + path, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        let parsed: Record<string, unknown>;
-        try {
-          parsed = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          return reject(new Error(`POST ${path} answered ${res.statusCode} with a body that is not JSON`));
-        }
-        if (res.statusCode !== 200) return reject(new Error(`POST ${path} answered ${res.statusCode}: ${String(parsed.message ?? parsed.error)}`));
-        resolve(parsed as unknown as VerifyReport);
-      });
-    });
-    req.on('error', (err) => reject(new Error(`the admin API at ${base} is not reachable (is converge running?): ${String(err)}`)));
-    req.end(body);
-  });
-}
-
-/** One line per projection, then the checkpoint problems and the differences listed. */
-function printVerify(report: VerifyReport): void {
-  for (const p of report.projections) {
-    const state = p.differenceCount === 0 && p.indexDifferences === 0 ? 'ok' : 'DIFFERS';
-    console.log(
-      `${p.name}: ${state} at position ${p.position} of ${report.streamLastPosition}, ${p.checked} of ${p.documents} documents checked, ` +
-        `${p.differenceCount} document differences, ${p.indexDifferences} index differences`,
-    );
+async function rebuild(admin: AdminClient, name: string, opts: { json: boolean; timeoutMs: number | undefined }): Promise<number> {
+  const find = async () => (await admin.get<ViewsStatus>('/admin/projections')).projections.find((s) => s.name === name);
+  const before = await find();
+  if (!before) throw new CliError(`no projection named ${name}`);
+  await admin.send('POST', `/admin/projections/${encodeURIComponent(name)}/rebuild`);
+  const started = Date.now();
+  const tty = process.stdout.isTTY && !opts.json;
+  let shown = 0;
+  const endLine = () => tty && shown > 0 && process.stdout.write('\n');
+  for (;;) {
+    const now = await find();
+    if (now && now.generation > before.generation) {
+      endLine();
+      const tookMs = Date.now() - started;
+      if (opts.json) console.log(JSON.stringify({ projection: name, generation: now.generation, tookMs }));
+      else console.log(`${name}: generation ${now.generation} swapped in after ${tookMs} ms`);
+      return 0;
+    }
+    if (now && !now.rebuild && now.lastRebuildError) {
+      endLine();
+      throw new CliError(`${name}: the rebuild failed: ${now.lastRebuildError}`);
+    }
+    if (opts.timeoutMs !== undefined && Date.now() - started > opts.timeoutMs) {
+      endLine();
+      const where = now?.rebuild ? ` at ${now.rebuild.position}/${now.rebuild.target}` : '';
+      throw new CliError(`${name}: the rebuild did not swap in within ${opts.timeoutMs / 1000} s${where}; it goes on in the projector`);
+    }
+    if (!opts.json && now?.rebuild && Date.now() - shown >= 1000) {
+      shown = Date.now();
+      const line = `${name}: ${progressLine(now.rebuild)}`;
+      if (tty) process.stdout.write(`\r${line}\x1b[K`);
+      else console.log(line);
+    }
+    await new Promise((r) => setTimeout(r, 100));
   }
-  console.log(`checkpoints: ${report.checkpoints.ok ? 'ok' : report.checkpoints.problems.join('; ')}`);
-  for (const p of report.projections) {
-    for (const d of p.differences) console.log(`  ${p.name} ${d.kind} ${JSON.stringify(d.key)}`);
-  }
-  console.log(report.ok ? 'verify: ok' : 'verify: NOT ok');
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     // parseArgs throws a TypeError naming the unknown option; every failure is one line.
-    console.error(`converge: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`converge: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
     const usage = err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS');
     if (usage) console.error(USAGE);
     process.exit(usage ? 2 : 1);

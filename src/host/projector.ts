@@ -131,6 +131,7 @@ export async function startProjector(
   const stopVerifies = new AbortController();
   const adminApp = await buildAdminApp({
     runner,
+    aggregates: app.aggregates,
     notifier,
     subscribers: registry,
     views,
@@ -143,6 +144,8 @@ export async function startProjector(
     readyMaxLagMs: config.query.readyMaxLagMs,
     metrics: readMetrics,
     ...traced,
+    statusIntervalMs: config.projections.statusIntervalMs,
+    maxPageSize: config.query.maxPageSize,
     verify: ({ sample }) => verifyViews({ store, views, aggregates: app.aggregates, projections: app.projections, log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
   });
   await adminApp.listen({ host: config.http.host, port: config.http.adminPort });

@@ -13,7 +13,20 @@ export type ReadPolicy = 'public' | 'reader' | 'customer';
  * Query API routes that carry no customer data: open to anyone whatever the policy says,
  * and never rate limited (load balancers and Prometheus call them from one address).
  */
-export const OPEN_ROUTES: ReadonlySet<string> = new Set(['/health', '/ready', '/ready/views', '/docs', '/metrics']);
+export const OPEN_ROUTES: ReadonlySet<string> = new Set([
+  '/health',
+  '/ready',
+  '/ready/views',
+  '/metrics',
+  // The API docs page (both spellings of its URL), its document and the page's own assets.
+  '/docs',
+  '/docs/',
+  '/docs/json',
+  '/docs/yaml',
+  '/docs/static/*',
+  '/docs/static/index.html',
+  '/docs/static/swagger-initializer.js',
+]);
 
 /** The OpenAPI security scheme of customer tokens. */
 export const customerTokenScheme: SecurityScheme = {

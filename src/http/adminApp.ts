@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { AnyAggregate } from '../core/aggregate.js';
 import type { Config } from '../core/config.js';
 import type { EventStore } from '../core/eventStore.js';
 import type { Notifier } from '../integration/notifier.js';
@@ -10,11 +11,17 @@ import type { ProjectionRunner } from '../read/runner.js';
 import type { ViewsStatus } from '../read/status.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { ViewStore } from '../read/viewStore.js';
+import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
 import { createHttpApp, notFound, readyViewsRoute } from './app.js';
+import { consoleRoutes } from './console/routes.js';
+import { IdParams } from './paging.js';
+import { statusStream } from './statusStream.js';
 import { bearerAuth, sendError } from './replies.js';
 
 export interface AdminAppOptions {
   readonly runner: ProjectionRunner;
+  /** The app's aggregates, for the event browser's history and state reads. */
+  readonly aggregates: readonly AnyAggregate[];
   readonly notifier?: Notifier;
   readonly subscribers: Subscribers;
   readonly views: ViewStore;
@@ -24,6 +31,10 @@ export interface AdminAppOptions {
   readonly isReady: () => boolean;
   readonly viewsStatus: () => ViewsStatus;
   readonly readyMaxLagMs: number;
+  /** How often `GET /admin/events` pushes the status (`projections.statusIntervalMs`). */
+  readonly statusIntervalMs: number;
+  /** Most events one history page returns (`query.maxPageSize`). */
+  readonly maxPageSize: number;
   /** The NATS server's version, for `/ready`. */
   readonly natsVersion?: () => string | undefined;
   /** Compares the views with a fold of the event store (see `verifyViews`). */
@@ -45,6 +56,8 @@ const RepublishBody = Type.Union([
   Type.Object({ ids: Type.Array(AggregateRef, { minItems: 1, maxItems: 1000 }) }, { additionalProperties: false }),
 ]);
 const VerifyBody = Type.Object({ sample: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false });
+const PositionParams = Type.Object({ position: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
+const AggregateParams = Type.Object({ aggregate: Name, id: IdParams.properties.id });
 const ParkedParams = Type.Object({
   projection: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }),
   position: Type.Integer({ minimum: 1 }),
@@ -53,9 +66,10 @@ const ParkedParams = Type.Object({
 
 /**
  * The projector's admin API (bearer token when tokens are configured): projection
- * status and lag, rebuilds, resuming a stopped projection, parked events, the
- * subscribing systems with their re-publishes, and verifying the views against the
- * event store.
+ * status and lag (also as server-sent events), rebuilds, resuming a stopped projection,
+ * parked events, the subscribing systems with their re-publishes, verifying the views
+ * against the event store, and an event browser (a commit by position, an aggregate's
+ * history and state). The console page at `/` is its client in a browser.
  */
 export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
@@ -71,12 +85,18 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
   });
   notFound(app);
   readyViewsRoute(app, () => opts.viewsStatus(), { maxLagMs: opts.readyMaxLagMs });
+  await consoleRoutes(app);
+  const events = statusStream(app, () => opts.viewsStatus(), opts.statusIntervalMs);
+  const aggregateOf = (name: string) => opts.aggregates.find((a) => a.plural === name || a.name === name);
   await app.register(async (plugin) => {
     const admin = plugin.withTypeProvider<TypeBoxTypeProvider>();
     admin.addHook('onRequest', bearerAuth(opts.http.tokens));
+    // The API docs show which routes want the token (and the page's Authorize button sends it).
+    if (opts.http.tokens.length > 0) admin.addHook('onRoute', (route) => void (route.schema = { ...route.schema, security: [{ bearer: [] }] }));
     const known = (name: string) => opts.runner.status().some((s) => s.name === name);
 
     admin.get('/admin/projections', async () => opts.viewsStatus());
+    admin.get('/admin/events', events);
     admin.post('/admin/projections/:name/rebuild', { schema: { params: ProjectionParams } }, async (request, reply) => {
       if (!known(request.params.name)) return sendError(reply, 'unknown_projection', `no projection named ${request.params.name}`);
       opts.runner.rebuild(request.params.name).catch((err: unknown) => request.log.error({ err }, 'rebuild failed'));
@@ -143,6 +163,30 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
       const { projection, position, eventIndex } = request.params;
       opts.views.unpark(projection, position, eventIndex);
       return { dropped: { projection, position, eventIndex } };
+    });
+
+    // The event browser: the same reads the query API offers, for any aggregate, behind the admin token.
+    admin.get('/admin/commits/:position', { schema: { params: PositionParams } }, async (request, reply) => {
+      const commit = await opts.store.commitAt(request.params.position);
+      if (!commit) return sendError(reply, 'commit_not_found', `no commit at position ${request.params.position}`);
+      const { storedAt, ...rest } = commit;
+      const upcast = aggregateOf(commit.aggregate)?.upcast;
+      return { ...rest, storedAt: new Date(storedAt).toISOString(), events: upcast ? commit.events.map((e) => upcast(e)) : commit.events };
+    });
+    admin.get('/admin/aggregates', async () => ({ aggregates: opts.aggregates.map((a) => ({ name: a.name, plural: a.plural })) }));
+    admin.get(
+      '/admin/aggregates/:aggregate/:id/history',
+      { schema: { params: AggregateParams, querystring: historyQuery(opts.maxPageSize) } },
+      async (request, reply) => {
+        const aggregate = aggregateOf(request.params.aggregate);
+        if (!aggregate) return sendError(reply, 'unknown_aggregate', `no aggregate named ${request.params.aggregate}`);
+        return sendHistory(reply, aggregate, opts.store, request.params.id, request.query, opts.maxPageSize);
+      },
+    );
+    admin.get('/admin/aggregates/:aggregate/:id/state', { schema: { params: AggregateParams, querystring: StateQuery } }, async (request, reply) => {
+      const aggregate = aggregateOf(request.params.aggregate);
+      if (!aggregate) return sendError(reply, 'unknown_aggregate', `no aggregate named ${request.params.aggregate}`);
+      return sendState(reply, aggregate, opts.store, request.params.id, request.query.atVersion);
     });
   });
   return app;

@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Config } from '../core/config.js';
 import type { ErrorCode } from '../core/errors.js';
@@ -47,7 +48,7 @@ export interface SecurityScheme {
 
 /**
  * A Fastify app with what every converge API shares: the error catalogue, JSON bodies,
- * OpenAPI at `/docs`, `/health`, `/ready` and `/metrics`, and no per-request log lines (they would
+ * browsable API docs at `/docs` (the OpenAPI document at `/docs/json`), `/health`, `/ready` and `/metrics`, and no per-request log lines (they would
  * cost more than the work; faults are logged where they happen).
  */
 export async function createHttpApp(opts: HttpAppOptions) {
@@ -83,7 +84,8 @@ export async function createHttpApp(opts: HttpAppOptions) {
     const nats = opts.natsVersion ? { nats: { version: opts.natsVersion() ?? null } } : {};
     return opts.isReady() ? { status: 'ready', ...nats } : sendError(reply, 'not_ready', 'a dependency (NATS) is not reachable', nats);
   });
-  app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
+  // The page at /docs, its assets under /docs/static/, the document at /docs/json (see docs/architecture.md, "HTTP").
+  await app.register(swaggerUi, { routePrefix: '/docs' });
   const metrics = opts.metrics;
   if (metrics) {
     app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {

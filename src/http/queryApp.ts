@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { Config } from '../core/config.js';
 import type { EventStore } from '../core/eventStore.js';
@@ -8,7 +8,7 @@ import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
 import type { AppliedWaiter, ViewsStatus } from '../read/status.js';
 import type { ViewReader } from '../read/viewStore.js';
-import { stateAt } from '../write/rehydrate.js';
+import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
 import { customerTokenScheme, installQueryRateLimit, installReadAccess } from './access.js';
 import { createHttpApp, notFound, readyViewsRoute } from './app.js';
 import { IdParams } from './paging.js';
@@ -134,55 +134,12 @@ function aggregateRoutes(app: FastifyInstance, aggregate: AnyAggregate, store: E
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();
   typed.get(
     `/${aggregate.plural}/:id/history`,
-    {
-      schema: {
-        tags: [aggregate.plural],
-        params: IdParams,
-        querystring: Type.Object(
-          { fromVersion: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxPageSize })) },
-          { additionalProperties: false },
-        ),
-      },
-    },
-    async (request, reply) => {
-      const from = request.query.fromVersion ?? 1;
-      const limit = request.query.limit ?? maxPageSize;
-      const events = [];
-      let next: number | undefined;
-      for await (const commit of store.read(aggregate.name, request.params.id, 0)) {
-        const first = commit.version - commit.events.length + 1;
-        for (const [i, event] of commit.events.entries()) {
-          const version = first + i;
-          if (version < from) continue;
-          if (events.length === limit) {
-            next = version;
-            break;
-          }
-          events.push({ version, position: commit.position, commandId: commit.commandId, ...(aggregate.upcast?.(event) ?? event) });
-        }
-        if (next !== undefined) break;
-      }
-      if (events.length === 0 && from === 1) return sendError(reply, 'not_found', `${aggregate.name} ${request.params.id} has no events`);
-      return { aggregate: aggregate.name, id: request.params.id, events, ...(next === undefined ? {} : { nextFromVersion: next }) };
-    },
+    { schema: { tags: [aggregate.plural], params: IdParams, querystring: historyQuery(maxPageSize) } },
+    async (request, reply) => sendHistory(reply, aggregate, store, request.params.id, request.query, maxPageSize),
   );
   typed.get(
     `/${aggregate.plural}/:id/state`,
-    {
-      schema: {
-        tags: [aggregate.plural],
-        params: IdParams,
-        querystring: Type.Object({ atVersion: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
-      },
-    },
-    async (request, reply) => {
-      const at = request.query.atVersion ?? Number.MAX_SAFE_INTEGER;
-      const memory = await stateAt(aggregate, store, request.params.id, at);
-      if (memory.version === 0) return sendError(reply, 'not_found', `${aggregate.name} ${request.params.id} has no events`);
-      if (request.query.atVersion !== undefined && memory.version !== at) {
-        return sendError(reply, 'version_not_found', `version ${at} falls inside a commit or beyond the last one (${memory.version})`);
-      }
-      return { aggregate: aggregate.name, id: request.params.id, version: memory.version, position: memory.position, state: memory.state };
-    },
+    { schema: { tags: [aggregate.plural], params: IdParams, querystring: StateQuery } },
+    async (request, reply) => sendState(reply, aggregate, store, request.params.id, request.query.atVersion),
   );
 }

@@ -5,6 +5,7 @@ import type { AnyProjection } from '../core/projection.js';
 import { tracedBatch, type Tracing } from '../observe/tracing.js';
 import { applyBatch, reapply, upcaster, type Target } from './apply.js';
 import { superviseFeed, type Feed, type FeedHealth, type PipelineOptions } from './feed.js';
+import { addSample, measureProgress, type ProgressSample } from './progress.js';
 import type { ViewStore } from './viewStore.js';
 
 /** How one projection is doing, for the admin API, `/ready/views` and metrics. */
@@ -30,9 +31,24 @@ export interface ProjectionStatus {
   readonly lastBatchAt: string;
   readonly sinceLastBatchMs: number;
   /** The fresh generation being built, while `rebuilding`. */
-  readonly rebuild?: { readonly generation: number; readonly position: number; readonly state: FeedHealth['state']; readonly error?: string };
+  readonly rebuild?: RebuildStatus;
   /** How the last rebuild that did not swap in ended. */
   readonly lastRebuildError?: string;
+}
+
+/** A rebuild in progress: the fresh generation's position, what it runs to, and when it should get there. */
+export interface RebuildStatus {
+  readonly generation: number;
+  readonly position: number;
+  /** The stream's last position: the rebuild swaps in once it has caught up with the live generation, at most this far. */
+  readonly target: number;
+  readonly startedAt: string;
+  /** Commits applied per second over the last few seconds; null until it has moved. */
+  readonly ratePerS: number | null;
+  /** Milliseconds left to `target` at that rate; null while the rate is unknown. */
+  readonly etaMs: number | null;
+  readonly state: FeedHealth['state'];
+  readonly error?: string;
 }
 
 /** The runner's view of the event store: its last sequence, from stream info. */
@@ -83,7 +99,22 @@ interface Rebuild {
   readonly promise: Promise<void>;
   readonly feed: Feed | undefined;
   readonly gen: number;
+  readonly startedAt: number;
+  /** The fresh generation's checkpoint at each status poll, for the rate (see `measureProgress`). */
+  samples: ProgressSample[];
   fail(err: Error): void;
+}
+
+function rebuildStatus(r: Rebuild, position: number, target: number, now: number, health: FeedHealth | undefined): RebuildStatus {
+  return {
+    generation: r.gen,
+    position,
+    target: Math.max(target, position),
+    startedAt: new Date(r.startedAt).toISOString(),
+    ...measureProgress(r.samples, now, position, target),
+    state: health?.state ?? 'running',
+    ...(health?.error ? { error: health.error } : {}),
+  };
 }
 
 /** Creates the projector; `start` brings every view up to date and keeps it there. */
@@ -162,7 +193,10 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
       return;
     }
     live?.check(stream.last);
-    for (const r of rebuilds.values()) r.feed?.check(stream.last);
+    for (const [name, r] of rebuilds) {
+      r.feed?.check(stream.last);
+      r.samples = addSample(r.samples, { at: now(), position: views.checkpoint(name, r.gen) });
+    }
     const wanted = new Set(targets.map((t) => views.checkpoint(t.projection.name, t.gen) + 1).filter((p) => p <= stream.last));
     for (const p of commitTimes.keys()) if (!wanted.has(p)) commitTimes.delete(p);
     for (const p of wanted) {
@@ -218,6 +252,8 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
     const entry: Rebuild = {
       promise,
       gen,
+      startedAt: now(),
+      samples: [{ at: now(), position: 0 }],
       get feed() {
         return feed;
       },
@@ -303,9 +339,7 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
           ...(error === undefined ? {} : { error }),
           lastBatchAt: new Date(lastBatchAt).toISOString(),
           sinceLastBatchMs: Math.max(0, t0 - lastBatchAt),
-          ...(r
-            ? { rebuild: { generation: r.gen, position: views.checkpoint(name, r.gen), state: rh?.state ?? 'running', ...(rh?.error ? { error: rh.error } : {}) } }
-            : {}),
+          ...(r ? { rebuild: rebuildStatus(r, views.checkpoint(name, r.gen), head, t0, rh) } : {}),
           ...(lastRebuildError.has(name) ? { lastRebuildError: lastRebuildError.get(name)! } : {}),
         };
       });

@@ -18,9 +18,10 @@ export interface TestCluster {
   readonly exited: Promise<number | null>;
 }
 
-export async function startCluster(t: Test, env: Record<string, string>): Promise<TestCluster> {
+/** `main`: the built entry file to run, the reference app's by default. */
+export async function startCluster(t: Test, env: Record<string, string>, main = MAIN): Promise<TestCluster> {
   const [port, queryPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-  const proc = spawn(process.execPath, [MAIN], {
+  const proc = spawn(process.execPath, [main], {
     env: {
       PATH: process.env.PATH ?? '',
       NODE_ENV: 'test',

@@ -142,7 +142,9 @@ t.test('command API on one worker, real NATS and LMDB', async (t) => {
   });
 
   t.test('docs, health and readiness', async (t) => {
-    const docs = (await (await fetch(`${base}/docs`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    const page = await fetch(`${base}/docs`);
+    t.match([page.status, page.headers.get('content-type'), await page.text()], [200, /^text\/html/, /swagger-ui/], '/docs is the browsable page');
+    const docs = (await (await fetch(`${base}/docs/json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     t.match(docs.openapi, /^3\./);
     t.ok(docs.paths['/shops/{id}/change-menu-price'], 'every command is documented');
     t.ok(docs.paths['/orders/{id}/place']);

@@ -181,7 +181,7 @@ t.test('the import API: full export, batch, changed since, while commands arrive
   });
 
   t.test('the import routes are in the OpenAPI document', async (t) => {
-    const docs = await get(`${q}/docs`);
+    const docs = await get(`${q}/docs/json`);
     const paths = docs.body.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>;
     t.ok(paths['/import/shops/batch']?.post && paths['/import/shops/changed']?.get, 'batch and changed');
     t.ok(paths['/import/shops']?.get?.responses['200']?.content?.['application/x-ndjson'], 'the export as NDJSON');

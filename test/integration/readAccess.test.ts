@@ -119,7 +119,9 @@ t.test('read access by route, with command, reader and customer tokens configure
     t.same([shop.status, shop.body.name], [200, 'Kimbap Heaven'], 'GET /shops/:id');
     const list = await call(`${q}/shops`);
     t.same([list.status, (list.body.items as Body[]).map((s) => s.id)], [200, ['s1']], 'GET /shops');
-    for (const path of ['/health', '/ready', '/docs', '/metrics']) t.equal((await call(q + path)).status, 200, path);
+    for (const path of ['/health', '/ready', '/docs', '/docs/json', '/docs/static/swagger-ui.css', '/metrics']) t.equal((await call(q + path)).status, 200, path);
+    const page = await call(`${q}/docs`);
+    t.match([page.headers.get('content-type'), page.text], [/^text\/html/, /swagger-ui/], '/docs is the browsable API docs page');
     t.not((await call(`${q}/ready/views`)).status, 401, '/ready/views');
     const nothing = await call(`${q}/no/such/route`);
     t.same([nothing.status, nothing.body.error], [404, 'not_found'], 'an unknown route is a 404, not a 401');
@@ -193,7 +195,7 @@ t.test('read access by route, with command, reader and customer tokens configure
   });
 
   t.test('the OpenAPI document shows security on reader and customer routes and none on public ones', async (t) => {
-    const docs = await call(`${q}/docs`);
+    const docs = await call(`${q}/docs/json`);
     const paths = docs.body.paths as Record<string, Record<string, { security?: unknown }>>;
     const securityOf = (path: string, method = 'get') => paths[path]?.[method]?.security;
     for (const path of ['/orders/{id}/history', '/orders/{id}/state', '/shops/{id}/orders', '/shops/{id}/stats', '/import/shops', '/import/shops/changed']) {
@@ -229,7 +231,7 @@ t.test('a route switched in http.readPolicy takes effect without code', async (t
   t.equal((await call(`${q}/shops`, bearer(READER_TOKEN))).status, 200, 'and a reader token opens it');
   t.equal((await call(`${q}/shops/s1`)).status, 404, 'GET /shops/:id stays public (the default entry is kept)');
   t.equal((await call(`${q}/orders/o1/history`)).status, 401, 'the rest stays under *: reader');
-  const paths = (await call(`${q}/docs`)).body.paths as Record<string, Record<string, { security?: unknown }>>;
+  const paths = (await call(`${q}/docs/json`)).body.paths as Record<string, Record<string, { security?: unknown }>>;
   t.equal(paths['/shops/{id}/stats']?.get?.security, undefined, 'the OpenAPI document follows: stats has no security');
   t.same(paths['/shops']?.get?.security, [{ bearer: [] }], 'and /shops has');
 });
@@ -253,7 +255,7 @@ t.test('with no tokens configured every query route is open', async (t) => {
     t.equal((await call(url, {}, body)).status, 200, url.slice(q.length));
   }
   t.equal((await call(`${q}/customers/c1/orders`, bearer('anything-at-all'))).status, 200, 'a token that matches nothing is ignored');
-  const paths = (await call(`${q}/docs`)).body.paths as Record<string, Record<string, { security?: unknown }>>;
+  const paths = (await call(`${q}/docs/json`)).body.paths as Record<string, Record<string, { security?: unknown }>>;
   t.equal(paths['/customers/{id}/orders']?.get?.security, undefined, 'and the OpenAPI document asks for no token');
 });
 
@@ -276,6 +278,6 @@ t.test('the rate limit answers 429 rate_limited with Retry-After once a client e
   t.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After is the rest of the window (${retryAfter} s)`);
   t.equal(over.headers.get('content-type')?.startsWith('application/json'), true, 'in the error shape');
   t.equal((await call(`${q}/shops`)).status, 429, 'public routes too');
-  for (const path of ['/health', '/ready', '/metrics', '/docs']) t.equal((await call(q + path)).status, 200, `${path} is not limited`);
+  for (const path of ['/health', '/ready', '/metrics', '/docs', '/docs/json', '/docs/static/swagger-ui.css']) t.equal((await call(q + path)).status, 200, `${path} is not limited`);
   t.equal((await post(commandUrl(worker!), '/shops/s1/register', { name: 'A', category: 'c', ownerId: 'u' }, bearer(COMMAND_TOKEN))).status, 200, 'the command API is not limited');
 });

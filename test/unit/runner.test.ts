@@ -170,6 +170,54 @@ t.test('rebuild fills a fresh generation while the old one serves, then swaps it
   t.equal(views.checkpoint('values', 2), 7);
 });
 
+t.test('a rebuild in progress reports its position, the stream head as its target, its rate and an ETA', async (t) => {
+  const inner = createMemoryEventStore();
+  const views = createMemoryViews();
+  const projection = valuesProjection();
+  for (let i = 0; i < 10; i++) await appendSet(inner, `k${i}`, i);
+  let clock = 1_000_000;
+  let holdAfter: number | undefined;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  t.teardown(() => release());
+  // Subscriptions made once `holdAfter` is set deliver that many commits, then wait for the gate.
+  const store: EventStore = {
+    ...inner,
+    async subscribe(after, opts) {
+      const sub = await inner.subscribe(after, opts);
+      const limit = holdAfter;
+      if (limit === undefined) return sub;
+      return {
+        close: () => sub.close(),
+        async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
+          let n = 0;
+          for await (const d of sub) {
+            if (n++ === limit) await gate;
+            yield d;
+          }
+        },
+      } satisfies CommitSubscription;
+    },
+  };
+  const runner = startRunner(t, { store, views, projections: [projection], streamId: inner.streamId, now: () => clock });
+  await until(() => views.checkpoint('values', 1) === 10 && runner.stream().lastPosition === 10, 'the live feed to catch up');
+
+  holdAfter = 4;
+  const started = clock;
+  const rebuilt = runner.rebuild('values');
+  await until(() => views.checkpoint('values', 2) === 4, 'the rebuild to apply 4 commits and wait');
+  t.match(runner.status()[0]!.rebuild, { generation: 2, position: 4, target: 10, ratePerS: null, etaMs: null }, 'no rate before any time has passed');
+  clock += 2000;
+  t.match(
+    runner.status()[0]!.rebuild,
+    { generation: 2, position: 4, target: 10, startedAt: new Date(started).toISOString(), ratePerS: 2, etaMs: 3000, state: 'running' },
+    '4 commits in 2 s: 2 a second, and 6 to go take 3 s',
+  );
+  release();
+  await rebuilt;
+  t.notOk('rebuild' in runner.status()[0]!, 'no progress once it swapped in');
+});
+
 t.test('a rebuild whose projection stops rejects and leaves the old generation active', async (t) => {
   const inner = createMemoryEventStore();
   const views = createMemoryViews();

@@ -1,0 +1,79 @@
+import type { SubscriberInfo } from '../integration/subscribers.js';
+import type { RebuildStatus } from '../read/runner.js';
+import type { ViewsStatus } from '../read/status.js';
+import type { ParkedEvent } from '../read/viewStore.js';
+import type { VerifyReport } from '../read/verify.js';
+
+/** What `converge status` shows: the views status, the parked events and the subscribers. */
+export interface StatusSummary {
+  readonly views: ViewsStatus;
+  readonly parked: readonly ParkedEvent[];
+  /** Or why they could not be read (NATS away). */
+  readonly subscribers: readonly SubscriberInfo[] | { readonly unavailable: string };
+}
+
+/** Milliseconds as an operator reads them: `850 ms`, `12.5 s`, `3 min 20 s`. */
+export function duration(ms: number | null): string {
+  if (ms === null) return 'unknown';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+/** `1200/5000 (24%), 350/s, ETA 10.9 s`: where a rebuild is. */
+export function progressLine(r: RebuildStatus): string {
+  const pct = r.target > 0 ? Math.floor((100 * r.position) / r.target) : 100;
+  const rate = r.ratePerS === null ? '' : `, ${Math.round(r.ratePerS)}/s`;
+  const health = r.state === 'running' ? '' : `, ${r.state}${r.error ? `: ${r.error}` : ''}`;
+  return `${r.position}/${r.target} (${pct}%)${rate}, ETA ${duration(r.etaMs)}${health}`;
+}
+
+function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<number>): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => (rightAligned.has(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+/** One screen: the event store, each projection, the notifier, parked events and subscribers. */
+export function statusScreen({ views, parked, subscribers }: StatusSummary): string {
+  const store = views.eventStore;
+  const lines = [`EVENTS: ${store.reachable ? `last position ${store.lastPosition}` : 'NOT reachable'}   (status at ${views.at})`, ''];
+  const rows = [['projection', 'state', 'gen', 'position', 'lag', 'lag ms', 'parked', 'note']];
+  for (const p of views.projections) {
+    const note = p.rebuild ? `rebuilding: ${progressLine(p.rebuild)}` : p.error ? p.error : p.lastRebuildError ? `last rebuild failed: ${p.lastRebuildError}` : '';
+    rows.push([p.name, p.state, String(p.generation), String(p.position), String(p.lagEvents), p.lagMs === null ? '?' : String(p.lagMs), String(p.parked), note]);
+  }
+  const n = views.notifier;
+  // A read replica runs no notifier.
+  if (n) rows.push(['(notifier)', n.state, '', String(n.position), String(n.lagEvents), '', '', n.error ?? '']);
+  lines.push(...table(rows, new Set([2, 3, 4, 5, 6])), '');
+  const byProjection = new Map<string, number>();
+  for (const p of parked) byProjection.set(p.projection, (byProjection.get(p.projection) ?? 0) + 1);
+  lines.push(`parked events: ${parked.length}${parked.length ? ` (${[...byProjection].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
+  if ('unavailable' in subscribers) lines.push(`subscribers: unavailable (${subscribers.unavailable})`);
+  else if (subscribers.length === 0) lines.push('subscribers: none');
+  else {
+    lines.push('subscribers:');
+    for (const s of subscribers) {
+      lines.push(`  ${s.name}: ${s.pending} pending, ${s.ackPending} unacknowledged, ${s.replayPending} re-published pending, acknowledged up to ${s.ackedSequence}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** One line per projection, then the checkpoint problems and the differences listed. */
+export function verifyLines(report: VerifyReport): string[] {
+  const lines: string[] = [];
+  for (const p of report.projections) {
+    const state = p.differenceCount === 0 && p.indexDifferences === 0 ? 'ok' : 'DIFFERS';
+    lines.push(
+      `${p.name}: ${state} at position ${p.position} of ${report.streamLastPosition}, ${p.checked} of ${p.documents} documents checked, ` +
+        `${p.differenceCount} document differences, ${p.indexDifferences} index differences`,
+    );
+  }
+  lines.push(`checkpoints: ${report.checkpoints.ok ? 'ok' : report.checkpoints.problems.join('; ')}`);
+  for (const p of report.projections) {
+    for (const d of p.differences) lines.push(`  ${p.name} ${d.kind} ${JSON.stringify(d.key)}`);
+  }
+  lines.push(report.ok ? 'verify: ok' : 'verify: NOT ok');
+  return lines;
+}
