@@ -77,6 +77,9 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   link.onReconnect(() => metrics.natsReconnected());
   const streamId = writes ? await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas) : await awaitEventStream(link, log);
   const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced });
+  // Everything that needs NATS at start comes before any port is served: a worker that
+  // fails here exits having accepted no connection (the primary starts it again).
+  const head = await store.head();
   let draining = false;
   const write = writes ? await startWriteSide({ config, log, app, link, store, streamId, metrics, readMetrics, tracing, isDraining: () => draining }) : undefined;
 
@@ -97,7 +100,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     ...traced,
     viewsStatus: viewsStatus.latest,
     applied,
-    viewsBound: viewsBoundTo(views, (await store.head()).identity),
+    viewsBound: viewsBoundTo(views, head.identity),
   });
   await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
 
