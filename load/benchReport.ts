@@ -64,7 +64,7 @@ export function benchSection(input: {
   const lines: string[] = [];
   lines.push(`## Converge beside a CRUD baseline and Emmett (\`npm run bench:compare\`, ${new Date().toISOString().slice(0, 10)})`, '');
   lines.push(
-    `Each target runs with ${settings.workers} worker${settings.workers === 1 ? '' : 's'} on this machine (${cpus().length} cores, Node ${process.versions.node}), ` +
+    `Each target runs with ${settings.workers} worker${Number(settings.workers) === 1 ? '' : 's'} on this machine (${cpus().length} cores, Node ${process.versions.node}), ` +
       `loaded by \`npm run load\`'s client in the bench process over ${settings.connections} keep-alive connections. ` +
       `Every scenario runs on a freshly started target: ${settings.shops} shops seeded with ${settings.orders} delivered and reviewed orders each, ` +
       `${settings.warmup} s of warm-up, then ${settings.duration} s measured (requests sent in that window). ` +
