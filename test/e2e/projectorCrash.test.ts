@@ -5,10 +5,14 @@ import type { Notice } from '../../src/integration/notifier.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady } from '../helpers/cluster.js';
 
+// The cluster restarts a projector killed twice and rebuilds four views: minutes on a busy machine.
+t.setTimeout(240_000);
+
 type Body = Record<string, unknown>;
-const json = async (url: string, init?: RequestInit) => (await (await fetch(url, init)).json()) as Body;
+// Every request has a timeout: one caught by a kill fails (and the clients go on) instead of hanging the test.
+const json = async (url: string, init?: RequestInit) => (await (await fetch(url, { signal: AbortSignal.timeout(10_000), ...init })).json()) as Body;
 const post = (url: string, body: object) =>
-  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) }).then(async (r) => ({
     status: r.status,
     body: (await r.json()) as Body,
   }));
@@ -20,7 +24,7 @@ const CUSTOMERS = 5;
 async function snapshotViews(query: string, wait: number) {
   const h = { headers: { 'x-min-position': String(wait), connection: 'close' } };
   const json = async (url: string, init: RequestInit) => {
-    const res = await fetch(url, init);
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(15_000) });
     const body = (await res.json()) as Body;
     if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${JSON.stringify(body)}`);
     return body;
