@@ -2,10 +2,11 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { envName, type Config } from '../core/config.js';
+import { ConfigError, envName, type Config } from '../core/config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
 import { serverVersionAt } from '../nats/server.js';
 import { serveClusterMetrics } from '../observe/cluster.js';
+import { replicatedAppendsAreSafe } from '../store/jetstream.js';
 import { natsAuthOf } from './config.js';
 
 const MAX_BACKOFF_MS = 5000;
@@ -41,6 +42,14 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   const converge = nats?.credentials?.converge;
   const auth = converge ? { user: converge.user, password: converge.password } : natsAuthOf(config);
   const natsVersion = serverVersionAt(url, config.nats.requestTimeoutMs, auth);
+  if (config.nats.replicas > 1) {
+    const version = await natsVersion;
+    if (version !== undefined && !replicatedAppendsAreSafe(version)) {
+      throw new ConfigError(
+        `config key "nats.replicas" is ${config.nats.replicas}, but nats-server ${version} can store two appends with the same expected sequence on a replicated stream (nats-server#4320, fixed in 2.9.21), which would let two commands both commit one aggregate version; use nats.replicas 1 or nats-server 2.9.21 or later`,
+      );
+    }
+  }
   if (config.http.tokens.length === 0 && config.http.readerTokens.length === 0) {
     log.warn(
       { host: config.http.host },

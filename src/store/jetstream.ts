@@ -90,6 +90,17 @@ export async function ensureEventStream(link: NatsLink, duplicateWindowMs: numbe
 }
 
 /**
+ * Whether a nats-server enforces an append's expected sequence on a replicated stream when
+ * appends race: before 2.9.21 two concurrent appends with the same expected sequence can
+ * both be stored (nats-server#4320; reproduced here on 2.9.10, see docs/architecture.md,
+ * "Verified facts"), and converge's optimistic concurrency rests on that check.
+ */
+export function replicatedAppendsAreSafe(serverVersion: string): boolean {
+  const [major = 0, minor = 0, patch = 0] = serverVersion.split(/[.-]/).map((n) => Number.parseInt(n, 10) || 0);
+  return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
+}
+
+/**
  * Waits for the `EVENTS` stream that command hosts create, and answers its id (see
  * `streamIdOf`); for a read replica, which follows a store and never makes one. Asks again
  * every second, and says once that it is waiting.
