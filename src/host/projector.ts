@@ -82,7 +82,7 @@ export async function startProjector(
   runner.start();
   const notifier: Notifier | undefined = readReplica
     ? undefined
-    : startNotifier({ link, store, views, ...config.projections, log, streamId, onStreamChanged: onStoreChanged, ...traced });
+    : startNotifier({ link, store, views, ...config.projections, publishTimeoutMs: config.nats.requestTimeoutMs, log, streamId, onStreamChanged: onStoreChanged, ...traced });
   const unlisten = link.onReconnect(() => notifier?.restart());
   const status = (): ViewsStatus => {
     const eventStore = runner.stream();

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { StoredCommit } from '../core/eventStore.js';
 import { SpanKind } from '@opentelemetry/api';
-import { headers } from '@nats-io/transport-node';
+import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { NatsLink } from '../nats/connection.js';
+import { publishAcked } from '../nats/requests.js';
 import type { Tracing } from '../observe/tracing.js';
 import { superviseFeed, type FeedHealth, type PipelineOptions } from '../read/feed.js';
 import type { ViewStore } from '../read/viewStore.js';
@@ -73,6 +74,8 @@ export function startNotifier(
     log: Logger;
     stallMs: number;
     maxBackoffMs: number;
+    /** How long a notice's publish waits for `NOTIFY`'s ack. */
+    publishTimeoutMs: number;
     onStreamChanged?: (reason: string) => void;
     /** A `notify` span per notice whose commit carries a trace context, and `traceparent` in the notice's headers. */
     tracing?: Tracing;
@@ -81,11 +84,13 @@ export function startNotifier(
   const { link, views, tracing } = opts;
   const send = (subject: string, c: StoredCommit, notice: Notice) => {
     const parent = tracing?.extract(tracing.delivered.get(c));
-    if (!tracing || !parent) return link.js.publish(subject, JSON.stringify(notice), { msgID: `notice.${c.position}` });
+    const publishNotice = (h?: MsgHdrs) =>
+      publishAcked(link.requests, subject, JSON.stringify(notice), { msgId: `notice.${c.position}`, timeoutMs: opts.publishTimeoutMs, ...(h ? { headers: h } : {}) });
+    if (!tracing || !parent) return publishNotice();
     const span = tracing.start(`notify ${c.aggregate}`, parent, { 'converge.subject': subject, 'converge.position': c.position }, SpanKind.PRODUCER);
     const h = headers();
     tracing.inject(tracing.contextOf(span), h);
-    return link.js.publish(subject, JSON.stringify(notice), { msgID: `notice.${c.position}`, headers: h }).then(
+    return publishNotice(h).then(
       (ack) => (tracing.end(span), ack),
       (err: unknown) => {
         tracing.end(span, err);

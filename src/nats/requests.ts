@@ -1,4 +1,4 @@
-import { createInbox, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { createInbox, headers, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 
 /** No one subscribes to the subject: the request ran nowhere. */
 export class NoRespondersError extends Error {
@@ -85,4 +85,34 @@ export function createRequester(nc: NatsConnection, opts: { inboxPrefix?: string
       pending.clear();
     },
   };
+}
+
+/** JetStream refused a publish: `code` is its API error code (10071: wrong last sequence). */
+export class PublishRefusedError extends Error {
+  constructor(
+    readonly code: number | undefined,
+    description: string,
+  ) {
+    super(description);
+    this.name = 'PublishRefusedError';
+  }
+}
+
+/**
+ * A JetStream publish with its ack, over the requester: the stored sequence, and whether
+ * the stream took it for a duplicate of `msgId`. A refusal rejects with `PublishRefusedError`.
+ */
+export async function publishAcked(
+  requests: Requester,
+  subject: string,
+  data: string,
+  opts: { msgId: string; timeoutMs: number; headers?: MsgHdrs },
+): Promise<{ seq: number; duplicate: boolean }> {
+  const h = opts.headers ?? headers();
+  h.set('Nats-Msg-Id', opts.msgId);
+  const reply = await requests.request(subject, data, { timeoutMs: opts.timeoutMs, headers: h });
+  const ack = reply.json<{ seq?: number; duplicate?: boolean; error?: { code: number; err_code?: number; description?: string } }>();
+  if (ack.error) throw new PublishRefusedError(ack.error.err_code, ack.error.description ?? `JetStream refused the publish (${ack.error.code})`);
+  if (typeof ack.seq !== 'number') throw new PublishRefusedError(undefined, 'JetStream answered the publish without a sequence');
+  return { seq: ack.seq, duplicate: ack.duplicate === true };
 }

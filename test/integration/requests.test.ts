@@ -1,6 +1,7 @@
 import t from 'tap';
 import { connect, headers } from '@nats-io/transport-node';
-import { createRequester, NoRespondersError, RequestTimeoutError } from '../../src/nats/requests.js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { createRequester, NoRespondersError, publishAcked, PublishRefusedError, RequestTimeoutError } from '../../src/nats/requests.js';
 import { startTestNats } from '../helpers/nats.js';
 
 t.test('request-reply over one inbox subscription on a real nats-server', async (t) => {
@@ -35,6 +36,16 @@ t.test('request-reply over one inbox subscription on a real nats-server', async 
     await t.rejects(requests.request('silent', 'x', { timeoutMs: 150 }), RequestTimeoutError);
     const took = performance.now() - started;
     t.ok(took >= 150 && took < 1500, `after ${Math.round(took)} ms`);
+  });
+
+  t.test('a JetStream publish answers its sequence, a duplicate id its original, and a refusal rejects', async (t) => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'PUB', subjects: ['pub.>'], duplicate_window: 60_000_000_000, max_msg_size: 64 });
+    const first = await publishAcked(requests, 'pub.a', 'one', { msgId: 'm1', timeoutMs: 2000 });
+    t.same(first, { seq: 1, duplicate: false });
+    t.same(await publishAcked(requests, 'pub.a', 'one again', { msgId: 'm1', timeoutMs: 2000 }), { seq: 1, duplicate: true }, 'the same id within the window is the original');
+    await t.rejects(publishAcked(requests, 'pub.b', 'x'.repeat(200), { msgId: 'm2', timeoutMs: 2000 }), PublishRefusedError, 'a message the stream refuses');
+    await t.rejects(publishAcked(requests, 'nostream.a', 'x', { msgId: 'm3', timeoutMs: 2000 }), NoRespondersError, 'no stream on the subject');
   });
 
   t.test('closing fails what is pending and refuses new requests', async (t) => {
