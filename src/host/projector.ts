@@ -117,12 +117,8 @@ export async function startProjector(
   watchReadSide(
     metrics,
     () => {
-      const eventStore = runner.stream();
-      return {
-        projections: runner.status(),
-        lastPosition: eventStore.reachable ? eventStore.lastPosition : undefined,
-        notifierLagEvents: notifier ? Math.max(0, eventStore.lastPosition - notifier.position()) : undefined,
-      };
+      const s = status();
+      return { projections: s.projections, lastPosition: s.eventStore.reachable ? s.eventStore.lastPosition : undefined, notifierLagEvents: s.notifier?.lagEvents };
     },
     async () =>
       link.isConnected() ? (await registry.list()).map((s) => ({ name: s.name, pending: s.pending + s.ackPending + s.replayPending })) : [],
@@ -132,7 +128,6 @@ export async function startProjector(
   const adminApp = await buildAdminApp({
     runner,
     aggregates: app.aggregates,
-    notifier,
     subscribers: registry,
     views,
     store,

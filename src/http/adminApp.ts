@@ -3,7 +3,6 @@ import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { Config } from '../core/config.js';
 import type { EventStore } from '../core/eventStore.js';
-import type { Notifier } from '../integration/notifier.js';
 import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
 import type { Subscribers } from '../integration/subscribers.js';
@@ -22,7 +21,6 @@ export interface AdminAppOptions {
   readonly runner: ProjectionRunner;
   /** The app's aggregates, for the event browser's history and state reads. */
   readonly aggregates: readonly AnyAggregate[];
-  readonly notifier?: Notifier;
   readonly subscribers: Subscribers;
   readonly views: ViewStore;
   readonly store: EventStore;
@@ -38,7 +36,8 @@ export interface AdminAppOptions {
   /** The NATS server's version, for `/ready`. */
   readonly natsVersion?: () => string | undefined;
   /** Compares the views with a fold of the event store (see `verifyViews`). */
-  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
+  readonly verify: (opts: { sample?: number }) => Promise<VerifyReport>;
+  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
   readonly metrics?: () => Promise<MetricsText>;
   readonly tracing?: Tracing;
 }

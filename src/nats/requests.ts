@@ -38,8 +38,8 @@ interface Pending {
  * sweep a `sweepMs` fails the requests past their deadline, so a timeout fires up to
  * `sweepMs` late.
  */
-export function createRequester(nc: NatsConnection, opts: { inboxPrefix?: string; sweepMs?: number } = {}): Requester {
-  const prefix = createInbox(opts.inboxPrefix);
+export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } = {}): Requester {
+  const prefix = createInbox();
   const start = prefix.length + 1;
   const pending = new Map<string, Pending>();
   let next = 0;
@@ -100,16 +100,19 @@ export class PublishRefusedError extends Error {
 
 /**
  * A JetStream publish with its ack, over the requester: the stored sequence, and whether
- * the stream took it for a duplicate of `msgId`. A refusal rejects with `PublishRefusedError`.
+ * the stream took it for a duplicate of `msgId`. With `expectedLastSubjectSequence` the
+ * stream stores it only if the subject's last message is at that sequence (0: none yet).
+ * A refusal rejects with `PublishRefusedError`.
  */
 export async function publishAcked(
   requests: Requester,
   subject: string,
   data: string,
-  opts: { msgId: string; timeoutMs: number; headers?: MsgHdrs },
+  opts: { msgId: string; timeoutMs: number; headers?: MsgHdrs; expectedLastSubjectSequence?: number },
 ): Promise<{ seq: number; duplicate: boolean }> {
   const h = opts.headers ?? headers();
   h.set('Nats-Msg-Id', opts.msgId);
+  if (opts.expectedLastSubjectSequence !== undefined) h.set('Nats-Expected-Last-Subject-Sequence', String(opts.expectedLastSubjectSequence));
   const reply = await requests.request(subject, data, { timeoutMs: opts.timeoutMs, headers: h });
   const ack = reply.json<{ seq?: number; duplicate?: boolean; error?: { code: number; err_code?: number; description?: string } }>();
   if (ack.error) throw new PublishRefusedError(ack.error.err_code, ack.error.description ?? `JetStream refused the publish (${ack.error.code})`);

@@ -157,13 +157,16 @@ export function createProjectionRunner(opts: RunnerOptions): ProjectionRunner {
   const startLive = (): void => {
     live?.stop();
     const apply = applyTo(targets);
-    const applied = opts.onApplied;
-    const tracing = opts.tracing;
+    const { tracing, onApplied } = opts;
     live = superviseFeed({
       ...feedOptions,
       name: 'projections',
       from: liveFrom,
-      apply: tracing ? (batch) => tracedBatch(tracing, 'apply', batch, () => apply(batch)).then(() => applied?.()) : applied ? (batch) => (apply(batch), applied()) : apply,
+      apply: async (batch) => {
+        if (tracing) await tracedBatch(tracing, 'apply', batch, () => apply(batch));
+        else apply(batch);
+        onApplied?.();
+      },
     });
   };
 

@@ -22,6 +22,7 @@ import {
 } from '../core/eventStore.js';
 import type { Logger } from 'pino';
 import type { NatsLink } from '../nats/connection.js';
+import { publishAcked, PublishRefusedError } from '../nats/requests.js';
 import { TRACEPARENT, commandKey, type Tracing } from '../observe/tracing.js';
 
 /** The stream that holds every commit. */
@@ -135,14 +136,6 @@ export function storeIdentityOf(
   return name === undefined ? { stream } : { stream, server: name };
 }
 
-/** What JetStream answers a publish: the stored sequence, or why it refused. */
-interface PublishAck {
-  readonly stream?: string;
-  readonly seq?: number;
-  readonly duplicate?: boolean;
-  readonly error?: { readonly code: number; readonly err_code?: number; readonly description?: string };
-}
-
 /**
  * Opens the event store on `EVENTS` over a NATS link; the stream must exist (see
  * `ensureEventStream`). With `tracing`, appends carry `traceparent` and delivered commits
@@ -217,26 +210,23 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       guard();
       const subject = eventSubject(commit.aggregate, commit.id);
       const h = headers();
-      // Scoped by aggregate so one client key cannot collide across aggregates.
-      h.set('Nats-Msg-Id', `${commit.aggregate}.${commit.id}.${commit.commandId}`);
-      h.set('Nats-Expected-Last-Subject-Sequence', String(expectedPosition));
       if (traceparent !== undefined) h.set(TRACEPARENT, traceparent);
-      let ack: PublishAck;
+      let ack: { seq: number; duplicate: boolean };
       try {
-        // A JetStream publish, answered by the stream with its ack (see `PublishAck`).
-        const reply = await link.requests.request(subject, JSON.stringify(commit), { timeoutMs: opts.publishTimeoutMs, headers: h });
-        ack = reply.json<PublishAck>();
+        ack = await publishAcked(link.requests, subject, JSON.stringify(commit), {
+          // Scoped by aggregate so one client key cannot collide across aggregates.
+          msgId: `${commit.aggregate}.${commit.id}.${commit.commandId}`,
+          expectedLastSubjectSequence: expectedPosition,
+          timeoutMs: opts.publishTimeoutMs,
+          headers: h,
+        });
       } catch (err) {
+        if (err instanceof PublishRefusedError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+          throw new WrongExpectedPositionError(subject, expectedPosition, { cause: err });
+        }
         throw unavailable(err);
       }
-      if (ack.error) {
-        if (ack.error.err_code === JetStreamApiCodes.StreamWrongLastSequence) {
-          throw new WrongExpectedPositionError(subject, expectedPosition, { cause: new Error(ack.error.description) });
-        }
-        throw unavailable(new Error(`${ack.error.description ?? 'JetStream refused the append'} (${ack.error.err_code ?? ack.error.code})`));
-      }
-      if (typeof ack.seq !== 'number') throw unavailable(new Error('JetStream answered the append without a sequence'));
-      return { position: ack.seq, duplicate: ack.duplicate === true };
+      return { position: ack.seq, duplicate: ack.duplicate };
     },
 
     read: (aggregate, id, afterPosition) =>

@@ -1,15 +1,10 @@
 import t from 'tap';
-import { connect } from 'node:net';
 import { startTestNats, tempDir } from '../helpers/nats.js';
-import { startCluster, waitReady } from '../helpers/cluster.js';
+import { listening, startCluster, waitReady } from '../helpers/cluster.js';
 
 t.setTimeout(180_000);
 
-const listening = (url: string) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect(Number(new URL(url).port), '127.0.0.1', () => (socket.destroy(), resolve(true)));
-    socket.on('error', () => resolve(false));
-  });
+const listeningAt = (url: string) => listening(Number(new URL(url).port));
 const up = (url: string) => fetch(url, { signal: AbortSignal.timeout(5000) }).then((r) => r.ok, () => false);
 
 async function until(what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<void> {
@@ -38,7 +33,7 @@ t.test('a read replica follows the command host on its NATS, serves reads only, 
   });
   await waitReady(host, 60_000);
   await until('the replica serves queries', async () => (await up(`${replica.query}/ready`)) && (await up(`${replica.admin}/health`)), 60_000);
-  t.notOk(await listening(replica.base), 'the replica has no command API');
+  t.notOk(await listeningAt(replica.base), 'the replica has no command API');
   t.match(replica.output(), /read replica, no commands/, 'and says so when it starts');
 
   let position = 0;
@@ -60,7 +55,7 @@ t.test('a read replica follows the command host on its NATS, serves reads only, 
 
   host.proc.kill('SIGKILL');
   await host.exited;
-  await until('the command host is gone', async () => !(await listening(host.query)));
+  await until('the command host is gone', async () => !(await listeningAt(host.query)));
   const after = await fetch(`${replica.query}/shops/r0`);
   t.equal(after.status, 200, 'with the command host killed, the replica still serves reads');
   t.equal(((await after.json()) as { name: string }).name, 'Shop 0');

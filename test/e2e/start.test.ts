@@ -1,17 +1,11 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
-import { startCluster, waitReady } from '../helpers/cluster.js';
+import { listening, startCluster, waitReady } from '../helpers/cluster.js';
 
-const listening = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => (socket.destroy(), resolve(true)));
-    socket.on('error', () => resolve(false));
-  });
 
 t.test('with no NATS URL it embeds nats-server, serves commands, and stops it all on SIGTERM', async (t) => {
   const natsPort = await freePort();

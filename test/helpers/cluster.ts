@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { freePort } from '../../src/nats/server.js';
@@ -70,4 +71,12 @@ export async function workerPids(cluster: TestCluster, tries = 40): Promise<Set<
     if (res?.ok) pids.add(((await res.json()) as { pid: number }).pid);
   }
   return pids;
+}
+
+/** Whether something accepts TCP connections on a loopback port. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => (socket.destroy(), resolve(true)));
+    socket.on('error', () => resolve(false));
+  });
 }
