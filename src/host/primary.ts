@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, envName, type Config } from '../core/config.js';
+import { envName, type Config } from '../core/config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
 import { serverVersionAt } from '../nats/server.js';
 import { serveClusterMetrics } from '../observe/cluster.js';
@@ -45,8 +45,9 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   if (config.nats.replicas > 1) {
     const version = await natsVersion;
     if (version !== undefined && !replicatedAppendsAreSafe(version)) {
-      throw new ConfigError(
-        `config key "nats.replicas" is ${config.nats.replicas}, but nats-server ${version} can store two appends with the same expected sequence on a replicated stream (nats-server#4320, fixed in 2.9.21), which would let two commands both commit one aggregate version; use nats.replicas 1 or nats-server 2.9.21 or later`,
+      log.warn(
+        { natsVersion: version },
+        `nats-server ${version} can store two appends with the same expected sequence on a replicated stream (nats-server#4320, fixed in 2.9.21), so appends are fenced by their position instead: a retried command is recognised by the actor's recent commits only, not by the store's duplicate window`,
       );
     }
   }

@@ -11,7 +11,7 @@ import { createTracing, type Tracing } from '../observe/tracing.js';
 import { openViewStore } from '../read/lmdbViews.js';
 import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
 import { viewsBoundTo } from '../read/storeIdentity.js';
-import { awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
+import { appendsNeedFence, awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
 import { createActorHost, type ActorHost } from '../write/host.js';
 import { createCommandRouter, type CommandRouter } from '../write/router.js';
 import { openSnapshotStore, type SnapshotStore } from '../write/snapshots.js';
@@ -76,7 +76,8 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   });
   link.onReconnect(() => metrics.natsReconnected());
   const streamId = writes ? await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas) : await awaitEventStream(link, log);
-  const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced });
+  const fenced = writes && (await appendsNeedFence(link));
+  const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced, fenced });
   // Everything that needs NATS at start comes before any port is served: a worker that
   // fails here exits having accepted no connection (the primary starts it again).
   const head = await store.head();

@@ -102,6 +102,29 @@ export function replicatedAppendsAreSafe(serverVersion: string): boolean {
 }
 
 /**
+ * Whether appends to `EVENTS` must be fenced by their expected position (see
+ * `appendMsgId`): the stream has more than one copy and the server is older than 2.9.21.
+ */
+export async function appendsNeedFence(link: NatsLink): Promise<boolean> {
+  const info = await link.jsm.streams.info(EVENTS);
+  return (info.config.num_replicas || 1) > 1 && !replicatedAppendsAreSafe(link.nc.info?.version ?? '0.0.0');
+}
+
+/**
+ * An append's message id. Normally the command's (`<aggregate>.<id>.<commandId>`, scoped so
+ * one client key cannot collide across aggregates): a retried command within the duplicate
+ * window gets the original ack. Fenced, it is the aggregate and the expected position
+ * (`<aggregate>.<id>@<position>`): every append racing for one position carries the same id,
+ * and JetStream's duplicate check, unlike its expected-sequence check before 2.9.21, holds
+ * for racing appends on a replicated stream, so one of them is stored (docs/architecture.md,
+ * "Verified facts"). A retry then finds its original by the command id of the commit it
+ * collided with.
+ */
+export function appendMsgId(commit: Pick<Commit, 'aggregate' | 'id' | 'commandId'>, expectedPosition: number, fenced: boolean): string {
+  return fenced ? `${commit.aggregate}.${commit.id}@${expectedPosition}` : `${commit.aggregate}.${commit.id}.${commit.commandId}`;
+}
+
+/**
  * Waits for the `EVENTS` stream that command hosts create, and answers its id (see
  * `streamIdOf`); for a read replica, which follows a store and never makes one. Asks again
  * every second, and says once that it is waiting.
@@ -141,7 +164,7 @@ export function storeIdentityOf(
  * `ensureEventStream`). With `tracing`, appends carry `traceparent` and delivered commits
  * bring theirs back (see docs/architecture.md, "Metrics and traces").
  */
-export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number; tracing?: Tracing }): EventStore {
+export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number; tracing?: Tracing; fenced?: boolean }): EventStore {
   const { tracing } = opts;
   const unavailable = (err: unknown) =>
     err instanceof EventStoreUnavailableError ? err : new EventStoreUnavailableError(undefined, { cause: err });
@@ -214,8 +237,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       let ack: { seq: number; duplicate: boolean };
       try {
         ack = await publishAcked(link.requests, subject, JSON.stringify(commit), {
-          // Scoped by aggregate so one client key cannot collide across aggregates.
-          msgId: `${commit.aggregate}.${commit.id}.${commit.commandId}`,
+          msgId: appendMsgId(commit, expectedPosition, opts.fenced === true),
           expectedLastSubjectSequence: expectedPosition,
           timeoutMs: opts.publishTimeoutMs,
           headers: h,

@@ -158,11 +158,16 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
   };
   const ack = await ctx.store.append(commit, memory.position);
   if (ack.duplicate) {
-    const original = await ctx.store.commitAt(ack.position);
-    if (original && original.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
+    // A fenced append (see `appendMsgId`) collides with any commit at its position, so a
+    // duplicate of another command's commit means another writer got there first. A
+    // replicated stream answers position 0 for a duplicate of an append it has not stored
+    // yet. Either way the retry catches up, and finds this command there if it was its own.
+    const original = ack.position > 0 ? await ctx.store.commitAt(ack.position) : undefined;
+    if (original?.commandId !== command.commandId) throw new WrongExpectedPositionError(`${ctx.aggregate.name}.${command.id}`, memory.position);
+    if (original.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
     const caughtUp = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
-    const version = original?.version ?? caughtUp.version;
-    const types = original?.events.map((e) => e.type) ?? [];
+    const version = original.version;
+    const types = original.events.map((e) => e.type);
     return { memory: caughtUp, result: { kind: 'accepted', id: command.id, version, position: ack.position, events: types } };
   }
   const next = applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);

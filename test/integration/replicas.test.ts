@@ -2,14 +2,30 @@ import t from 'tap';
 
 t.setTimeout(240_000);
 import { pino } from 'pino';
+import { Type } from 'typebox';
 import { ensureNoticeStreams, NOTIFY, REPLAY } from '../../src/integration/notifier.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
-import { createJetStreamEventStore, ensureEventStream, EVENTS, replicatedAppendsAreSafe } from '../../src/store/jetstream.js';
-import { startCluster } from '../helpers/cluster.js';
-import { tempDir } from '../helpers/nats.js';
+import { appendsNeedFence, createJetStreamEventStore, ensureEventStream, EVENTS, replicatedAppendsAreSafe } from '../../src/store/jetstream.js';
+import { defineAggregate, emit, type AnyAggregate, type CommandOf, type Decision } from '../../src/index.js';
+import { createActorHost } from '../../src/write/host.js';
+import { memorySnapshotStore } from '../../src/write/snapshots.js';
 import { startTestNatsCluster } from '../helpers/natsCluster.js';
 
 const log = pino({ level: 'silent' });
+
+// A counter whose events carry the running total, so a commit decided on a stale state shows.
+const counterCommands = { increment: { type: 'Increment', schema: Type.Object({ by: Type.Number() }) } } as const;
+type CounterEvent = { readonly type: 'Incremented'; readonly data: { readonly by: number; readonly total: number } };
+const counter = defineAggregate<{ readonly total: number }, typeof counterCommands, CounterEvent>({
+  name: 'counter',
+  plural: 'counters',
+  snapshotVersion: 1,
+  commands: counterCommands,
+  initialState: () => ({ total: 0 }),
+  decide: (state, command: CommandOf<typeof counterCommands>): Decision<CounterEvent> =>
+    emit({ type: 'Incremented', data: { by: command.data.by, total: state.total + command.data.by } }),
+  evolve: (_state, event) => ({ total: event.data.total }),
+}) as AnyAggregate;
 
 /** JetStream on a fresh cluster answers only once its meta leader is elected: retry for a while. */
 async function eventually<T>(fn: () => Promise<T>, ms = 20_000): Promise<T> {
@@ -87,7 +103,7 @@ t.test('racing appends with one expected sequence, on a replicated stream and on
   const links = await Promise.all(cluster.urls.map((url) => eventually(() => connectNats(url, { name: 'racer', timeoutMs: 3000, log }))));
   t.teardown(() => Promise.all(links.map((l) => l.close())));
   const version = links[0]!.nc.info!.version;
-  const stores = links.map((l) => createJetStreamEventStore(l, { publishTimeoutMs: 5000 }));
+  const storesOf = (fenced: boolean) => links.map((l) => createJetStreamEventStore(l, { publishTimeoutMs: 5000, fenced }));
   const commit = (id: string, commandId: string, v: number) => ({
     commandId,
     commandType: 'RenameShop',
@@ -97,16 +113,18 @@ t.test('racing appends with one expected sequence, on a replicated stream and on
     events: [{ type: 'ShopRenamed', data: { name: commandId }, at: '2026-01-01T00:00:00.000Z' }],
   });
   /** For each of `n` aggregates: one commit, then 6 appends at once (2 through each node) expecting its position; how many of them were stored. */
-  const race = async (prefix: string, n: number): Promise<number[]> =>
-    Promise.all(
+  const race = async (prefix: string, n: number, fenced = false): Promise<number[]> => {
+    const stores = storesOf(fenced);
+    return Promise.all(
       Array.from({ length: n }, async (_, i) => {
         const id = `${prefix}${i}`;
         // Retried: just after a scale, the stream may be electing its leader.
         const first = await eventually(() => stores[i % 3]!.append(commit(id, `first-${i}`, 1), 0));
         const results = await Promise.allSettled(Array.from({ length: 6 }, (_, k) => stores[k % 3]!.append(commit(id, `race-${i}-${k}`, 2), first.position)));
-        return results.filter((r) => r.status === 'fulfilled').length;
+        return results.filter((r) => r.status === 'fulfilled' && !r.value.duplicate).length;
       }),
     );
+  };
 
   await eventually(() => ensureEventStream(links[0]!, 60_000, 1));
   const single = await race('single', 20);
@@ -116,15 +134,65 @@ t.test('racing appends with one expected sequence, on a replicated stream and on
   await eventually(async () => {
     if (((await links[0]!.jsm.streams.info(EVENTS)).cluster?.replicas?.length ?? 0) < 2) throw new Error('not scaled yet');
   });
+  t.equal(await appendsNeedFence(links[0]!), !replicatedAppendsAreSafe(version), `nats-server ${version}, 3 copies: appends are fenced exactly when the server is older than 2.9.21`);
   const replicated = await race('replicated', 20);
   if (replicatedAppendsAreSafe(version)) {
     t.ok(replicated.every((stored) => stored === 1), `nats-server ${version}, 3 copies: exactly one racer is stored each time`);
   } else {
     t.ok(replicated.some((stored) => stored > 1), `nats-server ${version}, 3 copies: racers with one expected sequence are stored together (${replicated.join(',')}), as nats-server#4320 says`);
-    const host = await startCluster(t, { CONVERGE_NATS_URL: cluster.url, CONVERGE_NATS_REPLICAS: '3', CONVERGE_DATA_DIR: tempDir(t) });
-    t.equal(await host.exited, 1, 'so converge refuses nats.replicas 3 on this server');
-    t.match(host.output(), /nats-server#4320, fixed in 2\.9\.21/, 'and says why in one line');
   }
+  const fenced = await race('fenced', 60, true);
+  t.ok(fenced.every((stored) => stored === 1), `nats-server ${version}, 3 copies, fenced by position: exactly one racer is stored each time (${fenced.join(',')})`);
+});
+
+t.test('two actor hosts on fenced stores, racing for the same aggregates on a replicated stream, commit every command once and in order', async (t) => {
+  const cluster = await startTestNatsCluster(t);
+  const links = await Promise.all(cluster.urls.slice(0, 2).map((url) => eventually(() => connectNats(url, { name: 'host', timeoutMs: 3000, log }))));
+  t.teardown(() => Promise.all(links.map((l) => l.close())));
+  await eventually(() => ensureEventStream(links[0]!, 60_000, 3));
+  await eventually(async () => {
+    if (((await links[0]!.jsm.streams.info(EVENTS)).cluster?.replicas?.length ?? 0) < 2) throw new Error('not scaled yet');
+  });
+  const stores = links.map((l) => createJetStreamEventStore(l, { publishTimeoutMs: 5000, fenced: true }));
+  const hosts = stores.map((store) =>
+    createActorHost({
+      aggregates: [counter],
+      store,
+      snapshots: memorySnapshotStore(),
+      streamId: 'race',
+      duplicateWindowMs: 60_000,
+      settings: { snapshotEvery: 1000, idleMs: 60_000, mailboxSize: 100, recentCommits: 64, conflictRetries: 100 },
+      log,
+    }),
+  );
+  const noDeps = () => Promise.reject(new Error('the counter reads no other aggregate'));
+  const increment = (id: string, commandId: string) => ({ commandId, aggregate: 'counter', id, type: 'Increment', data: { by: 1 }, at: new Date().toISOString() });
+  const ids = Array.from({ length: 60 }, (_, i) => `c${i}`);
+  // Each aggregate's first commit, so that both hosts load it at the same position.
+  await Promise.all(ids.map((id) => hosts[0]!.execute(increment(id, `${id}-first`), noDeps)));
+  await Promise.all(ids.map((id) => hosts[1]!.readState('counter', id)));
+  const perHost = 3;
+  const results = await Promise.all(
+    ids.flatMap((id) => hosts.flatMap((host, h) => Array.from({ length: perHost }, (_, i) => host.execute(increment(id, `${id}-h${h}-${i}`), noDeps)))),
+  );
+  t.ok(results.every((r) => r.kind === 'accepted'), 'every command is accepted');
+  const perAggregate = 1 + 2 * perHost;
+  const expected = Array.from({ length: perAggregate }, (_, i) => i + 1);
+  const histories = await Promise.all(
+    ids.map(async (id) => {
+      const commits = [];
+      for await (const c of stores[0]!.read('counter', id, 0)) commits.push(c);
+      return commits;
+    }),
+  );
+  t.ok(histories.every((h) => h.length === perAggregate), 'each command is one commit');
+  t.ok(histories.every((h) => h.map((c) => c.version).join() === expected.join()), 'at versions 1, 2, 3 … with none stored twice');
+  t.ok(histories.every((h) => new Set(h.map((c) => c.commandId)).size === perAggregate), 'and no command twice');
+  t.ok(
+    histories.every((h) => h.every((c) => (c.events[0]!.data as { total: number }).total === c.version)),
+    'each decided on the state its version follows',
+  );
+  await Promise.all(hosts.map((h) => h.drain(1000)));
 });
 
 t.test('replicated appends are trusted from nats-server 2.9.21 on', async (t) => {
