@@ -93,6 +93,16 @@ export const ConfigSchema = Type.Object(
          * following the event store of command hosts on the same NATS (`nats.url`).
          */
         role: Type.Union([Type.Literal('all'), Type.Literal('read-replica')]),
+        /**
+         * Who owns each partition. `static`: worker `partition mod workers` of this host,
+         * for a host alone on its NATS. `leases`: whichever worker of any host on the NATS
+         * holds its lease in the `converge-leases` KV bucket (docs/architecture.md,
+         * "Partition leases"). `auto`: `static` with the embedded nats-server, `leases` with
+         * `nats.url`, where other hosts may share the NATS.
+         */
+        ownership: Type.Union([Type.Literal('auto'), Type.Literal('static'), Type.Literal('leases')]),
+        /** How long a partition lease lives unless renewed: a dead worker's partitions move after about this long. */
+        leaseTtlMs: Type.Integer({ minimum: 1000 }),
         /** What a forked process runs; set by the cluster primary, not by users. */
         process: Type.Union([Type.Literal('worker'), Type.Literal('projector')]),
       },
@@ -181,6 +191,7 @@ export function validateConfig(merged: Record<string, unknown>): Config {
   refuseOpenNetworkListener(config.http);
   if (config.cluster.workers === 0) config.cluster.workers = defaultWorkers();
   if (config.cluster.hostId === '') config.cluster.hostId = hostname();
+  if (config.cluster.ownership === 'auto') config.cluster.ownership = config.nats.url === '' ? 'static' : 'leases';
   if (config.cluster.role === 'read-replica' && config.nats.url === '') {
     throw new ConfigError('config key "cluster.role" read-replica needs nats.url: a read replica follows the event store of command hosts, it has none of its own');
   }

@@ -70,6 +70,8 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       ...(converge ? { [envName(['nats', 'user'])]: converge.user, [envName(['nats', 'password'])]: converge.password } : {}),
       [envName(['cluster', 'workerIndex'])]: String(index),
       [envName(['cluster', 'workers'])]: String(config.cluster.workers),
+      // Resolved before the embedded server gave the children a nats.url.
+      [envName(['cluster', 'ownership'])]: config.cluster.ownership,
       [envName(['cluster', 'process'])]: index === projectorSlot ? 'projector' : 'worker',
     });
     slots[index] = { worker, startedAt: Date.now(), crashes };

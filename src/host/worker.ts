@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
+import { ownerOf, partitionOf } from '../core/partition.js';
 import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
@@ -13,6 +14,7 @@ import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubje
 import { viewsBoundTo } from '../read/storeIdentity.js';
 import { appendsNeedFence, awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
 import { createActorHost, type ActorHost } from '../write/host.js';
+import { createPartitionLeases, leaseOwner, type PartitionLeases } from '../write/leases.js';
 import { createCommandRouter, type CommandRouter } from '../write/router.js';
 import { openSnapshotStore, type SnapshotStore } from '../write/snapshots.js';
 import type { ConvergeApp } from './app.js';
@@ -42,6 +44,8 @@ interface WriteSide {
   /** This host's snapshots of aggregate memories. */
   readonly snapshots: SnapshotStore;
   readonly router: CommandRouter;
+  /** This worker's partition leases, when ownership is by lease. */
+  readonly leases: PartitionLeases | undefined;
   readonly commandApp: FastifyInstance;
 }
 
@@ -110,6 +114,9 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     (stopping ??= (async () => {
       draining = true;
       const deadline = config.cluster.shutdownTimeoutMs;
+      // Leases first: each partition's queued commands finish here, then its lease goes
+      // back and another worker takes it at once, while this one drains the rest.
+      await write?.leases?.stop();
       // A command already running is past its dependency reads or into its append; both end
       // within these timeouts, and its caller is better served by its real outcome.
       await write?.host.drain(deadline, config.nats.requestTimeoutMs + config.eventStore.publishTimeoutMs);
@@ -162,18 +169,36 @@ async function startWriteSide(opts: {
     },
   });
   watchActors(metrics, host);
+  const { partitions, workers, workerIndex } = config.cluster;
+  let leases: PartitionLeases | undefined;
   const router = createCommandRouter({
     link,
     host,
-    partitions: config.cluster.partitions,
-    workers: config.cluster.workers,
-    workerIndex: config.cluster.workerIndex,
+    partitions,
+    owns: (p) => (leases ? leases.owns(p) : ownerOf(p, workers) === workerIndex),
     timeoutMs: config.nats.requestTimeoutMs,
     log,
     onForward: metrics.forwarded,
     ...traced,
   });
-  router.start();
+  if (config.cluster.ownership === 'leases') {
+    leases = createPartitionLeases({
+      link,
+      owner: leaseOwner(config.cluster.hostId, workerIndex),
+      partitions,
+      ttlMs: config.cluster.leaseTtlMs,
+      replicas: config.nats.replicas,
+      log,
+      onAcquire: (p) => router.serve(p),
+      onRelease: async (p) => {
+        await router.unserve(p);
+        await host.evict((aggregate, id) => partitionOf(aggregate, id, partitions) === p, config.cluster.shutdownTimeoutMs);
+      },
+    });
+    await leases.start();
+  } else {
+    router.start();
+  }
   const commandApp = await buildCommandApp({
     aggregates,
     dispatch: (command, parent) => metrics.timeCommand(command.aggregate, command.type, () => router.dispatch(command, parent), (result) => result.kind),
@@ -186,5 +211,5 @@ async function startWriteSide(opts: {
     isDraining,
   });
   await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
-  return { host, snapshots, router, commandApp };
+  return { host, snapshots, router, leases, commandApp };
 }

@@ -23,6 +23,12 @@ export interface ActorHost {
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
   /**
+   * Stops the actors `which` selects once their queued commands have run (waiting up to
+   * `timeoutMs`), snapshotting them first: their partition has moved to another worker,
+   * whose commits this memory would not see.
+   */
+  evict(which: (aggregate: string, id: string) => boolean, timeoutMs: number): Promise<void>;
+  /**
    * Refuses new commands and waits up to `timeoutMs` for queued ones. Past that, every
    * command that has not started is answered `shutting_down`, and those running get up to
    * `graceMs` more to finish (then they are answered `event_store_unavailable`: they may
@@ -190,6 +196,20 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     },
 
     passivateIdle,
+
+    async evict(which, timeoutMs) {
+      const selected = () => [...entries].filter(([, e]) => which(e.aggregate.name, e.id));
+      const deadline = now() + timeoutMs;
+      while (selected().some(([, e]) => e.running || e.mailbox.length > 0) && now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const [key, entry] of selected()) {
+        if (entry.running || entry.mailbox.length > 0 || entry.actor.getSnapshot().value !== 'idle') {
+          log.warn({ key }, 'evicting an actor with commands still queued; they finish, and the next owner catches up');
+          entries.delete(key);
+          continue;
+        }
+        snapshotAndStop(key, entry);
+      }
+    },
 
     async drain(timeoutMs, graceMs = 0) {
       draining = true;

@@ -11,7 +11,7 @@ import {
   errorToWire,
   type WireError,
 } from '../core/errors.js';
-import { ownerOf, partitionOf } from '../core/partition.js';
+import { partitionOf } from '../core/partition.js';
 import type { NatsLink } from '../nats/connection.js';
 import { NoRespondersError } from '../nats/requests.js';
 import { TRACEPARENT, commandKey, type Tracing } from '../observe/tracing.js';
@@ -23,8 +23,12 @@ export interface CommandRouter {
   /** Runs a command on its owner; `parent` is the trace context it runs under, when tracing is on. */
   dispatch(command: CommandEnvelope, parent?: Context): Promise<CommandResult>;
   readState(ref: AggregateRef): Promise<StateView>;
-  /** Starts answering for this worker's partitions. */
+  /** Starts answering for the partitions `owns` gives this worker now (with static ownership, all it will have). */
   start(): void;
+  /** Starts answering for `partition`, which this worker now owns. */
+  serve(partition: number): void;
+  /** Stops answering for `partition`; requests already received are still answered. */
+  unserve(partition: number): Promise<void>;
   /** Stops answering; requests already received are still answered. */
   stop(): Promise<void>;
 }
@@ -33,8 +37,8 @@ export interface RouterOptions {
   readonly link: NatsLink;
   readonly host: ActorHost;
   readonly partitions: number;
-  readonly workers: number;
-  readonly workerIndex: number;
+  /** Whether this worker owns a partition now: `ownerOf` its index, or its lease (see `PartitionLeases`). */
+  readonly owns: (partition: number) => boolean;
   readonly timeoutMs: number;
   readonly log: Logger;
   /** Counts commands forwarded to another worker. */
@@ -56,9 +60,9 @@ export function commandSubject(partition: number): string {
  * anyone else forwards it to the owner over NATS request-reply.
  */
 export function createCommandRouter(opts: RouterOptions): CommandRouter {
-  const { link, host, partitions, workers, workerIndex, log, tracing } = opts;
-  const subscriptions: Subscription[] = [];
-  const ownsPartition = (p: number) => ownerOf(p, workers) === workerIndex;
+  const { link, host, partitions, log, tracing } = opts;
+  const subscriptions = new Map<number, Subscription>();
+  const ownsPartition = opts.owns;
 
   async function forward<T>(partition: number, request: Request, parent?: Context): Promise<T> {
     if (!link.isConnected()) throw new EventStoreUnavailableError();
@@ -76,29 +80,49 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     }
   }
 
+  /**
+   * Sends a request to the owner of `partition`. While a partition changes owner nobody may
+   * answer for it, or the old owner refuses it: both mean it ran nowhere, so it is sent
+   * again, with a growing pause, until `timeoutMs` has passed.
+   */
   async function send<T>(partition: number, request: Request, options: { timeoutMs: number; headers?: MsgHdrs }): Promise<T> {
-    let msg: Msg;
-    try {
-      msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), options);
-    } catch (err) {
-      // "No responders" comes from the server: nobody subscribes to the partition, so the
-      // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
-      // come after the owner took it, and the owner may have committed the command. A state
-      // read changes nothing, so it is safe to retry whatever failed it.
-      const ranNowhere = err instanceof NoRespondersError;
-      if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
-      log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
-      throw new OutcomeUnknownError(partition, { cause: err });
+    const deadline = Date.now() + options.timeoutMs;
+    for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+      let msg: Msg;
+      try {
+        msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
+      } catch (err) {
+        // "No responders" comes from the server: nobody subscribes to the partition, so the
+        // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
+        // come after the owner took it, and the owner may have committed the command. A state
+        // read changes nothing, so it is safe to retry whatever failed it.
+        const ranNowhere = err instanceof NoRespondersError;
+        if (ranNowhere && Date.now() + pause < deadline) {
+          await new Promise((r) => setTimeout(r, pause));
+          continue;
+        }
+        if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
+        log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
+        throw new OutcomeUnknownError(partition, { cause: err });
+      }
+      const reply = msg.json<Reply<T>>();
+      if (reply.ok) return reply.value;
+      if (reply.code === 'partition_unavailable' && Date.now() + pause < deadline) {
+        await new Promise((r) => setTimeout(r, pause));
+        continue;
+      }
+      throw errorFromWire(reply);
     }
-    const reply = msg.json<Reply<T>>();
-    if (reply.ok) return reply.value;
-    throw errorFromWire(reply);
   }
 
   async function answer(msg: Msg): Promise<void> {
     let reply: Reply<unknown>;
     try {
       const request = msg.json<Request>();
+      // Sent just as this worker gave the partition up: refused unrun, and the sender tries the new owner.
+      const { aggregate, id } = request.op === 'command' ? request.command : request;
+      const p = partitionOf(aggregate, id, partitions);
+      if (!ownsPartition(p)) throw new PartitionUnavailableError(p);
       const value =
         request.op === 'command'
           ? await (tracing ? executeTraced(tracing, request.command, tracing.extract(msg.headers?.get(TRACEPARENT))) : host.execute(request.command, readState))
@@ -148,13 +172,21 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     },
     readState,
     start() {
-      for (let p = 0; p < partitions; p++) {
-        if (!ownsPartition(p)) continue;
-        subscriptions.push(link.nc.subscribe(commandSubject(p), { queue: 'converge', callback: (_err, msg) => void answer(msg) }));
-      }
+      for (let p = 0; p < partitions; p++) if (ownsPartition(p)) this.serve(p);
+    },
+    serve(p) {
+      if (subscriptions.has(p)) return;
+      subscriptions.set(p, link.nc.subscribe(commandSubject(p), { queue: 'converge', callback: (_err, msg) => void answer(msg) }));
+    },
+    async unserve(p) {
+      const sub = subscriptions.get(p);
+      subscriptions.delete(p);
+      await sub?.drain().catch(() => undefined);
     },
     async stop() {
-      await Promise.all(subscriptions.splice(0).map((s) => s.drain().catch(() => undefined)));
+      const subs = [...subscriptions.values()];
+      subscriptions.clear();
+      await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
     },
   };
 }

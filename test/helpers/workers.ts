@@ -22,6 +22,8 @@ export function testConfig(t: Test, natsUrl: string, env: Record<string, string>
       CONVERGE_HTTP_QUERY_PORT: '0',
       CONVERGE_HTTP_ADMIN_PORT: '0',
       CONVERGE_LOG_LEVEL: 'silent',
+      // One host's workers, each owning `partition mod workers`; leases are tested on their own and end to end.
+      CONVERGE_CLUSTER_OWNERSHIP: 'static',
       ...env,
     },
   });

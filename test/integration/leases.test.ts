@@ -1,0 +1,82 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import { createPartitionLeases, LEASES_BUCKET, leaseOwner, preferredOwner, type PartitionLeases } from '../../src/write/leases.js';
+import { startTestNats } from '../helpers/nats.js';
+import { eventually } from '../helpers/processes.js';
+
+t.setTimeout(120_000);
+const log = pino({ level: 'silent' });
+const PARTITIONS = 32;
+const TTL = 2000;
+
+t.test('preferred owners spread partitions over members, and a leaving member moves only its own', async (t) => {
+  const three = ['a.0', 'b.0', 'c.0'];
+  const before = Array.from({ length: 300 }, (_, p) => preferredOwner(p, three));
+  for (const m of three) t.ok(before.filter((o) => o === m).length > 60, `${m} gets a share`);
+  const after = Array.from({ length: 300 }, (_, p) => preferredOwner(p, ['a.0', 'c.0']));
+  t.ok(before.every((o, p) => o === 'b.0' || after[p] === o), 'partitions of the members that stay do not move');
+  t.equal(leaseOwner('host one:7', 2), 'host_one_7.2', 'a hostId becomes a valid key token');
+});
+
+t.test('partition leases on a real nats-server', async (t) => {
+  const nats = await startTestNats(t);
+  const links: NatsLink[] = [];
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const events: string[] = [];
+  const start = async (owner: string) => {
+    const link = await connectNats(nats.url, { name: owner, timeoutMs: 2000, log });
+    links.push(link);
+    const leases = createPartitionLeases({
+      link,
+      owner,
+      partitions: PARTITIONS,
+      ttlMs: TTL,
+      replicas: 1,
+      log,
+      onAcquire: (p) => events.push(`${owner} +${p}`),
+      onRelease: async (p) => void events.push(`${owner} -${p}`),
+    });
+    await leases.start();
+    return { leases, link };
+  };
+  const owners = (sets: readonly PartitionLeases[]) => Array.from({ length: PARTITIONS }, (_, p) => sets.filter((l) => l.owns(p)).length);
+  const everyOnce = (sets: readonly PartitionLeases[]) => owners(sets).every((n) => n === 1);
+
+  const a = await start('a.0');
+  t.same(a.leases.held(), Array.from({ length: PARTITIONS }, (_, p) => p), 'a worker alone holds every partition');
+  const b = await start('b.0');
+  t.ok(await eventually(() => everyOnce([a.leases, b.leases]) && b.leases.held().length > 0, 3 * TTL), 'a second worker takes its share, and each partition has one owner');
+  const bShare = b.leases.held();
+  t.same(bShare, Array.from({ length: PARTITIONS }, (_, p) => p).filter((p) => preferredOwner(p, ['a.0', 'b.0']) === 'b.0'), 'its share is the one rendezvous hashing gives it');
+  t.ok(bShare.every((p) => events.indexOf(`a.0 -${p}`) < events.indexOf(`b.0 +${p}`)), 'the old owner lets go of each partition before the new one takes it');
+
+  const kv = await a.link.jsm.streams.info(`KV_${LEASES_BUCKET}`);
+  t.equal(kv.config.max_age, TTL * 1_000_000, 'the bucket keeps a lease for its TTL');
+
+  // A graceful stop hands over at once, without waiting for the TTL.
+  const stoppedAt = Date.now();
+  await b.leases.stop();
+  t.ok(await eventually(() => a.leases.held().length === PARTITIONS, TTL / 2), 'a drained worker gives its leases back, and the other takes them before the TTL runs out');
+  t.comment(`graceful handover of ${bShare.length} partitions: ${Date.now() - stoppedAt} ms`);
+
+  // A crash: the worker's connection is gone and it renews nothing.
+  const c = await start('c.0');
+  t.ok(await eventually(() => everyOnce([a.leases, c.leases]) && c.leases.held().length > 0, 3 * TTL), 'a third worker takes its share');
+  const cShare = c.leases.held();
+  await c.link.close();
+  const crashedAt = Date.now();
+  t.ok(await eventually(() => !cShare.some((p) => c.leases.owns(p)), TTL), 'the cut-off worker stops trusting its leases within the TTL');
+  t.ok(await eventually(() => a.leases.held().length === PARTITIONS, 4 * TTL), 'the survivor takes every partition of the dead worker');
+  const handover = Date.now() - crashedAt;
+  t.ok(handover >= TTL * 0.75, `not before the dead worker's leases could have expired (${handover} ms)`);
+  t.comment(`handover after a crash, TTL ${TTL} ms: ${handover} ms`);
+  await c.leases.stop();
+
+  // A worker restarted under the same name takes its leases back at their revision, without waiting.
+  await a.link.close();
+  await a.leases.stop();
+  const a2 = await start('a.0');
+  t.equal(a2.leases.held().length, PARTITIONS, 'a restarted worker takes back its own leases at once');
+  await a2.leases.stop();
+});
