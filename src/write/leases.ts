@@ -52,10 +52,23 @@ export function preferredOwner(partition: number, members: readonly string[]): s
   let best: string | undefined;
   let bestScore = -1;
   for (const m of members) {
-    const score = fnv1a(`${m}#${partition}`);
+    const score = mix(fnv1a(`${m}#${partition}`));
     if (score > bestScore || (score === bestScore && best !== undefined && m < best)) [best, bestScore] = [m, score];
   }
   return best;
+}
+
+/**
+ * MurmurHash3's 32-bit finalizer: FNV-1a alone scores names that differ in one character
+ * (`host-a.0`, `host-b.0`) alike, which skews the shares.
+ */
+function mix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 interface Seen {
@@ -128,7 +141,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     try {
       const revision = await claim;
       held.set(p, { revision, renewedAt: sentAt });
-      log.info({ partition: p, owner }, `acquired partition ${p}`);
+      changes.acquired.push(p);
       opts.onAcquire(p);
     } catch {
       // Someone else got there first, or NATS is down: the next round looks again.
@@ -144,7 +157,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       const h = held.get(p);
       held.delete(p);
       if (handOver && h && kv) await kv.delete(partitionKey(p), { previousSeq: h.revision }).catch(() => undefined);
-      log.info({ partition: p, owner }, `released partition ${p}: ${why}`);
+      (changes.released[why] ??= []).push(p);
     } finally {
       releasing.delete(p);
     }
@@ -160,8 +173,8 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       // A renewal stored without its answer reaching here: the lease is still this worker's, at a newer revision.
       if (current && !current.deleted && current.revision > h.revision) h.revision = current.revision;
       if (now() >= h.renewedAt + fenceMs) {
-        log.warn({ err, partition: p }, `could not renew the lease of partition ${p} for ${fenceMs} ms`);
-        return release(p, false, 'its lease could not be renewed');
+        changes.error ??= err;
+        return release(p, false, `their leases could not be renewed for ${fenceMs} ms`);
       }
     }
   }
@@ -197,6 +210,20 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     await Promise.all(work);
   }
 
+  /** What changed since the last report: one log line per kind of change, not one per partition. */
+  let changes: { acquired: number[]; released: Record<string, number[]>; error?: unknown } = { acquired: [], released: {} };
+  function report(): void {
+    const { acquired, released, error } = changes;
+    changes = { acquired: [], released: {} };
+    const list = (ps: number[]) => ps.sort((x, y) => x - y).join(',');
+    if (acquired.length > 0) log.info({ owner, partitions: acquired }, `acquired ${acquired.length} partition(s): ${list(acquired)}`);
+    for (const [why, ps] of Object.entries(released)) {
+      const line = `released ${ps.length} partition(s), ${why}: ${list(ps)}`;
+      if (error && why.startsWith('their leases')) log.warn({ owner, partitions: ps, err: error }, line);
+      else log.info({ owner, partitions: ps }, line);
+    }
+  }
+
   /** Runs a round now, or right after the one running. */
   function schedule(): Promise<void> {
     if (round) {
@@ -211,6 +238,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
         } catch (err) {
           log.warn({ err }, 'lease round failed');
         }
+        report();
       } while (again && !stopped);
     })().finally(() => (round = undefined));
     return round;
@@ -242,6 +270,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       clearInterval(timer);
       await round;
       await Promise.all([...held.keys()].map((p) => release(p, true, 'draining')));
+      report();
       await kv?.delete(memberKey(owner)).catch(() => undefined);
       watcher?.stop();
     },

@@ -14,6 +14,10 @@ t.test('preferred owners spread partitions over members, and a leaving member mo
   const three = ['a.0', 'b.0', 'c.0'];
   const before = Array.from({ length: 300 }, (_, p) => preferredOwner(p, three));
   for (const m of three) t.ok(before.filter((o) => o === m).length > 60, `${m} gets a share`);
+  for (const pair of [['host-a.0', 'host-b.0'], ['a.0', 'a.1']]) {
+    const shares = pair.map((m) => Array.from({ length: 64 }, (_, p) => preferredOwner(p, pair)).filter((o) => o === m).length);
+    t.ok(shares.every((n) => n >= 20), `names that differ in one character share 64 partitions evenly enough (${shares.join(' / ')})`);
+  }
   const after = Array.from({ length: 300 }, (_, p) => preferredOwner(p, ['a.0', 'c.0']));
   t.ok(before.every((o, p) => o === 'b.0' || after[p] === o), 'partitions of the members that stay do not move');
   t.equal(leaseOwner('host one:7', 2), 'host_one_7.2', 'a hostId becomes a valid key token');
