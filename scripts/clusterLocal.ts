@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { launchNatsServer, type NatsServerProcess } from '../src/nats/server.js';
+import { launchNatsServer, loopbackClusterArgs, type NatsServerProcess } from '../src/nats/server.js';
 
 const MAIN = join(import.meta.dirname, '../main.js');
 
@@ -112,14 +112,13 @@ for (const p of wanted) if (!(await portFree(p))) taken.push(p);
 if (taken.length > 0) fail(`port(s) ${taken.join(', ')} on 127.0.0.1 are in use: stop what uses them, or choose other ports with --base-port`);
 
 say(`starting 3 nats-servers clustered on loopback (clients ${natsPorts.join(', ')}), stores in ${join(dataDir, 'nats-*')}`);
-const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
 try {
   for (let i = 0; i < 3; i++) {
     servers.push(
       await launchNatsServer({
         port: natsPorts[i]!,
         storeDir: join(dataDir, `nats-${i + 1}`),
-        extraArgs: ['-n', `n${i + 1}`, '--cluster_name', 'converge-local', '--cluster', `nats://127.0.0.1:${routePorts[i]}`, '--routes', routes],
+        extraArgs: loopbackClusterArgs('converge-local', i, routePorts),
       }),
     );
   }

@@ -56,6 +56,15 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The arguments that make node `index` (named `n<index+1>`) of a NATS cluster on loopback,
+ * whose nodes listen for routes on `routePorts`.
+ */
+export function loopbackClusterArgs(clusterName: string, index: number, routePorts: readonly number[]): string[] {
+  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`);
+  return ['-n', `n${index + 1}`, '--cluster_name', clusterName, '--cluster', routes[index]!, '--routes', routes.join(',')];
+}
+
 /** The version of the `nats-server` on PATH (`2.9.10`), from `nats-server --version`. */
 export async function installedNatsServerVersion(): Promise<string> {
   try {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { freePort, launchNatsServer, type NatsServerProcess } from '../../src/nats/server.js';
+import { freePort, launchNatsServer, loopbackClusterArgs, type NatsServerProcess } from '../../src/nats/server.js';
 
 /** A real 3-node (or `size`-node) NATS cluster on loopback for one test, each node with its own store; stopped at teardown. */
 export interface TestNatsCluster {
@@ -19,12 +19,11 @@ export async function startTestNatsCluster(t: Test, size = 3): Promise<TestNatsC
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routes = await Promise.all(Array.from({ length: size }, () => freePort()));
   const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'converge-nats-cluster-')));
-  const routeUrls = routes.map((p) => `nats://127.0.0.1:${p}`).join(',');
   const launch = (i: number) =>
     launchNatsServer({
       port: ports[i]!,
       storeDir: dirs[i]!,
-      extraArgs: ['-n', `n${i + 1}`, '--cluster_name', 'converge-test', '--cluster', `nats://127.0.0.1:${routes[i]}`, '--routes', routeUrls],
+      extraArgs: loopbackClusterArgs('converge-test', i, routes),
     });
   const servers: Array<NatsServerProcess | undefined> = await Promise.all(ports.map((_, i) => launch(i)));
   t.teardown(async () => {
