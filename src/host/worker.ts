@@ -7,7 +7,7 @@ import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
 import { connectNats, type NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
-import { createMetrics, watchActors, type Metrics } from '../observe/metrics.js';
+import { createMetrics, watchActors, watchPartitions, type Metrics } from '../observe/metrics.js';
 import { createTracing, type Tracing } from '../observe/tracing.js';
 import { openViewStore } from '../read/lmdbViews.js';
 import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
@@ -181,6 +181,7 @@ async function startWriteSide(opts: {
     onForward: metrics.forwarded,
     ...traced,
   });
+  watchPartitions(metrics, () => (leases ? leases.held().length : Array.from({ length: partitions }, (_, p) => p).filter((p) => ownerOf(p, workers) === workerIndex).length));
   if (config.cluster.ownership === 'leases') {
     leases = createPartitionLeases({
       link,

@@ -92,6 +92,18 @@ export interface ActorFacts {
   readonly size: number;
 }
 
+/** `converge_partitions_owned`: the partitions this worker owns at each scrape; summed over a host's workers, the host's. */
+export function watchPartitions(metrics: Metrics, owned: () => number): void {
+  new Gauge({
+    name: 'converge_partitions_owned',
+    help: 'Partitions whose commands run on this host (by lease, or all of them with static ownership).',
+    registers: [metrics.registry],
+    collect() {
+      this.set(owned());
+    },
+  });
+}
+
 /** `converge_mailbox_depth` and `converge_resident_actors`, read from the actor host at each scrape. */
 export function watchActors(metrics: Metrics, host: ActorFacts): void {
   new Gauge({

@@ -47,6 +47,7 @@ t.test('/metrics on every port shows the whole cluster: command counts as sent, 
     t.equal(sample(metrics, 'converge_resident_actors', {}), 12, `${port}: each shop's actor lives on its owner, and the owners' counts add up`);
     t.ok((sample(metrics, 'converge_commands_forwarded_total', { aggregate: 'shop' }) ?? 0) > 0, `${port}: commands were forwarded between the workers`);
     t.equal(sample(metrics, 'converge_mailbox_depth', {}), 0, `${port}: no command waits`);
+    t.equal(sample(metrics, 'converge_partitions_owned', {}), 64, `${port}: the host's workers own every partition between them`);
     for (const projection of ['shopDisplay', 'shopList', 'orderHistory', 'shopStats']) {
       t.equal(sample(metrics, 'converge_projection_lag_events', { projection }), 0, `${port}: ${projection} lag in events`);
       t.equal(sample(metrics, 'converge_projection_lag_seconds', { projection }), 0, `${port}: ${projection} lag in seconds`);

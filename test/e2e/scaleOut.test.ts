@@ -11,6 +11,7 @@ import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js
 import { tempDir } from '../helpers/nats.js';
 import { startTestNatsCluster } from '../helpers/natsCluster.js';
 import { processesUsing } from '../helpers/processes.js';
+import { parseMetrics, sample } from '../helpers/metrics.js';
 
 t.setTimeout(420_000);
 
@@ -132,6 +133,11 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
     60_000,
   );
   t.ok(handoverMs <= 3 * TTL_MS, `host-a owns every partition ${handoverMs} ms after host-b died (lease TTL ${TTL_MS} ms)`);
+  const owned = await until('host-a reports every partition', async () => {
+    const n = sample(parseMetrics(await (await fetch(`${a.admin}/metrics`)).text()), 'converge_partitions_owned', {});
+    return n === PARTITIONS && n;
+  }, 10_000);
+  t.equal(owned, PARTITIONS, "and says so in its metrics (converge_partitions_owned)");
 
   await sleep(4000);
   stopping = true;
