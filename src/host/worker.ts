@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../core/config.js';
+import { PartitionUnavailableError } from '../core/errors.js';
 import { ownerOf, partitionOf } from '../core/partition.js';
 import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
@@ -193,7 +194,9 @@ async function startWriteSide(opts: {
       onAcquire: (p) => router.serve(p),
       onRelease: async (p) => {
         await router.unserve(p);
-        await host.evict((aggregate, id) => partitionOf(aggregate, id, partitions) === p, config.cluster.shutdownTimeoutMs);
+        // Well inside the time a lease is trusted, so that its renewals never wait on it.
+        const ownedHere = (aggregate: string, id: string) => partitionOf(aggregate, id, partitions) === p;
+        await host.evict(ownedHere, Math.floor(config.cluster.leaseTtlMs * 0.375), () => new PartitionUnavailableError(p));
       },
     });
     await leases.start();

@@ -23,11 +23,12 @@ export interface ActorHost {
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
   /**
-   * Stops the actors `which` selects once their queued commands have run (waiting up to
-   * `timeoutMs`), snapshotting them first: their partition has moved to another worker,
-   * whose commits this memory would not see.
+   * Stops the actors `which` selects, snapshotting them first: their partition has moved to
+   * another worker, whose commits this memory would not see. Their queued commands run
+   * first, for up to `timeoutMs`; past that, those not started are refused with `refusal()`
+   * (they ran nowhere), and an actor still running one stays until its next passivation.
    */
-  evict(which: (aggregate: string, id: string) => boolean, timeoutMs: number): Promise<void>;
+  evict(which: (aggregate: string, id: string) => boolean, timeoutMs: number, refusal: () => Error): Promise<void>;
   /**
    * Refuses new commands and waits up to `timeoutMs` for queued ones. Past that, every
    * command that has not started is answered `shutting_down`, and those running get up to
@@ -197,17 +198,19 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
     passivateIdle,
 
-    async evict(which, timeoutMs) {
+    async evict(which, timeoutMs, refusal) {
       const selected = () => [...entries].filter(([, e]) => which(e.aggregate.name, e.id));
+      const busy = (e: Entry) => e.running !== undefined || e.mailbox.length > 0 || e.actor.getSnapshot().value !== 'idle';
       const deadline = now() + timeoutMs;
-      while (selected().some(([, e]) => e.running || e.mailbox.length > 0) && now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      for (const [key, entry] of selected()) {
-        if (entry.running || entry.mailbox.length > 0 || entry.actor.getSnapshot().value !== 'idle') {
-          log.warn({ key }, 'evicting an actor with commands still queued; they finish, and the next owner catches up');
-          entries.delete(key);
-          continue;
-        }
-        snapshotAndStop(key, entry);
+      let chosen = selected();
+      while (chosen.some(([, e]) => busy(e)) && now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+        chosen = chosen.filter(([key, e]) => entries.get(key) === e);
+      }
+      for (const [key, entry] of chosen) {
+        if (entries.get(key) !== entry) continue;
+        for (const item of entry.mailbox.splice(0)) item.reject(refusal());
+        if (!busy(entry)) snapshotAndStop(key, entry);
       }
     },
 

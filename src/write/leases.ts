@@ -1,5 +1,6 @@
 import { Kvm, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { fnv1a } from '../core/partition.js';
 import type { NatsLink } from '../nats/connection.js';
@@ -36,7 +37,10 @@ export interface LeaseOptions {
   readonly onAcquire: (partition: number) => void;
   /** Called before a lease is given up or after it is lost: stop running the partition's commands, and finish those running. */
   readonly onRelease: (partition: number) => Promise<void>;
+  /** Milliseconds on a monotonic clock. */
   readonly now?: () => number;
+  /** Who runs this worker (by default its primary: host name and pid), written beside `owner` in every key; see `createPartitionLeases`. */
+  readonly instance?: string;
 }
 
 /** A worker's name as a lease key token: characters a KV key cannot hold become `_`. */
@@ -73,6 +77,8 @@ function mix(h: number): number {
 
 interface Seen {
   readonly owner: string;
+  /** The process that wrote it (see `LeaseOptions.instance`). */
+  readonly instance: string;
   readonly revision: number;
   readonly deleted: boolean;
   /** When this process saw it: a lease not renewed for `ttlMs` since is taken for expired (the server removes it then). */
@@ -102,10 +108,17 @@ const partitionKey = (p: number) => `p.${p}`;
  * refuses the second append for one position.
  */
 export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
-  const { link, owner, partitions, ttlMs, log } = opts;
-  const now = opts.now ?? Date.now;
-  const tickMs = Math.max(100, Math.floor(ttlMs / 4));
-  const fenceMs = Math.floor(ttlMs * 0.75);
+  const { link, owner, partitions, log } = opts;
+  // A monotonic clock: a wall clock stepped back would stretch the trust in a lease.
+  const now = opts.now ?? (() => performance.now());
+  // The primary that forked this worker: one it restarts (only once the old one has exited)
+  // takes its leases back at once; another host that took the same name does not.
+  const instance = opts.instance ?? `${hostname()}/${process.ppid}`;
+  const value = `${owner} ${instance}`;
+  // Set from the bucket's own TTL at start, which the first host to make it chose.
+  let ttlMs = opts.ttlMs;
+  let tickMs = 0;
+  let fenceMs = 0;
   const seen = new Map<string, Seen>();
   const firstSeen = new Map<string, number>();
   const held = new Map<number, Held>();
@@ -118,12 +131,20 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   let round: Promise<void> | undefined;
   let again = false;
   let stopped = false;
+  /** Until when claims wait: after a reconnect the view of the bucket is catching up, and every worker would look alone. */
+  let claimsFrom = 0;
+  let warnedTwin = false;
 
   const observe = (e: KvWatchEntry) => {
     const deleted = e.operation !== 'PUT';
-    seen.set(e.key, { owner: deleted ? '' : e.string(), revision: e.revision, deleted, seenAt: now() });
+    const [who = '', inst = ''] = deleted ? [] : e.string().split(' ');
+    seen.set(e.key, { owner: who, instance: inst, revision: e.revision, deleted, seenAt: now() });
     if (e.key.startsWith('m.') && !deleted && !firstSeen.has(e.key)) firstSeen.set(e.key, now());
-    if (deleted && !stopped) schedule();
+    if (e.key === memberKey(owner) && !deleted && inst !== instance && e.isUpdate && !warnedTwin) {
+      warnedTwin = true;
+      log.error({ owner, other: inst }, `another process also calls itself ${owner}: every host needs its own cluster.hostId`);
+    }
+    if (deleted && !stopped) void schedule();
   };
 
   /** Live members: every worker whose membership was renewed within `ttlMs`, this one included. */
@@ -133,6 +154,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       if (!key.startsWith('m.')) continue;
       if (s.deleted || at - s.seenAt >= ttlMs) firstSeen.delete(key);
       else out.add(s.owner);
+      if (at - s.seenAt >= 10 * ttlMs) seen.delete(key);
     }
     return [...out];
   }
@@ -140,6 +162,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   async function acquire(p: number, claim: Promise<number>, sentAt: number): Promise<void> {
     try {
       const revision = await claim;
+      if (stopped) return;
       held.set(p, { revision, renewedAt: sentAt });
       changes.acquired.push(p);
       opts.onAcquire(p);
@@ -153,7 +176,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     if (releasing.has(p)) return;
     releasing.add(p);
     try {
-      await opts.onRelease(p);
+      await opts.onRelease(p).catch((err: unknown) => log.warn({ err, partition: p }, `partition ${p} did not drain cleanly`));
       const h = held.get(p);
       held.delete(p);
       if (handOver && h && kv) await kv.delete(partitionKey(p), { previousSeq: h.revision }).catch(() => undefined);
@@ -165,13 +188,14 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
 
   async function renew(p: number, h: Held, at: number): Promise<void> {
     try {
-      h.revision = await kv!.update(partitionKey(p), owner, h.revision);
+      h.revision = await kv!.update(partitionKey(p), value, h.revision);
       h.renewedAt = at;
     } catch (err) {
       const current = seen.get(partitionKey(p));
-      if (current && !current.deleted && current.owner !== owner) return release(p, false, `lost its lease to ${current.owner}`);
+      const mine = current !== undefined && !current.deleted && current.owner === owner && current.instance === instance;
+      if (current && !current.deleted && !mine) return release(p, false, `lost their leases to ${current.owner}`);
       // A renewal stored without its answer reaching here: the lease is still this worker's, at a newer revision.
-      if (current && !current.deleted && current.revision > h.revision) h.revision = current.revision;
+      if (mine && current.revision > h.revision) h.revision = current.revision;
       if (now() >= h.renewedAt + fenceMs) {
         changes.error ??= err;
         return release(p, false, `their leases could not be renewed for ${fenceMs} ms`);
@@ -182,29 +206,33 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   async function tick(): Promise<void> {
     const store = kv!;
     const at = now();
-    await store.put(memberKey(owner), owner).catch((err: unknown) => log.debug({ err }, 'lease membership not renewed'));
+    await store.put(memberKey(owner), value).catch((err: unknown) => log.debug({ err }, 'lease membership not renewed'));
     const live = members(at);
     // A member is given partitions only once every worker has had a round to see it.
     const settled = live.filter((m) => m === owner || at - (firstSeen.get(memberKey(m)) ?? at) >= tickMs);
+    const claiming = at >= claimsFrom;
     const work: Promise<void>[] = [];
     for (let p = 0; p < partitions; p++) {
       if (releasing.has(p)) continue;
       const preferred = preferredOwner(p, settled);
       const h = held.get(p);
       if (h) {
-        work.push(preferred !== owner ? release(p, true, `handed over to ${preferred}`) : renew(p, h, at));
+        // A hand-over drains the partition's queued commands; renewals of the rest do not wait for it.
+        if (preferred !== owner && claiming) void release(p, true, `handed over to ${preferred}`);
+        else work.push(renew(p, h, at));
         continue;
       }
       const s = seen.get(partitionKey(p));
       const alive = s !== undefined && !s.deleted && at - s.seenAt < ttlMs;
       if (alive) freeSince.delete(p);
       else if (!freeSince.has(p)) freeSince.set(p, at);
-      if (alive && s.owner === owner) {
-        // This worker's own lease from before a restart: take it back at its revision.
-        work.push(acquire(p, store.update(partitionKey(p), owner, s.revision), at));
-      } else if (!alive && (preferred === owner || at - freeSince.get(p)! >= ttlMs)) {
+      if (alive && s.owner === owner && s.instance === instance) {
+        // This worker's own lease, from before its primary restarted it or given up when it
+        // could not be renewed: taken back at its revision.
+        work.push(acquire(p, store.update(partitionKey(p), value, s.revision), at));
+      } else if (!alive && claiming && (preferred === owner || at - freeSince.get(p)! >= ttlMs)) {
         // Free: claimed by its preferred owner, or by anyone once it has stayed free a whole lease.
-        work.push(acquire(p, store.create(partitionKey(p), owner), at));
+        work.push(acquire(p, store.create(partitionKey(p), value), at));
       }
     }
     await Promise.all(work);
@@ -244,6 +272,22 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     return round;
   }
 
+  /** Follows the bucket for as long as this runs, watching again whenever a watch ends. */
+  async function follow(): Promise<void> {
+    while (!stopped) {
+      try {
+        watcher = await kv!.watch({ key: '>' });
+        for await (const e of watcher) observe(e);
+      } catch (err) {
+        log.debug({ err }, 'lease watch failed');
+      }
+      if (stopped) return;
+      log.warn('the lease watch ended; watching again');
+      claimsFrom = now() + tickMs;
+      await new Promise((r) => setTimeout(r, tickMs));
+    }
+  }
+
   return {
     owns(p) {
       const h = held.get(p);
@@ -252,12 +296,14 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     held: () => [...held.keys()].sort((a, b) => a - b),
 
     async start() {
-      kv = await openLeaseBucket(link, ttlMs, opts.replicas, log);
-      watcher = await kv.watch({ key: '>' });
-      void (async () => {
-        for await (const e of watcher!) observe(e);
-      })().catch((err: unknown) => log.warn({ err }, 'lease watch ended'));
-      await kv.put(memberKey(owner), owner);
+      const bucket = await openLeaseBucket(link, ttlMs, opts.replicas, log);
+      kv = bucket.kv;
+      ttlMs = bucket.ttlMs;
+      tickMs = Math.max(100, Math.floor(ttlMs / 4));
+      fenceMs = Math.floor(ttlMs * 0.75);
+      void follow();
+      link.onReconnect(() => (claimsFrom = now() + tickMs));
+      await kv.put(memberKey(owner), value);
       // One round's wait, so that workers starting together see each other before claiming.
       await new Promise((r) => setTimeout(r, tickMs));
       await schedule();
@@ -269,7 +315,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       stopped = true;
       clearInterval(timer);
       await round;
-      await Promise.all([...held.keys()].map((p) => release(p, true, 'draining')));
+      await Promise.allSettled([...held.keys()].map((p) => release(p, true, 'draining')));
       report();
       await kv?.delete(memberKey(owner)).catch(() => undefined);
       watcher?.stop();
@@ -277,15 +323,22 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   };
 }
 
-/** Opens the lease bucket, creating it with `replicas` copies and a TTL of `ttlMs`, or setting those on one made otherwise. */
-async function openLeaseBucket(link: NatsLink, ttlMs: number, replicas: number, log: Logger): Promise<KV> {
+/**
+ * Opens the lease bucket, creating it with `replicas` copies and a TTL of `ttlMs`; answers
+ * the TTL it has. Every worker must count with one TTL, so a bucket made with another is
+ * kept as it is, with a warning; its copies are set to `replicas`.
+ */
+async function openLeaseBucket(link: NatsLink, ttlMs: number, replicas: number, log: Logger): Promise<{ kv: KV; ttlMs: number }> {
   const kv = await new Kvm(link.js).create(LEASES_BUCKET, { history: 1, ttl: ttlMs, replicas });
   const stream = `KV_${LEASES_BUCKET}`;
   const info = await link.jsm.streams.info(stream);
-  const maxAge = ttlMs * 1_000_000;
-  if (info.config.max_age !== maxAge || (info.config.num_replicas || 1) !== replicas) {
-    log.info({ ttlMs, replicas }, `setting the lease bucket's TTL to ${ttlMs} ms and its copies to ${replicas}`);
-    await link.jsm.streams.update(stream, { ...info.config, max_age: maxAge, num_replicas: replicas });
+  const bucketTtlMs = Math.round(info.config.max_age / 1_000_000);
+  if (bucketTtlMs !== ttlMs) {
+    log.warn({ configured: ttlMs, bucket: bucketTtlMs }, `the lease bucket was made with a TTL of ${bucketTtlMs} ms; using it rather than cluster.leaseTtlMs ${ttlMs}`);
   }
-  return kv;
+  if ((info.config.num_replicas || 1) !== replicas) {
+    log.info({ replicas }, `setting the lease bucket's copies to ${replicas}`);
+    await link.jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+  }
+  return { kv, ttlMs: bucketTtlMs || ttlMs };
 }

@@ -50,6 +50,9 @@ export interface RouterOptions {
 type Request = { op: 'command'; command: CommandEnvelope } | { op: 'state'; aggregate: string; id: string };
 type Reply<T> = { ok: true; value: T } | ({ ok: false } & WireError);
 
+/** The least time a forwarded request is sent again with. */
+const MIN_TRY_MS = 250;
+
 /** Subject a partition's owner listens on. */
 export function commandSubject(partition: number): string {
   return `converge.cmd.${partition}`;
@@ -97,7 +100,8 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
         // come after the owner took it, and the owner may have committed the command. A state
         // read changes nothing, so it is safe to retry whatever failed it.
         const ranNowhere = err instanceof NoRespondersError;
-        if (ranNowhere && Date.now() + pause < deadline) {
+        // Another try only with time for an answer; otherwise "not run" would turn into "unknown".
+        if (ranNowhere && Date.now() + pause + MIN_TRY_MS < deadline) {
           await new Promise((r) => setTimeout(r, pause));
           continue;
         }
@@ -107,7 +111,7 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       }
       const reply = msg.json<Reply<T>>();
       if (reply.ok) return reply.value;
-      if (reply.code === 'partition_unavailable' && Date.now() + pause < deadline) {
+      if (reply.code === 'partition_unavailable' && Date.now() + pause + MIN_TRY_MS < deadline) {
         await new Promise((r) => setTimeout(r, pause));
         continue;
       }
@@ -166,7 +170,15 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     dispatch(command, parent) {
       const p = partitionOf(command.aggregate, command.id, partitions);
       // The command's own reads of other aggregates go through this router too, wherever their owners are.
-      if (ownsPartition(p)) return tracing ? executeTraced(tracing, command, parent) : host.execute(command, readState);
+      if (ownsPartition(p)) {
+        const local = tracing ? executeTraced(tracing, command, parent) : host.execute(command, readState);
+        // Refused unrun because the partition moved away while the command waited: on to its new owner.
+        return local.catch((err: unknown) => {
+          if (!(err instanceof PartitionUnavailableError) || ownsPartition(p)) throw err;
+          opts.onForward?.(command.aggregate);
+          return forward<CommandResult>(p, { op: 'command', command }, parent);
+        });
+      }
       opts.onForward?.(command.aggregate);
       return forward(p, { op: 'command', command }, parent);
     },

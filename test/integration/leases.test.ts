@@ -28,7 +28,7 @@ t.test('partition leases on a real nats-server', async (t) => {
   const links: NatsLink[] = [];
   t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
   const events: string[] = [];
-  const start = async (owner: string) => {
+  const start = async (owner: string, more: { instance?: string; releaseMs?: number } = {}) => {
     const link = await connectNats(nats.url, { name: owner, timeoutMs: 2000, log });
     links.push(link);
     const leases = createPartitionLeases({
@@ -38,8 +38,12 @@ t.test('partition leases on a real nats-server', async (t) => {
       ttlMs: TTL,
       replicas: 1,
       log,
+      ...(more.instance ? { instance: more.instance } : {}),
       onAcquire: (p) => events.push(`${owner} +${p}`),
-      onRelease: async (p) => void events.push(`${owner} -${p}`),
+      onRelease: async (p) => {
+        events.push(`${owner} -${p}`);
+        if (more.releaseMs) await new Promise((r) => setTimeout(r, more.releaseMs));
+      },
     });
     await leases.start();
     return { leases, link };
@@ -83,4 +87,57 @@ t.test('partition leases on a real nats-server', async (t) => {
   const a2 = await start('a.0');
   t.equal(a2.leases.held().length, PARTITIONS, 'a restarted worker takes back its own leases at once');
   await a2.leases.stop();
+});
+
+t.test('leases on a real nats-server: who may take a lease back, and slow hand-overs', async (t) => {
+  const nats = await startTestNats(t);
+  const links: NatsLink[] = [];
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const start = async (owner: string, instance: string, releaseMs = 0) => {
+    const link = await connectNats(nats.url, { name: owner, timeoutMs: 2000, log });
+    links.push(link);
+    const leases = createPartitionLeases({
+      link,
+      owner,
+      instance,
+      partitions: PARTITIONS,
+      ttlMs: TTL,
+      replicas: 1,
+      log,
+      onAcquire: () => undefined,
+      onRelease: () => new Promise((r) => setTimeout(r, releaseMs)),
+    });
+    await leases.start();
+    return { leases, link };
+  };
+
+  // Another host under the same name (or a host started again by a new primary) waits for the old leases to expire.
+  const first = await start('same.0', 'primary-1');
+  t.equal(first.leases.held().length, PARTITIONS);
+  await first.link.close();
+  await first.leases.stop();
+  const diedAt = Date.now();
+  const twin = await start('same.0', 'primary-2');
+  t.equal(twin.leases.held().length, 0, 'a worker of another primary under the same name does not take the leases back');
+  t.ok(await eventually(() => twin.leases.held().length === PARTITIONS, 4 * TTL), 'it gets them once they expire');
+  t.ok(Date.now() - diedAt >= TTL * 0.75, `and not before (${Date.now() - diedAt} ms)`);
+
+  // A hand-over whose queued commands take longer than a lease lives does not hold up the renewals of the rest.
+  await twin.leases.stop();
+  const slow = await start('slow.0', 'primary-3', 3 * TTL);
+  const other = await start('other.0', 'primary-4');
+  const kept = Array.from({ length: PARTITIONS }, (_, p) => p).filter((p) => preferredOwner(p, ['slow.0', 'other.0']) === 'slow.0');
+  const moving = Array.from({ length: PARTITIONS }, (_, p) => p).filter((p) => !kept.includes(p));
+  t.ok(await eventually(() => moving.every((p) => !slow.leases.owns(p)), 2 * TTL), 'the slow worker stops running the partitions it hands over');
+  const until = Date.now() + 2 * TTL;
+  let keptAll = true;
+  let twice = 0;
+  while (Date.now() < until) {
+    if (!kept.every((p) => slow.leases.owns(p))) keptAll = false;
+    twice += Array.from({ length: PARTITIONS }, (_, p) => p).filter((p) => slow.leases.owns(p) && other.leases.owns(p)).length;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.ok(keptAll, `while their drain takes ${3 * TTL} ms it keeps every other partition (${kept.length})`);
+  t.equal(twice, 0, 'and no partition is owned by both at any moment');
+  await Promise.all([slow.leases.stop(), other.leases.stop()]);
 });
