@@ -48,7 +48,8 @@ export interface RouterOptions {
 }
 
 type Request = { op: 'command'; command: CommandEnvelope } | { op: 'state'; aggregate: string; id: string };
-type Reply<T> = { ok: true; value: T } | ({ ok: false } & WireError);
+/** `moved`: refused unrun because this worker no longer owns the partition (the sender tries again). */
+type Reply<T> = { ok: true; value: T } | ({ ok: false; moved?: true } & WireError);
 
 /** The least time a forwarded request is sent again with. */
 const MIN_TRY_MS = 250;
@@ -111,7 +112,7 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       }
       const reply = msg.json<Reply<T>>();
       if (reply.ok) return reply.value;
-      if (reply.code === 'partition_unavailable' && Date.now() + pause + MIN_TRY_MS < deadline) {
+      if (reply.moved && Date.now() + pause + MIN_TRY_MS < deadline) {
         await new Promise((r) => setTimeout(r, pause));
         continue;
       }
@@ -121,12 +122,13 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
 
   async function answer(msg: Msg): Promise<void> {
     let reply: Reply<unknown>;
+    let partition: number | undefined;
     try {
       const request = msg.json<Request>();
-      // Sent just as this worker gave the partition up: refused unrun, and the sender tries the new owner.
       const { aggregate, id } = request.op === 'command' ? request.command : request;
-      const p = partitionOf(aggregate, id, partitions);
-      if (!ownsPartition(p)) throw new PartitionUnavailableError(p);
+      partition = partitionOf(aggregate, id, partitions);
+      // Sent just as this worker gave the partition up: refused unrun, and the sender tries the new owner.
+      if (!ownsPartition(partition)) throw new PartitionUnavailableError(partition);
       const value =
         request.op === 'command'
           ? await (tracing ? executeTraced(tracing, request.command, tracing.extract(msg.headers?.get(TRACEPARENT))) : host.execute(request.command, readState))
@@ -134,7 +136,9 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       reply = { ok: true, value };
     } catch (err) {
       if (!(err instanceof ConvergeError)) log.error({ err }, 'forwarded request failed');
-      reply = { ok: false, ...errorToWire(err) };
+      // Also a command that waited here while its partition moved away, and was refused unrun (`ActorHost.evict`).
+      const moved = err instanceof PartitionUnavailableError && partition !== undefined && !ownsPartition(partition);
+      reply = { ok: false, ...(moved ? { moved: true as const } : {}), ...errorToWire(err) };
     }
     msg.respond(JSON.stringify(reply));
   }

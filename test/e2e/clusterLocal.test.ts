@@ -12,7 +12,7 @@ t.test('cluster:local starts 3 clustered nats-servers, two hosts and a read repl
   const dataDir = tempDir(t);
   // A port range of its own, away from other tests' ephemeral ports.
   const base = 20_000 + 100 * Math.floor(Math.random() * 300);
-  const proc = spawn(process.execPath, [SCRIPT, '--data-dir', dataDir, '--base-port', String(base), '--duration', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [SCRIPT, '--data-dir', dataDir, '--base-port', String(base), '--duration', '12'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()));

@@ -112,7 +112,7 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   };
   const clients = Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
 
-  await sleep(4000);
+  await sleep(3000);
   const leader = (await link.jsm.streams.info(EVENTS)).cluster?.leader ?? '';
   const node = ['n1', 'n2', 'n3'].indexOf(leader);
   t.ok(node >= 0, `EVENTS is led by ${leader}`);
@@ -120,7 +120,7 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   const nodeKilledAt = Date.now();
   await nats.kill(node);
 
-  await sleep(4000);
+  await sleep(3000);
   const acksBeforeHostKill = acks.length;
   // The whole host at once, as when its machine dies: primary, worker and projector.
   const hostB = processesUsing(dirs.b);
@@ -139,7 +139,7 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   }, 10_000);
   t.equal(owned, PARTITIONS, "and says so in its metrics (converge_partitions_owned)");
 
-  await sleep(4000);
+  await sleep(3000);
   stopping = true;
   await clients;
   t.ok(acksBeforeNodeKill > 0 && acks.length > acksBeforeHostKill, `commands were acknowledged before and after both kills (${acksBeforeNodeKill}, ${acksBeforeHostKill}, ${acks.length})`);
@@ -183,7 +183,7 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
     return Math.max(...times.slice(1).map((at, i) => at - times[i]!));
   };
   t.comment(
-    `handover ${handoverMs} ms; longest pause in acknowledgements: ${longestGap(nodeKilledAt, 4000)} ms after the node kill, ${longestGap(killedAt, 4000)} ms after the host kill; ` +
+    `handover ${handoverMs} ms; longest pause in acknowledgements: ${longestGap(nodeKilledAt, 3000)} ms after the node kill, ${longestGap(killedAt, 3000)} ms after the host kill; ` +
       `${acks.length} commands acknowledged; ${unanswered.size} shops with a command left unanswered`,
   );
 });

@@ -1,13 +1,14 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createMetrics, watchActors, watchReadSide } from '../../src/observe/metrics.js';
+import { createMetrics, watchActors, watchPartitions, watchReadSide } from '../../src/observe/metrics.js';
 
 const root = join(import.meta.dirname, '../..');
 
 t.test('the Grafana dashboard and the README charts only metrics converge exports', async (t) => {
   const m = createMetrics();
   watchActors(m, { inFlight: 0, size: 0 });
+  watchPartitions(m, () => 0);
   watchReadSide(m, () => ({ projections: [], lastPosition: 0, notifierLagEvents: 0 }), async () => []);
   const exported = new Set(
     (await m.registry.getMetricsAsJSON()).flatMap((metric) =>
