@@ -3,9 +3,10 @@
  *   1. commands/s and latency at saturation, and projection lag at a fixed rate, with the
  *      streams at 3 copies against 1 (one converge host, the same code, alternating order);
  *   2. the partition handover: how long after a host is killed (`kill -9` of its primary,
- *      worker and projector) or drained (SIGTERM) the other host holds every partition.
+ *      worker and projector) or drained (SIGTERM) the other host holds every partition;
+ *   3. what holding leases costs at rest: CPU with leases against static ownership.
  *
- *   node dist/test/bench/replication.js [--runs 1 --duration 8 --connections 64 --shops 500 --lag-rate 500 --handovers 3]
+ *   node dist/test/bench/replication.js [--runs 1 --duration 8 --connections 64 --shops 500 --lag-rate 500 --handovers 3 --parts replicas,handover,idle]
  *
  * Loopback only; every phase is bounded in time and the script stops everything it started.
  */
@@ -16,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { Kvm } from '@nats-io/kv';
 import { pino } from 'pino';
 import { startCluster, type Cluster } from '../../load/cluster.js';
-import { clusterRoles } from '../../load/procs.js';
+import { clusterRoles, cpuOf } from '../../load/procs.js';
 import { phase } from '../../load/run.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { freePort, launchNatsServer, loopbackClusterArgs, type NatsServerProcess } from '../../src/nats/server.js';
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     shops: { type: 'string', default: '500' },
     'lag-rate': { type: 'string', default: '500' },
     handovers: { type: 'string', default: '3' },
+    parts: { type: 'string', default: 'replicas,handover,idle' },
   },
 });
 const runs = Number(values.runs);
@@ -39,6 +41,7 @@ const connections = Number(values.connections);
 const shops = Number(values.shops);
 const lagRate = Number(values['lag-rate']);
 const handovers = Number(values.handovers);
+const parts = new Set(values.parts.split(','));
 const PARTITIONS = 64;
 const LEASE_TTL_MS = 4000;
 
@@ -53,6 +56,7 @@ const percentile = (xs: readonly number[], p: number) => {
 
 interface NatsCluster {
   readonly url: string;
+  readonly pids: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -77,6 +81,7 @@ async function startNatsCluster(): Promise<NatsCluster> {
   }
   return {
     url,
+    pids: servers.map((s) => s.pid),
     async stop() {
       await Promise.all(servers.map((s) => s.stop()));
       rmSync(dir, { recursive: true, force: true });
@@ -84,13 +89,18 @@ async function startNatsCluster(): Promise<NatsCluster> {
   };
 }
 
-async function startHost(natsUrl: string, dataDir: string, hostId: string, replicas: number, ports?: Cluster['ports']): Promise<Cluster> {
+async function startHost(natsUrl: string, dataDir: string, hostId: string, replicas: number, ports?: Cluster['ports'], ownership = 'leases'): Promise<Cluster> {
   return startCluster(natsUrl, dataDir, 1, {
     ...(ports ? { ports } : {}),
     readyTimeoutMs: 120_000,
     // The kills make every in-flight command warn; the bench reports what matters.
     logLevel: 'error',
-    env: { CONVERGE_NATS_REPLICAS: String(replicas), CONVERGE_CLUSTER_HOST_ID: hostId, CONVERGE_CLUSTER_LEASE_TTL_MS: String(LEASE_TTL_MS) },
+    env: {
+      CONVERGE_NATS_REPLICAS: String(replicas),
+      CONVERGE_CLUSTER_HOST_ID: hostId,
+      CONVERGE_CLUSTER_LEASE_TTL_MS: String(LEASE_TTL_MS),
+      CONVERGE_CLUSTER_OWNERSHIP: ownership,
+    },
   });
 }
 
@@ -243,9 +253,31 @@ async function handoverRuns(): Promise<{ killedMs: number[]; drainedMs: number[]
   return { killedMs, drainedMs };
 }
 
+/**
+ * What holding the leases costs at rest: CPU of the worker and of the three nats-servers
+ * over `IDLE_S` seconds with no commands, one host on R3, with leases against static ownership.
+ */
+const IDLE_S = 20;
+async function idleCost(ownership: 'leases' | 'static'): Promise<{ ownership: string; workerMsPerS: number; natsMsPerS: number }> {
+  const nats = await startNatsCluster();
+  const dataDir = mkdtempSync(join(tmpdir(), 'converge-bench-idle-'));
+  const host = await startHost(nats.url, dataDir, 'idle', 3, undefined, ownership);
+  try {
+    await sleep(5000);
+    const cpu = cpuOf(() => new Map([...clusterRoles(host.pid), ['nats-server', [...nats.pids]]]));
+    await sleep(IDLE_S * 1000);
+    const used = cpu.end();
+    return { ownership, workerMsPerS: (used.get('worker') ?? 0) / IDLE_S, natsMsPerS: (used.get('nats-server') ?? 0) / IDLE_S };
+  } finally {
+    await host.stop();
+    await nats.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const replicaRuns: ReplicaRun[] = [];
-  for (let r = 0; r < runs; r++) {
+  for (let r = 0; parts.has('replicas') && r < runs; r++) {
     for (const replicas of r % 2 === 0 ? [1, 3] : [3, 1]) {
       const run = await replicaRun(replicas);
       replicaRuns.push(run);
@@ -257,15 +289,25 @@ async function main(): Promise<void> {
   }
   const of = (replicas: number) => replicaRuns.filter((x) => x.replicas === replicas);
   const med = (replicas: number, key: 'rps' | 'p50' | 'p99' | 'lagP50' | 'lagP99') => median(of(replicas).map((x) => x[key]));
-  const handover = await handoverRuns();
-  printTable(`R3 against R1 on a 3-node NATS cluster, one host with 1 worker (medians of ${runs} run(s))`, [
-    [`commands/s at saturation, ${connections} connections`, `R1 ${med(1, 'rps').toFixed(0)}, R3 ${med(3, 'rps').toFixed(0)}, R3/R1 ${(med(3, 'rps') / med(1, 'rps')).toFixed(2)}`],
-    ['latency p50 / p99', `R1 ${med(1, 'p50')} / ${med(1, 'p99')} ms, R3 ${med(3, 'p50')} / ${med(3, 'p99')} ms`],
-    [`lag p50 / p99 at ${lagRate} commands/s`, `R1 ${med(1, 'lagP50').toFixed(1)} / ${med(1, 'lagP99').toFixed(1)} ms, R3 ${med(3, 'lagP50').toFixed(1)} / ${med(3, 'lagP99').toFixed(1)} ms`],
-    [`handover after kill -9 of a host (lease TTL ${LEASE_TTL_MS} ms)`, `median ${median(handover.killedMs)} ms (${handover.killedMs.join(', ')})`],
-    ['handover after a host drains (SIGTERM)', `median ${median(handover.drainedMs)} ms (${handover.drainedMs.join(', ')})`],
-  ]);
-  writeResult('replication', { runs, duration, connections, shops, lagRate, leaseTtlMs: LEASE_TTL_MS, replicaRuns, handover });
+  const handover = parts.has('handover') ? await handoverRuns() : undefined;
+  const idle = parts.has('idle') ? [await idleCost('static'), await idleCost('leases')] : [];
+  const rows: Array<readonly [string, string]> = [];
+  if (replicaRuns.length > 0) {
+    rows.push(
+      [`commands/s at saturation, ${connections} connections`, `R1 ${med(1, 'rps').toFixed(0)}, R3 ${med(3, 'rps').toFixed(0)}, R3/R1 ${(med(3, 'rps') / med(1, 'rps')).toFixed(2)}`],
+      ['latency p50 / p99', `R1 ${med(1, 'p50')} / ${med(1, 'p99')} ms, R3 ${med(3, 'p50')} / ${med(3, 'p99')} ms`],
+      [`lag p50 / p99 at ${lagRate} commands/s`, `R1 ${med(1, 'lagP50').toFixed(1)} / ${med(1, 'lagP99').toFixed(1)} ms, R3 ${med(3, 'lagP50').toFixed(1)} / ${med(3, 'lagP99').toFixed(1)} ms`],
+    );
+  }
+  if (handover) {
+    rows.push(
+      [`handover after kill -9 of a host (lease TTL ${LEASE_TTL_MS} ms)`, `median ${median(handover.killedMs)} ms (${handover.killedMs.join(', ')})`],
+      ['handover after a host drains (SIGTERM)', `median ${median(handover.drainedMs)} ms (${handover.drainedMs.join(', ')})`],
+    );
+  }
+  for (const i of idle) rows.push([`CPU at rest over ${IDLE_S} s, ${i.ownership} ownership`, `worker ${i.workerMsPerS.toFixed(1)} ms/s, the three nats-servers ${i.natsMsPerS.toFixed(1)} ms/s`]);
+  printTable(`Scale-out on a 3-node NATS cluster, one host with 1 worker per measurement (medians of ${runs} run(s))`, rows);
+  writeResult('replication', { runs, duration, connections, shops, lagRate, leaseTtlMs: LEASE_TTL_MS, replicaRuns, handover, idle });
 }
 
 await main();
