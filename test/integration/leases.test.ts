@@ -122,8 +122,23 @@ t.test('leases on a real nats-server: who may take a lease back, and slow hand-o
   t.ok(await eventually(() => twin.leases.held().length === PARTITIONS, 4 * TTL), 'it gets them once they expire');
   t.ok(Date.now() - diedAt >= TTL * 0.75, `and not before (${Date.now() - diedAt} ms)`);
 
-  // A hand-over whose queued commands take longer than a lease lives does not hold up the renewals of the rest.
+  // Two live hosts given one hostId: one of them runs the partitions, and the clash is logged.
   await twin.leases.stop();
+  const lines: string[] = [];
+  const capture = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) });
+  const clash = async (instance: string) => {
+    const link = await connectNats(nats.url, { name: instance, timeoutMs: 2000, log });
+    links.push(link);
+    const leases = createPartitionLeases({ link, owner: 'clash.0', instance, partitions: PARTITIONS, ttlMs: TTL, replicas: 1, log: capture, onAcquire: () => undefined, onRelease: async () => undefined });
+    await leases.start();
+    return leases;
+  };
+  const [one, two] = [await clash('host-1/100'), await clash('host-2/200')];
+  t.ok(await eventually(() => lines.some((l) => l.includes('another process also calls itself clash.0')), 3 * TTL), 'two live hosts with one hostId are reported as an error');
+  t.same([one.held().length, two.held().length], [PARTITIONS, 0], 'and only one of them runs the partitions');
+  await Promise.all([one.stop(), two.stop()]);
+
+  // A hand-over whose queued commands take longer than a lease lives does not hold up the renewals of the rest.
   const slow = await start('slow.0', 'primary-3', 3 * TTL);
   const other = await start('other.0', 'primary-4');
   const kept = Array.from({ length: PARTITIONS }, (_, p) => p).filter((p) => preferredOwner(p, ['slow.0', 'other.0']) === 'slow.0');
