@@ -8,6 +8,7 @@ import type { SubscriberInfo } from '../integration/subscribers.js';
 import type { ViewsStatus } from '../read/status.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { ParkedEvent } from '../read/viewStore.js';
+import type { PartitionOwners } from '../write/leases.js';
 import { adminClient, CliError, type AdminClient } from './adminClient.js';
 import { progressLine, statusScreen, verifyLines } from './cliFormat.js';
 import { loadConfig } from './config.js';
@@ -139,7 +140,8 @@ async function main(argv: string[]): Promise<number> {
         (body) => body.subscribers,
         (err: unknown) => ({ unavailable: err instanceof Error ? err.message : String(err) }),
       );
-      const summary = { views, parked: parked.parked, subscribers };
+      const partitions = await admin.get<PartitionOwners>('/admin/partitions').catch((err: unknown) => ({ unavailable: err instanceof Error ? err.message : String(err) }));
+      const summary = { views, parked: parked.parked, subscribers, partitions };
       show(summary, () => console.log(statusScreen(summary)));
       return 0;
     }

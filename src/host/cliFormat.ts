@@ -3,6 +3,7 @@ import type { RebuildStatus } from '../read/runner.js';
 import type { ViewsStatus } from '../read/status.js';
 import type { ParkedEvent } from '../read/viewStore.js';
 import type { VerifyReport } from '../read/verify.js';
+import type { PartitionOwners } from '../write/leases.js';
 
 /** What `converge status` shows: the views status, the parked events and the subscribers. */
 export interface StatusSummary {
@@ -10,6 +11,8 @@ export interface StatusSummary {
   readonly parked: readonly ParkedEvent[];
   /** Or why they could not be read (NATS away). */
   readonly subscribers: readonly SubscriberInfo[] | { readonly unavailable: string };
+  /** Who runs each partition, or why it could not be read. */
+  readonly partitions: PartitionOwners | { readonly unavailable: string };
 }
 
 /** Milliseconds as an operator reads them: `850 ms`, `12.5 s`, `3 min 20 s`. */
@@ -34,7 +37,7 @@ function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<n
 }
 
 /** One screen: the event store, each projection, the notifier, parked events and subscribers. */
-export function statusScreen({ views, parked, subscribers }: StatusSummary): string {
+export function statusScreen({ views, parked, subscribers, partitions }: StatusSummary): string {
   const store = views.eventStore;
   const lines = [`EVENTS: ${store.reachable ? `last position ${store.lastPosition}` : 'NOT reachable'}   (status at ${views.at})`, ''];
   const rows = [['projection', 'state', 'gen', 'position', 'lag', 'lag ms', 'parked', 'note']];
@@ -49,6 +52,7 @@ export function statusScreen({ views, parked, subscribers }: StatusSummary): str
   const byProjection = new Map<string, number>();
   for (const p of parked) byProjection.set(p.projection, (byProjection.get(p.projection) ?? 0) + 1);
   lines.push(`parked events: ${parked.length}${parked.length ? ` (${[...byProjection].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
+  lines.push(partitionsLine(partitions));
   if ('unavailable' in subscribers) lines.push(`subscribers: unavailable (${subscribers.unavailable})`);
   else if (subscribers.length === 0) lines.push('subscribers: none');
   else {
@@ -58,6 +62,14 @@ export function statusScreen({ views, parked, subscribers }: StatusSummary): str
     }
   }
   return lines.join('\n');
+}
+
+/** `partitions: 64 by lease: host-a.0 36, host-b.0 28` (and the unowned ones, if any). */
+export function partitionsLine(p: PartitionOwners | { readonly unavailable: string }): string {
+  if ('unavailable' in p) return `partitions: unavailable (${p.unavailable})`;
+  const owners = Object.entries(p.owners).sort(([a], [b]) => a.localeCompare(b)).map(([owner, ps]) => `${owner} ${ps.length}`);
+  const unowned = p.unowned.length > 0 ? `; unowned: ${p.unowned.join(',')}` : '';
+  return `partitions: ${p.partitions} ${p.ownership === 'leases' ? 'by lease' : 'static'}: ${owners.join(', ') || 'none owned'}${unowned}`;
 }
 
 /** One line per projection, then the checkpoint problems and the differences listed. */

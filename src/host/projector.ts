@@ -15,6 +15,7 @@ import { nudgeApplied, publishViewsStatus, viewsAppliedSubject, viewsStatusSubje
 import { bindViewsToHead } from '../read/storeIdentity.js';
 import { verifyViews } from '../read/verify.js';
 import { awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
+import { readLeaseOwners, staticOwners } from '../write/leases.js';
 import type { ConvergeApp } from './app.js';
 import { natsAuthOf } from './config.js';
 import { viewsPath } from './paths.js';
@@ -125,7 +126,9 @@ export async function startProjector(
   );
   // A verify can run for minutes; stopping the projector ends it rather than waiting.
   const stopVerifies = new AbortController();
+  const { partitions, workers, hostId } = config.cluster;
   const adminApp = await buildAdminApp({
+    partitions: () => (config.cluster.ownership === 'leases' ? readLeaseOwners(link, partitions) : Promise.resolve(staticOwners(hostId, workers, partitions))),
     runner,
     aggregates: app.aggregates,
     subscribers: registry,

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { Config } from '../core/config.js';
+import { EventStoreUnavailableError } from '../core/errors.js';
 import type { EventStore } from '../core/eventStore.js';
 import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
@@ -10,6 +11,7 @@ import type { ProjectionRunner } from '../read/runner.js';
 import type { ViewsStatus } from '../read/status.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { ViewStore } from '../read/viewStore.js';
+import type { PartitionOwners } from '../write/leases.js';
 import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
 import { createHttpApp, notFound, readyViewsRoute } from './app.js';
 import { consoleRoutes } from './console/routes.js';
@@ -40,6 +42,8 @@ export interface AdminAppOptions {
   /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
   readonly metrics?: () => Promise<MetricsText>;
   readonly tracing?: Tracing;
+  /** Who runs each partition: this host's workers, or the lease holders of every host. */
+  readonly partitions: () => Promise<PartitionOwners>;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -95,6 +99,13 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     const known = (name: string) => opts.runner.status().some((s) => s.name === name);
 
     admin.get('/admin/projections', async () => opts.viewsStatus());
+    admin.get('/admin/partitions', async () => {
+      try {
+        return await opts.partitions();
+      } catch (err) {
+        throw new EventStoreUnavailableError('the partition leases cannot be read', { cause: err });
+      }
+    });
     admin.get('/admin/events', events);
     admin.post('/admin/projections/:name/rebuild', { schema: { params: ProjectionParams } }, async (request, reply) => {
       if (!known(request.params.name)) return sendError(reply, 'unknown_projection', `no projection named ${request.params.name}`);

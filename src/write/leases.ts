@@ -323,6 +323,40 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   };
 }
 
+/** Who runs each partition, as `GET /admin/partitions` answers it. */
+export interface PartitionOwners {
+  readonly ownership: 'static' | 'leases';
+  readonly partitions: number;
+  /** Each owner (`<hostId>.<worker>`) with the partitions it holds. */
+  readonly owners: Readonly<Record<string, readonly number[]>>;
+  /** Partitions nobody holds now: between two owners, or with no worker to take them. */
+  readonly unowned: readonly number[];
+}
+
+/** The partitions' lease holders, read from the bucket (none yet when no worker has made it). */
+export async function readLeaseOwners(link: NatsLink, partitions: number): Promise<PartitionOwners> {
+  const kv = await new Kvm(link.js).open(LEASES_BUCKET).catch(() => undefined);
+  const holders = await Promise.all(
+    Array.from({ length: partitions }, async (_, p) => {
+      const e = await kv?.get(partitionKey(p));
+      return e && e.operation === 'PUT' ? e.string().split(' ')[0]! : undefined;
+    }),
+  );
+  return groupOwners('leases', holders);
+}
+
+/** The static owners: worker `partition mod workers` of `hostId`. */
+export function staticOwners(hostId: string, workers: number, partitions: number): PartitionOwners {
+  return groupOwners('static', Array.from({ length: partitions }, (_, p) => leaseOwner(hostId, p % workers)));
+}
+
+function groupOwners(ownership: PartitionOwners['ownership'], holders: readonly (string | undefined)[]): PartitionOwners {
+  const owners: Record<string, number[]> = {};
+  const unowned: number[] = [];
+  holders.forEach((h, p) => (h === undefined ? unowned.push(p) : (owners[h] ??= []).push(p)));
+  return { ownership, partitions: holders.length, owners, unowned };
+}
+
 /**
  * Opens the lease bucket, creating it with `replicas` copies and a TTL of `ttlMs`; answers
  * the TTL it has. Every worker must count with one TTL, so a bucket made with another is

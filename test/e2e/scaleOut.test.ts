@@ -138,6 +138,14 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
     return n === PARTITIONS && n;
   }, 10_000);
   t.equal(owned, PARTITIONS, "and says so in its metrics (converge_partitions_owned)");
+  for (const [name, host] of [['host-a', a], ['the replica', replica]] as const) {
+    const listed = (await (await fetch(`${host.admin}/admin/partitions`)).json()) as { ownership: string; owners: Record<string, number[]>; unowned: number[] };
+    t.same(
+      { ownership: listed.ownership, owners: Object.keys(listed.owners), count: listed.owners['host-a.0']?.length, unowned: listed.unowned },
+      { ownership: 'leases', owners: ['host-a.0'], count: PARTITIONS, unowned: [] },
+      `${name}'s admin API lists host-a.0 as the owner of every partition`,
+    );
+  }
 
   await sleep(3000);
   stopping = true;

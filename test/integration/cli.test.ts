@@ -60,6 +60,7 @@ t.test('the converge CLI against a running projector', async (t) => {
     for (const name of ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'slow']) t.match(run.stdout, new RegExp(`\\n${name} +running +1 +${last} +0 +0 +0`), name);
     t.match(run.stdout, /\n\(notifier\) +running/);
     t.match(run.stdout, /\nparked events: 0\n/);
+    t.match(run.stdout, /\npartitions: 64 static: \S+\.0 32, \S+\.1 32\n/, "the partitions, by owning worker");
     t.match(run.stdout, new RegExp(`\\n  search: ${last} pending, 0 unacknowledged`));
     t.ok(run.stdout.split('\n').length < 25, 'it fits on one screen');
   });
