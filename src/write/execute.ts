@@ -1,5 +1,5 @@
 import { overlaps, type AggregateRef, type AnyAggregate, type DomainEvent, type StoredEvent } from '../core/aggregate.js';
-import { IdempotencyKeyReusedError, WrongExpectedPositionError } from '../core/errors.js';
+import { EventStoreUnavailableError, IdempotencyKeyReusedError, WrongExpectedPositionError } from '../core/errors.js';
 import type { Commit, EventStore } from '../core/eventStore.js';
 import { applyCommit, catchUp, type Memory, type RecentCommit } from './rehydrate.js';
 
@@ -80,10 +80,14 @@ export async function executeCommand(ctx: ExecutionContext, initial: Memory, com
       ctx.onConflict?.(ctx.aggregate.name, true);
       memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
     },
-    async () => {
+    async (last) => {
       ctx.onConflict?.(ctx.aggregate.name, false);
       // The last attempt lost to another writer: the answer names the version that writer made.
       memory = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
+      const replay = replayed(memory, command);
+      if (replay) return { memory, result: replay };
+      // It may have lost to this very command, run by a partition's old owner: only a retry with the same key can tell.
+      if (last instanceof StagedDuplicateError) throw new EventStoreUnavailableError(`${ctx.aggregate.name} ${command.id}: an append for its position has not landed yet`, { cause: last });
       return { memory, result: conflict(memory) };
     },
   );
@@ -162,7 +166,8 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
     // duplicate of another command's commit means another writer got there first. A
     // replicated stream answers position 0 for a duplicate of an append it has not stored
     // yet. Either way the retry catches up, and finds this command there if it was its own.
-    const original = ack.position > 0 ? await ctx.store.commitAt(ack.position) : undefined;
+    if (ack.position === 0) throw new StagedDuplicateError(`${ctx.aggregate.name}.${command.id}`, memory.position);
+    const original = await ctx.store.commitAt(ack.position);
     if (original?.commandId !== command.commandId) throw new WrongExpectedPositionError(`${ctx.aggregate.name}.${command.id}`, memory.position);
     if (original.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
     const caughtUp = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
@@ -175,17 +180,29 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
 }
 
 /**
+ * A fenced append's duplicate answer for an append at the same position that the stream
+ * has not stored yet (position 0): which command that is, this one from another owner or
+ * another one, cannot be told until it lands.
+ */
+class StagedDuplicateError extends WrongExpectedPositionError {}
+
+/**
  * Runs `attempt`; when it throws `WrongExpectedPositionError`, waits a jittered moment
  * (two writers in lockstep would keep colliding), runs `beforeRetry`, and tries again, up
- * to `retries` times. Past that it answers `exhausted()`. Any other error is thrown.
+ * to `retries` times. Past that it answers `exhausted(last)`. Any other error is thrown.
  */
-export async function retryOnConflict<T>(retries: number, attempt: () => Promise<T>, beforeRetry: () => Promise<void>, exhausted: () => Promise<T>): Promise<T> {
+export async function retryOnConflict<T>(
+  retries: number,
+  attempt: () => Promise<T>,
+  beforeRetry: () => Promise<void>,
+  exhausted: (last: WrongExpectedPositionError) => Promise<T>,
+): Promise<T> {
   for (let n = 0; ; n++) {
     try {
       return await attempt();
     } catch (err) {
       if (!(err instanceof WrongExpectedPositionError)) throw err;
-      if (n >= retries) return exhausted();
+      if (n >= retries) return exhausted(err);
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(2 ** n, 20)));
       await beforeRetry();
     }

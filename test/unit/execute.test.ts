@@ -296,3 +296,32 @@ t.test('through the actor host: a lost ack is answered from the store on retry, 
   await t.rejects(host.execute(cmd('c1', 'SetValue', { key: 'a', value: 9 }), noDeps), IdempotencyKeyReusedError, 'now that memory knows the key');
   t.equal(store.commits.length, 2);
 });
+
+t.test('a fenced duplicate for an append not stored yet is answered as an unknown outcome once the retries run out, not as a conflict', async (t) => {
+  const { ctx, empty, store } = setup({ conflictRetries: 2 });
+  // A replicated stream before nats-server 2.9.21, with appends fenced by position: every try collides with an append still in flight.
+  const staged: ExecutionContext = { ...ctx, store: { ...store, append: async () => ({ position: 0, duplicate: true }) } };
+  await t.rejects(executeCommand(staged, empty, cmd('c1', 'SetValue', { key: 'a', value: 1 })), EventStoreUnavailableError, 'the caller is told to retry with the same key');
+  t.equal(store.commits.length, 0, 'nothing appended');
+});
+
+t.test('a fenced duplicate that turns out to be this same command, run by another owner, is answered as that commit', async (t) => {
+  const { ctx, empty, store } = setup();
+  const command = cmd('c1', 'SetValue', { key: 'a', value: 1 });
+  let tries = 0;
+  const staged: ExecutionContext = {
+    ...ctx,
+    store: {
+      ...store,
+      append: async (commit, expected) => {
+        if (tries++ > 0) return store.append(commit, expected);
+        // The partition's old owner is appending this very command; it lands just after.
+        await store.append({ ...commit }, expected);
+        return { position: 0, duplicate: true };
+      },
+    },
+  };
+  const { result } = await executeCommand(staged, empty, command);
+  t.same(result, { kind: 'accepted', id: 'x', version: 1, position: 1, events: ['ValueSet'] }, 'the original commit is the answer');
+  t.equal(store.commits.length, 1, 'and it is stored once');
+});
