@@ -182,7 +182,8 @@ async function startWriteSide(opts: {
     onForward: metrics.forwarded,
     ...traced,
   });
-  watchPartitions(metrics, () => (leases ? leases.held().length : Array.from({ length: partitions }, (_, p) => p).filter((p) => ownerOf(p, workers) === workerIndex).length));
+  const staticShare = Array.from({ length: partitions }, (_, p) => p).filter((p) => ownerOf(p, workers) === workerIndex).length;
+  watchPartitions(metrics, () => (leases ? leases.held().length : staticShare));
   if (config.cluster.ownership === 'leases') {
     leases = createPartitionLeases({
       link,

@@ -171,9 +171,8 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
     if (original?.commandId !== command.commandId) throw new WrongExpectedPositionError(`${ctx.aggregate.name}.${command.id}`, memory.position);
     if (original.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
     const caughtUp = await catchUp(ctx.aggregate, ctx.store, command.id, memory, ctx.keep);
-    const version = original.version;
-    const types = original.events.map((e) => e.type);
-    return { memory: caughtUp, result: { kind: 'accepted', id: command.id, version, position: ack.position, events: types } };
+    const events = original.events.map((e) => e.type);
+    return { memory: caughtUp, result: { kind: 'accepted', id: command.id, version: original.version, position: ack.position, events } };
   }
   const next = applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);
   return { memory: next, result: accepted(command.id, next.recent[next.recent.length - 1]!) };

@@ -199,10 +199,9 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     passivateIdle,
 
     async evict(which, timeoutMs, refusal) {
-      const selected = () => [...entries].filter(([, e]) => which(e.aggregate.name, e.id));
       const busy = (e: Entry) => e.running !== undefined || e.mailbox.length > 0 || e.actor.getSnapshot().value !== 'idle';
       const deadline = now() + timeoutMs;
-      let chosen = selected();
+      let chosen = [...entries].filter(([, e]) => which(e.aggregate.name, e.id));
       while (chosen.some(([, e]) => busy(e)) && now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
         chosen = chosen.filter(([key, e]) => entries.get(key) === e);

@@ -122,7 +122,8 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   const seen = new Map<string, Seen>();
   const firstSeen = new Map<string, number>();
   const held = new Map<number, Held>();
-  const releasing = new Set<number>();
+  /** Hand-overs and losses under way, so that `stop` waits for them too. */
+  const releasing = new Map<number, Promise<void>>();
   /** When each unowned partition was first seen free. */
   const freeSince = new Map<number, number>();
   let kv: KV | undefined;
@@ -172,18 +173,21 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   }
 
   /** Stops running `p` here; gives the lease back when `handOver`, otherwise it is gone already. */
-  async function release(p: number, handOver: boolean, why: string): Promise<void> {
-    if (releasing.has(p)) return;
-    releasing.add(p);
-    try {
-      await opts.onRelease(p).catch((err: unknown) => log.warn({ err, partition: p }, `partition ${p} did not drain cleanly`));
-      const h = held.get(p);
-      held.delete(p);
-      if (handOver && h && kv) await kv.delete(partitionKey(p), { previousSeq: h.revision }).catch(() => undefined);
-      (changes.released[why] ??= []).push(p);
-    } finally {
-      releasing.delete(p);
-    }
+  function release(p: number, handOver: boolean, why: string): Promise<void> {
+    const under = releasing.get(p);
+    if (under) return under;
+    // Deferred a tick, so that `owns(p)` is already false when `onRelease` runs.
+    const done = Promise.resolve()
+      .then(async () => {
+        await opts.onRelease(p).catch((err: unknown) => log.warn({ err, partition: p }, `partition ${p} did not drain cleanly`));
+        const h = held.get(p);
+        held.delete(p);
+        if (handOver && h && kv) await kv.delete(partitionKey(p), { previousSeq: h.revision }).catch(() => undefined);
+        (changes.released[why] ??= []).push(p);
+      })
+      .finally(() => releasing.delete(p));
+    releasing.set(p, done);
+    return done;
   }
 
   async function renew(p: number, h: Held, at: number): Promise<void> {
@@ -315,6 +319,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       stopped = true;
       clearInterval(timer);
       await round;
+      // Hand-overs already under way included.
       await Promise.allSettled([...held.keys()].map((p) => release(p, true, 'draining')));
       report();
       await kv?.delete(memberKey(owner)).catch(() => undefined);

@@ -16,7 +16,7 @@ import { launchNatsServer } from '../../src/nats/server.js';
 import { startCluster } from '../../load/cluster.js';
 import { phase } from '../../load/run.js';
 import { rawPublish } from '../../load/limits.js';
-import { median, printTable, writeResult } from './report.js';
+import { median, printTable, seedShops, writeResult } from './report.js';
 import { clusterRoles, cpuOf, type RolePids } from '../../load/procs.js';
 import { defaultWorkers } from '../../src/core/config.js';
 
@@ -33,20 +33,6 @@ const runs = Number(values.runs);
 const duration = Number(values.duration);
 const connections = Number(values.connections);
 const shops = Number(values.shops);
-
-async function seed(base: string): Promise<void> {
-  const post = (path: string, body: object) =>
-    fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer());
-  for (let i = 0; i < shops; i += 50) {
-    await Promise.all(
-      Array.from({ length: Math.min(50, shops - i) }, async (_, j) => {
-        const id = `bench-${i + j}`;
-        await post(`/shops/${id}/register`, { name: id, category: 'korean', ownerId: 'o' });
-        await post(`/shops/${id}/add-menu-item`, { menuId: 'm1', name: 'Kimbap', price: 4000 });
-      }),
-    );
-  }
-}
 
 async function commandRun(base: string, roles: () => RolePids): Promise<{ rps: number; p50: number; p99: number; non2xx: number; errors: number; cpuUs: Record<string, number> }> {
   let n = 0;
@@ -73,7 +59,7 @@ async function main(): Promise<void> {
   const link = await connectNats(nats.url, { name: 'bench', timeoutMs: 5000, log: pino({ level: 'silent' }) });
   try {
     const cluster = await startCluster(nats.url, dataDir, Number(values.workers));
-    await seed(cluster.command);
+    await seedShops(cluster.command, shops);
     const raw: number[] = [];
     const http: Awaited<ReturnType<typeof commandRun>>[] = [];
     for (let r = 0; r < runs; r++) {

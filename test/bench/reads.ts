@@ -20,7 +20,7 @@ import { launchNatsServer } from '../../src/nats/server.js';
 import { shopHistoryCommit } from './history.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { phase, type PhaseResult } from '../../load/run.js';
-import { median, printTable, writeResult } from './report.js';
+import { median, percentile, printTable, writeResult } from './report.js';
 import { defaultWorkers } from '../../src/core/config.js';
 
 const { values } = parseArgs({
@@ -53,13 +53,6 @@ const REBUILDS = 3;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const randomShop = () => `bench-${Math.floor(Math.random() * shops)}`;
 const randomPrice = () => 1000 + Math.floor(Math.random() * 9000);
-
-/** A percentile (nearest rank) of a list of numbers; NaN for an empty list. */
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 /** fetch with a deadline, so no single request can hang the benchmark. */
 function get(url: string, headers: Record<string, string> = {}, timeoutMs = 15_000): Promise<Response> {

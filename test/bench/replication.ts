@@ -22,7 +22,7 @@ import { phase } from '../../load/run.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { freePort, launchNatsServer, loopbackClusterArgs, type NatsServerProcess } from '../../src/nats/server.js';
 import { LEASES_BUCKET } from '../../src/write/leases.js';
-import { median, printTable, writeResult } from './report.js';
+import { median, percentile, printTable, seedShops, writeResult } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,10 +49,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const log = pino({ level: 'silent' });
 const post = (url: string, body: object) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
-const percentile = (xs: readonly number[], p: number) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : Number.NaN;
-};
 
 interface NatsCluster {
   readonly url: string;
@@ -104,18 +100,6 @@ async function startHost(natsUrl: string, dataDir: string, hostId: string, repli
   });
 }
 
-async function seed(base: string): Promise<void> {
-  for (let i = 0; i < shops; i += 50) {
-    await Promise.all(
-      Array.from({ length: Math.min(50, shops - i) }, async (_, j) => {
-        const id = `bench-${i + j}`;
-        await (await post(`${base}/shops/${id}/register`, { name: id, category: 'korean', ownerId: 'o' })).arrayBuffer();
-        await (await post(`${base}/shops/${id}/add-menu-item`, { menuId: 'm1', name: 'Kimbap', price: 4000 })).arrayBuffer();
-      }),
-    );
-  }
-}
-
 interface ReplicaRun {
   readonly replicas: number;
   readonly rps: number;
@@ -134,7 +118,7 @@ async function replicaRun(replicas: number): Promise<ReplicaRun> {
   const dataDir = mkdtempSync(join(tmpdir(), 'converge-bench-data-'));
   const host = await startHost(nats.url, dataDir, 'bench', replicas);
   try {
-    await seed(host.command);
+    await seedShops(host.command, shops);
     let n = 0;
     const change = () => {
       n++;
@@ -217,7 +201,7 @@ async function handoverRuns(): Promise<{ killedMs: number[]; drainedMs: number[]
   const killedMs: number[] = [];
   const drainedMs: number[] = [];
   try {
-    await seed(a.command);
+    await seedShops(a.command, shops);
     const allOnA = async () => (await holders(link)).every((h) => h.startsWith('a.'));
     const shared = async () => {
       const h = await holders(link);

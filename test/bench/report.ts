@@ -8,6 +8,28 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/** A percentile (nearest rank) of a list of numbers; NaN for an empty list. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Registers `shops` shops `bench-<n>` through `base`'s command API, each with menu item `m1`, 50 at a time. */
+export async function seedShops(base: string, shops: number): Promise<void> {
+  const post = (path: string, body: object) =>
+    fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer());
+  for (let i = 0; i < shops; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, shops - i) }, async (_, j) => {
+        const id = `bench-${i + j}`;
+        await post(`/shops/${id}/register`, { name: id, category: 'korean', ownerId: 'o' });
+        await post(`/shops/${id}/add-menu-item`, { menuId: 'm1', name: 'Kimbap', price: 4000 });
+      }),
+    );
+  }
+}
+
 /** Prints a two-column table to stdout. */
 export function printTable(title: string, rows: ReadonlyArray<readonly [string, string]>): void {
   const width = Math.max(...rows.map(([k]) => k.length));
