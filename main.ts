@@ -1,4 +1,4 @@
-import { runConverge } from './src/index.js';
+import { runConverge } from '@converge-es/converge';
 import { shopPlatform } from './app.js';
 
 // `npm start`: the shop platform on converge. The cluster primary forks this same file for its workers and projector.

@@ -23,8 +23,8 @@ export interface FaultRecord {
 
 /** What a fresh store asks of the rest of the run, around the switch. */
 export interface StoreSwitch {
-  /** Before the old store goes: the cluster is stopped, the old nats-server still runs. */
-  beforeWipe(oldEpoch: number): Promise<void>;
+  /** Before the old store goes: the cluster is stopped (it began to stop at `stoppedAt`), the old nats-server still runs. */
+  beforeWipe(oldEpoch: number, stoppedAt: number): Promise<void>;
   /** Once the new cluster is ready on the new store. */
   afterSwitch(): Promise<void>;
 }
@@ -93,9 +93,10 @@ export async function inject(world: World, plan: PlannedFault, book: AnswerBook,
     }
     case 'fresh-store': {
       const window = book.openWindow('fresh-store', ['command', 'query', 'admin'], true);
+      const stoppedAt = Date.now();
       await world.cluster.stop();
       await world.openStoreForCheck();
-      await store.beforeWipe(world.epoch);
+      await store.beforeWipe(world.epoch, stoppedAt);
       await world.retireStore();
       world.epoch++;
       await world.startNats();

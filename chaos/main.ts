@@ -8,8 +8,10 @@
  * steady load of careful clients, a write-to-read probe and one subscribing system on it,
  * injects the seeded schedule of faults one at a time, then checks what converge promises:
  * acknowledged commands in EVENTS exactly once, views equal to a rebuild, the subscriber's
- * copy equal to the views, bounded recovery, answers within the contract, nothing left
- * running. Prints one PASS/FAIL line per invariant and exits 1 if any fails.
+ * copy equal to the views, every order settled or waiting on its accept timer, what
+ * processes and reactors send applied once, timers fired once and on time, bounded
+ * recovery, answers within the contract, nothing left running. Prints one PASS/FAIL line
+ * per invariant and exits 1 if any fails.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,6 +1,7 @@
 import type { AnswerBook } from './answers.js';
 import type { StoreCheck } from './checks.js';
 import type { FaultRecord } from './faults.js';
+import { FIRE_WITHIN_MS, type ReactionVerdict } from './reactionChecks.js';
 
 /** One invariant's verdict, printed as one line. */
 export interface Invariant {
@@ -113,5 +114,53 @@ export function processInvariant(left: readonly string[]): Invariant {
     name: 'no process of the run is left running after it stopped the cluster',
     ok: left.length === 0,
     detail: left.length === 0 ? 'none found in /proc' : `${left.length} left (killed now): ${left.join('; ')}`,
+  };
+}
+
+const sum = (items: readonly number[]) => items.reduce((a, b) => a + b, 0);
+const firstFew = (items: readonly string[]) => (items.length ? ` — e.g. ${items.slice(0, 3).join('; ')}` : '');
+
+/** Every order placed ends accepted, rejected, cancelled or delivered, or waits on its accept timer (each store epoch on its own). */
+export function ordersInvariant(epochs: readonly ReactionVerdict[], settled: { ok: boolean; position: number; waitedMs: number }): Invariant {
+  const total = (k: 'orders' | 'accepted' | 'rejected' | 'cancelled' | 'delivered' | 'timerPending' | 'owed' | 'reviewsRecorded') => sum(epochs.map((e) => e.orders[k]));
+  const stuck = epochs.flatMap((e) => e.orders.stuck.map((s) => `epoch ${e.epoch}: ${s}`));
+  const parked = epochs.flatMap((e) => e.orders.parked.map((p) => `epoch ${e.epoch}: ${p}`));
+  const reasons = new Map<string, number>();
+  for (const e of epochs) for (const [reason, n] of Object.entries(e.orders.rejections)) reasons.set(reason, (reasons.get(reason) ?? 0) + n);
+  const why = [...reasons].map(([reason, n]) => `${n} ${reason}`).join(', ');
+  return {
+    name: 'every order placed ends accepted, rejected, cancelled or delivered, or has its accept timer pending',
+    ok: total('orders') > 0 && stuck.length === 0,
+    detail:
+      `${total('orders')} orders over ${epochs.length} store(s): ${total('accepted')} accepted, ${total('rejected')} rejected${why ? ` (${why})` : ''}, ${total('cancelled')} cancelled, ` +
+      `${total('delivered')} delivered, ${total('timerPending')} with the timer pending, ${total('owed')} owed by a reaction past its checkpoint, ${stuck.length} stuck; ` +
+      `${total('reviewsRecorded')} reviews recorded on their orders; ${parked.length} parked inputs${parked.length ? ` (${parked.slice(0, 3).join('; ')})` : ''}` +
+      `${settled.ok ? '' : `; the reactions did not reach position ${settled.position} within ${(settled.waitedMs / 1000).toFixed(0)} s of the load's end`}` +
+      `${total('orders') === 0 ? '; no order was placed at all' : ''}${firstFew(stuck)}`,
+  };
+}
+
+/** No command a process or reactor sent, and no input a process instance handled, landed twice in one aggregate instance. */
+export function reactionOutputInvariant(epochs: readonly ReactionVerdict[]): Invariant {
+  const duplicated = epochs.flatMap((e) => e.commands.duplicated.map((d) => `epoch ${e.epoch}: ${d}`));
+  const [process, reactor] = [sum(epochs.map((e) => e.commands.process)), sum(epochs.map((e) => e.commands.reactor))];
+  return {
+    name: 'no process or reactor output is applied twice (p./r. command ids, process inputs)',
+    ok: duplicated.length === 0 && process > 0 && reactor > 0,
+    detail: `${process} process commands and ${reactor} reactor commands applied over ${epochs.length} store(s), ${duplicated.length} command ids or inputs in an aggregate twice${process === 0 || reactor === 0 ? `; no ${process === 0 ? 'process' : 'reactor'} command was applied at all` : ''}${firstFew(duplicated)}`,
+  };
+}
+
+/** Every timer that fell due fired once, within FIRE_WITHIN_MS of its due time or of the end of the fault that covered it. */
+export function timersInvariant(epochs: readonly ReactionVerdict[]): Invariant {
+  const total = (k: 'scheduled' | 'fired' | 'duringFaults' | 'cancelled' | 'pendingAtEnd') => sum(epochs.map((e) => e.timers[k]));
+  const bad = epochs.flatMap((e) => e.timers.bad.map((b) => `epoch ${e.epoch}: ${b}`));
+  const worst = epochs.map((e) => e.timers.worst).reduce((a, b) => (b && (!a || b.lateMs > a.lateMs) ? b : a), undefined);
+  return {
+    name: `every timer that fell due fired once, within ${FIRE_WITHIN_MS / 1000} s of its due time or of the end of the fault covering it`,
+    ok: bad.length === 0 && total('fired') > 0,
+    detail:
+      `${total('scheduled')} timers scheduled over ${epochs.length} store(s): ${total('fired')} fired (${total('duringFaults')} due during a fault), ${total('cancelled')} cancelled in time, ` +
+      `${total('pendingAtEnd')} pending with their time not yet up at the end; worst lateness ${worst ? `${(worst.lateMs / 1000).toFixed(2)} s (${worst.timer})` : '—'}; ${bad.length} wrong${total('fired') === 0 ? '; no timer fired at all' : ''}${firstFew(bad)}`,
   };
 }

@@ -1,12 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { AnswerBook, type Api } from './answers.js';
-import { checkStore, verifyViews, waitCaughtUp, waitCopyEqual, type StoreCheck } from './checks.js';
+import { checkStore, streamLastSeq, verifyViews, waitCaughtUp, waitCopyEqual, waitReactionsSettled, type StoreCheck } from './checks.js';
 import { inject, type FaultRecord } from './faults.js';
 import { httpClient } from './http.js';
 import { runClient, type Ack, type CommandTally } from './load.js';
 import { recoveryAfter, runProbe, type ProbeSample } from './probe.js';
 import { processesUnder } from '../load/procs.js';
-import { answersInvariant, copyInvariant, processInvariant, recoveryInvariant, recoveryTable, storeInvariant, verifyInvariant, type Invariant } from './report.js';
+import { judgeReactions, type FaultSpan } from './reactionChecks.js';
+import {
+  answersInvariant,
+  copyInvariant,
+  ordersInvariant,
+  processInvariant,
+  reactionOutputInvariant,
+  recoveryInvariant,
+  recoveryTable,
+  storeInvariant,
+  timersInvariant,
+  verifyInvariant,
+  type Invariant,
+} from './report.js';
 import { MIN_GAP_S, SETTLE_S, type FaultName, type PlannedFault } from './schedule.js';
 import { startSubscriber, type ChaosSubscriber } from './subscriber.js';
 import { World } from './world.js';
@@ -74,11 +87,12 @@ export async function runChaos(opts: ChaosOptions) {
     ];
 
     const store = {
-      beforeWipe: async (oldEpoch: number) => {
+      beforeWipe: async (oldEpoch: number, stoppedAt: number) => {
         await subscriber?.stop();
         subscriber = undefined;
         // The harness's own server on the old store (embedded mode) runs without authentication.
-        const check = await checkStore(world.natsUrl, oldEpoch, acks);
+        // The old store's reactions ran until its cluster began to stop; the timers still pending go with it.
+        const check = await checkStore(world.natsUrl, oldEpoch, acks, { endedAt: stoppedAt });
         storeChecks.push(check);
         say(`  store ${oldEpoch} checked before it goes: ${check.acknowledged} acks, ${check.missing.length} missing, ${check.duplicated.length} duplicated, ${check.misplaced.length} misplaced`);
       },
@@ -129,7 +143,13 @@ export async function runChaos(opts: ChaosOptions) {
     probeHttp.close();
     if (opts.signal.aborted) throw new Error('interrupted');
 
-    storeChecks.push(await checkStore(world.natsUrl, world.epoch, acks, world.credentials()?.converge));
+    // The reactions are given the time to handle what the load wrote, so that an order left
+    // placed by a reaction behind its checkpoint is stuck, not merely late.
+    const auth = world.credentials()?.converge;
+    const settleTo = await streamLastSeq(world.natsUrl, auth);
+    const settled = await waitReactionsSettled(admin, settleTo, 30_000);
+    say(`reactions ${settled.ok ? 'reached' : 'did not reach'} position ${settleTo} after ${(settled.waitedMs / 1000).toFixed(1)} s (${settled.reactions.map((r) => `${r.name} ${r.position} ${r.state}`).join(', ')})`);
+    storeChecks.push(await checkStore(world.natsUrl, world.epoch, acks, { ...(auth ? { auth } : {}), settledTo: settleTo }));
     const lastSeq = storeChecks.at(-1)!.lastSeq;
     const caughtUp = await waitCaughtUp(admin, lastSeq, 30_000);
     const verify = await verifyViews(admin);
@@ -145,10 +165,15 @@ export async function runChaos(opts: ChaosOptions) {
     const left = processesUnder(opts.runDir).map((p) => `${p.pid} ${p.cmdline.slice(0, 100)}`);
     await world.killAll();
 
+    const spans: FaultSpan[] = records.map((r) => ({ fault: r.fault, from: startedAt + r.atMs, to: startedAt + r.endedAtMs }));
+    const reactions = storeChecks.map((c) => ({ epoch: c.epoch, ...judgeReactions(c.reactions, c.progress, spans, c.endedAt) }));
     const invariants: Invariant[] = [
       storeInvariant(storeChecks),
       verifyInvariant(caughtUp, lastSeq, verify),
       copyInvariant(copy, copyErrors),
+      ordersInvariant(reactions, { ok: settled.ok, position: settleTo, waitedMs: settled.waitedMs }),
+      reactionOutputInvariant(reactions),
+      timersInvariant(reactions),
       recoveryInvariant(records),
       answersInvariant(book),
       processInvariant(left),
@@ -177,7 +202,14 @@ export async function runChaos(opts: ChaosOptions) {
         samples: book.samples,
         nearKillSamples: book.nearKillSamples,
       },
-      stores: storeChecks.map((c) => ({ ...c, missing: c.missing.slice(0, 50), duplicated: c.duplicated.slice(0, 50), misplaced: c.misplaced.slice(0, 50) })),
+      stores: storeChecks.map(({ reactions: _scan, ...c }) => ({ ...c, missing: c.missing.slice(0, 50), duplicated: c.duplicated.slice(0, 50), misplaced: c.misplaced.slice(0, 50) })),
+      reactions: reactions.map((r) => ({
+        ...r,
+        orders: { ...r.orders, stuck: r.orders.stuck.slice(0, 50) },
+        timers: { ...r.timers, bad: r.timers.bad.slice(0, 50) },
+        commands: { ...r.commands, duplicated: r.commands.duplicated.slice(0, 50) },
+      })),
+      settled,
       caughtUp,
       verify,
       copy: { ...copy, missing: copy.missing.slice(0, 50), extra: copy.extra.slice(0, 50), different: copy.different.slice(0, 50), errors: copyErrors },

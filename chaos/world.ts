@@ -8,6 +8,13 @@ import { alive, clusterChildren, processesUnder, signal } from '../load/procs.js
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
+ * The reference app's `orders.acceptTimeoutMs` in the chaos cluster: short, so that the
+ * orders the load leaves unaccepted are rejected by their timers within the run, many of
+ * them falling due during a fault.
+ */
+export const ACCEPT_TIMEOUT_MS = 4000;
+
+/**
  * Everything the chaos run starts, all under one run directory: the nats-server of each store
  * epoch (a fresh store starts a new epoch), and the converge cluster on one data dir and one
  * set of ports, so clients keep their URLs across restarts.
@@ -86,7 +93,10 @@ export class World {
       logLevel: 'info',
       readyTimeoutMs: 40_000,
       ...(this.ports ? { ports: this.ports } : {}),
-      ...(this.embedded ? { env: { CONVERGE_NATS_EMBEDDED_PORT: String(this.natsPort) } } : {}),
+      env: {
+        CONVERGE_ORDERS_ACCEPT_TIMEOUT_MS: String(ACCEPT_TIMEOUT_MS),
+        ...(this.embedded ? { CONVERGE_NATS_EMBEDDED_PORT: String(this.natsPort) } : {}),
+      },
     });
     this.ports = this.cluster.ports;
   }

@@ -22,6 +22,8 @@ export interface Notice { aggregate: string; id: string; version: number; positi
 export interface Shop { id: string; position: number; [field: string]: unknown }
 /** The local copy: shops by id. */
 export type Copy = Map<string, Shop>;
+/** What one sync applied: the notices, the shop documents fetched for them, and the highest notice position. */
+export interface Synced { notices: number; shops: number; position: number }
 
 /** The import routes need a reader token once converge has tokens configured: QUERY_TOKEN. */
 function readerAuth(): Record<string, string> {
@@ -71,9 +73,11 @@ export async function fullImport(queryUrl: string, copy: Copy, attempts = 5): Pr
  * rating: for those it pulls the shops changed since the oldest such notice
  * (`GET /import/shops/changed?since=<position - 1>`), which include the shop they touched.
  */
-export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly Notice[]): Promise<void> {
-  if (notices.length === 0) return;
-  const wait = { 'x-min-position': String(Math.max(...notices.map((n) => n.position))) };
+export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly Notice[]): Promise<Synced> {
+  if (notices.length === 0) return { notices: 0, shops: 0, position: 0 };
+  const position = Math.max(...notices.map((n) => n.position));
+  const wait = { 'x-min-position': String(position) };
+  let fetched = 0;
   const shops = notices.filter((n) => n.aggregate === 'shop');
   if (shops.length > 0) {
     const res = await fetch(`${queryUrl}/import/shops/batch`, {
@@ -85,16 +89,19 @@ export async function syncOnce(queryUrl: string, copy: Copy, notices: readonly N
     const { items, missing } = (await res.json()) as { items: Shop[]; missing: string[] };
     for (const shop of items) upsert(copy, shop);
     for (const id of missing) copy.delete(id);
+    fetched += items.length;
   }
+  const done = () => ({ notices: notices.length, shops: fetched, position });
   const others = notices.filter((n) => n.aggregate !== 'shop');
-  if (others.length === 0) return;
+  if (others.length === 0) return done();
   let url = `${queryUrl}/import/shops/changed?since=${Math.min(...others.map((n) => n.position)) - 1}&limit=100`;
   for (;;) {
     const res = await fetch(url, { headers: { ...wait, ...readerAuth() } });
     if (!res.ok) throw new Error(`GET /import/shops/changed answered ${res.status}: ${await res.text()}`);
     const page = (await res.json()) as { items: Shop[]; next?: string };
     for (const shop of page.items) upsert(copy, shop);
-    if (!page.next) return;
+    fetched += page.items.length;
+    if (!page.next) return done();
     url = `${url.replace(/&cursor=.*$/, '')}&cursor=${encodeURIComponent(page.next)}`;
   }
 }
@@ -159,7 +166,7 @@ async function main(): Promise<void> {
   const file = process.env['COPY_FILE'] ?? `${name}-shops.json`;
   const copy = await loadCopy(file);
   if (copy.size === 0) {
-    console.log(`full import: ${await fullImport(queryUrl, copy)} shops`);
+    console.log(`full import: ${count(await fullImport(queryUrl, copy), 'shop')}`);
     await saveCopy(file, copy);
   }
   // A user that may subscribe only to its own inboxes says which: NATS_INBOX_PREFIX.
@@ -169,13 +176,24 @@ async function main(): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop.abort());
   // Both consumers share the copy; saves run one after another, so the file never goes back.
   let saved: Promise<void> = Promise.resolve();
-  const handle = async (notices: Notice[]) => {
-    await syncOnce(queryUrl, copy, notices);
+  const handle = (stream: string) => async (notices: Notice[]) => {
+    const synced = await syncOnce(queryUrl, copy, notices);
     await (saved = saved.catch(() => undefined).then(() => saveCopy(file, copy)));
+    // One line a batch, so that an operator sees the copy keep up.
+    if (synced.notices > 0) console.log(`${stream}: ${batchLine(synced)}; the copy has ${count(copy.size, 'shop')}`);
   };
-  await Promise.all(['NOTIFY', 'REPLAY'].map(async (stream) => follow(await jetstream(nc).consumers.get(stream, name), handle, stop.signal)));
+  const consumers = await Promise.all(['NOTIFY', 'REPLAY'].map(async (stream) => ({ stream, consumer: await jetstream(nc).consumers.get(stream, name) })));
+  console.log(`following NOTIFY and REPLAY as ${name}; the copy (${file}) has ${count(copy.size, 'shop')}`);
+  await Promise.all(consumers.map(({ stream, consumer }) => follow(consumer, handle(stream), stop.signal)));
   await nc.drain();
 }
+
+/** What a batch applied, as the program logs it: `3 notices applied, 2 shops fetched, up to position 1042`. */
+export function batchLine(synced: Synced): string {
+  return `${count(synced.notices, 'notice')} applied, ${count(synced.shops, 'shop')} fetched, up to position ${synced.position}`;
+}
+
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 /** How to authenticate: NATS_USER and NATS_PASSWORD, NATS_TOKEN, or NATS_CREDS; none when unset. */
 function natsAuth(): Partial<ConnectionOptions> {

@@ -20,7 +20,7 @@ import { rawPublish } from './limits.js';
 import { runLoad, type LoadResult } from './run.js';
 import { scenarios } from './scenarios.js';
 import { startTarget, targetNames, type TargetName } from './targets.js';
-import { defaultWorkers } from '../src/core/config.js';
+import { defaultWorkers } from '../src/host/config.js';
 
 
 const { values } = parseArgs({

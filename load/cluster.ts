@@ -55,6 +55,8 @@ export interface ClusterOptions {
   readonly readyTimeoutMs?: number;
   /** More `CONVERGE_*` settings, e.g. the embedded server's port when `natsUrl` is empty. */
   readonly env?: Readonly<Record<string, string>>;
+  /** The entry file to run instead of the built `main.js` (`npm start`'s). */
+  readonly main?: string;
 }
 
 /**
@@ -67,7 +69,7 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
     : [await freePort(), await freePort(), await freePort()];
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=prof") reaches the workers too: cluster forks inherit execArgv.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const proc = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, '../main.js')], {
+  const proc = spawn(process.execPath, [...nodeArgs, options.main ?? join(import.meta.dirname, '../main.js')], {
     env: {
       PATH: process.env.PATH ?? '',
       CONVERGE_NATS_URL: natsUrl,

@@ -19,7 +19,7 @@ import { assertLoopback } from './client.js';
 import { describe, runLoad, type LoadOptions } from './run.js';
 import { scenarios, type Target } from './scenarios.js';
 import { startTarget, targetNames, type Started, type TargetName } from './targets.js';
-import { defaultWorkers } from '../src/core/config.js';
+import { defaultWorkers } from '../src/host/config.js';
 
 const usage = `usage: npm run load -- <${Object.keys(scenarios).join('|')}> [--duration s] [--connections n] [--shops n] [--rate steps/s]
        [--hot n] [--orders n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--pg-sync off|on] [--out dir]`;

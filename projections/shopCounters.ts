@@ -1,15 +1,22 @@
-import type { EventMeta } from '../src/index.js';
+import { Type, type Static, type TObject } from 'typebox';
+import type { EventMeta } from '@converge-es/converge';
 import type { PlatformEvent } from './events.js';
 
-/** The per-shop figures that order and review events change, shared by the shop views. */
-export interface ShopCounters {
-  /** Sum of the ratings of the reviews not deleted; kept so a deletion can adjust the average exactly. */
-  readonly ratingSum: number;
-  readonly reviewCount: number;
+/**
+ * The per-shop figures that order and review events change: properties of both shop views'
+ * documents. `ratingSum` comes last, as the routes leave it out.
+ */
+export const shopCounterFields = {
   /** `ratingSum / reviewCount` rounded to 2 decimals, 0 when there are no reviews. */
-  readonly ratingAverage: number;
-  readonly orderCount: number;
-}
+  ratingAverage: Type.Number(),
+  reviewCount: Type.Integer(),
+  orderCount: Type.Integer(),
+  /** Sum of the ratings of the reviews not deleted; kept so a deletion can adjust the average exactly. */
+  ratingSum: Type.Integer(),
+};
+
+/** The shop counters, as the views' documents hold them. */
+export type ShopCounters = Static<TObject<typeof shopCounterFields>>;
 
 /** Counters of a shop with no orders and no reviews yet. */
 export const noCounters: ShopCounters = { ratingSum: 0, reviewCount: 0, ratingAverage: 0, orderCount: 0 };

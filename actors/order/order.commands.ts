@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import type { CommandOf } from '../../src/index.js';
+import type { CommandOf } from '@converge-es/converge';
 import { EmptyBody, Id, Reason } from '../shared.schemas.js';
 
 /** One requested line: which menu item and how many. Name and price come from the shop. */
@@ -24,6 +24,13 @@ export const orderCommands = {
   reject: { type: 'RejectOrder', schema: ReasonBody },
   deliver: { type: 'DeliverOrder', schema: EmptyBody },
   cancel: { type: 'CancelOrder', schema: ReasonBody },
+  // Sent by the reviewedOrders reactor when a review of the order is posted or deleted; not over HTTP.
+  'record-review': {
+    type: 'RecordOrderReview',
+    schema: Type.Object({ reviewId: Id, rating: Type.Integer({ minimum: 1, maximum: 5 }) }, { additionalProperties: false }),
+    internal: true,
+  },
+  'clear-review': { type: 'ClearOrderReview', schema: Type.Object({ reviewId: Id }, { additionalProperties: false }), internal: true },
 } as const;
 
 /** An order command as `decide` receives it, its `data` already validated against its schema. */

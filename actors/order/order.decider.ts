@@ -1,7 +1,7 @@
-import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
+import { defineAggregate, emit, reject, type AggregateRef, type DecideContext, type Decision } from '@converge-es/converge';
 import { menuItem, type RegisteredShop, type ShopState } from '../shop/shop.decider.js';
 import { orderCommands, type OrderCommand } from './order.commands.js';
-import type { OrderEvent, OrderFacts, OrderLine } from './order.events.js';
+import { orderEvents, type OrderEvent, type OrderFacts, type OrderLine } from './order.events.js';
 import { canTransition, type OrderStatus } from './order.lifecycle.js';
 
 /** An order that has been placed, in whatever status it has reached since. */
@@ -13,6 +13,8 @@ export interface ExistingOrder {
   /** Sum of price × quantity over the lines, without the delivery fee. */
   readonly total: number;
   readonly deliveryFee: number;
+  /** The review of the delivered order, once one is posted. */
+  readonly review?: { readonly reviewId: string; readonly rating: number };
 }
 
 /** An order's state: nothing until it is placed. */
@@ -23,14 +25,37 @@ export type OrderDeps = { readonly shop?: ShopState };
 
 type PlaceOrder = Extract<OrderCommand, { type: 'PlaceOrder' }>;
 
-function decide(state: OrderState, command: OrderCommand, deps: OrderDeps): Decision<OrderEvent> {
+/** Why an order command can be refused. */
+export type OrderRejection =
+  | 'already_placed'
+  | 'shop_not_found'
+  | 'shop_closed'
+  | 'menu_not_found'
+  | 'menu_sold_out'
+  | 'below_min_order'
+  | 'order_not_found'
+  | 'invalid_transition'
+  | 'order_not_delivered'
+  | 'review_not_recorded'
+  | 'unknown_command';
+
+function decide(state: OrderState, command: OrderCommand, { deps }: DecideContext<OrderDeps>): Decision<OrderEvent, OrderRejection> {
   if (command.type === 'PlaceOrder') {
     if (!canTransition(state.status, command.type)) return reject('already_placed');
     return place(command.data, deps.shop);
   }
   if (state.status === 'none') return reject('order_not_found');
-  if (!canTransition(state.status, command.type)) return reject('invalid_transition');
   const facts: OrderFacts = { shopId: state.shopId, customerId: state.customerId, total: state.total };
+  // Reviews are not steps of the lifecycle: they come after it, on a delivered order.
+  if (command.type === 'RecordOrderReview') {
+    if (state.status !== 'delivered') return reject('order_not_delivered');
+    return emit({ type: 'OrderReviewed', data: { ...facts, reviewId: command.data.reviewId, rating: command.data.rating } });
+  }
+  if (command.type === 'ClearOrderReview') {
+    if (state.review?.reviewId !== command.data.reviewId) return reject('review_not_recorded');
+    return emit({ type: 'OrderReviewCleared', data: { ...facts, reviewId: command.data.reviewId } });
+  }
+  if (!canTransition(state.status, command.type)) return reject('invalid_transition');
   switch (command.type) {
     case 'AcceptOrder':
       return emit({ type: 'OrderAccepted', data: facts });
@@ -53,7 +78,7 @@ function decide(state: OrderState, command: OrderCommand, deps: OrderDeps): Deci
  * and every item is checked for existence before any is checked for stock, so the reason
  * does not depend on the order of the lines.
  */
-function place(data: PlaceOrder['data'], shop: ShopState | undefined): Decision<OrderEvent> {
+function place(data: PlaceOrder['data'], shop: ShopState | undefined): Decision<OrderEvent, OrderRejection> {
   if (shop?.status !== 'registered') return reject('shop_not_found');
   if (!shop.open) return reject('shop_closed');
   const lines = priceLines(shop, data.items);
@@ -93,6 +118,12 @@ function evolve(state: OrderState, event: OrderEvent): OrderState {
       return { ...state, status: 'delivered' };
     case 'OrderCancelled':
       return { ...state, status: 'cancelled' };
+    case 'OrderReviewed':
+      return { ...state, review: { reviewId: event.data.reviewId, rating: event.data.rating } };
+    case 'OrderReviewCleared': {
+      const { review: _cleared, ...rest } = state;
+      return rest;
+    }
     default: {
       // Reached at run time by event types this version does not know: leave the state be.
       const unknown: never = event;
@@ -103,14 +134,13 @@ function evolve(state: OrderState, event: OrderEvent): OrderState {
 }
 
 /** The order aggregate: placed against a shop's current menu, then moved along its lifecycle. */
-export const order = defineAggregate<OrderState, typeof orderCommands, OrderEvent, OrderDeps>({
+export const order = defineAggregate({
   name: 'order',
-  plural: 'orders',
-  snapshotVersion: 1,
   commands: orderCommands,
-  initialState: () => ({ status: 'none' }),
+  events: orderEvents,
+  initialState: (): OrderState => ({ status: 'none' }),
   decide,
   evolve,
-  requires: (command) =>
+  requires: (command): { shop: AggregateRef } | undefined =>
     command.type === 'PlaceOrder' ? { shop: { aggregate: 'shop', id: command.data.shopId } } : undefined,
 });

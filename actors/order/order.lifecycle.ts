@@ -7,7 +7,7 @@ export type OrderStatus = 'none' | 'placed' | 'accepted' | 'delivered' | 'reject
 /** Every status, in lifecycle order. */
 export const orderStatuses: readonly OrderStatus[] = ['none', 'placed', 'accepted', 'delivered', 'rejected', 'cancelled'];
 
-type LifecycleEvent = { readonly type: OrderCommand['type'] };
+type LifecycleEvent = { readonly type: Exclude<OrderCommand['type'], 'RecordOrderReview' | 'ClearOrderReview'> };
 
 /**
  * The order lifecycle as a state machine. It is never started: the decider only asks it
@@ -40,6 +40,6 @@ const snapshots: Readonly<Record<OrderStatus, ReturnType<typeof resolve>>> = {
 };
 
 /** True when the lifecycle lets a command of this type act on an order in this status. */
-export function canTransition(status: OrderStatus, commandType: OrderCommand['type']): boolean {
+export function canTransition(status: OrderStatus, commandType: LifecycleEvent['type']): boolean {
   return snapshots[status].can({ type: commandType });
 }

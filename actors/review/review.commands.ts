@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import type { CommandOf } from '../../src/index.js';
+import type { CommandOf } from '@converge-es/converge';
 import { EmptyBody, Id } from '../shared.schemas.js';
 
 /** Body of `post`: a rating of 1–5 and a text of at most 2,000 characters (may be empty). */

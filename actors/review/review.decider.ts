@@ -1,7 +1,7 @@
-import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
+import { defineAggregate, emit, reject, type AggregateRef, type DecideContext, type Decision } from '@converge-es/converge';
 import type { OrderState } from '../order/order.decider.js';
 import { reviewCommands, type ReviewCommand } from './review.commands.js';
-import type { ReviewEvent } from './review.events.js';
+import { reviewEvents, type ReviewEvent } from './review.events.js';
 
 /** A review that was posted, and possibly deleted since. */
 export interface ExistingReview {
@@ -19,7 +19,10 @@ export type ReviewState = { readonly status: 'none' } | ExistingReview;
 /** Current states of other aggregates a review command reads: the order, for `post`. */
 export type ReviewDeps = { readonly order?: OrderState };
 
-function decide(state: ReviewState, command: ReviewCommand, deps: ReviewDeps): Decision<ReviewEvent> {
+/** Why a review command can be refused. */
+export type ReviewRejection = 'already_reviewed' | 'order_not_delivered' | 'not_order_customer' | 'review_not_found' | 'unknown_command';
+
+function decide(state: ReviewState, command: ReviewCommand, { deps }: DecideContext<ReviewDeps>): Decision<ReviewEvent, ReviewRejection> {
   switch (command.type) {
     case 'PostReview': {
       // A deleted review stays deleted: a review id is used once.
@@ -63,14 +66,13 @@ function evolve(state: ReviewState, event: ReviewEvent): ReviewState {
 }
 
 /** The review aggregate: one customer's rating of one delivered order. */
-export const review = defineAggregate<ReviewState, typeof reviewCommands, ReviewEvent, ReviewDeps>({
+export const review = defineAggregate({
   name: 'review',
-  plural: 'reviews',
-  snapshotVersion: 1,
   commands: reviewCommands,
-  initialState: () => ({ status: 'none' }),
+  events: reviewEvents,
+  initialState: (): ReviewState => ({ status: 'none' }),
   decide,
   evolve,
-  requires: (command) =>
+  requires: (command): { order: AggregateRef } | undefined =>
     command.type === 'PostReview' ? { order: { aggregate: 'order', id: command.data.orderId } } : undefined,
 });

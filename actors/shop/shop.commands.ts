@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import type { CommandOf } from '../../src/index.js';
+import type { CommandOf } from '@converge-es/converge';
 import { Amount, EmptyBody, Id, Name, Price } from '../shared.schemas.js';
 
 const Category = Type.String({ minLength: 1, maxLength: 50 });

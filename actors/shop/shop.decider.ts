@@ -1,6 +1,6 @@
-import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
+import { defineAggregate, emit, reject, type Decision } from '@converge-es/converge';
 import { shopCommands, type ShopCommand } from './shop.commands.js';
-import type { ShopEvent } from './shop.events.js';
+import { shopEvents, type ShopEvent } from './shop.events.js';
 import { upcastShopEvent } from './shop.upcast.js';
 
 /** Most items a menu may hold; keeps a shop's state, snapshot and display document small. */
@@ -44,7 +44,10 @@ const menuEventFor = {
   RemoveMenuItem: 'MenuItemRemoved',
 } as const;
 
-function decide(state: ShopState, command: ShopCommand): Decision<ShopEvent> {
+/** Why a shop command can be refused. */
+export type ShopRejection = 'already_registered' | 'shop_not_registered' | 'menu_item_exists' | 'menu_full' | 'menu_not_found' | 'unknown_command';
+
+function decide(state: ShopState, command: ShopCommand): Decision<ShopEvent, ShopRejection> {
   if (command.type === 'RegisterShop') {
     if (state.status === 'registered') return reject('already_registered');
     const { name, category, ownerId, minOrderAmount = 0, deliveryFee = 0 } = command.data;
@@ -191,12 +194,11 @@ function eventTouches(event: ShopEvent): readonly string[] | undefined {
 }
 
 /** The shop aggregate: its profile, opening state, delivery terms and menu. */
-export const shop = defineAggregate<ShopState, typeof shopCommands, ShopEvent>({
+export const shop = defineAggregate({
   name: 'shop',
-  plural: 'shops',
-  snapshotVersion: 1,
   commands: shopCommands,
-  initialState: () => ({ status: 'unregistered' }),
+  events: shopEvents,
+  initialState: (): ShopState => ({ status: 'unregistered' }),
   decide,
   evolve,
   touches,

@@ -1,78 +1,50 @@
-/** A shop came into being; defaults are applied here so that readers never guess them. */
-export interface ShopRegistered {
-  readonly type: 'ShopRegistered';
-  readonly data: {
-    readonly name: string;
-    readonly category: string;
-    readonly ownerId: string;
-    readonly minOrderAmount: number;
-    readonly deliveryFee: number;
-  };
-}
+import { Type } from 'typebox';
+import { defineEvents, type EventOf } from '@converge-es/converge';
 
-/** The shop's display name changed. */
-export interface ShopRenamed {
-  readonly type: 'ShopRenamed';
-  readonly data: { readonly name: string };
-}
+const MenuId = Type.String();
 
-/** The shop started taking orders. */
-export interface ShopOpened {
-  readonly type: 'ShopOpened';
-  readonly data: Record<string, never>;
-}
-
-/** The shop stopped taking orders. */
-export interface ShopClosed {
-  readonly type: 'ShopClosed';
-  readonly data: Record<string, never>;
-}
-
-/** The minimum order amount and delivery fee changed together. */
-export interface DeliveryInfoChanged {
-  readonly type: 'DeliveryInfoChanged';
-  readonly data: { readonly minOrderAmount: number; readonly deliveryFee: number };
-}
-
-/** A menu item was added; it starts available. */
-export interface MenuItemAdded {
-  readonly type: 'MenuItemAdded';
-  readonly data: { readonly menuId: string; readonly name: string; readonly price: number };
-}
-
-/** A menu item's price changed. */
-export interface MenuPriceChanged {
-  readonly type: 'MenuPriceChanged';
-  readonly data: { readonly menuId: string; readonly price: number };
-}
-
-/** A menu item can no longer be ordered until restocked. */
-export interface MenuItemSoldOut {
-  readonly type: 'MenuItemSoldOut';
-  readonly data: { readonly menuId: string };
-}
-
-/** A sold-out menu item can be ordered again. */
-export interface MenuItemRestocked {
-  readonly type: 'MenuItemRestocked';
-  readonly data: { readonly menuId: string };
-}
-
-/** A menu item left the menu. */
-export interface MenuItemRemoved {
-  readonly type: 'MenuItemRemoved';
-  readonly data: { readonly menuId: string };
-}
+/**
+ * The shop's events, declared once in TypeBox: their TypeScript types below, and the
+ * check converge makes of every event the decider emits, both come from here.
+ */
+export const shopEvents = defineEvents({
+  /** A shop came into being; defaults are applied here so that readers never guess them. */
+  ShopRegistered: Type.Object({
+    name: Type.String(),
+    category: Type.String(),
+    ownerId: Type.String(),
+    minOrderAmount: Type.Integer({ minimum: 0 }),
+    deliveryFee: Type.Integer({ minimum: 0 }),
+  }),
+  /** The shop's display name changed. */
+  ShopRenamed: Type.Object({ name: Type.String() }),
+  /** The shop started taking orders. */
+  ShopOpened: Type.Object({}),
+  /** The shop stopped taking orders. */
+  ShopClosed: Type.Object({}),
+  /** The minimum order amount and delivery fee changed together. */
+  DeliveryInfoChanged: Type.Object({ minOrderAmount: Type.Integer({ minimum: 0 }), deliveryFee: Type.Integer({ minimum: 0 }) }),
+  /** A menu item was added; it starts available. */
+  MenuItemAdded: Type.Object({ menuId: MenuId, name: Type.String(), price: Type.Integer({ minimum: 1 }) }),
+  /** A menu item's price changed. */
+  MenuPriceChanged: Type.Object({ menuId: MenuId, price: Type.Integer({ minimum: 1 }) }),
+  /** A menu item can no longer be ordered until restocked. */
+  MenuItemSoldOut: Type.Object({ menuId: MenuId }),
+  /** A sold-out menu item can be ordered again. */
+  MenuItemRestocked: Type.Object({ menuId: MenuId }),
+  /** A menu item left the menu. */
+  MenuItemRemoved: Type.Object({ menuId: MenuId }),
+});
 
 /** Every event a shop emits. */
-export type ShopEvent =
-  | ShopRegistered
-  | ShopRenamed
-  | ShopOpened
-  | ShopClosed
-  | DeliveryInfoChanged
-  | MenuItemAdded
-  | MenuPriceChanged
-  | MenuItemSoldOut
-  | MenuItemRestocked
-  | MenuItemRemoved;
+export type ShopEvent = EventOf<typeof shopEvents>;
+export type ShopRegistered = EventOf<typeof shopEvents, 'ShopRegistered'>;
+export type ShopRenamed = EventOf<typeof shopEvents, 'ShopRenamed'>;
+export type ShopOpened = EventOf<typeof shopEvents, 'ShopOpened'>;
+export type ShopClosed = EventOf<typeof shopEvents, 'ShopClosed'>;
+export type DeliveryInfoChanged = EventOf<typeof shopEvents, 'DeliveryInfoChanged'>;
+export type MenuItemAdded = EventOf<typeof shopEvents, 'MenuItemAdded'>;
+export type MenuPriceChanged = EventOf<typeof shopEvents, 'MenuPriceChanged'>;
+export type MenuItemSoldOut = EventOf<typeof shopEvents, 'MenuItemSoldOut'>;
+export type MenuItemRestocked = EventOf<typeof shopEvents, 'MenuItemRestocked'>;
+export type MenuItemRemoved = EventOf<typeof shopEvents, 'MenuItemRemoved'>;

@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../../src/index.js';
+import type { StoredEvent } from '@converge-es/converge';
 import type { ShopEvent } from './shop.events.js';
 
 /** The type older versions of converge stored a menu price change under. */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   CommandHandler,
   isExpectedVersionConflictError,
@@ -7,6 +8,7 @@ import {
 } from '@event-driven-io/emmett';
 import type { PostgresEventStore } from '@event-driven-io/emmett-postgresql';
 import type { AggregateRef, AnyAggregate, StoredEvent } from '../../src/core/aggregate.js';
+import { rootMetadata } from '../../src/core/metadata.js';
 
 /**
  * A converge event as Emmett stores it: `{ type, data }` plus the time its command was
@@ -87,7 +89,7 @@ export function commandExecutor(
     let rejection: string | undefined;
     const result = await handle(store, id, (state) => {
       // Runs once per attempt; only the last attempt's decision counts.
-      const decision = aggregate.decide(state, command, deps);
+      const decision = aggregate.decide(state, command, { id, now: new Date(now()), metadata: rootMetadata(randomUUID()), deps, lookup: undefined });
       rejection = decision.ok ? undefined : decision.reason;
       if (!decision.ok) return [];
       const at = new Date(now()).toISOString();

@@ -1,11 +1,11 @@
-import type { ConvergeApp } from '../../src/index.js';
+import { defineApp } from '@converge-es/converge';
 import { coupon } from './coupon.decider.js';
 import { couponsByShop } from './couponsByShop.projection.js';
 import { couponRoutes } from './couponsByShop.routes.js';
 
 /** A shop's coupons on converge: one aggregate, one view, its query routes. */
-export const couponsApp: ConvergeApp = {
+export const couponsApp = defineApp({
   aggregates: [coupon],
   projections: [couponsByShop],
   routes: [couponRoutes],
-};
+});

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import type { CommandOf } from '../../src/index.js';
+import type { CommandOf } from '@converge-es/converge';
 
 // Limits live in the schemas, so bad input is a 400 at the HTTP edge and never reaches the decider.
 
@@ -28,13 +28,10 @@ export const IssueCouponBody = Type.Object(
 );
 
 /**
- * Body of `redeem`. Deciders are pure and have no clock, so the caller says when the
- * redemption happens (the checkout's time) and the decider compares it with `expiresAt`.
+ * Body of `redeem`. When it happens is the server's business, not the caller's: the decider
+ * compares the time converge received the command (`now`) with `expiresAt`.
  */
-export const RedeemCouponBody = Type.Object(
-  { customerId: Id, orderId: Id, redeemedAt: Instant },
-  { additionalProperties: false },
-);
+export const RedeemCouponBody = Type.Object({ customerId: Id, orderId: Id }, { additionalProperties: false });
 
 /** Body of `revoke`. */
 export const RevokeCouponBody = Type.Object(

@@ -1,6 +1,6 @@
-import { defineAggregate, emit, reject, type Decision } from '../../src/index.js';
+import { defineAggregate, emit, reject, type DecideContext, type Decision } from '@converge-es/converge';
 import { couponCommands, type CouponCommand } from './coupon.commands.js';
-import type { CouponEvent, CouponIssued } from './coupon.events.js';
+import { couponEvents, type CouponEvent, type CouponIssued } from './coupon.events.js';
 
 /** The terms a coupon was issued with; they never change. */
 export type CouponTerms = CouponIssued['data'];
@@ -35,7 +35,17 @@ export function hasRedeemed(coupon: Redemptions, customerId: string): boolean {
   return Object.hasOwn(coupon.redeemedBy, customerId);
 }
 
-function decide(state: CouponState, command: CouponCommand): Decision<CouponEvent> {
+/** Why a coupon command can be refused. */
+export type CouponRejection =
+  | 'already_issued'
+  | 'coupon_not_found'
+  | 'coupon_revoked'
+  | 'coupon_expired'
+  | 'already_redeemed_by_customer'
+  | 'coupon_exhausted'
+  | 'unknown_command';
+
+function decide(state: CouponState, command: CouponCommand, { now }: DecideContext): Decision<CouponEvent, CouponRejection> {
   switch (command.type) {
     case 'IssueCoupon': {
       if (state.status !== 'unissued') return reject('already_issued');
@@ -43,7 +53,7 @@ function decide(state: CouponState, command: CouponCommand): Decision<CouponEven
       return emit({ type: 'CouponIssued', data: { shopId, code, discount, minOrderAmount, expiresAt, maxRedemptions } });
     }
     case 'RedeemCoupon':
-      return redeem(state, command.data);
+      return redeem(state, command.data, now);
     case 'RevokeCoupon': {
       if (state.status === 'unissued') return reject('coupon_not_found');
       if (state.status === 'revoked') return reject('coupon_revoked');
@@ -58,16 +68,17 @@ function decide(state: CouponState, command: CouponCommand): Decision<CouponEven
 }
 
 /** The redemption rules, in the order a customer would want to hear them. */
-function redeem(state: CouponState, data: Extract<CouponCommand, { type: 'RedeemCoupon' }>['data']): Decision<CouponEvent> {
+function redeem(state: CouponState, data: Extract<CouponCommand, { type: 'RedeemCoupon' }>['data'], now: Date): Decision<CouponEvent, CouponRejection> {
   switch (state.status) {
     case 'unissued':
       return reject('coupon_not_found');
     case 'revoked':
       return reject('coupon_revoked');
     case 'active': {
-      const { customerId, orderId, redeemedAt } = data;
-      // Both are validated ISO date-times; redeeming at the very instant of expiry still counts.
-      if (Date.parse(redeemedAt) > Date.parse(state.expiresAt)) return reject('coupon_expired');
+      const { customerId, orderId } = data;
+      // Redeeming at the very instant of expiry still counts.
+      if (now.getTime() > Date.parse(state.expiresAt)) return reject('coupon_expired');
+      const redeemedAt = now.toISOString();
       if (hasRedeemed(state, customerId)) return reject('already_redeemed_by_customer');
       if (state.redemptions >= state.maxRedemptions) return reject('coupon_exhausted');
       return emit({ type: 'CouponRedeemed', data: { customerId, orderId, redeemedAt } });
@@ -125,12 +136,11 @@ function evolve(state: CouponState, event: CouponEvent): CouponState {
  * revocation changes everything, so any two coupon commands conflict under a stale
  * `If-Match` — which is what omitting them says.
  */
-export const coupon = defineAggregate<CouponState, typeof couponCommands, CouponEvent>({
+export const coupon = defineAggregate({
   name: 'coupon',
-  plural: 'coupons',
-  snapshotVersion: 1,
   commands: couponCommands,
-  initialState: () => ({ status: 'unissued' }),
+  events: couponEvents,
+  initialState: (): CouponState => ({ status: 'unissued' }),
   decide,
   evolve,
 });

@@ -1,29 +1,32 @@
-import { defineProjection, descending, type EventMeta, type StoredEvent } from '../../src/index.js';
+import { Type, type Static } from 'typebox';
+import { defineProjection, descending, type EventMeta, type StoredEvent } from '@converge-es/converge';
 import type { CouponEvent } from './coupon.events.js';
 
 /** What a listing says about a coupon. Expiry is not a status: a fold has no clock, so readers compare `expiresAt`. */
-export type CouponStatus = 'active' | 'exhausted' | 'revoked';
+export const CouponStatus = Type.Union([Type.Literal('active'), Type.Literal('exhausted'), Type.Literal('revoked')]);
+export type CouponStatus = Static<typeof CouponStatus>;
 
-/** One coupon as its shop's listing shows it. */
-export interface CouponDoc {
-  readonly id: string;
-  readonly shopId: string;
-  readonly code: string;
-  readonly discount: number;
-  readonly minOrderAmount: number;
-  readonly expiresAt: string;
-  readonly maxRedemptions: number;
-  readonly redemptions: number;
+/** One coupon as its shop's listing shows it, and as the routes serve it. */
+export const CouponDocument = Type.Object({
+  id: Type.String(),
+  shopId: Type.String(),
+  code: Type.String(),
+  discount: Type.Integer(),
+  minOrderAmount: Type.Integer(),
+  expiresAt: Type.String({ format: 'date-time' }),
+  maxRedemptions: Type.Integer(),
+  redemptions: Type.Integer(),
   /** `maxRedemptions - redemptions`. */
-  readonly remaining: number;
-  readonly status: CouponStatus;
+  remaining: Type.Integer(),
+  status: CouponStatus,
   /** When it was issued: the time of its `CouponIssued`. */
-  readonly issuedAt: string;
+  issuedAt: Type.String({ format: 'date-time' }),
   /** Stream position of its `CouponIssued`: the listing's "newest first" order. */
-  readonly issuedPosition: number;
+  issuedPosition: Type.Integer(),
   /** Set once revoked. */
-  readonly revokedReason?: string;
-}
+  revokedReason: Type.Optional(Type.String()),
+});
+export type CouponDoc = Static<typeof CouponDocument>;
 
 function fold(doc: CouponDoc | undefined, event: StoredEvent<CouponEvent>, meta: EventMeta): CouponDoc | undefined {
   switch (event.type) {
@@ -66,7 +69,7 @@ function fold(doc: CouponDoc | undefined, event: StoredEvent<CouponEvent>, meta:
  * Coupons by id, with one index entry per coupon, `[shopId, -issuedPosition]`: a shop's
  * coupons, newest issue first, are one prefix scan of `[shopId]`.
  */
-export const couponsByShop = defineProjection<CouponEvent, CouponDoc>({
+export const couponsByShop = defineProjection.of(CouponDocument)<CouponEvent>({
   name: 'couponsByShop',
   version: 1,
   handles: ['CouponIssued', 'CouponRedeemed', 'CouponRevoked'],

@@ -1,4 +1,4 @@
-import { loadConfig, runConverge } from '../../src/index.js';
+import { loadConfig, runConverge } from '@converge-es/converge';
 import { couponsApp } from './app.js';
 
 // `npm run example:coupons`: the coupons app on converge. The cluster primary forks this same

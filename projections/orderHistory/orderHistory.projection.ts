@@ -1,5 +1,6 @@
-import { defineProjection, descending, type EventMeta, type StoredEvent } from '../../src/index.js';
-import type { OrderLine } from '../../actors/order/order.events.js';
+import { Type, type Static } from 'typebox';
+import { defineProjection, descending, type EventMeta, type StoredEvent } from '@converge-es/converge';
+import { OrderLineSchema } from '../../actors/order/order.events.js';
 import type { OrderStatus } from '../../actors/order/order.lifecycle.js';
 import type { EventsOf } from '../events.js';
 
@@ -10,28 +11,31 @@ export type PlacedStatus = Exclude<OrderStatus, 'none'>;
 export const placedStatuses = ['placed', 'accepted', 'delivered', 'rejected', 'cancelled'] as const satisfies readonly PlacedStatus[];
 
 /** One order as its customer and its shop see it in their histories. */
-export interface OrderHistoryDoc {
-  readonly orderId: string;
-  readonly shopId: string;
-  readonly customerId: string;
-  readonly status: PlacedStatus;
-  readonly lines: readonly OrderLine[];
+export const OrderHistoryDocument = Type.Object({
+  orderId: Type.String(),
+  shopId: Type.String(),
+  customerId: Type.String(),
+  status: Type.Enum(placedStatuses),
+  lines: Type.Array(OrderLineSchema),
   /** Food total, without the delivery fee. */
-  readonly total: number;
-  readonly deliveryFee: number;
+  total: Type.Integer(),
+  deliveryFee: Type.Integer(),
   /** When the order was placed (the commit's time). */
-  readonly placedAt: string;
+  placedAt: Type.String(),
   /** When the order last changed. */
-  readonly updatedAt: string;
+  updatedAt: Type.String(),
   /** Stream position of the placement: newest-first order of the histories. */
-  readonly placedPosition: number;
+  placedPosition: Type.Integer(),
   /** Stream position of the last event applied. */
-  readonly position: number;
+  position: Type.Integer(),
   /** The order aggregate's version. */
-  readonly version: number;
-}
+  version: Type.Integer(),
+  /** The customer's review, once posted (recorded on the order by the reviewedOrders reactor). */
+  review: Type.Optional(Type.Object({ reviewId: Type.String(), rating: Type.Integer() })),
+});
+export type OrderHistoryDoc = Static<typeof OrderHistoryDocument>;
 
-const handles = ['OrderPlaced', 'OrderAccepted', 'OrderRejected', 'OrderDelivered', 'OrderCancelled'] as const;
+const handles = ['OrderPlaced', 'OrderAccepted', 'OrderRejected', 'OrderDelivered', 'OrderCancelled', 'OrderReviewed', 'OrderReviewCleared'] as const;
 type OrderHistoryEvent = EventsOf<(typeof handles)[number]>;
 
 const statusAfter = {
@@ -68,15 +72,23 @@ function fold(doc: OrderHistoryDoc | undefined, event: StoredEvent<OrderHistoryE
     case 'OrderCancelled':
       // The lifecycle was checked by the decider; a status event for an unseen order changes nothing.
       return doc && { ...doc, status: statusAfter[event.type], ...moved };
+    case 'OrderReviewed':
+      return doc && { ...doc, review: { reviewId: event.data.reviewId, rating: event.data.rating }, ...moved };
+    case 'OrderReviewCleared': {
+      if (!doc) return undefined;
+      const { review: _cleared, ...rest } = doc;
+      return { ...rest, ...moved };
+    }
     default:
       return doc;
   }
 }
 
 /** Order histories per customer and per shop. */
-export const orderHistory = defineProjection<OrderHistoryEvent, OrderHistoryDoc>({
+export const orderHistory = defineProjection.of(OrderHistoryDocument)<OrderHistoryEvent>({
   name: 'orderHistory',
-  version: 1,
+  // 2: `review`, from the reviewedOrders reactor.
+  version: 2,
   handles,
   key: (_event, meta) => (meta.aggregate === 'order' ? meta.id : undefined),
   fold,

@@ -1,33 +1,32 @@
-import { defineProjection, type EventMeta, type StoredEvent } from '../../src/index.js';
+import { Type, type Static } from 'typebox';
+import { defineProjection, type EventMeta, type StoredEvent } from '@converge-es/converge';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';
 import type { EventsOf } from '../events.js';
-import { counterEventTypes, foldCounters, noCounters, shopDocKey, type ShopCounters } from '../shopCounters.js';
+import { counterEventTypes, foldCounters, noCounters, shopCounterFields, shopDocKey } from '../shopCounters.js';
 
 /** One menu item as the display shows it. */
-export interface MenuEntry {
-  readonly menuId: string;
-  readonly name: string;
-  readonly price: number;
-  readonly soldOut: boolean;
-}
+export const MenuEntry = Type.Object({ menuId: Type.String(), name: Type.String(), price: Type.Integer(), soldOut: Type.Boolean() });
+export type MenuEntry = Static<typeof MenuEntry>;
 
-/** The shop display document (see docs/architecture.md, "HTTP"), plus `ratingSum`, which the route leaves out. */
-export interface ShopDisplayDoc extends ShopCounters {
-  readonly id: string;
-  readonly name: string;
-  readonly category: string;
-  readonly open: boolean;
-  readonly minOrderAmount: number;
-  readonly deliveryFee: number;
+/** The shop display document (see docs/architecture.md, "HTTP"), with `ratingSum`, which the routes leave out. */
+export const ShopDisplayDocument = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  category: Type.String(),
+  open: Type.Boolean(),
+  minOrderAmount: Type.Integer(),
+  deliveryFee: Type.Integer(),
   /** In the order the items were added. */
-  readonly menu: readonly MenuEntry[];
+  menu: Type.Array(MenuEntry),
+  ...shopCounterFields,
   /** The shop aggregate's version: moved by shop events only. */
-  readonly version: number;
+  version: Type.Integer(),
   /** Stream position of the last event applied, from any aggregate; the route's ETag. */
-  readonly position: number;
+  position: Type.Integer(),
   /** `at` of the last event applied, from any aggregate: when the shop last changed. */
-  readonly updatedAt: string;
-}
+  updatedAt: Type.String({ format: 'date-time' }),
+});
+export type ShopDisplayDoc = Static<typeof ShopDisplayDocument>;
 
 const shopEventTypes = [
   'ShopRegistered',
@@ -109,7 +108,7 @@ function indexes(doc: ShopDisplayDoc): (string | number)[][] {
 }
 
 /** What a customer sees of a shop: profile, delivery terms, menu, rating and order count. */
-export const shopDisplay = defineProjection<ShopDisplayEvent, ShopDisplayDoc>({
+export const shopDisplay = defineProjection.of(ShopDisplayDocument)<ShopDisplayEvent>({
   name: 'shopDisplay',
   // 2: `updatedAt` and the `position`/`at` indexes.
   version: 2,

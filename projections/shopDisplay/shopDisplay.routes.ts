@@ -1,29 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorBody, IdParams, sendError, type ViewReader } from '../../src/index.js';
-import { shopDisplay } from './shopDisplay.projection.js';
+import { ErrorBody, IdParams, sendError, type ViewReader } from '@converge-es/converge';
+import { shopDisplay, ShopDisplayDocument } from './shopDisplay.projection.js';
 
-/** The shop display document (see docs/architecture.md, "HTTP"). */
-export const ShopDisplay = Type.Object({
-  id: Type.String(),
-  name: Type.String(),
-  category: Type.String(),
-  open: Type.Boolean(),
-  minOrderAmount: Type.Integer(),
-  deliveryFee: Type.Integer(),
-  menu: Type.Array(Type.Object({ menuId: Type.String(), name: Type.String(), price: Type.Integer(), soldOut: Type.Boolean() })),
-  ratingAverage: Type.Number(),
-  reviewCount: Type.Integer(),
-  orderCount: Type.Integer(),
-  version: Type.Integer(),
-  position: Type.Integer(),
-  /**
-   * When the shop last changed: the time of the last event applied, from any aggregate.
-   * Optional only for a view built before it existed, while the rebuild its version bump
-   * starts has not swapped in yet; a required field missing would make the reply a 500.
-   */
-  updatedAt: Type.Optional(Type.String({ format: 'date-time' })),
-});
+const { updatedAt, ...served } = Type.Omit(ShopDisplayDocument, ['ratingSum']).properties;
+
+/**
+ * The shop display as `GET /shops/:id` and the import API serve it: the document without
+ * `ratingSum`. `updatedAt` is optional only for a view built before it existed, while the
+ * rebuild its version bump starts has not swapped in yet; a required field missing would
+ * make the reply a 500.
+ */
+export const ShopDisplay = Type.Object({ ...served, updatedAt: Type.Optional(updatedAt) });
 
 /** A 304 has no body; `Unsafe` gives it the static type `undefined` so `send()` takes no payload. */
 const NotModified = Type.Unsafe<undefined>({ description: 'not modified: the If-None-Match ETag is current' });
@@ -45,7 +33,7 @@ export async function shopDisplayRoutes(app: FastifyInstance, deps: { views: Vie
   r.get(
     '/shops/:id',
     {
-      config: { projection: shopDisplay },
+      config: { projection: shopDisplay, access: 'public' },
       schema: {
         tags: ['shops'],
         operationId: 'shopDisplay.get',
@@ -60,8 +48,8 @@ export async function shopDisplayRoutes(app: FastifyInstance, deps: { views: Vie
       const etag = `"${doc.position}"`;
       reply.header('etag', etag);
       if (matches(request.headers['if-none-match'], etag)) return reply.code(304).send();
-      const { ratingSum: _internal, ...display } = doc;
-      return { ...display, menu: [...display.menu] };
+      // The response schema has no `ratingSum`, so the serializer leaves it out.
+      return doc;
     },
   );
 }

@@ -2,7 +2,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Cursor, ErrorBody, Page, sendError, type ViewReader } from '../../src/index.js';
+import { Cursor, ErrorBody, Page, sendError, type ViewReader } from '@converge-es/converge';
 import { shopDisplay, type ShopDisplayDoc } from './shopDisplay.projection.js';
 import { ShopDisplay } from './shopDisplay.routes.js';
 
@@ -30,7 +30,10 @@ const ShopLines = Type.Unsafe<Readable>({
   content: { 'application/x-ndjson': { schema: ShopDisplay } },
 });
 
-/** `ShopDisplay` as the serializer compiler takes it (a plain object); one object, so it is compiled once. */
+/**
+ * `ShopDisplay` as the serializer compiler takes it (a plain object); one object, so it is
+ * compiled once. Like every reply schema here, it leaves `ratingSum` out of the documents.
+ */
 const ShopLine: Record<string, unknown> = { ...ShopDisplay };
 
 const BatchBody = Type.Object({ ids: Type.Array(ShopId, { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false });
@@ -67,11 +70,6 @@ export function changedFrom(since: string): { prefix: ['position']; from: [numbe
   return /^\d{4}-/.test(iso) ? { prefix: ['at'], from: [iso] } : undefined;
 }
 
-/** The document as `GET /shops/:id` serves it. */
-function display({ ratingSum: _internal, ...doc }: ShopDisplayDoc) {
-  return { ...doc, menu: [...doc.menu] };
-}
-
 /**
  * The import API for other systems (see docs/architecture.md, "Notices"): a full export as NDJSON, streamed and
  * resumable; a batch of shops by id; and the shops changed since a position or a time.
@@ -101,7 +99,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
       const line = reply.compileSerializationSchema(ShopLine);
       const out = new PassThrough();
       const { cursor, limit = Infinity } = request.query;
-      exportShops(deps.views, out, (doc) => line(display(doc)), cursor, limit).catch((err: unknown) => {
+      exportShops(deps.views, out, line, cursor, limit).catch((err: unknown) => {
         request.log.error({ err }, 'shop export failed');
         out.destroy(err instanceof Error ? err : new Error(String(err)));
       });
@@ -124,12 +122,12 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
       },
     },
     async (request) => {
-      const items: ReturnType<typeof display>[] = [];
+      const items: ShopDisplayDoc[] = [];
       const missing: string[] = [];
       for (const id of new Set(request.body.ids)) {
         const doc = deps.views.get(shopDisplay, id);
         if (doc === undefined) missing.push(id);
-        else items.push(display(doc));
+        else items.push(doc);
       }
       return { items, missing };
     },
@@ -156,8 +154,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
         return sendError(reply, 'invalid_query', 'since must be a stream position (a whole number) or an ISO-8601 time such as 2024-05-01T10:00:00Z');
       }
       const page = deps.views.byIndexFrom(shopDisplay, start.prefix, start.from, { limit, cursor });
-      const items = page.items.map(display);
-      return page.next === undefined ? { items } : { items, next: page.next };
+      return page.next === undefined ? { items: page.items } : { items: page.items, next: page.next };
     },
   );
 }

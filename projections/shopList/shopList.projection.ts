@@ -1,25 +1,27 @@
-import { defineProjection, descending, type EventMeta, type StoredEvent } from '../../src/index.js';
+import { Type, type Static } from 'typebox';
+import { defineProjection, descending, type EventMeta, type StoredEvent } from '@converge-es/converge';
 import type { EventsOf } from '../events.js';
-import { counterEventTypes, foldCounters, noCounters, shopDocKey, type ShopCounters } from '../shopCounters.js';
+import { counterEventTypes, foldCounters, noCounters, shopCounterFields, shopDocKey } from '../shopCounters.js';
 
 /**
  * One shop in the shop listing. `ratingSum` is kept beside the average so that a deleted
- * review adjusts it exactly; the route's schema leaves it out.
+ * review adjusts it exactly; the route leaves it out.
  */
-export interface ShopListDoc extends ShopCounters {
-  readonly id: string;
-  readonly name: string;
-  readonly category: string;
-  readonly open: boolean;
+export const ShopListDocument = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  category: Type.String(),
+  open: Type.Boolean(),
+  ...shopCounterFields,
   /** Stream position of the shop's registration: the `newest` order. */
-  readonly registeredPosition: number;
-}
+  registeredPosition: Type.Integer(),
+});
+export type ShopListDoc = Static<typeof ShopListDocument>;
 
 /** The orders a listing can be sorted in. */
 export const shopListSorts = ['rating', 'orders', 'newest'] as const;
 export type ShopListSort = (typeof shopListSorts)[number];
 
-/** Stands for "any" in the category and open filters of an index key. */
 /** "Any" in an index filter: the empty string, which no category (1–50 chars) can be. */
 export const ANY = '';
 
@@ -71,7 +73,7 @@ function fold(doc: ShopListDoc | undefined, event: StoredEvent<ShopListEvent>, m
 }
 
 /** The shop listing: filter by category and open, sort by rating, orders or newest. */
-export const shopList = defineProjection<ShopListEvent, ShopListDoc>({
+export const shopList = defineProjection.of(ShopListDocument)<ShopListEvent>({
   name: 'shopList',
   version: 1,
   handles,

@@ -1,19 +1,21 @@
-import { defineProjection, type EventMeta, type StoredEvent } from '../../src/index.js';
+import { Type, type Static } from 'typebox';
+import { defineProjection, type EventMeta, type StoredEvent } from '@converge-es/converge';
 import type { EventsOf } from '../events.js';
 
 /** Counts of one shop's orders on one UTC day. Each is counted on the day its event happened. */
-export interface ShopStatsDoc {
-  readonly shopId: string;
+export const ShopStatsDocument = Type.Object({
+  shopId: Type.String(),
   /** `YYYY-MM-DD`, UTC. */
-  readonly day: string;
+  day: Type.String(),
   /** Orders placed that day. */
-  readonly orders: number;
-  readonly delivered: number;
-  readonly cancelled: number;
-  readonly rejected: number;
+  orders: Type.Integer(),
+  delivered: Type.Integer(),
+  cancelled: Type.Integer(),
+  rejected: Type.Integer(),
   /** Food totals of the orders delivered that day, without delivery fees. */
-  readonly revenue: number;
-}
+  revenue: Type.Integer(),
+});
+export type ShopStatsDoc = Static<typeof ShopStatsDocument>;
 
 /** The UTC day of an event time (`at` is an ISO timestamp in UTC). */
 export function dayOf(at: string): string {
@@ -66,7 +68,7 @@ function add(doc: ShopStatsDoc | undefined, shopId: string, meta: EventMeta, mor
 }
 
 /** Per-shop daily order statistics, keyed `[shopId, day]` so a date range is one key range. */
-export const shopStats = defineProjection<ShopStatsEvent, ShopStatsDoc>({
+export const shopStats = defineProjection.of(ShopStatsDocument)<ShopStatsEvent>({
   name: 'shopStats',
   version: 1,
   handles,

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorBody, IdParams, sendError, type ViewReader } from '../../src/index.js';
-import { shopStats, type ShopStatsDoc } from './shopStats.projection.js';
+import { ErrorBody, IdParams, sendError, type ViewReader } from '@converge-es/converge';
+import { shopStats, ShopStatsDocument, type ShopStatsDoc } from './shopStats.projection.js';
 
 /** Longest range one request may ask for, in days (a leap year). */
 export const MAX_DAYS = 366;
@@ -13,21 +13,13 @@ const Day = Type.String({ pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' });
 
 const StatsQuery = Type.Object({ from: Day, to: Type.Optional(Day) }, { additionalProperties: false });
 
-const Counts = {
-  orders: Type.Integer(),
-  delivered: Type.Integer(),
-  cancelled: Type.Integer(),
-  rejected: Type.Integer(),
-  revenue: Type.Integer(),
-};
-
-/** A shop's daily statistics over a date range, with their totals. */
+/** A shop's daily statistics over a date range (its documents), with their totals. */
 export const ShopStatsReply = Type.Object({
   shopId: Type.String(),
   from: Type.String(),
   to: Type.String(),
-  days: Type.Array(Type.Object({ shopId: Type.String(), day: Type.String(), ...Counts })),
-  totals: Type.Object(Counts),
+  days: Type.Array(ShopStatsDocument),
+  totals: Type.Omit(ShopStatsDocument, ['shopId', 'day']),
 });
 
 /** Milliseconds of a `YYYY-MM-DD` UTC day, or undefined when it is no calendar date (`2024-02-30`). */

@@ -1,3 +1,5 @@
+import type { SchemaIssue } from './schemas.js';
+
 /**
  * What a client should do about an error:
  * - `fix`: the request is wrong; sending it again as it is gets the same answer;
@@ -24,6 +26,8 @@ const sameKey = (status: number) => ({ status, retry: 'same-key', retryAfterS: 1
  * its HTTP status and retry advice. Replies take their status and `Retry-After` from here,
  * and an error forwarded from the owner of a partition is rebuilt from its code, so it
  * keeps both on the way back. Code elsewhere names a code only as an `ErrorCode`.
+ * `store_changed` and `apply_failed` are read-side faults that their feeds handle and no
+ * reply carries; they are here so that every code converge throws has one entry.
  */
 export const errorCatalogue = {
   invalid_command: fix(400),
@@ -40,6 +44,7 @@ export const errorCatalogue = {
   unknown_aggregate: fix(404),
   unknown_projection: fix(404),
   unknown_subscriber: fix(404),
+  unknown_reaction: fix(404),
   not_parked: fix(404),
   commit_not_found: fix(404),
   position_not_found: fix(404),
@@ -54,7 +59,7 @@ export const errorCatalogue = {
   idempotency_key_reused: fix(422),
   overloaded: later(429),
   rate_limited: later(429),
-  internal_error: fix(500),
+  internal_error: sameKey(500),
   event_store_unavailable: sameKey(503),
   partition_unavailable: later(503),
   shutting_down: later(503),
@@ -62,7 +67,10 @@ export const errorCatalogue = {
   views_not_ready: later(503),
   views_rebuilding: later(503),
   metrics_unavailable: later(503),
-  not_caught_up: fix(504),
+  service_unavailable: later(503),
+  store_changed: later(503),
+  apply_failed: later(503),
+  not_caught_up: later(504),
   outcome_unknown: sameKey(504),
 } as const satisfies Record<string, ErrorAdvice>;
 
@@ -143,6 +151,36 @@ export class WrongExpectedPositionError extends ConvergeError {
 export class IdempotencyKeyReusedError extends ConvergeError {
   constructor(key: string) {
     super('idempotency_key_reused', `Idempotency-Key ${key} was used by a different command`);
+  }
+}
+
+/** A command's data does not fit its schema (a command sent through `dispatch` rather than HTTP). */
+export class InvalidCommandError extends ConvergeError {
+  readonly details: readonly SchemaIssue[];
+  constructor(aggregate: string, type: string, details: readonly SchemaIssue[]) {
+    super('invalid_command', `${aggregate} ${type}: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`);
+    this.details = details;
+  }
+}
+
+/**
+ * A decider emitted an event of a type its aggregate did not declare, or whose data does
+ * not fit the event's schema: a bug in the domain's code. Nothing was appended; the client
+ * gets `500 internal_error` and the log has the details.
+ */
+export class InvalidEventError extends ConvergeError {
+  readonly details: readonly SchemaIssue[];
+  constructor(aggregate: string, id: string, command: string, event: string, details: readonly SchemaIssue[]) {
+    super('internal_error', `${aggregate} ${id}: ${command} emitted ${event}, which does not fit its schema: ${details.map((d) => `${d.path} ${d.message}`).join('; ')}`);
+    this.details = details;
+  }
+}
+
+/** A service a command's lookup called failed: nothing was decided or appended, so a retry is safe. */
+export class ServiceUnavailableError extends ConvergeError {
+  constructor(aggregate: string, command: string, options?: ErrorOptions) {
+    const cause = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
+    super('service_unavailable', `the lookup of ${aggregate} ${command} failed${cause}; nothing was done; retry shortly`, options);
   }
 }
 

@@ -1,4 +1,22 @@
 import type { StoredEvent } from './aggregate.js';
+import { ConvergeError } from './errors.js';
+
+/**
+ * What a commit carries besides its events (see docs/architecture.md, "Metadata"): the
+ * conversation it belongs to, what caused it, who asked, and the trace it is part of.
+ * Commits appended before converge recorded it have none.
+ */
+export interface CommitMetadata {
+  readonly correlationId: string;
+  /** The id of what caused the command: itself for a request, an event (`<position>:<index>`) or a timer for a reaction. */
+  readonly causationId: string;
+  /** The name of the token that sent the command, when access control knows one. */
+  readonly caller?: string;
+  /** W3C trace context of the append, when tracing was on: the projector's and notifier's spans are its children. */
+  readonly traceparent?: string;
+  /** Set when the aggregate's `finished` holds for its state after this commit: a candidate for the archive. */
+  readonly finished?: true;
+}
 
 /** One commit: the events of one command, appended atomically as one message. */
 export interface Commit {
@@ -10,11 +28,18 @@ export interface Commit {
   /** The aggregate's event count after this commit. */
   readonly version: number;
   readonly events: readonly StoredEvent[];
+  /** Absent on commits stored before metadata was recorded. */
+  readonly metadata?: CommitMetadata;
 }
 
 /** A commit as read back, with its position: the global consistency token. */
 export interface StoredCommit extends Commit {
   readonly position: number;
+}
+
+/** A commit a subscription with `only` passed over: its place in the stream, without its events. */
+export function passedOver(aggregate: string, id: string, position: number): StoredCommit {
+  return { commandId: '', commandType: '', aggregate, id, version: 0, events: [], position };
 }
 
 /** What an append answers. `duplicate`: the command id was seen; `position` is the original's. */
@@ -81,17 +106,29 @@ export interface EventStore {
   head(): Promise<StoreHead>;
   /**
    * Every commit after `afterPosition`, as they come. When `stream` is given and the store
-   * is another incarnation, it fails with `StoreChangedError` instead of delivering.
+   * is another incarnation, it fails with `StoreChangedError` instead of delivering. With
+   * `only`, a commit of another aggregate is delivered as its place alone (its aggregate, id
+   * and position, no events), without being decoded: a reader that needs a few aggregates'
+   * commits passes over the rest at the cost of reading their subject.
    */
-  subscribe(afterPosition: number, opts: { readonly batchSize: number; readonly stream?: string }): Promise<CommitSubscription>;
+  subscribe(afterPosition: number, opts: { readonly batchSize: number; readonly stream?: string; readonly only?: ReadonlySet<string> }): Promise<CommitSubscription>;
   /** False while the store is known to be unreachable, so callers can fail fast. */
   isAvailable(): boolean;
   /** Calls `listener` whenever the store is reachable again after an outage; answers a function that removes it. */
   onReconnect(listener: () => void): () => void;
 }
 
+/**
+ * Why the store's stream is not the one positions were taken from: `stream` is its id now,
+ * `expected` the id they belong to (see docs/architecture.md, "Views belong to one event store").
+ */
+export function streamChangedReason(stream: string, expected: string): string {
+  return `EVENTS is now stream ${stream}, not ${expected} that the views were built from`;
+}
+
 /** A subscription found another incarnation of the store than the one its position belongs to. */
-export class StoreChangedError extends Error {
-  readonly code = 'store_changed';
-  override readonly name = 'StoreChangedError';
+export class StoreChangedError extends ConvergeError {
+  constructor(stream: string, expected: string) {
+    super('store_changed', streamChangedReason(stream, expected));
+  }
 }

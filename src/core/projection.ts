@@ -1,4 +1,6 @@
+import type { Static, TObject, TSchema } from 'typebox';
 import type { DomainEvent, StoredEvent } from './aggregate.js';
+import type { CommitMetadata } from './eventStore.js';
 
 /** A document key, or an index key: a string, or a tuple of strings and numbers sorted as LMDB sorts them. */
 export type ViewKey = string | (string | number)[];
@@ -12,6 +14,8 @@ export interface EventMeta {
   /** The commit's stream position. */
   readonly position: number;
   readonly at: string;
+  /** The commit's metadata (correlation, cause, caller); absent on commits stored before it was recorded. */
+  readonly metadata?: CommitMetadata;
 }
 
 /** What to do when a fold throws. */
@@ -43,6 +47,12 @@ export interface Projection<E extends DomainEvent = DomainEvent, D extends objec
   indexes?(doc: D): readonly (readonly (string | number)[])[];
   /** Default: park the event and go on. */
   readonly onError?: ErrorPolicy;
+  /**
+   * The document's schema, when declared in TypeBox: `D` is derived from it, every document
+   * the fold writes is checked against it (one that does not fit is handled as a fold that
+   * threw, under `onError`), and `viewRoutes` answer with it.
+   */
+  readonly document?: TSchema;
 }
 
 /**
@@ -58,11 +68,36 @@ export interface Projection<E extends DomainEvent = DomainEvent, D extends objec
  * ```
  *
  * The runner hands `key` and `fold` only the types in `handles`, upcast by the aggregates'
- * upcasters, so the event has the shape its type says.
+ * upcasters, so the event has the shape its type says. With a document declared in
+ * TypeBox, use `defineProjection.of(schema)`.
  */
-export function defineProjection<E extends DomainEvent, D extends object>(projection: Projection<E, D>): Projection<E, D> {
+function define<E extends DomainEvent, D extends object>(projection: Projection<E, D>): Projection<E, D> {
   return Object.freeze({ ...projection });
 }
+
+/**
+ * A projection whose document is declared once, in TypeBox: the document type is derived
+ * from the schema, every document the fold writes is checked against it (one that does not
+ * fit is handled as a fold that threw, under `onError`), and `viewRoutes` answer with it.
+ *
+ * ```ts
+ * export const cartDetails = defineProjection.of(CartDetails)({
+ *   name: 'cartDetails', version: 1, handles: ['CartOpened', ...],
+ *   key: (event: CartEvent, meta) => meta.id,
+ *   fold: (doc, event, meta) => ...,   // returns a `Static<typeof CartDetails>`
+ * });
+ * ```
+ *
+ * The schema comes first, in a call of its own, so that TypeScript knows the document's
+ * type before it reads the fold: literal fields (`status: 'open'`) keep their types.
+ */
+function of<S extends TObject>(document: S) {
+  return <E extends DomainEvent>(projection: Omit<Projection<E, Static<S>>, 'document'>): Projection<E, Static<S>> & { readonly document: S } =>
+    Object.freeze({ ...projection, document });
+}
+
+/** Declares a projection (see `define` above); `defineProjection.of(schema)` for a document declared in TypeBox. */
+export const defineProjection = Object.assign(define, { of });
 
 /** A projection with its types erased, for registries and the runner. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

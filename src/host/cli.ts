@@ -2,20 +2,22 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../core/config.js';
+import { ConfigError } from './config.js';
 import { credentialsFile, subscriberInbox, type EmbeddedCredentials } from '../nats/credentials.js';
-import type { SubscriberInfo } from '../integration/subscribers.js';
-import type { ViewsStatus } from '../read/status.js';
+import type { AddedSubscriber, SubscriberInfo } from '../integration/subscribers.js';
+import type { ReactionStatus, ViewsStatus } from '../read/viewsStatus.js';
+import type { ParkedReaction } from '../react/reactionStore.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { ParkedEvent } from '../read/viewStore.js';
 import type { PartitionOwners } from '../write/leases.js';
 import { adminClient, CliError, type AdminClient } from './adminClient.js';
-import { progressLine, statusScreen, verifyLines } from './cliFormat.js';
+import { progressLine, reactionLines, statusScreen, subscriberAddedLines, verifyLines } from './cliFormat.js';
 import { loadConfig } from './config.js';
+import { namedTokens } from '../http/replies.js';
 
 const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <dir or file>] [--json] [--timeout <s>] <command>
   status                 one screen: the event store, each projection's state, position and lag, the notifier,
-                         parked events and subscribers
+                         the reactors and processes, parked events and subscribers
   projections            status, position and lag of every projection
   rebuild <projection>   rebuild a view from position 0 and swap it in without downtime; shows position/target
                          and an ETA, waits for the swap (or --timeout), exits 1 if it fails
@@ -26,6 +28,9 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
   republish <name> --since <ISO time> | --since-position <n> | --ids shop:s1,shop:s2
   nats-credentials [--env]   the embedded nats-server's URL and subscriber user, for a subscribing system
                          (--env: as shell exports, for eval "$(converge nats-credentials --env)")
+  reactions              the reactors and processes: state, position, lag, parked inputs, open instances,
+                         pending timers and the next one due, and which host runs them
+  reactions parked | resume <name> | retry <name> <position> <index> | drop <name> <position> <index>
   verify [--sample N]    compare every view (or N random documents from each side) with a fold of the event store;
                          exits 1 when a view differs or a checkpoint does not fit the stream
 
@@ -34,7 +39,7 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
   --config   a config directory (like config/, read as npm start reads it) or one JSON file
              with an "http" section; default: ./config when it exists
   --json     print the admin API's answer as JSON instead of a table (status, projections, rebuild,
-             parked, subscribers, republish, verify)
+             parked, subscribers, subscribers add and remove, republish, verify)
   --timeout  seconds to wait: for each request (default 10), for a rebuild to swap in and for a verify
              (default: as long as they take)
 
@@ -45,8 +50,10 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
 function target(values: { url?: string; token?: string; config?: string }): { base: string; token: string | undefined; dataDir: string } {
   let http: { host?: string; adminPort?: number; tokens?: string[] } = {};
   let dataDir = 'data';
-  const path = values.config ?? (existsSync(join(process.cwd(), 'config', 'default.json')) ? join(process.cwd(), 'config') : undefined);
-  if (path !== undefined) {
+  const path = values.config;
+  // Without --config, read what `npm start` here would: the defaults, `config/` if there is one, and CONVERGE_*.
+  if (path === undefined) ({ http, dataDir } = loadConfig());
+  else {
     if (!existsSync(path)) throw new ConfigError(`--config ${path} does not exist`);
     if (statSync(path).isDirectory()) ({ http, dataDir } = loadConfig({ dir: path }));
     else {
@@ -61,7 +68,8 @@ function target(values: { url?: string; token?: string; config?: string }): { ba
   }
   const host = !http.host || http.host === '0.0.0.0' || http.host === '::' ? '127.0.0.1' : http.host;
   const base = (values.url ?? `http://${host}:${http.adminPort ?? 8082}`).replace(/\/+$/, '');
-  return { base, token: values.token ?? http.tokens?.[0], dataDir };
+  // The secret of the first token: an entry may be `name:secret` (see `namedTokens`).
+  return { base, token: values.token ?? namedTokens(http.tokens ?? [])[0]?.secret, dataDir };
 }
 
 /**
@@ -146,9 +154,13 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'subscribers': {
-      if (arg === 'add' && rest[0]) show(await admin.send('POST', '/admin/subscribers', { name: rest[0], from: values.all ? 'all' : 'new' }), console.log);
-      else if (arg === 'remove' && rest[0]) show(await admin.send('DELETE', `/admin/subscribers/${encodeURIComponent(rest[0])}`), console.log);
-      else if (arg === undefined) {
+      if (arg === 'add' && rest[0]) {
+        const added = await admin.send<AddedSubscriber>('POST', '/admin/subscribers', { name: rest[0], from: values.all ? 'all' : 'new' });
+        show(added, () => console.log(subscriberAddedLines(added).join('\n')));
+      } else if (arg === 'remove' && rest[0]) {
+        const removed = await admin.send('DELETE', `/admin/subscribers/${encodeURIComponent(rest[0])}`);
+        show(removed, () => console.log(`removed subscriber ${rest[0]} and its consumers`));
+      } else if (arg === undefined) {
         const { subscribers } = await admin.get<{ subscribers: SubscriberInfo[] }>('/admin/subscribers');
         show(subscribers, () => console.table(subscribers));
       } else break;
@@ -194,6 +206,31 @@ async function main(argv: string[]): Promise<number> {
     case 'rebuild':
       if (!arg) break;
       return rebuild(admin, arg, { json: values.json, timeoutMs });
+    case 'reactions': {
+      if (arg === undefined) {
+        const body = await admin.get<{ holder: string | null; reactions: ReactionStatus[] }>('/admin/reactions');
+        show(body, () => console.log(reactionLines(body.reactions, body.holder).join('\n')));
+        return 0;
+      }
+      if (arg === 'parked' && rest.length === 0) {
+        const { parked } = await admin.get<{ parked: ParkedReaction[] }>('/admin/reactions/parked');
+        show(parked, () => console.table(parked));
+        return 0;
+      }
+      if (arg === 'resume' && rest[0] && rest.length === 1) {
+        const resumed = await admin.send<ReactionStatus>('POST', `/admin/reactions/${encodeURIComponent(rest[0])}/resume`);
+        show(resumed, () => console.log(`${rest[0]}: ${resumed.state} at position ${resumed.position}`));
+        return 0;
+      }
+      if ((arg === 'retry' || arg === 'drop') && rest.length === 3) {
+        const [name, position, eventIndex] = rest as [string, string, string];
+        const path = `/admin/reactions/${encodeURIComponent(name)}/parked/${encodeURIComponent(position)}/${encodeURIComponent(eventIndex)}`;
+        const answer = await admin.send(arg === 'retry' ? 'POST' : 'DELETE', arg === 'retry' ? `${path}/retry` : path);
+        show(answer, () => console.log(`${arg === 'retry' ? 'retried' : 'dropped'} ${name} ${position}:${eventIndex}`));
+        return 0;
+      }
+      break;
+    }
   }
   return usage();
 }

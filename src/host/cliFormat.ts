@@ -1,6 +1,6 @@
-import type { SubscriberInfo } from '../integration/subscribers.js';
-import type { RebuildStatus } from '../read/runner.js';
-import type { ViewsStatus } from '../read/status.js';
+import type { AddedSubscriber, SubscriberInfo } from '../integration/subscribers.js';
+import type { ReactionStatus, RebuildStatus } from '../read/viewsStatus.js';
+import type { ViewsStatus } from '../read/viewsStatus.js';
 import type { ParkedEvent } from '../read/viewStore.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { PartitionOwners } from '../write/leases.js';
@@ -49,6 +49,7 @@ export function statusScreen({ views, parked, subscribers, partitions }: StatusS
   // A read replica runs no notifier.
   if (n) rows.push(['(notifier)', n.state, '', String(n.position), String(n.lagEvents), '', '', n.error ?? '']);
   lines.push(...table(rows, new Set([2, 3, 4, 5, 6])), '');
+  if (views.reactions && views.reactions.length > 0) lines.push(...reactionLines(views.reactions, views.reactionsHolder ?? null), '');
   const byProjection = new Map<string, number>();
   for (const p of parked) byProjection.set(p.projection, (byProjection.get(p.projection) ?? 0) + 1);
   lines.push(`parked events: ${parked.length}${parked.length ? ` (${[...byProjection].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
@@ -62,6 +63,25 @@ export function statusScreen({ views, parked, subscribers, partitions }: StatusS
     }
   }
   return lines.join('\n');
+}
+
+/** The reactors and processes as `converge status` and `converge reactions` show them: a table, then who runs them. */
+export function reactionLines(reactions: readonly ReactionStatus[], holder: string | null): string[] {
+  const rows = [['reaction', 'kind', 'state', 'position', 'lag', 'parked', 'open', 'timers', 'next timer due', 'note']];
+  for (const r of reactions) {
+    const i = r.instances;
+    rows.push([r.name, r.kind, r.state, String(r.position), String(r.lagEvents), String(r.parked), i ? String(i.open) : '', i ? String(i.timersPending) : '', i?.nextTimerDue ?? '', r.error ?? '']);
+  }
+  return [...table(rows, new Set([3, 4, 5, 6, 7])), holder ? `reactions run by ${holder}` : 'reactions: nobody holds their lease yet'];
+}
+
+/** What `converge subscribers add` made: the subscriber, then each of its consumers. */
+export function subscriberAddedLines(added: AddedSubscriber): string[] {
+  const start = (deliver: string) => (deliver === 'all' ? 'every message the stream holds for it, then new ones' : 'messages from now on');
+  return [
+    `added subscriber ${added.name} (${added.pending} notices pending)`,
+    ...added.consumers.map((c) => `  ${c.stream}: consumer ${c.name}, subjects ${c.filter}, delivering ${start(c.deliver)}`),
+  ];
 }
 
 /** `partitions: 64 by lease: host-a.0 36, host-b.0 28` (and the unowned ones, if any). */

@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
-import type { Config } from '../core/config.js';
+import type { Config } from './config.js';
 
 /**
  * What no log line may show: the `Authorization` header of a request (bearer and customer

@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import type { Config } from '../core/config.js';
+import type { Config } from './config.js';
 
 /** Where a host keeps its views. */
 export function viewsPath(config: Pick<Config, 'dataDir'>): string {

@@ -2,14 +2,16 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { envName, type Config } from '../core/config.js';
+import { envName, type Config } from './config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
 import { serverVersionAt } from '../nats/server.js';
 import { serveClusterMetrics } from '../observe/cluster.js';
 import { replicatedAppendsAreSafe } from '../store/jetstream.js';
-import { natsAuthOf } from './config.js';
+import { launchScript, natsAuthOf } from './config.js';
 
 const MAX_BACKOFF_MS = 5000;
+/** How often the primary checks who its parent is: a system call, and well inside any drain deadline. */
+const PARENT_POLL_MS = 500;
 /** A worker that lived this long is healthy again: its next crash restarts it at once. */
 const STABLE_AFTER_MS = 10_000;
 
@@ -17,6 +19,7 @@ const STABLE_AFTER_MS = 10_000;
  * The cluster primary: launches the embedded nats-server when no URL is configured,
  * forks `workers` workers and the host's projector, restarts a crashed child with
  * backoff, and on SIGTERM/SIGINT lets every child drain before it stops NATS and exits.
+ * Started by a package manager's script, it drains as well when what started it is gone.
  */
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
   privateDataDir(config.dataDir, log);
@@ -102,10 +105,10 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
     process.stderr.write(`converge: ${commands}  queries http://${host}:${queryPort}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`);
   });
 
-  const shutdown = async (signal: string) => {
+  const shutdown = async (reason: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down: draining');
+    log.info({ reason }, `shutting down (${reason}): draining`);
     const exits = slots.map(
       ({ worker }) => new Promise<void>((done) => (worker.isDead() ? done() : worker.once('exit', () => done()))),
     );
@@ -122,6 +125,34 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  watchLauncher(launchScript(), (why) => {
+    log.warn(`${why}: draining as on SIGTERM, so that no converge process outlives it`);
+    void shutdown('launcher gone');
+  });
+}
+
+/**
+ * Calls `onGone` once the process that ran the primary through a package manager's
+ * `script` has gone, seen as a change of the primary's parent (an orphan is re-parented
+ * to pid 1 or a subreaper). `npm start` execs node, so the SIGTERM or SIGINT that npm
+ * forwards to its child reaches the primary itself; this covers what no signal reaches:
+ * npm killed by SIGKILL or the OOM killer, or a start script without `exec`, whose
+ * `sh -c` dies of the forwarded SIGTERM and passes nothing on (docs/architecture.md,
+ * "Running"). Only a change counts: under systemd the parent is pid 1 from the start.
+ * Started any other way nothing is watched, since a parent that exits may have meant
+ * converge to outlive it (`nohup`, a script that starts it in the background).
+ */
+function watchLauncher(script: string | undefined, onGone: (why: string) => void): void {
+  if (script === undefined) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    const now = process.ppid;
+    if (now === parent) return;
+    clearInterval(timer);
+    onGone(`the process that started converge (pid ${parent}, which ran "${script}") is gone: the primary's parent is now pid ${now}`);
+  }, PARENT_POLL_MS);
+  // The workers keep the primary alive; the watch alone must not.
+  timer.unref();
 }
 
 /**

@@ -1,7 +1,10 @@
 import cluster from 'node:cluster';
-import { ConfigError, type Config } from '../core/config.js';
+import { ConfigError, type Config } from './config.js';
 import { NatsServerMissingError, NatsServerStartError, NatsStoreError } from '../nats/server.js';
+import type { AnyAggregate } from '../core/aggregate.js';
+import type { AnyReactor } from '../core/reactions.js';
 import type { ConvergeApp } from './app.js';
+import type { AppServices } from './runtime.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { runPrimary } from './primary.js';
@@ -9,9 +12,14 @@ import { startProjector } from './projector.js';
 import { startQueryWorker, startWorker } from './worker.js';
 
 /** Options of `runConverge` beyond the app. */
-export interface RunOptions {
-  /** The configuration; by default `loadConfig()`: `config/` in the working directory and `CONVERGE_*` variables. */
+export interface RunOptions<A extends AnyAggregate = AnyAggregate, R extends AnyReactor = never> {
+  /**
+   * The configuration; by default `loadConfig()`: every key's default, overridden by
+   * `config/default.json` and `config/<NODE_ENV>.json` when they exist and by `CONVERGE_*`.
+   */
   readonly config?: Config;
+  /** What the aggregates' lookups and the reactors are given as `services`, in every worker and projector. */
+  readonly services?: AppServices<A, R>;
 }
 
 /**
@@ -23,7 +31,7 @@ export interface RunOptions {
  * Problems an operator fixes outside converge (no nats-server on PATH, a store that
  * cannot be used, a bad config key) end the process with one line on stderr and exit 1.
  */
-export function runConverge(app: ConvergeApp, options: RunOptions = {}): void {
+export function runConverge<A extends AnyAggregate, R extends AnyReactor = never>(app: ConvergeApp<A, R>, options: RunOptions<A, R> = {}): void {
   run(app, options).catch((err: unknown) => {
     if (err instanceof NatsServerMissingError || err instanceof NatsStoreError || err instanceof NatsServerStartError || err instanceof ConfigError) {
       exitWith(err.message);
@@ -34,7 +42,7 @@ export function runConverge(app: ConvergeApp, options: RunOptions = {}): void {
 }
 
 async function run(app: ConvergeApp, options: RunOptions): Promise<void> {
-  const config = options.config ?? loadConfig();
+  const config = options.config ?? loadConfig({ settings: app.settings });
   if (cluster.isPrimary) {
     await runPrimary(config, createLogger(config, 'primary'));
     return;
@@ -42,7 +50,7 @@ async function run(app: ConvergeApp, options: RunOptions): Promise<void> {
   const projector = config.cluster.process === 'projector';
   const log = createLogger(config, projector ? 'projector' : `worker-${config.cluster.workerIndex}`);
   const readReplica = config.cluster.role === 'read-replica';
-  const child = projector ? await startProjector(config, log, app) : readReplica ? await startQueryWorker(config, log, app) : await startWorker(config, log, app);
+  const child = projector ? await startProjector(config, log, app, options.services) : readReplica ? await startQueryWorker(config, log, app) : await startWorker(config, log, app, options.services);
   log.info(projector ? { adminPort: config.http.adminPort } : readReplica ? { queryPort: config.http.queryPort } : { commandPort: config.http.commandPort, queryPort: config.http.queryPort }, 'ready');
   const stop = (reason: string) => {
     log.info({ reason }, 'draining');

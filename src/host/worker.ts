@@ -1,26 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from '../core/config.js';
-import { PartitionUnavailableError } from '../core/errors.js';
-import { ownerOf, partitionOf } from '../core/partition.js';
 import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
-import { connectNats, type NatsLink } from '../nats/connection.js';
+import type { NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
-import { createMetrics, watchActors, watchPartitions, type Metrics } from '../observe/metrics.js';
-import { createTracing, type Tracing } from '../observe/tracing.js';
+import { createMetrics, type Metrics } from '../observe/metrics.js';
+import { createTracing } from '../observe/tracing.js';
 import { openViewStore } from '../read/lmdbViews.js';
 import { followApplied, followViewsStatus, viewsAppliedSubject, viewsStatusSubject } from '../read/status.js';
 import { viewsBoundTo } from '../read/storeIdentity.js';
-import { appendsNeedFence, awaitEventStream, createJetStreamEventStore, ensureEventStream } from '../store/jetstream.js';
-import { createActorHost, type ActorHost } from '../write/host.js';
-import { createPartitionLeases, leaseOwner, type PartitionLeases } from '../write/leases.js';
-import { createCommandRouter, type CommandRouter } from '../write/router.js';
-import { openSnapshotStore, type SnapshotStore } from '../write/snapshots.js';
 import type { ConvergeApp } from './app.js';
-import { natsAuthOf } from './config.js';
-import { snapshotsPath, viewsPath } from './paths.js';
+import type { Config } from './config.js';
+import { viewsPath } from './paths.js';
+import { openStoreSide } from './storeSide.js';
+import { startWriteSide, type WriteSide } from './writeSide.js';
 
 /** How long `/metrics` waits for the cluster primary, which waits up to 5 s for every child's registry. */
 export const METRICS_TIMEOUT_MS = 6000;
@@ -39,23 +33,18 @@ export interface QueryWorker {
   stop(): Promise<void>;
 }
 
-/** The write side of a worker: the actor host with its snapshots, the router on its partitions, and the command API. */
-interface WriteSide {
-  readonly host: ActorHost;
-  /** This host's snapshots of aggregate memories. */
-  readonly snapshots: SnapshotStore;
-  readonly router: CommandRouter;
-  /** This worker's partition leases, when ownership is by lease. */
-  readonly leases: PartitionLeases | undefined;
+/** A running worker: its NATS link, the write side (actor host, router, leases), and the command and query APIs. */
+export interface Worker extends QueryWorker, Omit<WriteSide, 'stop' | 'dispatch'> {
   readonly commandApp: FastifyInstance;
 }
 
-/** A running worker: its NATS link, actor host, router, and the command and query APIs. */
-export interface Worker extends QueryWorker, WriteSide {}
-
-/** Starts one worker: connects, ensures the stream, serves its partitions, the command API and the query API. */
-export async function startWorker(config: Config, log: Logger, app: ConvergeApp): Promise<Worker> {
-  return (await start(config, log, app, true)) as Worker;
+/**
+ * Starts one worker of the cluster: the in-process runtime's write side on the partitions
+ * this worker owns, the command API, and the query API on the host's LMDB views, which the
+ * host's projector writes (see docs/architecture.md, "Running").
+ */
+export async function startWorker(config: Config, log: Logger, app: ConvergeApp, services?: unknown): Promise<Worker> {
+  return (await start(config, log, app, true, services)) as Worker;
 }
 
 /**
@@ -63,41 +52,55 @@ export async function startWorker(config: Config, log: Logger, app: ConvergeApp)
  * own views. It waits for the command hosts' stream rather than create it.
  */
 export async function startQueryWorker(config: Config, log: Logger, app: ConvergeApp): Promise<QueryWorker> {
-  return start(config, log, app, false);
+  return start(config, log, app, false, undefined);
 }
 
-async function start(config: Config, log: Logger, app: ConvergeApp, writes: boolean): Promise<QueryWorker & Partial<WriteSide>> {
-  const { aggregates } = app;
+async function start(config: Config, log: Logger, app: ConvergeApp, writes: boolean, services: unknown): Promise<QueryWorker & Partial<Worker>> {
   // Before connecting, which waits for NATS: the primary collects every child's registry, also during an outage.
   const metrics = createMetrics();
   const readMetrics = clusterMetricsReader(metrics.registry, METRICS_TIMEOUT_MS);
   const tracing = createTracing(config.telemetry, `worker-${config.cluster.workerIndex}`);
   const traced = tracing ? { tracing } : {};
-  const link = await connectNats(config.nats.url, {
-    auth: natsAuthOf(config),
-    name: `converge-worker-${config.cluster.workerIndex}`,
-    timeoutMs: config.nats.requestTimeoutMs,
-    log,
-  });
-  link.onReconnect(() => metrics.natsReconnected());
-  const streamId = writes ? await ensureEventStream(link, config.eventStore.duplicateWindowMs, config.nats.replicas) : await awaitEventStream(link, log);
-  const fenced = writes && (await appendsNeedFence(link));
-  const store = createJetStreamEventStore(link, { ...config.eventStore, ...traced, fenced });
   // Everything that needs NATS at start comes before any port is served: a worker that
   // fails here exits having accepted no connection (the primary starts it again).
-  const head = await store.head();
+  const side = await openStoreSide({
+    config,
+    log,
+    name: `converge-worker-${config.cluster.workerIndex}`,
+    streams: writes ? 'create' : 'await',
+    appends: writes,
+    tracing,
+    onReconnect: () => metrics.natsReconnected(),
+  });
+  const { store } = side;
+  const link = side.link!;
   let draining = false;
-  const write = writes ? await startWriteSide({ config, log, app, link, store, streamId, metrics, readMetrics, tracing, isDraining: () => draining }) : undefined;
+  const write = writes ? await startWriteSide({ config, log, app, store, link, streamId: side.streamId, services, metrics, tracing }) : undefined;
+  const commandApp = write
+    ? await buildCommandApp({
+        aggregates: app.aggregates,
+        dispatch: write.dispatch,
+        http: config.http,
+        metrics: readMetrics,
+        ...traced,
+        log,
+        isReady: () => link.isConnected() && !draining,
+        natsVersion: () => link.nc.info?.version,
+        isDraining: () => draining,
+      })
+    : undefined;
+  await commandApp?.listen({ host: config.http.host, port: config.http.commandPort });
 
   const views = openViewStore(viewsPath(config));
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
   const applied = followApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config)));
   const queryApp = await buildQueryApp({
-    aggregates,
-    routes: app.routes,
+    aggregates: app.aggregates,
+    routes: app.routes ?? [],
     views,
     store,
     http: config.http,
+    access: config.http,
     query: config.query,
     log,
     isReady: () => !draining,
@@ -106,7 +109,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     ...traced,
     viewsStatus: viewsStatus.latest,
     applied,
-    viewsBound: viewsBoundTo(views, head.identity),
+    viewsBound: viewsBoundTo(views, side.head.identity),
   });
   await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
 
@@ -114,107 +117,19 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   const stop = () =>
     (stopping ??= (async () => {
       draining = true;
-      const deadline = config.cluster.shutdownTimeoutMs;
-      // Leases first: each partition's queued commands finish here, then its lease goes
-      // back and another worker takes it at once, while this one drains the rest.
-      await write?.leases?.stop();
-      // A command already running is past its dependency reads or into its append; both end
-      // within these timeouts, and its caller is better served by its real outcome.
-      await write?.host.drain(deadline, config.nats.requestTimeoutMs + config.eventStore.publishTimeoutMs);
-      await write?.router.stop();
+      await write?.stop();
       const forced = setTimeout(() => {
-        write?.commandApp.server.closeAllConnections();
+        commandApp?.server.closeAllConnections();
         queryApp.server.closeAllConnections();
-      }, Math.min(deadline, 2000));
-      await Promise.all([write?.commandApp.close(), queryApp.close()]);
+      }, Math.min(config.cluster.shutdownTimeoutMs, 2000));
+      await Promise.all([commandApp?.close(), queryApp.close()]);
       clearTimeout(forced);
       viewsStatus.stop();
       applied.stop();
-      await link.close();
+      await side.close();
       await write?.snapshots.close();
       await views.close();
       await tracing?.shutdown();
     })());
-  return { link, store, ...write, queryApp, metrics, stop };
-}
-
-async function startWriteSide(opts: {
-  config: Config;
-  log: Logger;
-  app: ConvergeApp;
-  link: NatsLink;
-  store: EventStore;
-  streamId: string;
-  metrics: Metrics;
-  readMetrics: ReturnType<typeof clusterMetricsReader>;
-  tracing: Tracing | undefined;
-  isDraining: () => boolean;
-}): Promise<WriteSide> {
-  const { config, log, link, store, streamId, metrics, isDraining } = opts;
-  const { aggregates } = opts.app;
-  const traced = opts.tracing ? { tracing: opts.tracing } : {};
-  const snapshots = openSnapshotStore(snapshotsPath(config), (err) =>
-    log.warn({ err }, 'snapshot write failed'),
-  );
-  const host = createActorHost({
-    aggregates,
-    store,
-    snapshots,
-    streamId,
-    duplicateWindowMs: config.eventStore.duplicateWindowMs,
-    settings: config.actors,
-    log,
-    onConflict: (aggregate, retrying) => {
-      metrics.conflict(aggregate);
-      if (retrying) metrics.retry(aggregate);
-    },
-  });
-  watchActors(metrics, host);
-  const { partitions, workers, workerIndex } = config.cluster;
-  let leases: PartitionLeases | undefined;
-  const router = createCommandRouter({
-    link,
-    host,
-    partitions,
-    owns: (p) => (leases ? leases.owns(p) : ownerOf(p, workers) === workerIndex),
-    timeoutMs: config.nats.requestTimeoutMs,
-    log,
-    onForward: metrics.forwarded,
-    ...traced,
-  });
-  const staticShare = Array.from({ length: partitions }, (_, p) => p).filter((p) => ownerOf(p, workers) === workerIndex).length;
-  watchPartitions(metrics, () => (leases ? leases.held().length : staticShare));
-  if (config.cluster.ownership === 'leases') {
-    leases = createPartitionLeases({
-      link,
-      owner: leaseOwner(config.cluster.hostId, workerIndex),
-      partitions,
-      ttlMs: config.cluster.leaseTtlMs,
-      replicas: config.nats.replicas,
-      log,
-      onAcquire: (p) => router.serve(p),
-      onRelease: async (p) => {
-        await router.unserve(p);
-        // Well inside the time a lease is trusted, so that its renewals never wait on it.
-        const ownedHere = (aggregate: string, id: string) => partitionOf(aggregate, id, partitions) === p;
-        await host.evict(ownedHere, Math.floor(config.cluster.leaseTtlMs * 0.375), () => new PartitionUnavailableError(p));
-      },
-    });
-    await leases.start();
-  } else {
-    router.start();
-  }
-  const commandApp = await buildCommandApp({
-    aggregates,
-    dispatch: (command, parent) => metrics.timeCommand(command.aggregate, command.type, () => router.dispatch(command, parent), (result) => result.kind),
-    http: config.http,
-    metrics: opts.readMetrics,
-    ...traced,
-    log,
-    isReady: () => link.isConnected() && !isDraining(),
-    natsVersion: () => link.nc.info?.version,
-    isDraining,
-  });
-  await commandApp.listen({ host: config.http.host, port: config.http.commandPort });
-  return { host, snapshots, router, leases, commandApp };
+  return { link, store, ...(write ? { host: write.host, snapshots: write.snapshots, router: write.router, leases: write.leases } : {}), ...(commandApp ? { commandApp } : {}), queryApp, metrics, stop };
 }

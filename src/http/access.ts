@@ -1,13 +1,25 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { jwtVerify } from 'jose';
-import type { Config } from '../core/config.js';
 import { ConvergeError } from '../core/errors.js';
 import type { SecurityScheme } from './app.js';
+import type { ReadPolicy } from './queryRoutes.js';
 import { bearerToken, sendError, sendUnauthorized, tokenMatcher } from './replies.js';
 
-/** Who may call a query route (see `http.readPolicy`). */
-export type ReadPolicy = 'public' | 'reader' | 'customer';
+
+/** What read access is configured by (`http.*`). */
+export interface ReadAccessSettings {
+  readonly tokens: readonly string[];
+  readonly readerTokens: readonly string[];
+  readonly readPolicy: Readonly<Record<string, ReadPolicy>>;
+  readonly customerTokenSecret: string;
+}
+
+/** The query API's limit per client address (`http.queryRateLimit`). */
+export interface RateLimitSettings {
+  readonly max: number;
+  readonly windowMs: number;
+}
 
 /**
  * Query API routes that carry no customer data: open to anyone whatever the policy says,
@@ -37,16 +49,17 @@ export const customerTokenScheme: SecurityScheme = {
 };
 
 /**
- * The policy of a route, by `METHOD /path` as the route is declared; a `HEAD` route Fastify
- * adds for a `GET` has the `GET` route's policy unless listed itself. `*` is every route
- * not listed; without `*`, `reader`.
+ * The policy of a route: its entry in `http.readPolicy` by `METHOD /path` as the route is
+ * declared (a `HEAD` route Fastify adds for a `GET` has the `GET` route's entry unless
+ * listed itself), else what the route declares (`config: { access }`), else the `*` entry,
+ * else `reader`.
  */
-export function readPolicyOf(policies: Readonly<Record<string, ReadPolicy>>, method: string, url: string): ReadPolicy {
+export function readPolicyOf(policies: Readonly<Record<string, ReadPolicy>>, method: string, url: string, declared?: ReadPolicy): ReadPolicy {
   const listed = (m: string) => {
     const key = `${m} ${url}`;
     return Object.hasOwn(policies, key) ? policies[key] : undefined;
   };
-  return listed(method) ?? (method === 'HEAD' ? listed('GET') : undefined) ?? (Object.hasOwn(policies, '*') ? policies['*'] : undefined) ?? 'reader';
+  return listed(method) ?? (method === 'HEAD' ? listed('GET') : undefined) ?? declared ?? (Object.hasOwn(policies, '*') ? policies['*'] : undefined) ?? 'reader';
 }
 
 /** A route's OpenAPI `security` under a policy; undefined for a public route. */
@@ -85,19 +98,26 @@ function customerVerifier(secret: string): (token: string) => Promise<CustomerCh
  * none, the query API stays open. `OPEN_ROUTES` are always open. Install it before the
  * routes, so that the `onRoute` hook sees them.
  */
-export function installReadAccess(app: FastifyInstance, http: Config['http']): void {
+export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): void {
   const policies = http.readPolicy;
   const enforced = http.tokens.length + http.readerTokens.length > 0;
   const declared = new Set<string>();
+  /** Each route's policy by `METHOD url` (the URL with the plugin's prefix), fixed when the route is added. */
+  const policyOf = new Map<string, ReadPolicy>();
 
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat();
-    for (const m of methods) declared.add(`${m} ${route.url}`);
+    // Policies name routes as declared, without the prefix a host app registered them under.
+    const path = route.routePath === '' ? '/' : route.routePath;
+    for (const m of methods) {
+      declared.add(`${m} ${path}`);
+      policyOf.set(`${m} ${route.url}`, readPolicyOf(policies, m, path, route.config?.access));
+    }
     if (!enforced || OPEN_ROUTES.has(route.url) || route.schema?.hide) return;
     const method = methods.find((m) => m !== 'HEAD');
     // The HEAD twin of a GET route is not in the OpenAPI document.
     if (method === undefined) return;
-    const security = securityOf(readPolicyOf(policies, method, route.url));
+    const security = securityOf(policyOf.get(`${method} ${route.url}`)!);
     if (security) route.schema = { ...route.schema, security };
   });
   app.addHook('onReady', async () => {
@@ -116,10 +136,10 @@ export function installReadAccess(app: FastifyInstance, http: Config['http']): v
     if (url === undefined || OPEN_ROUTES.has(url)) return;
     const declaredMethod = request.routeOptions.method;
     const method = typeof declaredMethod === 'string' ? declaredMethod : request.method;
-    const policy = readPolicyOf(policies, method, url);
+    const policy = policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url, request.routeOptions.config.access);
     if (policy === 'public') return;
     const token = bearerToken(request);
-    if (isToken(token)) return;
+    if (isToken(token) !== undefined) return;
     // What was refused and why, never the token: a debug line for whoever wonders about a 401.
     const refused = (reason: string) => request.log.debug({ route: `${method} ${url}`, policy, reason }, 'read access refused');
     if (token === undefined) {
@@ -144,7 +164,7 @@ export function installReadAccess(app: FastifyInstance, http: Config['http']): v
 /** Too many requests from one address: 429 `rate_limited`, with the seconds until its window ends. */
 export class RateLimitedError extends ConvergeError {
   readonly retryAfterS: number;
-  constructor(retryAfterS: number, limit: Config['http']['queryRateLimit']) {
+  constructor(retryAfterS: number, limit: RateLimitSettings) {
     super('rate_limited', `more than ${limit.max} requests from this address within ${limit.windowMs} ms; retry in ${retryAfterS} s`);
     this.retryAfterS = retryAfterS;
   }
@@ -156,7 +176,7 @@ export class RateLimitedError extends ConvergeError {
  * Nothing when `max` is 0. Counts every request but `OPEN_ROUTES`, unknown routes and
  * refused ones included; it runs before read access, so guessing tokens is limited too.
  */
-export async function installQueryRateLimit(app: FastifyInstance, limit: Config['http']['queryRateLimit']): Promise<void> {
+export async function installQueryRateLimit(app: FastifyInstance, limit: RateLimitSettings): Promise<void> {
   if (limit.max <= 0) return;
   await app.register(rateLimit, {
     global: false,

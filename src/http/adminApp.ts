@@ -1,22 +1,23 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
-import type { Config } from '../core/config.js';
 import { EventStoreUnavailableError } from '../core/errors.js';
 import type { EventStore } from '../core/eventStore.js';
 import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
 import type { Subscribers } from '../integration/subscribers.js';
 import type { ProjectionRunner } from '../read/runner.js';
-import type { ViewsStatus } from '../read/status.js';
+import type { ViewsStatus } from '../read/viewsStatus.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { ViewStore } from '../read/viewStore.js';
 import type { PartitionOwners } from '../write/leases.js';
 import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
-import { createHttpApp, notFound, readyViewsRoute } from './app.js';
+import { createHttpApp, type HttpServerSettings, notFound, readyViewsRoute } from './app.js';
 import { consoleRoutes } from './console/routes.js';
 import { IdParams } from './paging.js';
 import { statusStream } from './statusStream.js';
+import { reactionRoutes } from './reactionRoutes.js';
+import type { ReactionsHost } from '../react/host.js';
 import { bearerAuth, sendError } from './replies.js';
 
 export interface AdminAppOptions {
@@ -26,7 +27,7 @@ export interface AdminAppOptions {
   readonly subscribers: Subscribers;
   readonly views: ViewStore;
   readonly store: EventStore;
-  readonly http: Config['http'];
+  readonly http: HttpServerSettings & { readonly tokens: readonly string[] };
   readonly log: FastifyBaseLogger;
   readonly isReady: () => boolean;
   readonly viewsStatus: () => ViewsStatus;
@@ -44,6 +45,8 @@ export interface AdminAppOptions {
   readonly tracing?: Tracing;
   /** Who runs each partition: this host's workers, or the lease holders of every host. */
   readonly partitions: () => Promise<PartitionOwners>;
+  /** The reactors and processes (a read replica has none). */
+  readonly reactions?: ReactionsHost;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -174,6 +177,8 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
       opts.views.unpark(projection, position, eventIndex);
       return { dropped: { projection, position, eventIndex } };
     });
+
+    if (opts.reactions) await plugin.register(reactionRoutes(opts.reactions));
 
     // The event browser: the same reads the query API offers, for any aggregate, behind the admin token.
     admin.get('/admin/commits/:position', { schema: { params: PositionParams } }, async (request, reply) => {

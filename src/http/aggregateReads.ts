@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { Type } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
-import type { EventStore } from '../core/eventStore.js';
+import type { EventStore, StoredCommit } from '../core/eventStore.js';
 import { stateAt } from '../write/rehydrate.js';
 import { sendError } from './replies.js';
 
@@ -41,12 +41,19 @@ export async function sendHistory(
         next = version;
         break;
       }
-      events.push({ version, position: commit.position, commandId: commit.commandId, ...(aggregate.upcast?.(event) ?? event) });
+      events.push({ version, position: commit.position, commandId: commit.commandId, ...conversationOf(commit), ...(aggregate.upcast?.(event) ?? event) });
     }
     if (next !== undefined) break;
   }
   if (events.length === 0 && from === 1) return sendError(reply, 'not_found', `${aggregate.name} ${id} has no events`);
   return { aggregate: aggregate.name, id, events, ...(next === undefined ? {} : { nextFromVersion: next }) };
+}
+
+/** A commit's correlation, causation and caller, as history shows them; none for a commit stored before they were recorded. */
+function conversationOf(commit: StoredCommit): { correlationId?: string; causationId?: string; caller?: string } {
+  const m = commit.metadata;
+  if (!m) return {};
+  return { correlationId: m.correlationId, causationId: m.causationId, ...(m.caller === undefined ? {} : { caller: m.caller }) };
 }
 
 /**

@@ -2,18 +2,26 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Config } from '../core/config.js';
 import type { ErrorCode } from '../core/errors.js';
 import { SpanKind, type Context } from '@opentelemetry/api';
 import type { MetricsText } from '../observe/cluster.js';
 import { TRACEPARENT, type Tracing } from '../observe/tracing.js';
-import { viewsReadiness, type ViewsStatus } from '../read/status.js';
+import { viewsReadiness } from '../read/status.js';
+import type { ViewsStatus } from '../read/viewsStatus.js';
 import { installErrorHandling, installJsonParser, sendError } from './replies.js';
+
+/** What every converge server is configured by (`http.*`). */
+export interface HttpServerSettings {
+  /** Largest request body, in bytes. */
+  readonly bodyLimit: number;
+  /** Idle keep-alive connections are closed after this long. */
+  readonly keepAliveTimeoutMs: number;
+}
 
 export interface HttpAppOptions {
   readonly title: string;
   readonly log: FastifyBaseLogger;
-  readonly http: Config['http'];
+  readonly http: HttpServerSettings;
   /** Error code for schema failures: `invalid_command`, `invalid_query`. */
   readonly validationCode: ErrorCode;
   /** Query strings carry numbers; command bodies must not be coerced. */

@@ -1,47 +1,30 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
-import type { Config } from '../core/config.js';
 import type { EventStore } from '../core/eventStore.js';
-import type { AnyProjection } from '../core/projection.js';
 import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
-import type { AppliedWaiter, ViewsStatus } from '../read/status.js';
+import type { AppliedWaiter } from '../read/status.js';
+import type { ViewsStatus } from '../read/viewsStatus.js';
 import type { ViewReader } from '../read/viewStore.js';
 import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
-import { customerTokenScheme, installQueryRateLimit, installReadAccess } from './access.js';
-import { createHttpApp, notFound, readyViewsRoute } from './app.js';
+import { customerTokenScheme, installQueryRateLimit, installReadAccess, type RateLimitSettings, type ReadAccessSettings } from './access.js';
+import { createHttpApp, notFound, readyViewsRoute, type HttpServerSettings } from './app.js';
 import { IdParams } from './paging.js';
-import { sendError } from './replies.js';
+import type { QueryRoutes } from './queryRoutes.js';
+import { installErrorHandling, installJsonParser, sendError } from './replies.js';
+import { validatorCompiler } from './validation.js';
 
-/**
- * A view's query routes, mounted by every worker's query API. A route that reads a view
- * names its projection in `config: { projection }`, so that `X-Min-Position` knows what
- * to wait for.
- */
-export type QueryRoutes = (app: FastifyInstance, deps: { readonly views: ViewReader }) => Promise<void>;
-
-/** Declares a view's query routes (a Fastify plugin given the view reader). */
-export function defineRoutes(routes: QueryRoutes): QueryRoutes {
-  return routes;
-}
-
-export interface QueryAppOptions {
+/** What converge's query routes need from the runtime they are registered for. */
+export interface QueryRoutesOptions {
   readonly aggregates: readonly AnyAggregate[];
   readonly routes: readonly QueryRoutes[];
   readonly views: ViewReader;
+  /** The event store, for the aggregates' history and state. */
   readonly store: EventStore;
-  readonly http: Config['http'];
-  readonly query: Config['query'];
-  readonly log: FastifyBaseLogger;
-  readonly isReady: () => boolean;
-  /** The NATS server's version, for `/ready`. */
-  readonly natsVersion?: () => string | undefined;
-  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
-  readonly metrics?: () => Promise<MetricsText>;
-  readonly tracing?: Tracing;
-  /** The latest status the host's projector published; undefined before the first. */
-  readonly viewsStatus: () => ViewsStatus | undefined;
+  /** Who may read what (`http.tokens`, `http.readerTokens`, `http.readPolicy`, `http.customerTokenSecret`). */
+  readonly access: ReadAccessSettings;
+  readonly query: QuerySettings;
   /**
    * False while the views were built from another event store than the one this worker
    * uses (the projector has not reset them yet): view routes answer 503 rather than
@@ -52,20 +35,76 @@ export interface QueryAppOptions {
   readonly applied?: AppliedWaiter;
 }
 
+/** The query settings (`query.*`). */
+export interface QuerySettings {
+  /** How long `X-Min-Position` waits by default, and at most. */
+  readonly waitMs: number;
+  readonly maxWaitMs: number;
+  /** Most events a history page returns. */
+  readonly maxPageSize: number;
+  /** `/ready/views` answers 503 when a view's oldest unapplied commit is older. */
+  readonly readyMaxLagMs: number;
+}
+
+export interface QueryAppOptions extends QueryRoutesOptions {
+  readonly http: HttpServerSettings & { readonly queryRateLimit: RateLimitSettings };
+  readonly log: FastifyBaseLogger;
+  readonly isReady: () => boolean;
+  /** The NATS server's version, for `/ready`. */
+  readonly natsVersion?: () => string | undefined;
+  /** What `/metrics` answers (see `HttpAppOptions.metrics`). */
+  readonly metrics?: () => Promise<MetricsText>;
+  readonly tracing?: Tracing;
+  /** The latest status the host's projector published; undefined before the first. */
+  readonly viewsStatus: () => ViewsStatus | undefined;
+}
+
 const Position = /^[0-9]{1,15}$/;
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The projection a query route reads, so `X-Min-Position` knows what to wait for. */
-    projection?: AnyProjection;
-  }
+/**
+ * converge's query routes as a Fastify plugin (see docs/architecture.md, "HTTP"): the
+ * views' routes, read-your-writes through `X-Min-Position` (or `?minPosition=`, with
+ * `?waitMs=`), aggregate history and state as of a version from the event store, and read
+ * access by route (`config: { access }`, overridden by `http.readPolicy`). Register it in
+ * any Fastify app, with a prefix if you like; its query strings are coerced to the types
+ * their schemas say whatever the host app's validator does.
+ */
+export function queryRoutes(opts: QueryRoutesOptions) {
+  return async function convergeQueries(app: FastifyInstance): Promise<void> {
+    app.setValidatorCompiler(validatorCompiler({ coerceTypes: true }));
+    installJsonParser(app);
+    installErrorHandling(app, 'invalid_query');
+    installReadAccess(app, opts.access);
+    app.addHook('preValidation', async (request, reply) => {
+      const projection = request.routeOptions.config.projection?.name;
+      if (projection && opts.viewsBound && !opts.viewsBound()) {
+        return sendError(reply, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
+      }
+      const wait = readWait(request, opts.query);
+      if (wait === undefined) return;
+      if ('error' in wait) return sendError(reply, 'invalid_query', wait.error);
+      if (!projection) return;
+      const deadline = Date.now() + wait.waitMs;
+      while (opts.views.position(projection) < wait.minPosition) {
+        if (Date.now() >= deadline) {
+          return sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
+            position: opts.views.position(projection),
+          });
+        }
+        // Woken by the projector's nudge after its next batch; looks again after 25 ms anyway.
+        if (opts.applied) await opts.applied.next(Math.max(1, Math.min(25, deadline - Date.now())));
+        else await new Promise((r) => setTimeout(r, 2));
+      }
+    });
+    for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
+    for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
+  };
 }
 
 /**
- * The query API (see docs/architecture.md, "HTTP"): the views' routes, read-your-writes through
- * `X-Min-Position` (or `?minPosition=`, with `?waitMs=`), aggregate history and state
- * as of a version from the event store; read access by route
- * (`http.readPolicy`) and a rate limit per client address (`http.queryRateLimit`).
+ * The query API: converge's query routes (`queryRoutes`) as a server of its own, with
+ * `/ready/views`, a rate limit per client address (`http.queryRateLimit`), `/health`,
+ * `/ready`, `/metrics` and `/docs`.
  */
 export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
@@ -85,37 +124,12 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
   readyViewsRoute(app, opts.viewsStatus, { maxLagMs: opts.query.readyMaxLagMs, maxAgeMs: 5000 });
   // The limit first, so that it also counts requests read access refuses; both before the routes.
   await installQueryRateLimit(app, opts.http.queryRateLimit);
-  installReadAccess(app, opts.http);
-  app.addHook('preValidation', async (request, reply) => {
-    const projection = request.routeOptions.config.projection?.name;
-    if (projection && opts.viewsBound && !opts.viewsBound()) {
-      return sendError(reply, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
-    }
-    const wait = readWait(request, opts.query);
-    if (wait === undefined) return;
-    if ('error' in wait) return sendError(reply, 'invalid_query', wait.error);
-    if (!projection) return;
-    const deadline = Date.now() + wait.waitMs;
-    while (opts.views.position(projection) < wait.minPosition) {
-      if (Date.now() >= deadline) {
-        return sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
-          position: opts.views.position(projection),
-        });
-      }
-      // Woken by the projector's nudge after its next batch; looks again after 25 ms anyway.
-      if (opts.applied) await opts.applied.next(Math.max(1, Math.min(25, deadline - Date.now())));
-      else await new Promise((r) => setTimeout(r, 2));
-    }
-  });
-
-  for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
-  for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
-
+  await app.register(queryRoutes(opts));
   return app;
 }
 
 /** Reads and removes `minPosition`/`waitMs` so route schemas need not know them. */
-function readWait(request: FastifyRequest, query: Config['query']): { error: string } | { minPosition: number; waitMs: number } | undefined {
+function readWait(request: FastifyRequest, query: QuerySettings): { error: string } | { minPosition: number; waitMs: number } | undefined {
   const q = (request.query ?? {}) as Record<string, unknown>;
   const raw = request.headers['x-min-position'] ?? q['minPosition'];
   const rawWait = q['waitMs'];

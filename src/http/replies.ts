@@ -86,19 +86,40 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
+/** A configured token: what a client sends, and the name a commit records as its caller. */
+export interface NamedToken {
+  readonly name: string;
+  readonly secret: string;
+}
+
+const NAMED = /^([A-Za-z][A-Za-z0-9_.-]{0,63}):(.{8,})$/s;
+
 /**
- * A test of whether a token is one of `tokens`, in a time that tells an attacker neither
- * how much of a token was right nor how long the tokens are: both sides are hashed to
- * SHA-256 digests of one length, and every configured digest is compared with
+ * The tokens of `http.tokens` (or `http.readerTokens`) with their names (see
+ * docs/architecture.md, "Metadata"): an entry `name:secret` is the token `secret` named
+ * `name`; any other entry is a token whose name is `token-` and the first 8 hex digits of
+ * its SHA-256, which tells an operator which token it was and nobody what it is.
+ */
+export function namedTokens(tokens: readonly string[]): NamedToken[] {
+  return tokens.map((entry) => {
+    const named = NAMED.exec(entry);
+    return named ? { name: named[1]!, secret: named[2]! } : { name: `token-${digest(entry).toString('hex').slice(0, 8)}`, secret: entry };
+  });
+}
+
+/**
+ * A test of whether a token is one of `tokens`, answering its name, in a time that tells an
+ * attacker neither how much of a token was right nor how long the tokens are: both sides are
+ * hashed to SHA-256 digests of one length, and every configured digest is compared with
  * `timingSafeEqual`, also after a match.
  */
-export function tokenMatcher(tokens: readonly string[]): (given: string | undefined) => boolean {
-  const accepted = tokens.map(digest);
+export function tokenMatcher(tokens: readonly string[]): (given: string | undefined) => string | undefined {
+  const accepted = namedTokens(tokens).map((t) => ({ name: t.name, digest: digest(t.secret) }));
   return (given) => {
-    if (given === undefined) return false;
+    if (given === undefined) return undefined;
     const candidate = digest(given);
-    let match = false;
-    for (const token of accepted) match = timingSafeEqual(token, candidate) || match;
+    let match: string | undefined;
+    for (const token of accepted) if (timingSafeEqual(token.digest, candidate)) match ??= token.name;
     return match;
   };
 }
@@ -109,12 +130,24 @@ export function sendUnauthorized(reply: FastifyReply, message = 'a valid bearer 
   return sendError(reply, 'unauthorized', message);
 }
 
-/** An `onRequest` hook that requires `Authorization: Bearer <token>`, one of `tokens`, when any are configured. */
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the token the request was let in with, when tokens are configured. */
+    caller?: string;
+  }
+}
+
+/**
+ * An `onRequest` hook that requires `Authorization: Bearer <token>`, one of `tokens`, when
+ * any are configured, and sets `request.caller` to the token's name.
+ */
 export function bearerAuth(tokens: readonly string[]) {
   const matches = tokenMatcher(tokens);
   const open = tokens.length === 0;
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    if (open || matches(bearerToken(request))) return;
-    return sendUnauthorized(reply);
+    if (open) return;
+    const caller = matches(bearerToken(request));
+    if (caller === undefined) return sendUnauthorized(reply);
+    request.caller = caller;
   };
 }

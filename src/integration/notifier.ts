@@ -6,6 +6,7 @@ import type { NatsLink } from '../nats/connection.js';
 import { publishAcked } from '../nats/requests.js';
 import type { Tracing } from '../observe/tracing.js';
 import { superviseFeed, type FeedHealth, type PipelineOptions } from '../read/feed.js';
+import { NOTIFIER_CHECKPOINT } from '../read/storeIdentity.js';
 import type { ViewStore } from '../read/viewStore.js';
 
 /** The stream of zero-payload notices: the latest per aggregate. */
@@ -21,9 +22,6 @@ export interface Notice {
   readonly position: number;
   readonly at: string;
 }
-
-/** The notifier's checkpoint lives with the views' checkpoints, under this name. */
-const CHECKPOINT = '~notifier';
 
 /** Subject of an aggregate's notices. */
 export function noticeSubject(aggregate: string, id: string): string {
@@ -83,7 +81,7 @@ export function startNotifier(
 ): Notifier {
   const { link, views, tracing } = opts;
   const send = (subject: string, c: StoredCommit, notice: Notice) => {
-    const parent = tracing?.extract(tracing.delivered.get(c));
+    const parent = tracing?.extract(c.metadata?.traceparent);
     const publishNotice = (h?: MsgHdrs) =>
       publishAcked(link.requests, subject, JSON.stringify(notice), { msgId: `notice.${c.position}`, timeoutMs: opts.publishTimeoutMs, ...(h ? { headers: h } : {}) });
     if (!tracing || !parent) return publishNotice();
@@ -107,18 +105,18 @@ export function startNotifier(
         return send(subject, c, notice);
       }),
     );
-    views.transaction(() => views.setCheckpoint(CHECKPOINT, 0, batch[batch.length - 1]!.position));
+    views.transaction(() => views.setCheckpoint(NOTIFIER_CHECKPOINT, 0, batch[batch.length - 1]!.position));
   };
   const feed = superviseFeed({
     ...opts,
     name: 'notifier',
-    from: () => views.checkpoint(CHECKPOINT, 0),
+    from: () => views.checkpoint(NOTIFIER_CHECKPOINT, 0),
     apply: publish,
     // Its batches fail when NATS is away; it comes back with the server, so no long backoff.
     maxBackoffMs: Math.min(opts.maxBackoffMs, 2000),
   });
   return {
-    position: () => views.checkpoint(CHECKPOINT, 0),
+    position: () => views.checkpoint(NOTIFIER_CHECKPOINT, 0),
     health: () => feed.health(),
     check: (streamLast) => feed.check(streamLast),
     restart: () => feed.restart(),

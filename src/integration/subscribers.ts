@@ -16,6 +16,21 @@ export interface SubscriberInfo {
   readonly ackedSequence: number;
 }
 
+/** A durable consumer made for a subscriber, as NATS reports it. */
+export interface SubscriberConsumer {
+  readonly stream: string;
+  readonly name: string;
+  /** The subjects it reads. */
+  readonly filter: string;
+  /** `new`: messages stored from its creation on; `all`: every message the stream holds for it, then new ones. */
+  readonly deliver: string;
+}
+
+/** A subscriber just added: as the list shows it, with the consumers made for it on `NOTIFY` and `REPLAY`. */
+export interface AddedSubscriber extends SubscriberInfo {
+  readonly consumers: readonly SubscriberConsumer[];
+}
+
 /** What to re-publish for one subscriber. */
 export type Republish =
   | { readonly since: string }
@@ -61,11 +76,15 @@ export function subscribers(link: NatsLink, store: EventStore) {
 
   return {
     /** Adds a subscriber that receives notices from now on (`all`: also the latest of every aggregate so far). */
-    async add(name: string, from: 'new' | 'all'): Promise<SubscriberInfo> {
+    async add(name: string, from: 'new' | 'all'): Promise<AddedSubscriber> {
       if (await exists(name)) throw new ConvergeError('subscriber_exists', `a subscriber named ${name} exists`);
-      await link.jsm.consumers.add(NOTIFY, notifyConsumer(name, { deliver_policy: from === 'all' ? DeliverPolicy.All : DeliverPolicy.New }));
-      await link.jsm.consumers.add(REPLAY, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: `replay.${name}.>` });
-      return (await this.list()).find((s) => s.name === name)!;
+      const created = [
+        await link.jsm.consumers.add(NOTIFY, notifyConsumer(name, { deliver_policy: from === 'all' ? DeliverPolicy.All : DeliverPolicy.New })),
+        await link.jsm.consumers.add(REPLAY, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: `replay.${name}.>` }),
+      ];
+      // What NATS made, not what was asked for, so that the operator sees the consumers as they are.
+      const consumers = created.map((ci) => ({ stream: ci.stream_name, name: ci.name, filter: ci.config.filter_subject ?? '>', deliver: ci.config.deliver_policy }));
+      return { ...(await this.list()).find((s) => s.name === name)!, consumers };
     },
 
     async list(): Promise<SubscriberInfo[]> {

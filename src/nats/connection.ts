@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import type { NatsAuth } from './auth.js';
 import { createRequester, type Requester } from './requests.js';
 
 /** A NATS connection that reconnects forever and knows, synchronously, whether it is up. */
@@ -16,15 +17,6 @@ export interface NatsLink {
   /** Calls `listener` after each reconnect; answers a function that removes it. */
   onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
-}
-
-/** How converge authenticates to NATS: at most one of user and password, a token or a creds file; TLS when a CA or certificate is given. */
-export interface NatsAuth {
-  readonly user?: string;
-  readonly password?: string;
-  readonly token?: string;
-  readonly credsFile?: string;
-  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
 }
 
 /** The connection options for `auth`; empty strings count as not given. */

@@ -4,7 +4,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect } from '@nats-io/transport-node';
-import { authOptions, natsServers, type NatsAuth } from './connection.js';
+import type { NatsAuth } from './auth.js';
+import { authOptions, natsServers } from './connection.js';
 
 /** A `nats-server -js` child process. */
 export interface NatsServerProcess {

@@ -21,6 +21,8 @@ export interface Metrics {
   /** A command sent to the worker that owns its partition. */
   forwarded(aggregate: string): void;
   natsReconnected(): void;
+  /** A process's durable timer fired, `latenessMs` after it fell due. */
+  timerFired(process: string, latenessMs: number): void;
 }
 
 /** Creates a process's registry with the default process metrics and the command metrics. */
@@ -53,6 +55,13 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   const reconnects = new Counter({ name: 'converge_nats_reconnects_total', help: 'Reconnections to NATS.', registers: [registry] });
+  const lateness = new Histogram({
+    name: 'converge_timer_lateness_seconds',
+    help: 'How long after their due time durable timers fired, by process.',
+    labelNames: ['process'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
   // Label lookups hash their values on every call; the command path keeps the children it has made.
   const children = new Map<string, Histogram.Internal<'aggregate' | 'command' | 'outcome'>>();
   const child = (aggregate: string, command: string, outcome: string) => {
@@ -81,6 +90,7 @@ export function createMetrics(): Metrics {
     retry: (aggregate) => retries.inc({ aggregate }),
     forwarded: (aggregate) => forwarded.inc({ aggregate }),
     natsReconnected: () => reconnects.inc(),
+    timerFired: (process, latenessMs) => lateness.observe({ process }, latenessMs / 1000),
   };
 }
 
@@ -147,6 +157,55 @@ export interface SubscriberPending {
 }
 
 const PROJECTION_STATES = ['running', 'rebuilding', 'failing', 'stalled', 'stopped'];
+
+/** A reactor's or process's status, as the metrics read it. */
+export interface ReactionFacts {
+  readonly name: string;
+  readonly kind: string;
+  readonly state: string;
+  readonly lagEvents: number;
+  readonly parked: number;
+  readonly instances?: { readonly open: number; readonly timersPending: number };
+}
+
+const REACTION_STATES = ['running', 'idle', 'failing', 'stalled', 'stopped'];
+
+/**
+ * The reactions' gauges, read at scrape from their status: lag, parked inputs and state per
+ * reactor and process, and each process's open instances and pending timers. Reported where
+ * the reactions run; elsewhere they are `idle` with no lag.
+ */
+export function watchReactions(metrics: Metrics, facts: () => readonly ReactionFacts[]): void {
+  const registers = [metrics.registry];
+  const gauge = (name: string, help: string, value: (r: ReactionFacts) => number | undefined, label = 'reaction') =>
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of facts()) {
+          const v = value(r);
+          if (v !== undefined) this.set({ [label]: r.name }, v);
+        }
+      },
+    });
+  gauge('converge_reaction_lag_events', 'Commits in EVENTS after a reactor\'s or process\'s checkpoint.', (r) => r.lagEvents);
+  gauge('converge_reaction_parked', 'Inputs a reactor or process set aside (its policy parked them).', (r) => r.parked);
+  gauge('converge_timers_pending', 'Durable timers a process has scheduled that have not fired or been cancelled.', (r) => r.instances?.timersPending, 'process');
+  gauge('converge_process_instances_open', 'Process instances started and not ended.', (r) => r.instances?.open, 'process');
+  new Gauge({
+    name: 'converge_reaction_state',
+    help: '1 for the state a reactor or process is in: running, idle (another host runs it), failing, stalled or stopped.',
+    labelNames: ['reaction', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const r of facts()) for (const state of REACTION_STATES) this.set({ reaction: r.name, state }, r.state === state ? 1 : 0);
+    },
+  });
+}
 
 /**
  * The projector's gauges, read at each scrape: projections' lag (in events against the

@@ -6,7 +6,6 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { MsgHdrs } from '@nats-io/transport-node';
-import type { Config } from '../core/config.js';
 
 const SHUTDOWN_MS = 1000;
 
@@ -31,16 +30,15 @@ export interface Tracing {
   traceparentOf(span: Span): string | undefined;
   /** The context carried by a `traceparent`, or undefined. */
   extract(traceparent: string | undefined): Context | undefined;
-  /**
-   * The context of a command being executed, by its append message id
-   * (`<aggregate>.<id>.<commandId>`): the actor sets it, the event store's append reads it.
-   * The mailbox between them carries commands, not contexts.
-   */
-  readonly commands: Map<string, Context>;
-  /** `traceparent` of a delivered commit (kept beside the commit, not in it). */
-  readonly delivered: WeakMap<object, string>;
   /** Exports what is left (waiting at most a second) and stops. */
   shutdown(): Promise<void>;
+}
+
+/** Where spans go (`telemetry.*`); tracing is off when both places are empty. */
+export interface TelemetrySettings {
+  readonly otlpEndpoint: string;
+  readonly spanDir: string;
+  readonly serviceName: string;
 }
 
 const propagator = new W3CTraceContextPropagator();
@@ -56,7 +54,7 @@ const getter: TextMapGetter<string> = {
  * `<spanDir>/<pid>.jsonl` (one file per process, written as each span ends). Undefined
  * when both are empty.
  */
-export function createTracing(telemetry: Config['telemetry'], role: string): Tracing | undefined {
+export function createTracing(telemetry: TelemetrySettings, role: string): Tracing | undefined {
   if (!telemetry.otlpEndpoint && !telemetry.spanDir) return undefined;
   const spanProcessors: SpanProcessor[] = [];
   if (telemetry.otlpEndpoint) {
@@ -87,8 +85,6 @@ export function createTracing(telemetry: Config['telemetry'], role: string): Tra
       const ctx = propagator.extract(ROOT_CONTEXT, traceparent, getter);
       return trace.getSpanContext(ctx) ? ctx : undefined;
     },
-    commands: new Map(),
-    delivered: new WeakMap(),
     // A collector that does not answer must not hold up a drain past the primary's deadline.
     shutdown: () =>
       new Promise<void>((resolve) => {
@@ -150,17 +146,13 @@ function recordOf(s: ReadableSpan): SpanRecord {
   };
 }
 
-/** A command's key among `Tracing.commands`: its append message id, `<aggregate>.<id>.<commandId>`. */
-export function commandKey(aggregate: string, id: string, commandId: string): string {
-  return `${aggregate}.${id}.${commandId}`;
-}
-
-/** What a span over a delivered commit names. */
+/** What a span over a delivered commit names, and the trace context its metadata carries. */
 export interface TracedCommit {
   readonly aggregate: string;
   readonly id: string;
   readonly commandType: string;
   readonly position: number;
+  readonly metadata?: { readonly traceparent?: string };
 }
 
 /**
@@ -170,7 +162,7 @@ export interface TracedCommit {
 export async function tracedBatch<T>(tracing: Tracing, name: string, batch: readonly TracedCommit[], work: () => T | Promise<T>): Promise<T> {
   const spans: Span[] = [];
   for (const commit of batch) {
-    const parent = tracing.extract(tracing.delivered.get(commit));
+    const parent = tracing.extract(commit.metadata?.traceparent);
     if (!parent) continue;
     spans.push(tracing.start(`${name} ${commit.commandType}`, parent, { 'converge.aggregate': commit.aggregate, 'converge.id': commit.id, 'converge.position': commit.position, 'converge.batch_size': batch.length }, SpanKind.CONSUMER));
   }

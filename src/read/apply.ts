@@ -1,6 +1,7 @@
 import type { AnyAggregate, StoredEvent } from '../core/aggregate.js';
 import type { StoredCommit } from '../core/eventStore.js';
 import type { AnyProjection, EventMeta, ViewKey } from '../core/projection.js';
+import { schemaIssues } from '../core/schemas.js';
 import { keyString, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 /** A projection generation the runner writes to. */
@@ -51,7 +52,7 @@ export function applyBatch(
         const ok = commit.events.every((raw, eventIndex) => {
           const event = upcast(commit.aggregate, raw);
           if (!handles.has(event.type)) return true;
-          const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at };
+          const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at, ...(commit.metadata ? { metadata: commit.metadata } : {}) };
           return foldOne(views, target, event, meta, eventIndex, read, staged, now);
         });
         if (!ok) break;
@@ -83,7 +84,7 @@ function foldOne(
     try {
       const key = projection.key(event, meta);
       if (key === undefined) return true;
-      staged.set(keyString(key), { key, doc: projection.fold(read(key), event, meta) });
+      staged.set(keyString(key), { key, doc: checkedFold(projection, read(key), event, meta, key) });
       return true;
     } catch (err) {
       error = err;
@@ -105,6 +106,21 @@ function foldOne(
     parkedAt: now(),
   });
   return true;
+}
+
+/**
+ * The fold's document, checked against the projection's `document` schema when it declares
+ * one: a document that does not fit throws as a failing fold would, and the projection's
+ * error policy decides what happens, so a misshapen document never reaches a reader.
+ */
+function checkedFold(projection: AnyProjection, doc: object | undefined, event: StoredEvent, meta: EventMeta, key: ViewKey): object | undefined {
+  const next = projection.fold(doc, event, meta) as object | undefined;
+  if (next === undefined || !projection.document) return next;
+  const issues = schemaIssues(projection.document, next);
+  if (issues.length > 0) {
+    throw new Error(`${projection.name} ${keyString(key)}: the document does not fit its schema: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`);
+  }
+  return next;
 }
 
 /** Writes a document and keeps its index entries in step with it. */
@@ -138,10 +154,10 @@ export function reapply(
   views.transaction(() => {
     if (raw) {
       const event = upcast(commit.aggregate, raw);
-      const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at };
+      const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at, ...(commit.metadata ? { metadata: commit.metadata } : {}) };
       const key = projection.key(event, meta);
       const generation = views.generation(projection.name, gen);
-      if (key !== undefined) write(generation, projection, key, projection.fold(generation.docs.get(key), event, meta));
+      if (key !== undefined) write(generation, projection, key, checkedFold(projection, generation.docs.get(key), event, meta, key));
     }
     views.unpark(projection.name, commit.position, eventIndex);
   });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Observable, bufferTime, concatMap, filter, type Subscription } from 'rxjs';
+import { ConvergeError } from '../core/errors.js';
 import { StoreChangedError, type EventStore, type StoredCommit } from '../core/eventStore.js';
 
 /** A running subscription to the event store feeding batches to an apply function. */
@@ -22,11 +23,15 @@ export interface PipelineOptions {
    * checkpoint of the old one.
    */
   readonly streamId?: string;
+  /** Decode only these aggregates' commits; pass over the others' (see `EventStore.subscribe`). */
+  readonly only?: ReadonlySet<string>;
 }
 
 /** An error thrown by the apply function (the view store could not write), as opposed to one of the subscription. */
-export class ApplyFailedError extends Error {
-  readonly code = 'apply_failed';
+export class ApplyFailedError extends ConvergeError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('apply_failed', message, options);
+  }
 }
 
 /**
@@ -50,7 +55,7 @@ export function pipeline(
     let stopped = false;
     let close: (() => void) | undefined;
     void (async () => {
-      const delivered = await store.subscribe(from, { batchSize, ...(opts.streamId === undefined ? {} : { stream: opts.streamId }) });
+      const delivered = await store.subscribe(from, { batchSize, ...(opts.streamId === undefined ? {} : { stream: opts.streamId }), ...(opts.only ? { only: opts.only } : {}) });
       close = () => delivered.close();
       if (stopped) return close();
       for await (const { commit, storedAt, head } of delivered) {
@@ -130,6 +135,9 @@ export interface FeedOptions extends PipelineOptions {
   readonly log: Logger;
   readonly now?: () => number;
 }
+
+/** A feed's own options; the rest (store, batch bounds, supervision) a runner sets once for all its feeds. */
+export type FeedSpec = Pick<FeedOptions, 'name' | 'from' | 'apply' | 'onBatch' | 'only'>;
 
 /** Retries after a consumer error (NATS away) come quickly: the stream is back within seconds of the server. */
 const CONSUMER_RETRY_MAX_MS = 2000;

@@ -23,33 +23,47 @@ export interface MemoryViews extends ViewStore {
 }
 
 /**
- * The view store in memory, with LMDB's key order and all-or-nothing transactions, for
- * unit tests of the apply path, the runner and `converge/testing`. Reads return copies,
- * as LMDB's do.
+ * The view store in memory, with LMDB's key order and all-or-nothing transactions (each
+ * change remembers what it replaced, and a transaction that throws puts it back), for the
+ * in-process runtime on the in-memory store, unit tests of the apply path and the runner,
+ * and `converge/testing`. Reads return copies, as LMDB's do.
  */
 export function createMemoryViews(): MemoryViews {
-  let state: State = { tables: new Map(), meta: new Map() };
+  const state: State = { tables: new Map(), meta: new Map() };
+  /** While a transaction runs: how to put back each thing it changed, in reverse order, should it throw. */
+  let undo: Array<() => void> | undefined;
+
+  /** Sets `key` of `map` to `value` (`undefined` removes it), remembering what was there for a rollback. */
+  const change = <K, V>(map: Map<K, V>, key: K, value: V | undefined) => {
+    if (undo) {
+      const had = map.has(key);
+      const before = map.get(key);
+      undo.push(() => void (had ? map.set(key, before as V) : map.delete(key)));
+    }
+    if (value === undefined) map.delete(key);
+    else map.set(key, value);
+  };
 
   const tablesOf = (projection: string, gen: number): Tables => {
     const name = `${projection}.${gen}`;
     let t = state.tables.get(name);
-    if (!t) state.tables.set(name, (t = { docs: new Map(), index: new Map() }));
+    if (!t) change(state.tables, name, (t = { docs: new Map(), index: new Map() }));
     return t;
   };
   const metaGet = <T>(...key: (string | number)[]) => state.meta.get(id(key)) as T | undefined;
-  const metaSet = (value: unknown, ...key: (string | number)[]) => void state.meta.set(id(key), structuredClone(value));
+  const metaSet = (value: unknown, ...key: (string | number)[]) => change(state.meta, id(key), structuredClone(value));
   const activeGeneration = (projection: string) => metaGet<number>('active', projection) ?? 1;
   const checkpoint = (projection: string, gen: number) => metaGet<number>('checkpoint', projection, gen) ?? 0;
 
   const generation = (projection: string, gen: number): ViewGeneration => ({
     docs: {
       get: (key) => structuredClone(tablesOf(projection, gen).docs.get(id(key))?.doc),
-      put: (key, doc) => void tablesOf(projection, gen).docs.set(id(key), { key: structuredClone(key), doc: structuredClone(doc) }),
-      remove: (key) => void tablesOf(projection, gen).docs.delete(id(key)),
+      put: (key, doc) => change(tablesOf(projection, gen).docs, id(key), { key: structuredClone(key), doc: structuredClone(doc) }),
+      remove: (key) => change(tablesOf(projection, gen).docs, id(key), undefined),
     },
     index: {
-      put: (entry) => void tablesOf(projection, gen).index.set(id(entry), [...entry]),
-      remove: (entry) => void tablesOf(projection, gen).index.delete(id(entry)),
+      put: (entry) => change(tablesOf(projection, gen).index, id(entry), [...entry]),
+      remove: (entry) => change(tablesOf(projection, gen).index, id(entry), undefined),
     },
   });
 
@@ -70,16 +84,16 @@ export function createMemoryViews(): MemoryViews {
   return {
     ...reader,
     transaction(fn) {
-      const before = state;
-      state = {
-        tables: new Map([...before.tables].map(([name, t]) => [name, { docs: new Map(t.docs), index: new Map(t.index) }])),
-        meta: new Map(before.meta),
-      };
+      // Nested calls join the outer transaction, as LMDB's do.
+      if (undo) return fn();
+      undo = [];
       try {
         fn();
       } catch (err) {
-        state = before;
+        for (const restore of undo.reverse()) restore();
         throw err;
+      } finally {
+        undo = undefined;
       }
     },
     activeGeneration,
@@ -90,9 +104,9 @@ export function createMemoryViews(): MemoryViews {
     setBuiltVersion: (projection, gen, version) => metaSet(version, 'version', projection, gen),
     activate: (projection, gen) => metaSet(gen, 'active', projection),
     async dropGeneration(projection, gen) {
-      state.tables.delete(`${projection}.${gen}`);
-      state.meta.delete(id(['checkpoint', projection, gen]));
-      state.meta.delete(id(['version', projection, gen]));
+      change(state.tables, `${projection}.${gen}`, undefined);
+      change(state.meta, id(['checkpoint', projection, gen]), undefined);
+      change(state.meta, id(['version', projection, gen]), undefined);
     },
     park: (entry) => metaSet(entry, 'parked', entry.projection, entry.position, entry.eventIndex),
     parked: (projection) =>
@@ -101,7 +115,7 @@ export function createMemoryViews(): MemoryViews {
         .filter(([key]) => key[0] === 'parked' && (projection === undefined || key[1] === projection))
         .sort(([a], [b]) => compareKeys(a, b))
         .map(([, value]) => structuredClone(value) as ParkedEvent),
-    unpark: (projection, position, eventIndex) => void state.meta.delete(id(['parked', projection, position, eventIndex])),
+    unpark: (projection, position, eventIndex) => change(state.meta, id(['parked', projection, position, eventIndex]), undefined),
     close: async () => undefined,
     indexEntries: (projection, gen) => [...tablesOf(projection, gen).index.values()].map((k) => [...k]).sort(compareKeys),
     documents: (projection, gen) =>

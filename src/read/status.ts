@@ -1,17 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { NatsLink } from '../nats/connection.js';
-import type { FeedHealth } from './feed.js';
-import type { ProjectionStatus, StreamState } from './runner.js';
-
-/** What the projector reports about the views of its host. */
-export interface ViewsStatus {
-  readonly projections: readonly ProjectionStatus[];
-  /** Absent on a read replica, which announces nothing. */
-  readonly notifier?: { readonly position: number; readonly state: FeedHealth['state']; readonly lagEvents: number; readonly error?: string };
-  readonly eventStore: StreamState;
-  /** When the projector took this status. */
-  readonly at: string;
-}
+import type { ViewsStatus } from './viewsStatus.js';
 
 /** Whether the views are fit to serve, and why not. */
 export interface Readiness {
@@ -112,6 +101,38 @@ export interface AppliedWaiter {
   stop(): void;
 }
 
+/** An `AppliedWaiter` woken in-process, by a runtime whose projector runs beside its query routes. */
+export interface AppliedSignal extends AppliedWaiter {
+  /** Wakes every read waiting for a view to move. */
+  wake(): void;
+}
+
+/** A waiter woken by `wake`, with no NATS between the projector and the readers. */
+export function appliedSignal(): AppliedSignal {
+  let waiting: Array<() => void> = [];
+  const wake = () => {
+    const woken = waiting;
+    waiting = [];
+    for (const w of woken) w();
+  };
+  return { wake, next: (ms) => wait(ms, (w) => waiting.push(w), (w) => (waiting = waiting.filter((x) => x !== w))), stop: wake };
+}
+
+/** Resolves when woken through `add`, or after `ms` (then `remove`s its waker). */
+function wait(ms: number, add: (wake: () => void) => void, remove: (wake: () => void) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      remove(wake);
+      resolve();
+    }, ms);
+    const wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    add(wake);
+  });
+}
+
 /** Follows the projector's nudges on `subject`. */
 export function followApplied(link: NatsLink, subject: string): AppliedWaiter {
   let waiting: Array<() => void> = [];
@@ -122,18 +143,7 @@ export function followApplied(link: NatsLink, subject: string): AppliedWaiter {
   };
   const sub = link.nc.subscribe(subject, { callback: wakeAll });
   return {
-    next: (ms) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          waiting = waiting.filter((w) => w !== wake);
-          resolve();
-        }, ms);
-        const wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        waiting.push(wake);
-      }),
+    next: (ms) => wait(ms, (w) => waiting.push(w), (w) => (waiting = waiting.filter((x) => x !== w))),
     stop: () => {
       sub.unsubscribe();
       wakeAll();

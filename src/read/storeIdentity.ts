@@ -1,21 +1,35 @@
 import type { Transaction } from 'lmdb';
 import type { Logger } from 'pino';
-import type { StoreHead, StoreIdentity } from '../core/eventStore.js';
+import { streamChangedReason, type StoreHead, type StoreIdentity } from '../core/eventStore.js';
 import type { LmdbViewStore } from './lmdbViews.js';
+import { LAST } from './viewStore.js';
 
 /**
  * Views belong to one event store (see docs/architecture.md, "Views belong to one event
  * store"): the identity of the store they were built from is recorded with them, and views
- * of another store are emptied and rebuilt, never served.
+ * of another store are emptied and rebuilt, never served. This module is the one place
+ * that tells whether a store is the views' own, for the projector's start, the running
+ * projector's polls and `verify`.
  */
 
 /** What `bindViewsToStore` found: the recorded store, none recorded yet, or another store (views reset). */
 export type Binding = 'same' | 'first' | 'rebuilt';
 
-/** The notifier's checkpoint, kept among the views' checkpoints under this name. */
-const NOTIFIER = '~notifier';
+/** The notifier's checkpoint is kept among the views' checkpoints under this name, generation 0 (see "Notices"). */
+export const NOTIFIER_CHECKPOINT = '~notifier';
 const IDENTITY = ['identity'];
-const LAST = '\uffff';
+
+/** One checkpoint: a projection's generation (or the notifier's) and the stream position it has applied. */
+export interface Checkpoint {
+  readonly projection: string;
+  readonly gen: number;
+  readonly position: number;
+}
+
+/** How logs and reasons name a checkpoint: `projection.generation`. */
+export function checkpointName(c: Pick<Checkpoint, 'projection' | 'gen'>): string {
+  return `${c.projection}.${c.gen}`;
+}
 
 /** True when two identities name the same store. */
 export function sameStore(a: StoreIdentity, b: StoreIdentity): boolean {
@@ -27,25 +41,52 @@ export function recordedIdentity(views: LmdbViewStore, transaction?: Transaction
   return views.meta.get(IDENTITY, transaction && { transaction }) as StoreIdentity | undefined;
 }
 
-/** Every checkpoint the views hold (every projection's generations and the notifier's), by `name.generation`. */
-export function checkpoints(views: LmdbViewStore, transaction?: Transaction): Map<string, number> {
-  const out = new Map<string, number>();
+/** Every checkpoint the views hold: every projection's generations and the notifier's. */
+export function checkpoints(views: LmdbViewStore, transaction?: Transaction): Checkpoint[] {
+  const out: Checkpoint[] = [];
   for (const { key, value } of views.meta.getRange({ start: ['checkpoint'], end: ['checkpoint', LAST], ...(transaction && { transaction }) })) {
-    out.set(`${String(key[1])}.${String(key[2])}`, value as number);
+    out.push({ projection: String(key[1]), gen: Number(key[2]), position: value as number });
   }
   return out;
 }
 
 /**
- * Why the views do not belong to the stream described by `live` and `lastSeq`, or
- * undefined when they do (or when nothing is recorded and no checkpoint is past the end).
- * A running projector can call it with each stream info it polls.
+ * The checkpoints past the stream's last position. Positions only grow, so a checkpoint
+ * past the end was written against another stream (a wiped or recreated store).
  */
-export function storeMismatch(views: LmdbViewStore, live: StoreIdentity, lastSeq: number): string | undefined {
-  const recorded = recordedIdentity(views);
-  if (recorded && !sameStore(recorded, live)) return 'the views were built from another event store';
-  const ahead = [...checkpoints(views)].filter(([, position]) => position > lastSeq);
-  if (ahead.length > 0) return `checkpoints are past the stream's last sequence ${lastSeq}: ${ahead.map(([n, p]) => `${n}=${p}`).join(', ')}`;
+export function checkpointsPastEnd<C extends Checkpoint>(all: Iterable<C>, lastPosition: number): C[] {
+  return [...all].filter((c) => c.position > lastPosition);
+}
+
+/** What a store check compares: what the views were built from, the live store, and the views' checkpoints. */
+export interface StoreCheck {
+  /**
+   * The store the views were built from: the identity recorded with them, compared whole;
+   * or the stream id a running projector started on, compared with the live stream's id
+   * alone; undefined when nothing is recorded.
+   */
+  readonly built: StoreIdentity | string | undefined;
+  readonly live: StoreIdentity;
+  readonly checkpoints: Iterable<Checkpoint>;
+  /** The live stream's last position. */
+  readonly lastPosition: number;
+}
+
+/**
+ * Why the views do not belong to the live store, or undefined when they do: another
+ * identity than they were built from, or a checkpoint past the stream's end. Both are
+ * needed: a wiped store can grow past every checkpoint between two polls, and views with
+ * no identity recorded can be told only by their checkpoints.
+ */
+export function storeChange(check: StoreCheck): string | undefined {
+  const { built, live, lastPosition } = check;
+  if (typeof built === 'string') {
+    if (built !== live.stream) return streamChangedReason(live.stream, built);
+  } else if (built && !sameStore(built, live)) {
+    return 'the views were built from another event store';
+  }
+  const ahead = checkpointsPastEnd(check.checkpoints, lastPosition);
+  if (ahead.length > 0) return `checkpoints are past the stream's last sequence ${lastPosition}: ${ahead.map((c) => `${checkpointName(c)}=${c.position}`).join(', ')}`;
   return undefined;
 }
 
@@ -89,7 +130,8 @@ export function bindViewsToStore(
   log: Logger,
 ): Binding {
   const recorded = recordedIdentity(views);
-  const mismatch = storeMismatch(views, identity, lastSeq);
+  const held = checkpoints(views);
+  const mismatch = storeChange({ built: recorded, live: identity, checkpoints: held, lastPosition: lastSeq });
   const db = views.meta;
   if (mismatch === undefined) {
     if (recorded) return 'same';
@@ -98,7 +140,7 @@ export function bindViewsToStore(
     return 'first';
   }
   log.warn(
-    { recorded: recorded ?? null, identity, lastSeq, checkpoints: Object.fromEntries(checkpoints(views)) },
+    { recorded: recorded ?? null, identity, lastSeq, checkpoints: Object.fromEntries(held.map((c) => [checkpointName(c), c.position])) },
     `${mismatch}; the views are emptied and rebuilt from the event store converge is connected to now`,
   );
   views.env.transactionSync(() => {
@@ -111,7 +153,7 @@ export function bindViewsToStore(
         db.removeSync(['version', name, gen]);
       }
     }
-    db.removeSync(['checkpoint', NOTIFIER, 0]);
+    db.removeSync(['checkpoint', NOTIFIER_CHECKPOINT, 0]);
     for (const key of [...db.getKeys({ start: ['parked'], end: ['parked', LAST] })]) db.removeSync(key);
     db.putSync(IDENTITY, identity);
   });
@@ -127,7 +169,7 @@ export function bindViewsToHead(views: LmdbViewStore, projectionNames: readonly 
 function generationsOf(views: LmdbViewStore, projectionNames: readonly string[]): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
   const add = (name: string, gen: number) => {
-    if (name === NOTIFIER) return;
+    if (name === NOTIFIER_CHECKPOINT) return;
     const gens = out.get(name) ?? new Set<number>();
     gens.add(gen);
     out.set(name, gens);

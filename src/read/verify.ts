@@ -11,8 +11,8 @@ import type { EventStore, StoreHead, StoredCommit } from '../core/eventStore.js'
 import type { AnyProjection, ViewKey } from '../core/projection.js';
 import { applyBatch, upcaster, type Target } from './apply.js';
 import { openViewStore, type LmdbGeneration, type LmdbViewStore } from './lmdbViews.js';
-import { checkpoints, recordedIdentity, sameStore } from './storeIdentity.js';
-import { keyString, type ParkedEvent } from './viewStore.js';
+import { NOTIFIER_CHECKPOINT, checkpoints, checkpointsPastEnd, recordedIdentity, sameStore } from './storeIdentity.js';
+import { LAST, keyString, type ParkedEvent } from './viewStore.js';
 
 /** One document that differs between the live view and a fold of the event store. */
 export interface Difference {
@@ -61,7 +61,6 @@ export interface VerifyOptions {
 export const MAX_LISTED = 50;
 const CHUNK = 1000;
 const PROGRESS_MS = 5000;
-const LAST = '\uffff';
 
 type Db = Database<unknown, ViewKey>;
 interface LiveState {
@@ -140,10 +139,10 @@ function checkpointProblems(views: LmdbViewStore, txn: Transaction, head: StoreH
   const problems: string[] = [];
   const active = new Map<string, number>();
   for (const { key, value } of views.meta.getRange({ start: ['active'], end: ['active', LAST], transaction: txn })) active.set(String(key[1]), value as number);
-  for (const [name, position] of checkpoints(views, txn)) {
-    const [projection, gen] = [name.slice(0, name.lastIndexOf('.')), Number(name.slice(name.lastIndexOf('.') + 1))];
-    const current = projection === '~notifier' || (active.get(projection) ?? 1) === gen;
-    if (current && position > lastSeq) problems.push(`${projection === '~notifier' ? 'the notifier' : projection} is at position ${position}, past the stream's last position ${lastSeq}`);
+  // Only what readers see, the active generations, and the notifier's: a generation being rebuilt serves no one yet.
+  const current = checkpoints(views, txn).filter((c) => c.projection === NOTIFIER_CHECKPOINT || (active.get(c.projection) ?? 1) === c.gen);
+  for (const { projection, position } of checkpointsPastEnd(current, lastSeq)) {
+    problems.push(`${projection === NOTIFIER_CHECKPOINT ? 'the notifier' : projection} is at position ${position}, past the stream's last position ${lastSeq}`);
   }
   const recorded = recordedIdentity(views, txn);
   const live = head.identity;

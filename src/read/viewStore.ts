@@ -73,7 +73,7 @@ export interface ParkedEvent {
  * projection version it was built by, plus parked events. LMDB is the implementation
  * (`openViewStore`); `createMemoryViews` serves unit tests.
  */
-export interface ViewStore extends ViewReader {
+export interface ViewStore extends IndexScanner {
   /** Runs `fn` in one write transaction: all its writes take effect together, or none. */
   transaction(fn: () => void): void;
   activeGeneration(projection: string): number;
@@ -93,6 +93,14 @@ export interface ViewStore extends ViewReader {
   close(): Promise<void>;
 }
 
+/** Raw reads of a view's index entries, for converge's own views (the processes' timers). */
+export interface IndexScanner extends ViewReader {
+  /** Up to `limit` index entries of the active generation in [start, end), in index order (the document key last). */
+  scanIndex(view: Pick<Projection, 'name'>, start: IndexKey, end: IndexKey, limit: number): IndexKey[];
+  /** How many index entries of the active generation start with `prefix`. */
+  countIndex(view: Pick<Projection, 'name'>, prefix: readonly (string | number)[]): number;
+}
+
 /** The ordered reads a view store provides, from which `readerOver` builds every listing. */
 export interface OrderedTables {
   activeGeneration(projection: string): number;
@@ -104,10 +112,11 @@ export interface OrderedTables {
   docRange(projection: string, gen: number, range: { start?: ViewKey; end?: ViewKey; limit?: number }): Iterable<{ key: ViewKey; value: object }>;
 }
 
+/** Sorts after every string converge writes in a key: the end of a range over all keys under a prefix. */
 export const LAST = '\uffff';
 
 /** The query-side reads, over any store's ordered tables; cursors are opaque and checked. */
-export function readerOver(tables: OrderedTables): ViewReader {
+export function readerOver(tables: OrderedTables): IndexScanner {
   const active = (name: string) => tables.activeGeneration(name);
   const page = <D>(name: string, start: IndexKey, after: IndexKey | undefined, end: IndexKey, limit: number): Page<D> => {
     const gen = active(name);
@@ -151,6 +160,20 @@ export function readerOver(tables: OrderedTables): ViewReader {
     position: (view) => {
       const name = typeof view === 'string' ? view : view.name;
       return tables.checkpoint(name, active(name));
+    },
+    scanIndex(view, start, end, limit) {
+      const out: IndexKey[] = [];
+      if (limit <= 0) return out;
+      for (const key of tables.indexKeys(view.name, active(view.name), start, end)) {
+        out.push(key);
+        if (out.length === limit) break;
+      }
+      return out;
+    },
+    countIndex(view, prefix) {
+      let n = 0;
+      for (const _ of tables.indexKeys(view.name, active(view.name), [...prefix], [...prefix, LAST])) n++;
+      return n;
     },
   };
 }

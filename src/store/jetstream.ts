@@ -9,9 +9,10 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { SpanKind } from '@opentelemetry/api';
-import { headers, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import {
+  passedOver,
   StoreChangedError,
   type Commit,
   type CommitSubscription,
@@ -23,7 +24,7 @@ import {
 import type { Logger } from 'pino';
 import type { NatsLink } from '../nats/connection.js';
 import { publishAcked, PublishRefusedError } from '../nats/requests.js';
-import { TRACEPARENT, commandKey, type Tracing } from '../observe/tracing.js';
+import type { Tracing } from '../observe/tracing.js';
 
 /** The stream that holds every commit. */
 export const EVENTS = 'EVENTS';
@@ -194,17 +195,34 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     reaches: (last: { seq: number; time: Date }) => boolean,
   ): AsyncIterable<StoredCommit> {
     guard();
+    const subject = eventSubject(aggregate, id);
     let lastMsg;
     try {
-      lastMsg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: eventSubject(aggregate, id) });
+      lastMsg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: subject });
     } catch (err) {
       throw unavailable(err);
     }
     if (!lastMsg || !reaches(lastMsg)) return;
     const last = lastMsg.seq;
+    // A short aggregate is read a message at a time: a few direct gets cost less than a consumer.
+    if (start.opt_start_seq !== undefined && lastMsg.json<Commit>().version <= DIRECT_READ_MAX) {
+      for (let seq = start.opt_start_seq; seq <= last; ) {
+        let m;
+        try {
+          m = seq === last ? lastMsg : await link.jsm.direct.getMessage(EVENTS, { seq, next_by_subj: subject });
+        } catch (err) {
+          throw unavailable(err);
+        }
+        if (!m) return;
+        yield { ...m.json<Commit>(), position: m.seq };
+        seq = m.seq + 1;
+      }
+      return;
+    }
+    let consumer;
     let messages;
     try {
-      const consumer = await link.js.consumers.get(EVENTS, { filter_subjects: eventSubject(aggregate, id), ...start });
+      consumer = await link.js.consumers.get(EVENTS, { filter_subjects: subject, ...start });
       messages = await consumer.consume({ max_messages: 1000 });
     } catch (err) {
       throw unavailable(err);
@@ -216,6 +234,8 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       }
     } finally {
       await messages.close().catch(() => undefined);
+      // An ordered consumer outlives its reader by minutes on the server unless deleted.
+      await consumer.delete().catch(() => undefined);
     }
   }
 
@@ -229,18 +249,15 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
   }
 
   const store = {
-    async append(commit: Commit, expectedPosition: number, traceparent?: string) {
+    async append(commit: Commit, expectedPosition: number) {
       guard();
       const subject = eventSubject(commit.aggregate, commit.id);
-      const h = headers();
-      if (traceparent !== undefined) h.set(TRACEPARENT, traceparent);
       let ack: { seq: number; duplicate: boolean };
       try {
         ack = await publishAcked(link.requests, subject, JSON.stringify(commit), {
           msgId: appendMsgId(commit, expectedPosition, opts.fenced === true),
           expectedLastSubjectSequence: expectedPosition,
           timeoutMs: opts.publishTimeoutMs,
-          headers: h,
         });
       } catch (err) {
         if (err instanceof PublishRefusedError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
@@ -273,26 +290,24 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       return { identity: storeIdentityOf(i, link.nc.info!), lastPosition: i.state.last_seq, firstPosition: i.state.first_seq };
     },
 
-    async subscribe(afterPosition, { batchSize, stream }) {
+    async subscribe(afterPosition, { batchSize, stream, only }) {
       if (stream !== undefined) {
         const id = streamIdOf(await info());
-        if (id !== undefined && id !== stream) throw new StoreChangedError(`EVENTS is now stream ${id}, not ${stream} that the views were built from`);
+        if (id !== undefined && id !== stream) throw new StoreChangedError(id, stream);
       }
       // An ordered consumer: no server-side state, recreated from a checkpoint after any failure.
       const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterPosition + 1 });
       const messages = await consumer.consume({ max_messages: batchSize });
+      // An ordered consumer outlives its reader by minutes on the server unless deleted.
+      const close = () => void messages.close().then(() => consumer.delete()).catch(() => undefined);
       return {
         async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
           for await (const m of messages) {
-            const commit = decodeCommit(m);
-            if (tracing) {
-              const traceparent = m.headers?.get(TRACEPARENT);
-              if (traceparent) tracing.delivered.set(commit, traceparent);
-            }
+            const commit = only ? decodeIf(m, only) : decodeCommit(m);
             yield { commit, storedAt: Math.floor(m.info.timestampNanos / 1e6), head: m.seq + m.info.pending };
           }
         },
-        close: () => void messages.close().catch(() => undefined),
+        close,
       } satisfies CommitSubscription;
     },
 
@@ -303,15 +318,18 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
 }
 
 /**
- * An append under an `append` span, a child of its command's actor span, whose context
- * travels in the commit's `traceparent` header to the projector.
+ * An append under an `append` span, a child of the span its command ran under (the commit's
+ * `metadata.traceparent` as the actor set it), whose own context the stored commit carries
+ * in its metadata to the projector and the notifier.
  */
-function tracedAppend(tracing: Tracing, append: (commit: Commit, expectedPosition: number, traceparent?: string) => ReturnType<EventStore['append']>): EventStore['append'] {
+function tracedAppend(tracing: Tracing, append: (commit: Commit, expectedPosition: number) => ReturnType<EventStore['append']>): EventStore['append'] {
   return async (commit, expectedPosition) => {
-    const parent = tracing.commands.get(commandKey(commit.aggregate, commit.id, commit.commandId));
+    const parent = tracing.extract(commit.metadata?.traceparent);
     const span = tracing.start(`append ${commit.commandType}`, parent, { 'converge.subject': eventSubject(commit.aggregate, commit.id), 'converge.expected_position': expectedPosition }, SpanKind.PRODUCER);
+    const traceparent = tracing.traceparentOf(span);
+    const traced = commit.metadata && traceparent !== undefined ? { ...commit, metadata: { ...commit.metadata, traceparent } } : commit;
     try {
-      const ack = await append(commit, expectedPosition, tracing.traceparentOf(span));
+      const ack = await append(traced, expectedPosition);
       span.setAttributes({ 'converge.position': ack.position, 'converge.duplicate': ack.duplicate });
       tracing.end(span);
       return ack;
@@ -324,4 +342,13 @@ function tracedAppend(tracing: Tracing, append: (commit: Commit, expectedPositio
 
 function decodeCommit(m: JsMsg): StoredCommit {
   return { ...m.json<Commit>(), position: m.seq };
+}
+
+/** The longest aggregate (in events) read with direct gets rather than a consumer. */
+const DIRECT_READ_MAX = 32;
+
+/** The commit if its aggregate (the subject's second token) is among `only`; else its place alone, undecoded. */
+function decodeIf(m: JsMsg, only: ReadonlySet<string>): StoredCommit {
+  const [, aggregate = '', id = ''] = m.subject.split('.');
+  return only.has(aggregate) ? decodeCommit(m) : passedOver(aggregate, id, m.seq);
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
-import { StoreChangedError, type Commit, type CommitSubscription, type Delivered, type EventStore, type StoredCommit } from '../core/eventStore.js';
+import { passedOver, StoreChangedError, type Commit, type CommitSubscription, type Delivered, type EventStore, type StoredCommit } from '../core/eventStore.js';
 
 /** An in-memory event store, with the controls a test needs to make it misbehave. */
 export interface MemoryEventStore extends EventStore {
@@ -106,9 +106,9 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
       return { identity: { stream: streamId }, lastPosition: commits.length, firstPosition: 1 };
     },
 
-    async subscribe(afterPosition, { stream }) {
+    async subscribe(afterPosition, { stream, only }) {
       guard();
-      if (stream !== undefined && stream !== streamId) throw new StoreChangedError(`EVENTS is now stream ${streamId}, not ${stream} that the views were built from`);
+      if (stream !== undefined && stream !== streamId) throw new StoreChangedError(streamId, stream);
       let closed = false;
       let wakeUp: (() => void) | undefined;
       const close = () => {
@@ -124,7 +124,8 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
             if (c) {
               next++;
               const { storedAt, ...commit } = c;
-              yield { commit: structuredClone(commit), storedAt, head: commits.length };
+              const delivered = only && !only.has(commit.aggregate) ? passedOver(commit.aggregate, commit.id, commit.position) : structuredClone(commit);
+              yield { commit: delivered, storedAt, head: commits.length };
               continue;
             }
             await new Promise<void>((resolve) => {

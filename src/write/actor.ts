@@ -2,6 +2,7 @@ import { assign, fromPromise, setup } from 'xstate';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { EventStore } from '../core/eventStore.js';
 import { executeCommand, type CommandEnvelope, type Executed, type ExecutionContext, type ReadState } from './execute.js';
+import type { LookupOutcome } from './lookup.js';
 import { rehydrate, type Memory } from './rehydrate.js';
 import type { SnapshotStore } from './snapshots.js';
 
@@ -10,6 +11,8 @@ export interface MailboxItem {
   readonly command: CommandEnvelope;
   /** Reads the other aggregates the command depends on. */
   readonly readState: ReadState;
+  /** The command's lookup, started when it arrived (see `startLookup`). */
+  readonly lookup: Promise<LookupOutcome>;
   resolve(result: Executed['result']): void;
   reject(error: Error): void;
 }
@@ -49,7 +52,7 @@ async function run(context: ActorContext, item: MailboxItem): Promise<ExecuteOut
   const memory = context.memory!;
   try {
     const ctx = { ...context.env, aggregate: context.aggregate, readState: item.readState };
-    const executed = await executeCommand(ctx, memory, item.command);
+    const executed = await executeCommand(ctx, memory, item.command, await item.lookup);
     return { memory: executed.memory, item, outcome: { result: executed.result } };
   } catch (error) {
     return { memory, item, outcome: { error: error as Error } };

@@ -1,6 +1,9 @@
-import { overlaps, type AggregateRef, type AnyAggregate, type DomainEvent, type StoredEvent } from '../core/aggregate.js';
-import { EventStoreUnavailableError, IdempotencyKeyReusedError, WrongExpectedPositionError } from '../core/errors.js';
+import { overlaps, type AggregateRef, type AnyAggregate, type DecideContext, type DomainEvent, type StoredEvent } from '../core/aggregate.js';
+import { EventStoreUnavailableError, IdempotencyKeyReusedError, InvalidEventError, ServiceUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import type { Commit, EventStore } from '../core/eventStore.js';
+import { rootMetadata, type CommandMetadata } from '../core/metadata.js';
+import { schemaIssues } from '../core/schemas.js';
+import type { LookupOutcome } from './lookup.js';
 import { applyCommit, catchUp, type Memory, type RecentCommit } from './rehydrate.js';
 
 /** A command as it travels to its aggregate's owner. */
@@ -14,8 +17,22 @@ export interface CommandEnvelope {
   readonly data: object;
   /** From `If-Match`: the version the client based the command on. */
   readonly expectedVersion?: number;
-  /** When the command was received (ISO 8601); stamped on its events. */
+  /** When the command was received (ISO 8601); stamped on its events and `decide`'s `now`. */
   readonly at: string;
+  /** The conversation it belongs to; absent: its own (`commandId`). */
+  readonly correlationId?: string;
+  /** What caused it; absent: the request itself (`commandId`). */
+  readonly causationId?: string;
+  /** The name of the token that sent it, when access control knows one. */
+  readonly caller?: string;
+  /** W3C trace context of the span the command runs under, when tracing is on; the append's span is its child. */
+  readonly traceparent?: string;
+}
+
+/** The metadata of a command as `decide` and its commit see it. */
+export function metadataOf(command: CommandEnvelope): CommandMetadata {
+  const root = rootMetadata(command.commandId, { correlationId: command.correlationId, caller: command.caller });
+  return command.causationId === undefined ? root : { ...root, causationId: command.causationId };
 }
 
 /** The outcome of a command. Faults are thrown; these are answers. */
@@ -61,10 +78,11 @@ export interface Executed {
 /**
  * Runs one command against an aggregate's memory, in four steps: answer a retry from
  * memory (`replayed`), refuse a stale `If-Match` that cannot merge (`ifMatchHolds`),
- * `decide`, and `append` with the expected position. When another writer got there
+ * `decide` (with what the command's lookup `looked` up), and `append` with the expected
+ * position. When another writer got there
  * first, `retryOnConflict` catches up and runs the steps again.
  */
-export async function executeCommand(ctx: ExecutionContext, initial: Memory, command: CommandEnvelope): Promise<Executed> {
+export async function executeCommand(ctx: ExecutionContext, initial: Memory, command: CommandEnvelope, looked: LookupOutcome = { value: undefined }): Promise<Executed> {
   let memory = initial;
   return retryOnConflict(
     ctx.conflictRetries,
@@ -72,8 +90,12 @@ export async function executeCommand(ctx: ExecutionContext, initial: Memory, com
       const replay = replayed(memory, command);
       if (replay) return { memory, result: replay };
       if (!ifMatchHolds(ctx.aggregate, memory, command)) return (await replayedByStore(ctx, memory, command)) ?? { memory, result: conflict(memory) };
-      const decision = ctx.aggregate.decide(memory.state, { type: command.type, data: command.data }, await readDeps(ctx, command));
+      // A retry of a command that took effect is answered above, whatever its lookup did now.
+      if ('error' in looked) throw new ServiceUnavailableError(ctx.aggregate.name, command.type, { cause: looked.error });
+      const context = decideContext(command, await readDeps(ctx, command), looked.value);
+      const decision = ctx.aggregate.decide(memory.state, { type: command.type, data: command.data }, context);
       if (!decision.ok) return (await replayedByStore(ctx, memory, command)) ?? { memory, result: { kind: 'rejected', reason: decision.reason } };
+      checkEvents(ctx.aggregate, command, decision.events);
       return append(ctx, memory, command, decision.events);
     },
     async () => {
@@ -136,6 +158,26 @@ async function replayedByStore(ctx: ExecutionContext, memory: Memory, command: C
   return undefined;
 }
 
+/** What `decide` sees beside the state and the command: the same on every attempt of one command. */
+export function decideContext(command: CommandEnvelope, deps: object, lookup: unknown): DecideContext<object, unknown> {
+  return { id: command.id, now: new Date(command.at), metadata: metadataOf(command), deps, lookup };
+}
+
+/**
+ * Checks the decided events against the aggregate's event schemas, when it declared them:
+ * an event of an undeclared type, or whose data does not fit, is a bug in the decider and
+ * is never appended.
+ */
+export function checkEvents(aggregate: AnyAggregate, command: Pick<CommandEnvelope, 'type' | 'id'>, events: readonly DomainEvent[]): void {
+  const table = aggregate.events;
+  if (!table) return;
+  for (const event of events) {
+    const schema = Object.hasOwn(table, event.type) ? table[event.type] : undefined;
+    const issues = schema ? schemaIssues(schema, event.data) : [{ path: '/type', message: `${event.type} is not one of ${aggregate.name}'s events` }];
+    if (issues.length > 0) throw new InvalidEventError(aggregate.name, command.id, command.type, event.type, issues);
+  }
+}
+
 /** The current states of the other aggregates `decide` reads for this command. */
 async function readDeps(ctx: ExecutionContext, command: CommandEnvelope): Promise<Record<string, unknown>> {
   const refs = ctx.aggregate.requires?.({ type: command.type, data: command.data });
@@ -152,6 +194,7 @@ async function readDeps(ctx: ExecutionContext, command: CommandEnvelope): Promis
  */
 export async function append(ctx: ExecutionContext, memory: Memory, command: CommandEnvelope, decided: readonly DomainEvent[]): Promise<Executed> {
   const events: StoredEvent[] = decided.map((e) => ({ type: e.type, data: e.data, at: command.at }));
+  const { correlationId, causationId, caller } = metadataOf(command);
   const commit: Commit = {
     commandId: command.commandId,
     commandType: command.type,
@@ -159,8 +202,17 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
     id: command.id,
     version: memory.version + events.length,
     events,
+    metadata: {
+      correlationId,
+      causationId,
+      ...(caller === undefined ? {} : { caller }),
+      ...(command.traceparent === undefined ? {} : { traceparent: command.traceparent }),
+    },
   };
-  const ack = await ctx.store.append(commit, memory.position);
+  // Folded before the append when the aggregate can be finished, so the commit says whether it is.
+  const folded = ctx.aggregate.finished ? applyCommit(ctx.aggregate, memory, commit, 0, ctx.keep) : undefined;
+  const finished = folded !== undefined && ctx.aggregate.finished!(folded.state);
+  const ack = await ctx.store.append(finished ? { ...commit, metadata: { ...commit.metadata!, finished: true } } : commit, memory.position);
   if (ack.duplicate) {
     // A fenced append (see `appendMsgId`) collides with any commit at its position, so a
     // duplicate of another command's commit means another writer got there first. A
@@ -174,8 +226,14 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
     const events = original.events.map((e) => e.type);
     return { memory: caughtUp, result: { kind: 'accepted', id: command.id, version: original.version, position: ack.position, events } };
   }
-  const next = applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);
+  const next = folded ? atPosition(folded, ack.position) : applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);
   return { memory: next, result: accepted(command.id, next.recent[next.recent.length - 1]!) };
+}
+
+/** Memory folded before its commit's position was known, given it. */
+function atPosition(memory: Memory, position: number): Memory {
+  const last = memory.recent[memory.recent.length - 1]!;
+  return { ...memory, position, recent: [...memory.recent.slice(0, -1), { ...last, position }] };
 }
 
 /**

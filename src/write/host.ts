@@ -5,6 +5,7 @@ import { ConvergeError, EventStoreUnavailableError, OverloadedError, ShuttingDow
 import type { EventStore } from '../core/eventStore.js';
 import { aggregateActor, type ActorEnvironment, type MailboxItem } from './actor.js';
 import type { CommandEnvelope, CommandResult, ReadState, StateView } from './execute.js';
+import { startLookup } from './lookup.js';
 import type { SnapshotStore } from './snapshots.js';
 
 /** Hosts the live aggregates of this worker's partitions. */
@@ -61,6 +62,8 @@ export interface ActorHostOptions {
   readonly now?: () => number;
   /** See `ExecutionContext.onConflict`. */
   readonly onConflict?: ActorEnvironment['onConflict'];
+  /** What the aggregates' lookups are given as `services`. */
+  readonly services?: unknown;
 }
 
 type AggregateActor = Actor<typeof aggregateActor>;
@@ -171,7 +174,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
       inFlight++;
       try {
         return await new Promise<CommandResult>((resolve, reject) => {
-          entry.mailbox.push({ command, readState, resolve, reject });
+          entry.mailbox.push({ command, readState, lookup: startLookup(entry.aggregate, command, opts.services), resolve, reject });
           pump(entry);
         });
       } finally {

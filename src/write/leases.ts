@@ -367,7 +367,7 @@ function groupOwners(ownership: PartitionOwners['ownership'], holders: readonly 
  * the TTL it has. Every worker must count with one TTL, so a bucket made with another is
  * kept as it is, with a warning; its copies are set to `replicas`.
  */
-async function openLeaseBucket(link: NatsLink, ttlMs: number, replicas: number, log: Logger): Promise<{ kv: KV; ttlMs: number }> {
+export async function openLeaseBucket(link: NatsLink, ttlMs: number, replicas: number, log: Logger): Promise<{ kv: KV; ttlMs: number }> {
   const kv = await new Kvm(link.js).create(LEASES_BUCKET, { history: 1, ttl: ttlMs, replicas });
   const stream = `KV_${LEASES_BUCKET}`;
   const info = await link.jsm.streams.info(stream);

@@ -1,5 +1,5 @@
 import { SpanKind, type Context } from '@opentelemetry/api';
-import { headers, type Msg, type MsgHdrs, type Subscription } from '@nats-io/transport-node';
+import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { AggregateRef } from '../core/aggregate.js';
 import {
@@ -14,7 +14,7 @@ import {
 import { partitionOf } from '../core/partition.js';
 import type { NatsLink } from '../nats/connection.js';
 import { NoRespondersError } from '../nats/requests.js';
-import { TRACEPARENT, commandKey, type Tracing } from '../observe/tracing.js';
+import type { Tracing } from '../observe/tracing.js';
 import type { CommandEnvelope, CommandResult, StateView } from './execute.js';
 import type { ActorHost } from './host.js';
 
@@ -72,10 +72,11 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     if (!link.isConnected()) throw new EventStoreUnavailableError();
     if (!tracing || request.op !== 'command') return send(partition, request, { timeoutMs: opts.timeoutMs });
     const span = tracing.start(`forward ${request.command.type}`, parent, { 'converge.partition': partition, ...commandAttributes(request.command) }, SpanKind.CLIENT);
-    const h = headers();
-    tracing.inject(tracing.contextOf(span), h);
+    // The owner's actor span is the forward's child: its context travels in the command itself.
+    const traceparent = tracing.traceparentOf(span);
+    const traced: Request = { op: 'command', command: { ...request.command, ...(traceparent === undefined ? {} : { traceparent }) } };
     try {
-      const value = await send<T>(partition, request, { timeoutMs: opts.timeoutMs, headers: h });
+      const value = await send<T>(partition, traced, { timeoutMs: opts.timeoutMs });
       tracing.end(span);
       return value;
     } catch (err) {
@@ -84,41 +85,7 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
     }
   }
 
-  /**
-   * Sends a request to the owner of `partition`. While a partition changes owner nobody may
-   * answer for it, or the old owner refuses it: both mean it ran nowhere, so it is sent
-   * again, with a growing pause, until `timeoutMs` has passed.
-   */
-  async function send<T>(partition: number, request: Request, options: { timeoutMs: number; headers?: MsgHdrs }): Promise<T> {
-    const deadline = Date.now() + options.timeoutMs;
-    for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
-      let msg: Msg;
-      try {
-        msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
-      } catch (err) {
-        // "No responders" comes from the server: nobody subscribes to the partition, so the
-        // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
-        // come after the owner took it, and the owner may have committed the command. A state
-        // read changes nothing, so it is safe to retry whatever failed it.
-        const ranNowhere = err instanceof NoRespondersError;
-        // Another try only with time for an answer; otherwise "not run" would turn into "unknown".
-        if (ranNowhere && Date.now() + pause + MIN_TRY_MS < deadline) {
-          await new Promise((r) => setTimeout(r, pause));
-          continue;
-        }
-        if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
-        log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
-        throw new OutcomeUnknownError(partition, { cause: err });
-      }
-      const reply = msg.json<Reply<T>>();
-      if (reply.ok) return reply.value;
-      if (reply.moved && Date.now() + pause + MIN_TRY_MS < deadline) {
-        await new Promise((r) => setTimeout(r, pause));
-        continue;
-      }
-      throw errorFromWire(reply);
-    }
-  }
+  const send = <T>(partition: number, request: Request, options: { timeoutMs: number }) => sendToOwner<T>(link, log, partition, request, options.timeoutMs);
 
   async function answer(msg: Msg): Promise<void> {
     let reply: Reply<unknown>;
@@ -131,7 +98,7 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       if (!ownsPartition(partition)) throw new PartitionUnavailableError(partition);
       const value =
         request.op === 'command'
-          ? await (tracing ? executeTraced(tracing, request.command, tracing.extract(msg.headers?.get(TRACEPARENT))) : host.execute(request.command, readState))
+          ? await (tracing ? executeTraced(tracing, request.command, tracing.extract(request.command.traceparent)) : host.execute(request.command, readState))
           : await host.readState(request.aggregate, request.id);
       reply = { ok: true, value };
     } catch (err) {
@@ -144,24 +111,21 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
   }
 
   /**
-   * Runs a command on this worker's actor under an actor span, which the event store's
-   * append finds by the command's key (the mailbox carries commands, not contexts).
+   * Runs a command on this worker's actor under an actor span, whose context goes with the
+   * command (`traceparent`) through the mailbox to the append, which makes its own span a
+   * child of it and stores its own in the commit's metadata (docs/architecture.md, "Metadata").
    */
   async function executeTraced(tracing: Tracing, command: CommandEnvelope, parent: Context | undefined): Promise<CommandResult> {
     const span = tracing.start(`actor ${command.type}`, parent, commandAttributes(command));
-    const key = commandKey(command.aggregate, command.id, command.commandId);
-    const ctx = tracing.contextOf(span);
-    tracing.commands.set(key, ctx);
+    const traceparent = tracing.traceparentOf(span);
     try {
-      const result = await host.execute(command, readState);
+      const result = await host.execute(traceparent === undefined ? command : { ...command, traceparent }, readState);
       span.setAttribute('converge.outcome', result.kind);
       tracing.end(span);
       return result;
     } catch (err) {
       tracing.end(span, err);
       throw err;
-    } finally {
-      if (tracing.commands.get(key) === ctx) tracing.commands.delete(key);
     }
   }
 
@@ -204,6 +168,71 @@ export function createCommandRouter(opts: RouterOptions): CommandRouter {
       subscriptions.clear();
       await Promise.all(subs.map((s) => s.drain().catch(() => undefined)));
     },
+  };
+}
+
+/**
+ * The router of a process that owns every partition and has no NATS: an in-process runtime
+ * on the in-memory event store. Commands and the state reads they make run on its own host.
+ */
+export function localRouter(host: ActorHost): CommandRouter {
+  const readState = ({ aggregate, id }: AggregateRef) => host.readState(aggregate, id);
+  return {
+    dispatch: (command) => host.execute(command, readState),
+    readState,
+    start: () => undefined,
+    serve: () => undefined,
+    unserve: async () => undefined,
+    stop: async () => undefined,
+  };
+}
+
+/**
+ * Sends a request to the owner of `partition`. While a partition changes owner nobody may
+ * answer for it, or the old owner refuses it: both mean it ran nowhere, so it is sent
+ * again, with a growing pause, until `timeoutMs` has passed.
+ */
+async function sendToOwner<T>(link: NatsLink, log: Logger, partition: number, request: Request, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+    let msg: Msg;
+    try {
+      msg = await link.requests.request(commandSubject(partition), JSON.stringify(request), { timeoutMs: Math.max(1, deadline - Date.now()) });
+    } catch (err) {
+      // "No responders" comes from the server: nobody subscribes to the partition, so the
+      // request ran nowhere. Any other failure (a timeout, a dropped connection) may have
+      // come after the owner took it, and the owner may have committed the command. A state
+      // read changes nothing, so it is safe to retry whatever failed it.
+      const ranNowhere = err instanceof NoRespondersError;
+      // Another try only with time for an answer; otherwise "not run" would turn into "unknown".
+      if (ranNowhere && Date.now() + pause + MIN_TRY_MS < deadline) {
+        await new Promise((r) => setTimeout(r, pause));
+        continue;
+      }
+      if (ranNowhere || request.op === 'state') throw new PartitionUnavailableError(partition, { cause: err });
+      log.warn({ err, partition, commandId: request.command.commandId }, 'forwarded command got no answer; its outcome is unknown');
+      throw new OutcomeUnknownError(partition, { cause: err });
+    }
+    const reply = msg.json<Reply<T>>();
+    if (reply.ok) return reply.value;
+    if (reply.moved && Date.now() + pause + MIN_TRY_MS < deadline) {
+      await new Promise((r) => setTimeout(r, pause));
+      continue;
+    }
+    throw errorFromWire(reply);
+  }
+}
+
+/**
+ * Sends commands to their owners from a process that owns no partition (the projector,
+ * whose reactions send commands): every command goes over NATS to the worker holding its
+ * partition, as a worker forwards one it does not own.
+ */
+export function createForwarder(opts: { readonly link: NatsLink; readonly partitions: number; readonly timeoutMs: number; readonly log: Logger }) {
+  return (command: CommandEnvelope): Promise<CommandResult> => {
+    if (!opts.link.isConnected()) return Promise.reject(new EventStoreUnavailableError());
+    const partition = partitionOf(command.aggregate, command.id, opts.partitions);
+    return sendToOwner<CommandResult>(opts.link, opts.log, partition, { op: 'command', command }, opts.timeoutMs);
   };
 }
 

@@ -18,7 +18,7 @@ import { phase } from '../../load/run.js';
 import { rawPublish } from '../../load/limits.js';
 import { median, printTable, seedShops, writeResult } from './report.js';
 import { clusterRoles, cpuOf, type RolePids } from '../../load/procs.js';
-import { defaultWorkers } from '../../src/core/config.js';
+import { defaultWorkers } from '../../src/host/config.js';
 
 const { values } = parseArgs({
   options: {

@@ -18,7 +18,7 @@ import { launchNatsServer } from '../../src/nats/server.js';
 import type { Notice } from '../../src/integration/notifier.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { median, printTable, writeResult } from './report.js';
-import { defaultWorkers } from '../../src/core/config.js';
+import { defaultWorkers } from '../../src/host/config.js';
 
 const { values } = parseArgs({
   options: {

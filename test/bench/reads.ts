@@ -21,7 +21,7 @@ import { shopHistoryCommit } from './history.js';
 import { startCluster, type Cluster } from '../../load/cluster.js';
 import { phase, type PhaseResult } from '../../load/run.js';
 import { median, percentile, printTable, writeResult } from './report.js';
-import { defaultWorkers } from '../../src/core/config.js';
+import { defaultWorkers } from '../../src/host/config.js';
 
 const { values } = parseArgs({
   options: {

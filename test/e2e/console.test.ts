@@ -91,7 +91,7 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
     await page.locator('#main').waitFor({ state: 'visible' });
     await page.locator('#connection[data-state="live"]').waitFor();
     const names = await page.locator('#projections tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-projection')));
-    t.same(names, ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'probe'], 'a row for every projection');
+    t.same(names, ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'probe', 'converge-processes'], 'a row for every projection, converge\'s processes view too');
     t.equal(await page.evaluate("sessionStorage.getItem('converge.adminToken')"), TOKEN, 'the token is kept in sessionStorage');
   });
 
@@ -129,6 +129,27 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
     await page.locator('#parked .empty').waitFor({ state: 'visible' });
     const left = await fetch(`${cluster.admin}/admin/parked`, { headers: auth }).then((r) => r.json() as Promise<{ parked: unknown[] }>);
     t.same(left.parked, [], 'no parked event is left');
+  });
+
+  t.test('reactors and processes are listed with their state, and a parked input is retried from the page', async (t) => {
+    await page.locator('#reactions').waitFor({ state: 'visible' });
+    const names = await page.locator('#reactions tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-reaction')));
+    t.same(names.sort(), ['closedShopOrders', 'orderAcceptance', 'probeReactor', 'reviewedOrders'], 'a row for every reactor and process');
+    await page.locator('tr[data-reaction="orderAcceptance"][data-state="running"]').waitFor();
+    t.match(await page.locator('#reactions-holder').textContent(), /^Run by /, 'who runs them');
+    writeFileSync(parkFile, 'probeReactor cannot handle park-me-too while this file exists');
+    const parked = await command(cluster, '/shops/warm1/rename', { name: 'park-me-too' });
+    const row = page.locator(`tr[data-parked-reaction="probeReactor/${parked.body.position as number}/0"]`);
+    await row.waitFor({ timeout: 15_000 });
+    t.match(await row.textContent(), /ShopRenamed.*probeReactor cannot handle park-me-too yet/, 'the parked input, with its error');
+    await row.locator('button[data-action="retryReaction"]').click();
+    await page.locator('#message.error', { hasText: 'still_failing' }).waitFor();
+    t.pass('a retry that fails again says so');
+    rmSync(parkFile);
+    await row.locator('button[data-action="retryReaction"]').click();
+    await row.waitFor({ state: 'detached' });
+    const left = await fetch(`${cluster.admin}/admin/reactions/parked`, { headers: auth }).then((r) => r.json() as Promise<{ parked: unknown[] }>);
+    t.same(left.parked, [], 'no parked input is left');
   });
 
   t.test('a rebuild started from the page shows its progress and ETA, then swaps in', async (t) => {

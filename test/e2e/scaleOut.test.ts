@@ -21,6 +21,8 @@ const PARTITIONS = 64;
 const TTL_MS = 3000;
 const CLIENTS = 6;
 const SHOPS_PER_CLIENT = 4;
+/** The reference app's orders.acceptTimeoutMs here: orders placed around the host kill are rejected by their timers. */
+const ACCEPT_MS = 5000;
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
   const deadline = Date.now() + ms;
@@ -30,6 +32,23 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await sleep(100);
   }
+}
+
+/** Every commit of EVENTS with the time the store took it. */
+async function storedCommits(link: NatsLink): Promise<Array<{ at: number; commit: { aggregate: string; id: string; events: Array<{ type: string; data: Record<string, unknown> }> } }>> {
+  const info = await link.jsm.streams.info(EVENTS);
+  const out = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+    const msg = await link.jsm.streams.getMessage(EVENTS, { seq });
+    if (msg) out.push({ at: msg.time.getTime(), commit: msg.json<{ aggregate: string; id: string; events: Array<{ type: string; data: Record<string, unknown> }> }>() });
+  }
+  return out;
+}
+
+/** Who holds the reactions' lease ('' for nobody). */
+async function reactionsHolder(link: NatsLink): Promise<string> {
+  const e = await (await new Kvm(link.js).open(LEASES_BUCKET)).get('x.reactions');
+  return e && e.operation === 'PUT' ? e.string() : '';
 }
 
 /** Each partition's lease holder as the bucket has it ('' for none). */
@@ -57,12 +76,14 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
     CONVERGE_CLUSTER_HOST_ID: hostId,
     CONVERGE_CLUSTER_WORKERS: '1',
     CONVERGE_CLUSTER_LEASE_TTL_MS: String(TTL_MS),
+    CONVERGE_ORDERS_ACCEPT_TIMEOUT_MS: String(ACCEPT_MS),
   });
-  const a = await startCluster(t, env('host-a', dirs.a));
-  await waitReady(a, 120_000);
+  // host-b first, so that it takes the reactions' lease: the host killed below runs the timers.
   const b = await startCluster(t, env('host-b', dirs.b));
-  const replica = await startCluster(t, { ...env('replica', dirs.replica), CONVERGE_CLUSTER_ROLE: 'read-replica' });
   await waitReady(b, 120_000);
+  const a = await startCluster(t, env('host-a', dirs.a));
+  const replica = await startCluster(t, { ...env('replica', dirs.replica), CONVERGE_CLUSTER_ROLE: 'read-replica' });
+  await waitReady(a, 120_000);
   await until('the replica serves queries', async () => (await fetch(`${replica.query}/ready`)).ok);
 
   const shared = await until('both hosts hold leases on every partition', async () => {
@@ -71,6 +92,26 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   });
   t.pass(`both hosts own a share: host-a ${shared.filter((h) => h.startsWith('host-a.')).length}, host-b ${shared.filter((h) => h.startsWith('host-b.')).length} partitions`);
   t.match(a.output(), /appends are fenced by their position/, 'on nats-server before 2.9.21 the host says that its appends are fenced');
+  t.match(await until('a host holds the reactions lease', () => reactionsHolder(link)), /^host-b\./, 'host-b runs the reactions and the timers');
+  // A shop to order from: orders placed around the host kill and never accepted are rejected by their timers.
+  // Retried with one key while NATS elects a new leader (503 and 504 ask for a retry with the same key).
+  const order = async (path: string, body: object) => {
+    const headers = { 'content-type': 'application/json', 'idempotency-key': `scale${path.replaceAll('/', '-')}` };
+    for (let attempt = 0; ; attempt++) {
+      const status = await fetch(`${a.base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) }).then((r) => r.status);
+      if ((status !== 503 && status !== 504) || attempt === 20) return status;
+      await sleep(500);
+    }
+  };
+  t.same(
+    [await order('/shops/timed/register', { name: 'Timed', category: 'korean', ownerId: 'o' }), await order('/shops/timed/open', {}), await order('/shops/timed/add-menu-item', { menuId: 'm', name: 'M', price: 1000 })],
+    [200, 200, 200],
+  );
+  const placeOrders = async (prefix: string) => {
+    const ids = Array.from({ length: 5 }, (_, i) => `${prefix}${i}`);
+    for (const id of ids) t.equal(await order(`/orders/${id}/place`, { shopId: 'timed', customerId: 'c', items: [{ menuId: 'm', quantity: 1 }] }), 200, `order ${id} placed`);
+    return ids;
+  };
 
   // The load: clients register shops and rename them, through either host, each command
   // with one Idempotency-Key for all its tries, retried on the other host when one fails.
@@ -117,10 +158,14 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   const node = ['n1', 'n2', 'n3'].indexOf(leader);
   t.ok(node >= 0, `EVENTS is led by ${leader}`);
   const acksBeforeNodeKill = acks.length;
+  // Due about 2 s after the host kill, before another host can hold the lease.
+  const early = await placeOrders('early-');
   const nodeKilledAt = Date.now();
   await nats.kill(node);
 
   await sleep(3000);
+  // Due 5 s after the host kill, once another host runs the timers.
+  const late = await placeOrders('late-');
   const acksBeforeHostKill = acks.length;
   // The whole host at once, as when its machine dies: primary, worker and projector.
   const hostB = processesUsing(dirs.b);
@@ -151,6 +196,33 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   stopping = true;
   await clients;
   t.ok(acksBeforeNodeKill > 0 && acks.length > acksBeforeHostKill, `commands were acknowledged before and after both kills (${acksBeforeNodeKill}, ${acksBeforeHostKill}, ${acks.length})`);
+
+  // The timers host-b had scheduled fire on host-a, once each.
+  t.match(await until('host-a holds the reactions lease', async () => /^host-a\./.test(await reactionsHolder(link)) && reactionsHolder(link), 30_000), /^host-a\./, 'the reactions move to host-a');
+  const timed = [...early, ...late];
+  const rejected = await until('every timed order is rejected', async () => {
+    const commits = await storedCommits(link);
+    const byOrder = timed.map((id) => commits.filter((c) => c.commit.aggregate === 'order' && c.commit.id === id && c.commit.events.some((e) => e.type === 'OrderRejected')));
+    return byOrder.every((r) => r.length > 0) && { commits, byOrder };
+  }, 60_000);
+  await sleep(2000);
+  const again = await storedCommits(link);
+  t.same(
+    timed.map((id) => again.filter((c) => c.commit.aggregate === 'order' && c.commit.id === id && c.commit.events.some((e) => e.type === 'OrderRejected')).length),
+    timed.map(() => 1),
+    'each order is rejected once: no timer fired twice across the two hosts',
+  );
+  const instance = (id: string) => rejected.commits.filter((c) => c.commit.aggregate === '~orderAcceptance' && c.commit.id === id);
+  const dueOf = (id: string) => Date.parse(String(instance(id).flatMap((c) => c.commit.events).find((e) => e.type === '~Scheduled')?.data['due']));
+  const firedAt = (id: string) => instance(id).find((c) => c.commit.events.some((e) => e.type === '~Fired'))?.at ?? Infinity;
+  // A timer fires when its firing is recorded in the instance's stream; the command it issues follows through the outbox.
+  const lateness = timed.map((id) => firedAt(id) - Math.max(dueOf(id), killedAt));
+  const rejectedAfter = timed.map((id, i) => rejected.byOrder[i]![0]!.at - firedAt(id));
+  t.ok(
+    lateness.every((ms) => ms <= TTL_MS + 5000),
+    `each fired within the lease TTL plus 5 s of its due time or of the host kill, whichever came later (worst ${Math.max(...lateness)} ms; its order rejected at worst ${Math.max(...rejectedAfter)} ms after the firing)`,
+  );
+  t.ok(timed.every((id, i) => rejected.byOrder[i]![0]!.commit.events.some((e) => e.type === 'OrderRejected' && e.data['reason'] === 'not_accepted_in_time')), 'with reason not_accepted_in_time');
 
   await nats.restart(node);
   await until(
@@ -192,6 +264,6 @@ t.test('two converge hosts and a read replica on a 3-node NATS cluster lose, und
   };
   t.comment(
     `handover ${handoverMs} ms; longest pause in acknowledgements: ${longestGap(nodeKilledAt, 3000)} ms after the node kill, ${longestGap(killedAt, 3000)} ms after the host kill; ` +
-      `${acks.length} commands acknowledged; ${unanswered.size} shops with a command left unanswered`,
+      `${acks.length} commands acknowledged; ${unanswered.size} shops with a command left unanswered; timers fired ${Math.min(...lateness)}–${Math.max(...lateness)} ms after max(due, host kill)`,
   );
 });

@@ -69,7 +69,7 @@ t.test('one trace follows a command across processes: HTTP, forward, actor, appe
     t.equal(chain.http.name, 'POST /shops/:id/register', `${what}: the root is the HTTP request's server span`);
     t.equal(chain.http.parentSpanId, undefined, `${what}: with no parent`);
     t.equal(chain.append.parentSpanId, chain.actor.spanId, `${what}: the append is the actor's child`);
-    t.equal(chain.apply.parentSpanId, chain.append.spanId, `${what}: the projector's apply is the append's child, through the commit's headers`);
+    t.equal(chain.apply.parentSpanId, chain.append.spanId, `${what}: the projector's apply is the append's child, through the commit's metadata`);
     t.equal(chain.notify.parentSpanId, chain.append.spanId, `${what}: and so is the notice publish`);
     t.equal(chain.apply.role, 'projector', `${what}: apply runs in the projector`);
     t.match(chain.http.role, /^worker-/, `${what}: the request in a worker`);
@@ -77,13 +77,13 @@ t.test('one trace follows a command across processes: HTTP, forward, actor, appe
   }
   if (forwarded?.forward) {
     t.equal(forwarded.forward.parentSpanId, forwarded.http.spanId, 'the forward is the HTTP span\'s child');
-    t.equal(forwarded.actor.parentSpanId, forwarded.forward.spanId, 'the owner\'s actor span is the forward\'s child, through the request headers');
+    t.equal(forwarded.actor.parentSpanId, forwarded.forward.spanId, 'the owner\'s actor span is the forward\'s child, through the forwarded command');
     t.not(forwarded.actor.pid, forwarded.http.pid, 'and runs in the other worker');
   }
   if (local) t.equal(local.actor.parentSpanId, local.http.spanId, 'a command run where it arrived has its actor span under the HTTP span');
 });
 
-t.test('with no telemetry settings nothing is traced: commits carry no traceparent', async (t) => {
+t.test('with no telemetry settings nothing is traced: commits carry no trace context', async (t) => {
   const nats = await startTestNats(t);
   const [worker] = await startWorkers(t, nats.url, 1);
   const res = await post(commandUrl(worker!), '/shops/plain/register', { name: 'P', category: 'c', ownerId: 'o' });
@@ -92,4 +92,7 @@ t.test('with no telemetry settings nothing is traced: commits carry no tracepare
   t.teardown(() => link.close());
   const msg = await link.jsm.streams.getMessage('EVENTS', { seq: res.body.position as number });
   t.equal(msg?.header?.get('traceparent') ?? '', '', 'the commit has no traceparent header');
+  const stored = msg?.json<{ metadata?: { traceparent?: string; correlationId?: string } }>();
+  t.equal(stored?.metadata?.traceparent, undefined, 'nor any in its metadata');
+  t.type(stored?.metadata?.correlationId, 'string', 'which it has, with the correlation');
 });

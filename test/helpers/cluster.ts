@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { freePort } from '../../src/nats/server.js';
 
-const MAIN = join(import.meta.dirname, '../../dist/main.js');
+const ROOT = join(import.meta.dirname, '../..');
+const MAIN = join(ROOT, 'dist/main.js');
 
 /** The cluster as `npm start` runs it (the built `dist/main.js`), in a child process. */
 export interface TestCluster {
@@ -21,17 +23,30 @@ export interface TestCluster {
 
 /** `main`: the built entry file to run, the reference app's by default. */
 export async function startCluster(t: Test, env: Record<string, string>, main = MAIN): Promise<TestCluster> {
+  return launch(t, env, (full) => spawn(process.execPath, [main], { env: full, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/**
+ * The cluster as a user starts it: `npm start` in the repository; `proc` is npm's process.
+ * `--ignore-scripts` skips the prestart build and still runs the start script: the suite is
+ * built before it runs, and a build here would rewrite dist/ under the tests beside it.
+ */
+export async function startWithNpm(t: Test, env: Record<string, string>): Promise<TestCluster> {
+  // npm needs a home for its cache and logs; no update check from a test.
+  const npmEnv = { HOME: process.env.HOME ?? tmpdir(), npm_config_update_notifier: 'false', ...env };
+  return launch(t, npmEnv, (full) => spawn('npm', ['start', '--ignore-scripts'], { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** Starts `start` on free ports with only `env` and the test defaults, and collects its output. */
+async function launch(t: Test, env: Record<string, string>, start: (env: NodeJS.ProcessEnv) => ChildProcess): Promise<TestCluster> {
   const [port, queryPort, adminPort] = [await freePort(), await freePort(), await freePort()];
-  const proc = spawn(process.execPath, [main], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'test',
-      CONVERGE_HTTP_COMMAND_PORT: String(port),
-      CONVERGE_HTTP_QUERY_PORT: String(queryPort),
-      CONVERGE_HTTP_ADMIN_PORT: String(adminPort),
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const proc = start({
+    PATH: process.env.PATH ?? '',
+    NODE_ENV: 'test',
+    CONVERGE_HTTP_COMMAND_PORT: String(port),
+    CONVERGE_HTTP_QUERY_PORT: String(queryPort),
+    CONVERGE_HTTP_ADMIN_PORT: String(adminPort),
+    ...env,
   });
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { defineProjection, runConverge } from '../../src/index.js';
+import { defineProjection, defineReactor, runConverge, type StoredEvent } from '../../src/index.js';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';
 import { shopPlatform } from '../../app.js';
 
@@ -29,4 +29,14 @@ const probe = defineProjection<ShopEvent, { renames: number }>({
   },
 });
 
-runConverge({ ...shopPlatform, projections: [...shopPlatform.projections, probe] });
+/** While the same file exists, `probeReactor` cannot handle a rename to `park-me-too`: it retries once, then parks it. */
+const probeReactor = defineReactor({
+  name: 'probeReactor',
+  handles: ['ShopRenamed'],
+  onError: { kind: 'retry', times: 1, backoffMs: 50, then: 'park' },
+  handle(event: StoredEvent<Extract<ShopEvent, { type: 'ShopRenamed' }>>) {
+    if (event.data.name === 'park-me-too' && parkFile !== undefined && existsSync(parkFile)) throw new Error('probeReactor cannot handle park-me-too yet');
+  },
+});
+
+runConverge({ ...shopPlatform, projections: [...shopPlatform.projections, probe], reactors: [...shopPlatform.reactors, probeReactor] });

@@ -56,11 +56,12 @@ export function natsServerPids(storeDir: string): number[] {
  * its nats-server. After a clean stop there should be none.
  */
 export function processesUsing(dir: string): ProcessInfo[] {
-  return processes().filter((p) => {
-    if (p.args.some((a) => a.includes(dir))) return true;
-    const environ = readProc(p.pid, 'environ');
-    return environ?.split('\0').some((kv) => kv.includes(dir)) ?? false;
-  });
+  return processes().filter((p) => p.args.some((a) => a.includes(dir)) || envOf(p.pid).some((kv) => kv.includes(dir)));
+}
+
+/** The environment a process started with, as `NAME=value` entries; empty when it is gone or not ours to read. */
+export function envOf(pid: number): string[] {
+  return readProc(pid, 'environ')?.split('\0').filter(Boolean) ?? [];
 }
 
 /** Waits until `check` holds, polling every 100 ms; false when `ms` ran out first. */

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Test } from 'tap';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/host/config.js';
-import { type Config } from '../../src/core/config.js';
+import { type Config } from '../../src/host/config.js';
 import { startWorker, type Worker } from '../../src/host/worker.js';
 import { startProjector, type Projector } from '../../src/host/projector.js';
 import type { AnyProjection } from '../../src/core/projection.js';
@@ -75,7 +75,7 @@ export async function startTestProjector(
   opts: { env?: Record<string, string>; projections?: readonly AnyProjection[] } = {},
 ): Promise<Projector> {
   const config = testConfig(t, natsUrl, { CONVERGE_DATA_DIR: dataDir, CONVERGE_HTTP_ADMIN_PORT: '0', ...opts.env });
-  const projector = await startProjector(config, pino({ level: 'silent' }), { aggregates, projections: opts.projections ?? projections });
+  const projector = await startProjector(config, pino({ level: 'silent' }), { ...shopPlatform, projections: opts.projections ?? projections });
   t.teardown(() => projector.stop());
   return projector;
 }

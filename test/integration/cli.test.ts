@@ -52,6 +52,26 @@ t.test('the converge CLI against a running projector', async (t) => {
   while (projector.views.position('slow') < last) await new Promise((r) => setTimeout(r, 50));
   const as = ['--url', admin, '--token', TOKEN];
 
+  t.test('reactions lists the reactors and processes, with who runs them', async (t) => {
+    let run = await cli(...as, 'reactions');
+    for (let i = 0; i < 50 && !/orderAcceptance +process +running/.test(run.stdout); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      run = await cli(...as, 'reactions');
+    }
+    t.equal(run.code, 0);
+    for (const [name, kind] of [['orderAcceptance', 'process'], ['closedShopOrders', 'process'], ['reviewedOrders', 'reactor']]) {
+      t.match(run.stdout, new RegExp(`\\n${name} +${kind} +running +\\d+ +0 +0`), `${name}: a ${kind}, running, no lag, nothing parked`);
+    }
+    t.match(run.stdout, /reactions run by \S+/, 'and which host runs them');
+    const json = await cli(...as, '--json', 'reactions');
+    t.match(JSON.parse(json.stdout), { reactions: [{ name: String, kind: String, state: String }] });
+    const parked = await cli(...as, '--json', 'reactions', 'parked');
+    t.same(JSON.parse(parked.stdout), [], 'nothing parked');
+    const unknown = await cli(...as, 'reactions', 'resume', 'nope');
+    t.equal(unknown.code, 1, 'an unknown reaction exits 1');
+    t.match(unknown.stderr, /unknown_reaction|no reactor or process named nope/);
+  });
+
   t.test('status prints one screen: the event store, every projection, the notifier, parked events and subscribers', async (t) => {
     await post(admin, '/admin/subscribers', { name: 'search', from: 'all' }, auth);
     const run = await cli(...as, 'status');
@@ -67,13 +87,42 @@ t.test('the converge CLI against a running projector', async (t) => {
 
   t.test('--json prints the answers as JSON', async (t) => {
     const status = JSON.parse((await cli(...as, '--json', 'status')).stdout) as { views: { projections: { name: string }[] }; parked: unknown[]; subscribers: { name: string }[] };
-    t.same(status.views.projections.map((p) => p.name), ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'slow']);
+    t.same(status.views.projections.map((p) => p.name), ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'slow', 'converge-processes']);
     t.same([status.parked, status.subscribers.map((s) => s.name)], [[], ['search']]);
     t.same(JSON.parse((await cli(...as, '--json', 'parked')).stdout), []);
     t.match(JSON.parse((await cli(...as, '--json', 'subscribers')).stdout), [{ name: 'search', pending: last }]);
     t.match(JSON.parse((await cli(...as, '--json', 'projections')).stdout), [{ name: 'shopDisplay', position: last }]);
     const verify = await cli(...as, '--json', 'verify', '--sample', '10');
     t.match([verify.code, JSON.parse(verify.stdout)], [0, { ok: true, streamLastPosition: last }], 'verify');
+  });
+
+  t.test('subscribers add says which consumers it made on NOTIFY and REPLAY, as text and as JSON; remove says it removed them', async (t) => {
+    const added = await cli(...as, 'subscribers', 'add', 'warehouse');
+    t.equal(added.code, 0, added.stderr);
+    t.equal(
+      added.stdout,
+      [
+        'added subscriber warehouse (0 notices pending)',
+        '  NOTIFY: consumer warehouse, subjects notify.>, delivering messages from now on',
+        '  REPLAY: consumer warehouse, subjects replay.warehouse.>, delivering every message the stream holds for it, then new ones',
+        '',
+      ].join('\n'),
+    );
+    const json = await cli(...as, '--json', 'subscribers', 'add', 'crm', '--all');
+    t.same(JSON.parse(json.stdout), {
+      name: 'crm',
+      pending: last,
+      ackPending: 0,
+      replayPending: 0,
+      ackedSequence: 0,
+      consumers: [
+        { stream: 'NOTIFY', name: 'crm', filter: 'notify.>', deliver: 'all' },
+        { stream: 'REPLAY', name: 'crm', filter: 'replay.crm.>', deliver: 'all' },
+      ],
+    }, '--json: the subscriber with its consumers; --all: every shop’s notice pending');
+    t.match(await cli(...as, 'subscribers', 'remove', 'warehouse'), { code: 0, stdout: 'removed subscriber warehouse and its consumers\n' });
+    t.same(JSON.parse((await cli(...as, '--json', 'subscribers', 'remove', 'crm')).stdout), { removed: 'crm' });
+    t.same((JSON.parse((await cli(...as, '--json', 'subscribers')).stdout) as { name: string }[]).map((s) => s.name), ['search'], 'both are gone');
   });
 
   t.test('rebuild shows position/target and an ETA until the swap', async (t) => {

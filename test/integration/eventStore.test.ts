@@ -45,6 +45,23 @@ t.test('event store on a real nats-server', async (t) => {
     t.match(await store.commitAt(a.position), { commandId: 'c1', version: 1, position: a.position });
   });
 
+  t.test('reads of a short aggregate (direct gets) and of a long one (a consumer) give every commit after the position, and leave no consumer on the server', async (t) => {
+    let position = 0;
+    for (let v = 1; v <= 40; v++) position = (await store.append(commit(`long-${v}`, v, 'long'), position)).position;
+    const positions = async (id: string, after: number) => {
+      const out = [];
+      for await (const c of store.read('shop', id, after)) out.push(c.version);
+      return out;
+    };
+    t.same(await positions('s1', 0), [1, 2], 'the short one whole');
+    t.same((await positions('long', 0)).length, 40, 'the long one whole');
+    const sub = await store.subscribe(0, { batchSize: 10 });
+    for await (const _ of sub) break;
+    sub.close();
+    await new Promise((r) => setTimeout(r, 200));
+    t.equal((await link.jsm.streams.info('EVENTS')).state.consumer_count, 0, 'no consumer is left behind');
+  });
+
   t.test('a stale expected position is refused as a conflict', async (t) => {
     const last = await store.lastPosition('shop', 's1');
     await t.rejects(store.append(commit('c3', 2), last - 1), WrongExpectedPositionError);

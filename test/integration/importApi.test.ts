@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
 import { fullImport, syncOnce, type Copy, type Notice } from '../../examples/subscriber.js';
@@ -58,7 +61,7 @@ t.test('the import API: full export, batch, changed since, while commands arrive
   const nats = await startTestNats(t);
   const dataDir = tempDir(t);
   const [worker] = await startWorkers(t, nats.url, 1, { CONVERGE_DATA_DIR: dataDir });
-  await startTestProjector(t, nats.url, dataDir);
+  const projector = await startTestProjector(t, nats.url, dataDir);
   const cmd = commandUrl(worker!);
   const q = urlOf(worker!.queryApp);
   const at = async (path: string, body: unknown) => {
@@ -235,11 +238,39 @@ t.test('the import API: full export, batch, changed since, while commands arrive
       await notice('order', 'o-sub', '/orders/o-sub/place', { shopId: 'chg-b', customerId: 'c1', items: [{ menuId: 'm1', quantity: 1 }] }),
     ];
     copy.set('gone', { id: 'gone', position: 1 });
-    await syncOnce(q, copy, [...notices, { ...notices[0]!, id: 'gone' }]);
+    const synced = await syncOnce(q, copy, [...notices, { ...notices[0]!, id: 'gone' }]);
+    // Two shop documents by id, and the order's shop among those changed since the order.
+    const changed = (await get(`${q}/import/shops/changed?since=${notices[2]!.position - 1}&limit=100`)).body.items as Body[];
+    t.same(synced, { notices: 4, shops: 2 + changed.length, position: notices[2]!.position }, 'it says what it applied');
     t.same(copy.get('imp-0042'), (await get(`${q}/shops/imp-0042`)).body, 'the renamed shop');
     t.equal(copy.get('imp-0042')?.name, 'Synced');
     t.same(copy.get('sub-new'), (await get(`${q}/shops/sub-new`)).body, 'the new shop');
     t.notOk(copy.has('gone'), 'a shop the view does not have is removed');
+  });
+
+  t.test('the example subscriber, run as a program, logs its import, then one line a batch from NOTIFY and from REPLAY', async (t) => {
+    // Caught up first, so that no notice of an earlier subtest reaches the new subscriber.
+    const marker = await at('/shops/sub-marker/register', { name: 'M', category: 'c', ownerId: 'u' });
+    while (projector.notifier!.position() < marker) await sleep(25);
+    t.equal((await post(urlOf(projector.adminApp), '/admin/subscribers', { name: 'example' })).status, 201);
+    const shops = (await readExport(`${q}/import/shops`)).docs.length;
+    const program = spawn(process.execPath, [join(import.meta.dirname, '../../dist/examples/subscriber.js'), 'example'], {
+      env: { PATH: process.env.PATH ?? '', NATS_URL: nats.url, QUERY_URL: q, COPY_FILE: join(tempDir(t), 'copy.json') },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolve) => program.once('exit', resolve));
+    t.teardown(() => program.kill('SIGKILL'));
+    const lines = createInterface({ input: program.stdout! })[Symbol.asyncIterator]();
+    const next = async () => (await Promise.race([lines.next(), sleep(20_000, { done: true, value: '(no line within 20 s)' })])).value as string;
+
+    t.equal(await next(), `full import: ${shops} shops`);
+    t.match(await next(), new RegExp(`^following NOTIFY and REPLAY as example; the copy \\(.*copy\\.json\\) has ${shops} shops$`));
+    const renamed = await at('/shops/imp-0042/rename', { name: 'Followed' });
+    t.equal(await next(), `NOTIFY: 1 notice applied, 1 shop fetched, up to position ${renamed}; the copy has ${shops} shops`, 'a notice applied');
+    await post(urlOf(projector.adminApp), '/admin/subscribers/example/republish', { ids: [{ aggregate: 'shop', id: 'imp-0042' }] });
+    t.equal(await next(), `REPLAY: 1 notice applied, 1 shop fetched, up to position ${renamed}; the copy has ${shops} shops`, 'a re-published notice applied');
+    program.kill('SIGTERM');
+    t.equal(await exited, 0, 'SIGTERM stops it cleanly');
   });
 
   t.test('the import API keeps serving from LMDB while NATS is down', async (t) => {

@@ -2,6 +2,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { createPartitionLeases, LEASES_BUCKET, leaseOwner, preferredOwner, type PartitionLeases } from '../../src/write/leases.js';
+import { createSingleLease } from '../../src/write/singleLease.js';
 import { startTestNats } from '../helpers/nats.js';
 import { eventually } from '../helpers/processes.js';
 
@@ -158,4 +159,35 @@ t.test('leases on a real nats-server: who may take a lease back, and slow hand-o
   t.ok(keptAll, `while their drain takes ${3 * TTL} ms it keeps every other partition (${kept.length})`);
   t.equal(twice, 0, 'and no partition is owned by both at any moment');
   await Promise.all([slow.leases.stop(), other.leases.stop()]);
+});
+
+t.test('the single lease: one holder among claimants of one name, and back at once when a paused NATS applies a renewal its holder gave up on', async (t) => {
+  const nats = await startTestNats(t);
+  const links: NatsLink[] = [];
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const events: string[] = [];
+  // Two claimants with one owner name, as two in-process runtimes of one host have.
+  const claim = async (name: string) => {
+    const link = await connectNats(nats.url, { name, timeoutMs: 1000, log });
+    links.push(link);
+    const lease = createSingleLease({ link, key: 'x.test', owner: 'host.projector', ttlMs: 4000, replicas: 1, log, onAcquire: () => void events.push(`${name} +`), onRelease: () => void events.push(`${name} -`) });
+    t.teardown(() => lease.stop());
+    await lease.start();
+    return lease;
+  };
+  const a = await claim('a');
+  const b = await claim('b');
+  t.ok(a.held() && !b.held(), 'the first claimant holds it, and the second, of the same name, does not');
+  t.equal(b.holder(), 'host.projector', "the holder is named by its owner, as the status shows it");
+
+  // Paused, the server keeps the renewals sent meanwhile; the holder gives up at its fence
+  // (3 s), and the server applies one of them when it goes on, before the key's TTL ran out.
+  nats.signal('SIGSTOP');
+  t.ok(await eventually(() => events.includes('a -'), 8000), 'the holder gives the lease up while NATS is paused');
+  nats.signal('SIGCONT');
+  const resumed = Date.now();
+  t.ok(await eventually(() => a.held() || b.held(), 10_000), 'the lease is held again');
+  const gap = Date.now() - resumed;
+  t.ok(gap < 2500, `within a round or two of NATS going on, not after the TTL that renewal restarted (${gap} ms)`);
+  t.ok(a.held() && !b.held(), 'by the claimant whose renewal it was, and by it alone');
 });

@@ -16,15 +16,15 @@ const log = pino({ level: 'silent' });
 // A counter whose events carry the running total, so a commit decided on a stale state shows.
 const counterCommands = { increment: { type: 'Increment', schema: Type.Object({ by: Type.Number() }) } } as const;
 type CounterEvent = { readonly type: 'Incremented'; readonly data: { readonly by: number; readonly total: number } };
-const counter = defineAggregate<{ readonly total: number }, typeof counterCommands, CounterEvent>({
+const counter = defineAggregate({
   name: 'counter',
   plural: 'counters',
   snapshotVersion: 1,
   commands: counterCommands,
-  initialState: () => ({ total: 0 }),
+  initialState: (): { readonly total: number } => ({ total: 0 }),
   decide: (state, command: CommandOf<typeof counterCommands>): Decision<CounterEvent> =>
     emit({ type: 'Incremented', data: { by: command.data.by, total: state.total + command.data.by } }),
-  evolve: (_state, event) => ({ total: event.data.total }),
+  evolve: (_state: { readonly total: number }, event: CounterEvent) => ({ total: event.data.total }),
 }) as AnyAggregate;
 
 /** JetStream on a fresh cluster answers only once its meta leader is elected: retry for a while. */

@@ -18,15 +18,15 @@ interface CounterState {
   readonly total: number;
   readonly seen: readonly number[];
 }
-const counter = defineAggregate<CounterState, typeof counterCommands, CounterEvent>({
+const counter = defineAggregate({
   name: 'counter',
   plural: 'counters',
   snapshotVersion: 1,
   commands: counterCommands,
-  initialState: () => ({ total: 0, seen: [] }),
+  initialState: (): CounterState => ({ total: 0, seen: [] }),
   decide: (state, command: CommandOf<typeof counterCommands>): Decision<CounterEvent> =>
     emit({ type: 'Incremented', data: { by: command.data.by, total: state.total + command.data.by } }),
-  evolve: (state, event) => ({ total: event.data.total, seen: [...state.seen, event.data.by] }),
+  evolve: (state: CounterState, event: CounterEvent): CounterState => ({ total: event.data.total, seen: [...state.seen, event.data.by] }),
 }) as AnyAggregate;
 
 const settings: ActorSettings = { snapshotEvery: 1000, idleMs: 60_000, mailboxSize: 100, recentCommits: 16, conflictRetries: 3 };

@@ -1,6 +1,6 @@
 import t from 'tap';
 import Fastify from 'fastify';
-import { bearerAuth, tokenMatcher } from '../../src/http/replies.js';
+import { bearerAuth, namedTokens, tokenMatcher } from '../../src/http/replies.js';
 
 const tokens = ['first-token-1234', 'a-much-longer-second-token-0987654321'];
 
@@ -49,8 +49,17 @@ t.test('bearerAuth lets every request through when no token is configured', asyn
 });
 
 t.test('tokenMatcher matches whole tokens only, whatever their lengths', async (t) => {
-  const matches = tokenMatcher(tokens);
+  const matches = (given: string | undefined) => tokenMatcher(tokens)(given) !== undefined;
   t.same(tokens.map(matches), [true, true]);
   t.same([undefined, '', 'first-token-123', 'first-token-12345', 'a-much-longer-second-token'].map(matches), [false, false, false, false, false]);
-  t.equal(tokenMatcher([])('first-token-1234'), false, 'nothing matches an empty list');
+  t.equal(tokenMatcher([])('first-token-1234'), undefined, 'nothing matches an empty list');
+});
+
+t.test('a token entry name:secret is the token secret, known by its name; another is known by a digest, never by itself', async (t) => {
+  const matcher = tokenMatcher(['checkout:s3cret-token-1', 'plain-token-12345']);
+  t.equal(matcher('s3cret-token-1'), 'checkout', 'the secret alone is the token');
+  t.equal(matcher('checkout:s3cret-token-1'), undefined, 'the whole entry is not');
+  t.match(matcher('plain-token-12345'), /^token-[0-9a-f]{8}$/, 'an unnamed token is named by a digest');
+  t.notMatch(matcher('plain-token-12345'), /plain/, 'which says nothing of the token');
+  t.same(namedTokens(['a:short']), [{ name: namedTokens(['a:short'])[0]!.name, secret: 'a:short' }], 'a secret under 8 characters does not make a name: the entry is one token');
 });

@@ -3,10 +3,38 @@ import { availableParallelism } from 'node:os';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { envName } from '../../src/core/config.js';
-import { loadConfig } from '../../src/host/config.js';
+import { readFileSync } from 'node:fs';
+import { envName, loadConfig, resolveConfig } from '../../src/host/config.js';
+import { configKeys } from '../../src/host/configSchema.js';
+import { configTable } from '../../src/host/configTable.js';
 
 const dir = join(import.meta.dirname, '../../config');
+
+t.test('with no config file and no variable every key takes its default', async (t) => {
+  const empty = mkdtempSync(join(tmpdir(), 'converge-noconfig-'));
+  const config = loadConfig({ dir: empty, env: {} });
+  t.same(config, resolveConfig(), 'the same as the defaults given to createConverge');
+  t.same([config.dataDir, config.logLevel, config.nats.url, config.http.commandPort], ['data', 'info', '', 8080]);
+  t.same(config.http.readPolicy, {}, "the runtime's defaults name no app's routes");
+});
+
+t.test('every key of the schema has a default and a description', async (t) => {
+  const missing = configKeys().filter((k) => k.default === undefined || k.description === '').map((k) => k.path.join('.'));
+  t.same(missing, []);
+});
+
+t.test("the README's configuration table is the one generated from the schema", async (t) => {
+  const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+  const table = /<!-- config-table:start -->\n([\s\S]*?)\n<!-- config-table:end -->/.exec(readme)?.[1];
+  t.equal(table, configTable(), 'run `npm run docs:config` and paste its output between the markers');
+});
+
+t.test('createConverge overrides set keys over the defaults and are validated the same way', async (t) => {
+  t.equal(resolveConfig({ http: { commandPort: 9000 } }).http.commandPort, 9000);
+  t.equal(resolveConfig({ http: { commandPort: 9000 } }).http.queryPort, 8081, 'the rest keeps its defaults');
+  t.throws(() => resolveConfig({ actors: { mailboxSize: 0 } }), { code: 'invalid_config', message: /actors.mailboxSize/ });
+  t.throws(() => resolveConfig({ colour: 'red' } as never), { message: 'config key "colour" is not a known key' });
+});
 
 t.test('defaults load, validate and freeze', async (t) => {
   const config = loadConfig({ dir, env: {} });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createMetrics, watchActors, watchPartitions, watchReadSide } from '../../src/observe/metrics.js';
+import { createMetrics, watchActors, watchPartitions, watchReactions, watchReadSide } from '../../src/observe/metrics.js';
 
 const root = join(import.meta.dirname, '../..');
 
@@ -10,6 +10,8 @@ t.test('the Grafana dashboard and the README charts only metrics converge export
   watchActors(m, { inFlight: 0, size: 0 });
   watchPartitions(m, () => 0);
   watchReadSide(m, () => ({ projections: [], lastPosition: 0, notifierLagEvents: 0 }), async () => []);
+  // A process with its instances: every reaction gauge has a sample.
+  watchReactions(m, () => [{ name: 'p', kind: 'process', state: 'running', lagEvents: 0, parked: 0, instances: { open: 0, timersPending: 0 } }]);
   const exported = new Set(
     (await m.registry.getMetricsAsJSON()).flatMap((metric) =>
       String(metric.type) === 'histogram' ? ['', '_bucket', '_count', '_sum'].map((s) => metric.name + s) : [metric.name],

@@ -10,7 +10,9 @@ import {
   errorToWire,
   type ErrorCode,
 } from '../../src/core/errors.js';
+import { StoreChangedError } from '../../src/core/eventStore.js';
 import { installErrorHandling } from '../../src/http/replies.js';
+import { ApplyFailedError } from '../../src/read/feed.js';
 
 t.test('every catalogued code crosses the wire with its status', async (t) => {
   for (const [code, { status }] of Object.entries(errorCatalogue)) {
@@ -34,8 +36,16 @@ t.test('the error classes take their status from the catalogue', async (t) => {
     [new PartitionUnavailableError(3), 'partition_unavailable'],
     [new OutcomeUnknownError(3), 'outcome_unknown'],
     [new ShuttingDownError(), 'shutting_down'],
+    [new StoreChangedError('s2', 's1'), 'store_changed'],
+    [new ApplyFailedError('the disk is full'), 'apply_failed'],
   ];
   for (const [err, code] of cases) t.same([err.code, err.status], [code, errorCatalogue[code].status], code);
+});
+
+t.test('an unexpected fault is a retry with the same key, and a view not caught up a retry later', async (t) => {
+  // An unexpected fault during a command may come after its append: only the same key applies it once.
+  t.same(errorCatalogue.internal_error, { status: 500, retry: 'same-key', retryAfterS: 1 });
+  t.same(errorCatalogue.not_caught_up, { status: 504, retry: 'later', retryAfterS: 1 });
 });
 
 t.test('a reply carries Retry-After exactly when the catalogue advises a retry', async (t) => {

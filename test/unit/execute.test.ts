@@ -40,14 +40,14 @@ function makeKv() {
         return reject(command.data.reason);
     }
   };
-  const aggregate = defineAggregate<KvState, typeof kvCommands, KvEvent>({
+  const aggregate = defineAggregate({
     name: 'kv',
     plural: 'kvs',
     snapshotVersion: 1,
     commands: kvCommands,
-    initialState: () => ({ values: {} }),
+    initialState: (): KvState => ({ values: {} }),
     decide,
-    evolve: (state, event) => ({ values: { ...state.values, [event.data.key]: event.data.value } }),
+    evolve: (state: KvState, event: KvEvent): KvState => ({ values: { ...state.values, [event.data.key]: event.data.value } }),
     touches: (command) => (command.type === 'Refuse' ? [] : [command.data.key]),
     eventTouches: (event) => [event.data.key],
   });

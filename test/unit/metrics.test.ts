@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Type } from 'typebox';
-import { defineAggregate, emit, type AnyAggregate } from '../../src/index.js';
+import { defineAggregate, emit, type AnyAggregate, type CommandOf } from '../../src/index.js';
 import { OverloadedError } from '../../src/core/errors.js';
 import { createMetrics, watchActors, watchReadSide } from '../../src/observe/metrics.js';
 import { createMemoryEventStore } from '../../src/store/memory.js';
@@ -27,14 +27,15 @@ t.test('a command is timed under its outcome: the result kind, or the error code
 
 t.test('conflicts count every append another writer got to first, retries only those decided again', async (t) => {
   const commands = { set: { type: 'Set', schema: Type.Object({ value: Type.Number() }) } } as const;
-  const aggregate = defineAggregate<{ value: number }, typeof commands, { type: 'ValueSet'; data: { value: number } }>({
+  type ValueSet = { type: 'ValueSet'; data: { value: number } };
+  const aggregate = defineAggregate({
     name: 'kv',
     plural: 'kvs',
     snapshotVersion: 1,
     commands,
-    initialState: () => ({ value: 0 }),
-    decide: (_state, command) => emit({ type: 'ValueSet', data: { value: command.data.value } }),
-    evolve: (_state, event) => ({ value: event.data.value }),
+    initialState: (): { value: number } => ({ value: 0 }),
+    decide: (_state, command: CommandOf<typeof commands>) => emit<ValueSet>({ type: 'ValueSet', data: { value: command.data.value } }),
+    evolve: (_state, event: ValueSet) => ({ value: event.data.value }),
   }) as AnyAggregate;
   const store = createMemoryEventStore();
   const m = createMetrics();

@@ -10,7 +10,7 @@ const allowed: Record<OrderStatus, readonly OrderCommand['type'][]> = {
   rejected: [],
   cancelled: [],
 };
-const commandTypes: readonly OrderCommand['type'][] = ['PlaceOrder', 'AcceptOrder', 'RejectOrder', 'DeliverOrder', 'CancelOrder'];
+const commandTypes: readonly Parameters<typeof canTransition>[1][] = ['PlaceOrder', 'AcceptOrder', 'RejectOrder', 'DeliverOrder', 'CancelOrder'];
 
 t.test('each status allows exactly its lifecycle commands', async (t) => {
   for (const status of orderStatuses) {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { pino } from 'pino';
-import type { Config } from '../../src/core/config.js';
+import type { Config } from '../../src/host/config.js';
 import { installReadAccess, RateLimitedError, readPolicyOf } from '../../src/http/access.js';
 import { installErrorHandling } from '../../src/http/replies.js';
 
@@ -16,6 +16,29 @@ t.test('a route takes its own policy, else that of *, else reader', async (t) =>
   t.equal(readPolicyOf({ 'GET /customers/:id/orders': 'customer', '*': 'public' }, 'HEAD', '/customers/:id/orders'), 'customer', 'HEAD takes the GET entry');
   t.equal(readPolicyOf({ 'GET /customers/:id': 'customer' }, 'GET', '/customers/:id/orders'), 'reader', 'keys are whole routes, not prefixes');
   t.equal(readPolicyOf({ toString: 'public' } as never, 'GET', '/x'), 'reader', 'only own keys count');
+});
+
+t.test('what a route declares stands between its own config entry and *', async (t) => {
+  t.equal(readPolicyOf({ '*': 'reader' }, 'GET', '/shops/:id', 'public'), 'public', 'declared beats *');
+  t.equal(readPolicyOf({ 'GET /shops/:id': 'reader' }, 'GET', '/shops/:id', 'public'), 'reader', 'a config entry naming the route beats what it declares');
+  t.equal(readPolicyOf({}, 'HEAD', '/shops/:id', 'public'), 'public', 'HEAD keeps the declared policy');
+});
+
+t.test('routes mounted under a prefix are looked up by the path they declare, and keep what they declare', async (t) => {
+  const app = Fastify();
+  await app.register(
+    async (scope) => {
+      installReadAccess(scope, http({ readerTokens: ['a-reader-token'], readPolicy: { 'GET /shops/:id/stats': 'public' } }));
+      scope.get('/shops/:id', { config: { access: 'public' } }, async () => ({ ok: true }));
+      scope.get('/shops/:id/stats', async () => ({ ok: true }));
+      scope.get('/shops/:id/orders', async () => ({ ok: true }));
+    },
+    { prefix: '/api' },
+  );
+  await app.ready();
+  t.equal((await app.inject('/api/shops/s1')).statusCode, 200, 'declared public');
+  t.equal((await app.inject('/api/shops/s1/stats')).statusCode, 200, 'public by its config entry, though the URL has a prefix');
+  t.equal((await app.inject('/api/shops/s1/orders')).statusCode, 401, 'the rest: reader');
 });
 
 t.test('a rate_limited reply carries Retry-After of its window, not the catalogue default', async (t) => {

@@ -1,4 +1,7 @@
 import t, { type Test } from 'tap';
+import { shop } from '../../actors/shop/shop.decider.js';
+import { review } from '../../actors/review/review.decider.js';
+import { order } from '../../actors/order/order.decider.js';
 import type { OrderPlaced } from '../../actors/order/order.events.js';
 import type { ReviewDeleted, ReviewPosted } from '../../actors/review/review.events.js';
 import type { ShopOpened, ShopRegistered } from '../../actors/shop/shop.events.js';
@@ -7,7 +10,7 @@ import { ANY, shopList } from '../../projections/shopList/shopList.projection.js
 import { commit, projectionSpec } from '../../src/testing.js';
 import { tapAssert } from '../helpers/spec.js';
 
-const listing = (t: Test) => projectionSpec(shopList, { aggregates: shopPlatform.aggregates, assert: tapAssert(t) });
+const listing = (t: Test) => projectionSpec(shopList, { assert: tapAssert(t) });
 
 const registered = (name: string, category: string): ShopRegistered => ({
   type: 'ShopRegistered',
@@ -26,11 +29,11 @@ const deleted = (shopId: string, rating: number): ReviewDeleted => ({ type: 'Rev
 
 /** Three shops: s1 korean open, s2 korean closed, s3 pizza open; positions 1–3 in registration order. */
 const threeShops = [
-  commit('shop', 's1', registered('Kimbap Heaven', 'korean')),
-  commit('shop', 's2', registered('Bibim House', 'korean')),
-  commit('shop', 's3', registered('Pizza Planet', 'pizza')),
-  commit('shop', 's1', opened),
-  commit('shop', 's3', opened),
+  commit(shop, 's1', registered('Kimbap Heaven', 'korean')),
+  commit(shop, 's2', registered('Bibim House', 'korean')),
+  commit(shop, 's3', registered('Pizza Planet', 'pizza')),
+  commit(shop, 's1', opened),
+  commit(shop, 's3', opened),
 ];
 const ids = (docs: readonly { id: string }[]) => docs.map((d) => d.id);
 
@@ -38,10 +41,10 @@ t.test('the document carries the listing fields', async (t) => {
   listing(t)
     .given(
       ...threeShops,
-      commit('shop', 's1', { type: 'ShopRenamed', data: { name: 'Kimbap Paradise' } }),
-      commit('order', 'o1', placed('s1')),
-      commit('review', 'r1', posted('s1', 4)),
-      commit('review', 'r2', posted('s1', 5)),
+      commit(shop, 's1', { type: 'ShopRenamed', data: { name: 'Kimbap Paradise' } }),
+      commit(order, 'o1', placed('s1')),
+      commit(review, 'r1', posted('s1', 4)),
+      commit(review, 'r2', posted('s1', 5)),
     )
     .then('s1', {
       id: 's1', name: 'Kimbap Paradise', category: 'korean', open: true,
@@ -51,10 +54,10 @@ t.test('the document carries the listing fields', async (t) => {
 
 t.test('each shop has 12 index entries: 3 sorts × (its category or any) × (its open state or any)', async (t) => {
   const outcome = listing(t).given(
-    commit('shop', 's1', registered('Kimbap Heaven', 'korean')),
-    commit('shop', 's1', opened),
-    commit('order', 'o1', placed('s1')),
-    commit('review', 'r1', posted('s1', 4)),
+    commit(shop, 's1', registered('Kimbap Heaven', 'korean')),
+    commit(shop, 's1', opened),
+    commit(order, 'o1', placed('s1')),
+    commit(review, 'r1', posted('s1', 4)),
   );
   t.same(outcome.indexEntries(), [
     ['newest', ANY, ANY, -1, 's1'],
@@ -73,7 +76,7 @@ t.test('each shop has 12 index entries: 3 sorts × (its category or any) × (its
 });
 
 t.test('zero figures index as 0, never -0', async (t) => {
-  const entries = listing(t).given(commit('shop', 's1', registered('A', 'korean'))).indexEntries();
+  const entries = listing(t).given(commit(shop, 's1', registered('A', 'korean'))).indexEntries();
   const zeros = entries.flat().filter((v) => typeof v === 'number' && v === 0);
   t.ok(zeros.length > 0);
   t.ok(zeros.every((v) => Object.is(v, 0)));
@@ -89,7 +92,7 @@ t.test('newest lists the latest registration first, filtered by category and ope
 });
 
 t.test('closing a shop moves it between the open filters', async (t) => {
-  const outcome = listing(t).given(...threeShops, commit('shop', 's1', { type: 'ShopClosed', data: {} }));
+  const outcome = listing(t).given(...threeShops, commit(shop, 's1', { type: 'ShopClosed', data: {} }));
   t.same(ids(outcome.byIndex(['newest', 'korean', 'true'])), []);
   t.same(ids(outcome.byIndex(['newest', 'korean', 'false'])), ['s2', 's1']);
 });
@@ -97,13 +100,13 @@ t.test('closing a shop moves it between the open filters', async (t) => {
 t.test('rating sorts by average, then by review count; a delete re-sorts', async (t) => {
   const history = [
     ...threeShops,
-    commit('review', 'r1', posted('s1', 4)),
-    commit('review', 'r2', posted('s2', 5)),
-    commit('review', 'r3', posted('s3', 4)),
-    commit('review', 'r4', posted('s3', 4)),
+    commit(review, 'r1', posted('s1', 4)),
+    commit(review, 'r2', posted('s2', 5)),
+    commit(review, 'r3', posted('s3', 4)),
+    commit(review, 'r4', posted('s3', 4)),
   ];
   t.same(ids(listing(t).given(...history).byIndex(['rating', ANY, ANY])), ['s2', 's3', 's1'], '5.0, then 4.0 × 2, then 4.0 × 1');
-  const outcome = listing(t).given(...history, commit('review', 'r2', deleted('s2', 5)));
+  const outcome = listing(t).given(...history, commit(review, 'r2', deleted('s2', 5)));
   t.same(ids(outcome.byIndex(['rating', ANY, ANY])), ['s3', 's1', 's2'], 'a shop whose only review is deleted drops to 0');
   t.match(outcome.doc('s2'), { ratingAverage: 0, reviewCount: 0, ratingSum: 0 });
 });
@@ -111,16 +114,16 @@ t.test('rating sorts by average, then by review count; a delete re-sorts', async
 t.test('orders sorts by order count', async (t) => {
   const outcome = listing(t).given(
     ...threeShops,
-    commit('order', 'o1', placed('s3')),
-    commit('order', 'o2', placed('s2')),
-    commit('order', 'o3', placed('s2')),
+    commit(order, 'o1', placed('s3')),
+    commit(order, 'o2', placed('s2')),
+    commit(order, 'o3', placed('s2')),
   );
   t.same(ids(outcome.byIndex(['orders', ANY, ANY])), ['s2', 's3', 's1']);
 });
 
 t.test('events for a shop never registered create no document', async (t) => {
   const outcome = listing(t)
-    .given(commit('order', 'o1', placed('ghost')), commit('review', 'r1', posted('ghost', 5)))
+    .given(commit(order, 'o1', placed('ghost')), commit(review, 'r1', posted('ghost', 5)))
     .then('ghost', undefined);
   // Every listing document has index entries, so none at all means no document at all.
   t.same(outcome.indexEntries(), []);

@@ -2,6 +2,7 @@
 // charts, kept live by the admin API's status stream (GET /admin/events).
 import { call, followStatus, token, Unauthorized } from './api.js';
 import { lineChart } from './charts.js';
+import { reactionActions, refreshParkedReactions, renderReactions } from './reactions.js';
 
 const $ = (selector) => document.querySelector(selector);
 /** How much history the charts show. */
@@ -10,6 +11,7 @@ const CHART_MS = 2 * 60_000;
 const samples = [];
 let ticks = 0;
 let parkedTotal = -1;
+let parkedReactions = -1;
 
 function td(text, className) {
   const cell = document.createElement('td');
@@ -121,6 +123,8 @@ function onStatus(status) {
   const parked = status.projections.reduce((n, p) => n + p.parked, 0);
   // Parked events when their count changes, subscribers every fifth status: both cost a read each.
   if (parked !== parkedTotal) void refreshParked().then(() => (parkedTotal = parked), report);
+  const parkedInputs = renderReactions(status);
+  if (parkedInputs !== parkedReactions) void refreshParkedReactions().then(() => (parkedReactions = parkedInputs), report);
   if (ticks++ % 5 === 0) void refreshSubscribers().catch(report);
 }
 
@@ -148,6 +152,15 @@ const actions = {
     answer(`drop ${projection}/${position}/${eventIndex}`, await call('DELETE', `/admin/parked/${projection}/${position}/${eventIndex}`));
     await refreshParked();
   },
+  ...Object.fromEntries(
+    Object.entries(reactionActions).map(([name, act]) => [
+      name,
+      async (data) => {
+        answer(`${name} ${data.name}`, await act(data));
+        await refreshParkedReactions();
+      },
+    ]),
+  ),
   republish: async ({ name }, target) => {
     const since = Number(target.closest('tr').querySelector('input[name=sincePosition]').value);
     answer(`re-publish to ${name}`, await call('POST', `/admin/subscribers/${encodeURIComponent(name)}/republish`, { sincePosition: since }));
@@ -212,6 +225,7 @@ async function start() {
   $('#signin').hidden = true;
   $('#main').hidden = false;
   parkedTotal = -1;
+  parkedReactions = -1;
   ticks = 0;
   void live();
 }

@@ -1,0 +1,146 @@
+import type { Logger } from 'pino';
+import type { EventStore, StoreHead } from '../core/eventStore.js';
+import { startNotifier, type Notifier } from '../integration/notifier.js';
+import type { NatsLink } from '../nats/connection.js';
+import type { Tracing } from '../observe/tracing.js';
+import { openViewStore } from '../read/lmdbViews.js';
+import { createMemoryViews } from '../read/memoryViews.js';
+import { createProjectionRunner, type ProjectionRunner } from '../read/runner.js';
+import { appliedSignal, type AppliedSignal } from '../read/status.js';
+import type { ViewsStatus } from '../read/viewsStatus.js';
+import { bindViewsToHead } from '../read/storeIdentity.js';
+import type { ViewStore } from '../read/viewStore.js';
+import { viewsOf, type ConvergeApp } from './app.js';
+import type { Config } from './config.js';
+import { viewsPath } from './paths.js';
+
+/** The read side of a runtime: the views, the projector that writes them, and the notifier. */
+export interface ReadSide {
+  readonly views: ViewStore;
+  readonly runner: ProjectionRunner;
+  /** Absent without NATS, and on a read replica (the command hosts announce every commit). */
+  readonly notifier: Notifier | undefined;
+  /** Wakes whoever waits for a position, after every batch the views commit. */
+  readonly applied: AppliedSignal;
+  /** The projections, the notifier and the event store, as `/admin/projections` reports them. */
+  status(): ViewsStatus;
+  stop(): Promise<void>;
+}
+
+export interface ReadSideOptions {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly app: ConvergeApp;
+  readonly store: EventStore;
+  /** Absent for the in-memory store: views in memory too, and no notices. */
+  readonly link: NatsLink | undefined;
+  readonly streamId: string;
+  readonly head: StoreHead;
+  /** Publish notices to `NOTIFY` (not on a read replica). */
+  readonly notify: boolean;
+  readonly tracing?: Tracing | undefined;
+  /** Called after every batch the live views commit, beside `applied`. */
+  readonly onApplied?: () => void;
+  /**
+   * The event store changed under the running views (docs/architecture.md, "Views belong to
+   * one event store"). The read side has stopped folding; the cluster's projector exits so
+   * that its restart resets the views.
+   */
+  readonly onStoreChanged?: (reason: string) => void;
+}
+
+/**
+ * Starts the read side: the views (LMDB in `<dataDir>/views` on NATS, bound to this store
+ * before anything reads a checkpoint; in memory otherwise), every projection catching up
+ * from its checkpoint and following the store live, and on NATS the notifier.
+ */
+export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
+  const { config, log, app, store, link, streamId } = opts;
+  const traced = opts.tracing ? { tracing: opts.tracing } : {};
+  const projections = viewsOf(app);
+  let views: ViewStore;
+  if (link) {
+    const lmdb = openViewStore(viewsPath(config));
+    // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
+    bindViewsToHead(lmdb, projections.map((p) => p.name), opts.head, log);
+    views = lmdb;
+  } else {
+    views = createMemoryViews();
+  }
+  const applied = appliedSignal();
+  let storeChanged = false;
+  const onStoreChanged = (reason: string) => {
+    if (storeChanged) return;
+    storeChanged = true;
+    // Serving on would mix two stores' commits in one view; the views are reset at the next start.
+    const next = opts.onStoreChanged ? 'restarting to rebuild the views from it' : 'it folds nothing more; start converge again to rebuild the views from it';
+    log.error({ reason }, `the event store changed under the running projector: ${reason}; ${next}`);
+    void runner.stop();
+    notifier?.stop();
+    opts.onStoreChanged?.(reason);
+  };
+  const runner: ProjectionRunner = createProjectionRunner({
+    store,
+    views,
+    aggregates: app.aggregates,
+    projections,
+    ...config.projections,
+    log,
+    streamId,
+    onStoreChanged,
+    onApplied: () => {
+      applied.wake();
+      opts.onApplied?.();
+    },
+    ...traced,
+  });
+  runner.start();
+  const notifier: Notifier | undefined =
+    link && opts.notify
+      ? startNotifier({ link, store, views, ...config.projections, publishTimeoutMs: config.nats.requestTimeoutMs, log, streamId, onStreamChanged: onStoreChanged, ...traced })
+      : undefined;
+  const unlisten = link?.onReconnect(() => notifier?.restart());
+  const status = (): ViewsStatus => {
+    const eventStore = runner.stream();
+    const health = notifier?.health();
+    return {
+      projections: runner.status(),
+      ...(notifier && health
+        ? {
+            notifier: {
+              position: notifier.position(),
+              state: health.state,
+              lagEvents: Math.max(0, eventStore.lastPosition - notifier.position()),
+              ...(health.error ? { error: health.error } : {}),
+            },
+          }
+        : {}),
+      eventStore,
+      at: new Date().toISOString(),
+    };
+  };
+  // The notifier's stall check needs the stream's last position, which the runner polls.
+  const checks = notifier
+    ? setInterval(() => {
+        const s = runner.stream();
+        if (s.reachable) notifier.check(s.lastPosition);
+      }, config.projections.statusIntervalMs)
+    : undefined;
+  checks?.unref();
+  let stopping: Promise<void> | undefined;
+  return {
+    views,
+    runner,
+    notifier,
+    applied,
+    status,
+    stop: () =>
+      (stopping ??= (async () => {
+        clearInterval(checks);
+        unlisten?.();
+        await runner.stop();
+        notifier?.stop();
+        applied.stop();
+      })()),
+  };
+}

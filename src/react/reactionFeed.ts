@@ -1,0 +1,206 @@
+import type { Logger } from 'pino';
+import type { StoredCommit } from '../core/eventStore.js';
+import { DEFAULT_REACTION_POLICY, type ReactionErrorPolicy } from '../core/reactions.js';
+import type { Feed, FeedHealth, FeedSpec } from '../read/feed.js';
+import type { ReactionStatus } from '../read/viewsStatus.js';
+import type { ParkedReaction, ReactionStore } from './reactionStore.js';
+
+/** One thing a reaction does for a commit: handle one of its events, or relay one of its outputs. */
+export interface ReactionInput {
+  readonly eventIndex: number;
+  /** The event's type, for parking and logs. */
+  readonly type: string;
+  /**
+   * What the input must stay in order with (a process instance's id): inputs of one batch
+   * with different keys run concurrently, those of one key one after another. An input
+   * without a key runs alone, after everything before it and before everything after it.
+   */
+  readonly key?: string;
+  run(): Promise<void>;
+}
+
+/** A running reaction feed (see `reactionFeed`). */
+export interface ReactionFeed {
+  /** Reads the checkpoint and starts following `EVENTS` after it. */
+  start(): Promise<void>;
+  stop(): void;
+  readonly position: () => number;
+  health(): Pick<ReactionStatus, 'state' | 'error'>;
+  /** Lets a reaction stopped by its policy go on from its checkpoint, trying the failed input again. */
+  resume(): void;
+  /** Tells the feed the stream's last position, to detect a stalled consumer. */
+  check(streamLast: number): void;
+  restart(): void;
+}
+
+export interface ReactionFeedOptions {
+  readonly name: string;
+  readonly kind: 'reactor' | 'process';
+  readonly policy: ReactionErrorPolicy | undefined;
+  readonly reactions: ReactionStore;
+  /** Starts a supervised feed on `EVENTS` (the store, batch bounds and supervision already set). */
+  readonly feed: (spec: FeedSpec) => Feed;
+  /** What the reaction does for a commit, in order. */
+  readonly inputs: (commit: StoredCommit) => ReactionInput[];
+  /** The aggregates whose commits it reads, when known: the others' are passed over undecoded. */
+  readonly only?: ReadonlySet<string>;
+  readonly log: Logger;
+  /** A pause, for the backoff between retries; tests shorten it. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+class Stopped extends Error {}
+
+/** How many keys of a batch run at once. */
+const CONCURRENCY = 32;
+
+/**
+ * A reaction's feed on `EVENTS` (docs/architecture.md, "Reactions"): from its checkpoint,
+ * every commit in order, each input run under the reaction's error policy (retried with a
+ * doubling pause, then parked or stopped), and the checkpoint saved after each batch. A
+ * crash between an input and the checkpoint runs the input again: delivery is at least
+ * once, and what a reaction sends carries keys that make it take effect once.
+ */
+export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
+  const { name, kind, reactions, log } = opts;
+  const policy = opts.policy ?? DEFAULT_REACTION_POLICY;
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let position = 0;
+  let feed: Feed | undefined;
+  let stopped: { position: number; error: string } | undefined;
+  let retrying: string | undefined;
+  let halted = false;
+
+  /** Runs one input under the policy; answers false when the reaction must stop before its commit. */
+  async function runInput(commit: StoredCommit, input: ReactionInput): Promise<void> {
+    const attempts = policy.kind === 'retry' ? policy.times + 1 : 1;
+    let error: unknown;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (halted) throw new Stopped();
+      if (attempt > 0) await sleep(Math.min(10_000, (policy.kind === 'retry' ? (policy.backoffMs ?? 100) : 100) * 2 ** (attempt - 1)));
+      try {
+        await input.run();
+        retrying = undefined;
+        return;
+      } catch (err) {
+        error = err;
+        retrying = `${input.type} at ${commit.position}:${input.eventIndex}: ${(err as Error).message ?? String(err)}`;
+        if (attempt === 0) log.warn({ reaction: name, position: commit.position, eventIndex: input.eventIndex, err }, `${kind} ${name} failed on ${input.type} at position ${commit.position}`);
+      }
+    }
+    retrying = undefined;
+    const message = error instanceof Error ? error.message : String(error);
+    const then = policy.kind === 'retry' ? (policy.then ?? 'park') : policy.kind;
+    if (then === 'stop') {
+      stopped = { position: commit.position, error: message };
+      log.error({ reaction: name, position: commit.position, err: error }, `${kind} ${name} stopped before position ${commit.position}: ${message}; resume it from the admin API`);
+      throw new Stopped(message);
+    }
+    const parked: ParkedReaction = { reaction: name, kind, position: commit.position, eventIndex: input.eventIndex, aggregate: commit.aggregate, id: commit.id, type: input.type, error: message, parkedAt: new Date().toISOString() };
+    await reactions.park(parked);
+    log.warn({ reaction: name, position: commit.position, eventIndex: input.eventIndex }, `${kind} ${name} parked ${input.type} at position ${commit.position}: ${message}`);
+  }
+
+  /**
+   * Runs a batch's inputs: those with a key concurrently across keys (at most `CONCURRENCY`
+   * keys at once) and in order within one, those without alone and in order. Answers the
+   * position of the first commit an input stopped at, if any.
+   */
+  async function runBatch(work: ReadonlyArray<{ commit: StoredCommit; input: ReactionInput }>): Promise<number | undefined> {
+    let stoppedAt: number | undefined;
+    let failure: unknown;
+    const note = (commit: StoredCommit, err: unknown) => {
+      if (err instanceof Stopped) stoppedAt = Math.min(stoppedAt ?? Infinity, commit.position);
+      else failure ??= err;
+    };
+    for (let i = 0; i < work.length && stoppedAt === undefined && failure === undefined; ) {
+      const { commit, input } = work[i]!;
+      if (input.key === undefined) {
+        await runInput(commit, input).catch((err: unknown) => note(commit, err));
+        i++;
+        continue;
+      }
+      // The run of keyed inputs from here, grouped by key in order.
+      const groups = new Map<string, Array<{ commit: StoredCommit; input: ReactionInput }>>();
+      for (; i < work.length && work[i]!.input.key !== undefined; i++) {
+        const item = work[i]!;
+        const group = groups.get(item.input.key!);
+        if (group) group.push(item);
+        else groups.set(item.input.key!, [item]);
+      }
+      const queue = [...groups.values()];
+      const worker = async () => {
+        for (let group = queue.shift(); group; group = queue.shift()) {
+          for (const item of group) {
+            try {
+              await runInput(item.commit, item.input);
+            } catch (err) {
+              note(item.commit, err);
+              break;
+            }
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, worker));
+    }
+    if (failure !== undefined) throw failure;
+    return stoppedAt;
+  }
+
+  const apply = async (batch: StoredCommit[]) => {
+    const fresh = batch.filter((c) => c.position > position);
+    if (fresh.length === 0 || stopped) return;
+    const work = fresh.flatMap((commit) => opts.inputs(commit).map((input) => ({ commit, input })));
+    let last = fresh[fresh.length - 1]!.position;
+    try {
+      const stoppedAt = await runBatch(work);
+      if (stoppedAt !== undefined) {
+        // Inputs of later commits may have run already; running them again is harmless (see above).
+        last = stoppedAt - 1;
+        feed?.stop();
+      }
+    } catch (err) {
+      // Nothing is saved: the supervised feed starts again from the checkpoint.
+      last = position;
+      throw err;
+    } finally {
+      if (last > position) {
+        await reactions.setCheckpoint(name, last);
+        position = last;
+      }
+    }
+  };
+
+  const startFeed = () => {
+    feed?.stop();
+    feed = opts.feed({ name: `${kind} ${name}`, from: () => position, apply, ...(opts.only ? { only: opts.only } : {}) });
+  };
+
+  return {
+    async start() {
+      halted = false;
+      position = await reactions.checkpoint(name);
+      startFeed();
+    },
+    stop() {
+      halted = true;
+      feed?.stop();
+      feed = undefined;
+    },
+    position: () => position,
+    health() {
+      if (stopped) return { state: 'stopped', error: stopped.error };
+      if (!feed) return { state: 'idle' };
+      const h: FeedHealth = feed.health();
+      if (retrying) return { state: 'failing', error: retrying };
+      return h.state === 'running' ? { state: 'running' } : { state: h.state, ...(h.error ? { error: h.error } : {}) };
+    },
+    resume() {
+      if (!stopped) return;
+      stopped = undefined;
+      if (!halted) startFeed();
+    },
+    check: (streamLast) => feed?.check(streamLast),
+    restart: () => feed?.restart(),
+  };
+}

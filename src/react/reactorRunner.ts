@@ -1,0 +1,58 @@
+import type { AnyReactor, ReactionCommand, ReactionMeta, ReactionResult } from '../core/reactions.js';
+import type { StoredEvent } from '../core/aggregate.js';
+import type { StoredCommit } from '../core/eventStore.js';
+import type { DispatchOptions } from '../write/envelope.js';
+import type { ReactionInput } from './reactionFeed.js';
+
+/** Sends a command a reaction decided, as `dispatch` would, with the key and metadata given. */
+export type ReactionDispatch = (command: ReactionCommand, opts: DispatchOptions) => Promise<ReactionResult>;
+
+/**
+ * What a reactor does for a commit: `handle` for each event of a type it handles, with a
+ * context whose `dispatch` gives each command the key `r.<reactor>.<position>.<index>.<n>`
+ * (n counting the calls of one handling), the commit's correlation, the event as its cause
+ * and the reactor as its caller (docs/architecture.md, "Reactions").
+ */
+export function reactorInputs(
+  reactor: AnyReactor,
+  upcast: (aggregate: string, event: StoredEvent) => StoredEvent,
+  dispatch: ReactionDispatch,
+  services: unknown,
+): (commit: StoredCommit) => ReactionInput[] {
+  const handles = new Set<string>(reactor.handles);
+  return (commit) => {
+    const inputs: ReactionInput[] = [];
+    commit.events.forEach((raw, eventIndex) => {
+      const event = upcast(commit.aggregate, raw);
+      if (!handles.has(event.type)) return;
+      const meta: ReactionMeta = {
+        aggregate: commit.aggregate,
+        id: commit.id,
+        version: commit.version,
+        position: commit.position,
+        at: event.at,
+        eventIndex,
+        ...(commit.metadata ? { metadata: commit.metadata } : {}),
+      };
+      inputs.push({
+        eventIndex,
+        type: event.type,
+        run: async () => {
+          let n = 0;
+          const context = {
+            services,
+            dispatch: (command: ReactionCommand) =>
+              dispatch(command, {
+                idempotencyKey: `r.${reactor.name}.${commit.position}.${eventIndex}.${n++}`,
+                correlationId: commit.metadata?.correlationId ?? commit.commandId,
+                causationId: `${commit.position}:${eventIndex}`,
+                caller: `reactor:${reactor.name}`,
+              }),
+          };
+          await reactor.handle(event, meta, context);
+        },
+      });
+    });
+    return inputs;
+  };
+}

@@ -1,0 +1,92 @@
+import t from 'tap';
+import { pino } from 'pino';
+import type { StoredCommit } from '../../src/core/eventStore.js';
+import type { Feed, FeedSpec } from '../../src/read/feed.js';
+import { reactionFeed, type ReactionInput } from '../../src/react/reactionFeed.js';
+import { memoryReactionStore } from '../../src/react/reactionStore.js';
+
+// A reaction's feed runs a batch's inputs as their keys allow: one key in order, different
+// keys at once, an input without a key alone.
+
+const commit = (position: number): StoredCommit => ({ position, commandId: `c${position}`, commandType: 'C', aggregate: 'a', id: `i${position}`, version: 1, events: [] });
+const tick = () => new Promise<void>((r) => setTimeout(r, 5));
+
+/** A feed whose batches the test hands in, as the supervised feed would. */
+function manualFeed() {
+  let spec: FeedSpec | undefined;
+  const feed: Feed = { health: () => ({ state: 'running', lastBatchAt: 0 }), unappliedAt: () => undefined, seen: () => 0, check: () => undefined, restart: () => undefined, stop: () => undefined };
+  return { start: (s: FeedSpec) => ((spec = s), feed), deliver: (batch: StoredCommit[]) => spec!.apply(batch) };
+}
+
+t.test('inputs of different keys run at once, those of one key in order, and one without a key alone', async (t) => {
+  const log: string[] = [];
+  let running = 0;
+  let most = 0;
+  const input = (name: string, key: string | undefined): ReactionInput => ({
+    eventIndex: 0,
+    type: name,
+    ...(key === undefined ? {} : { key }),
+    run: async () => {
+      running++;
+      most = Math.max(most, running);
+      log.push(`start ${name}`);
+      await tick();
+      log.push(`end ${name}`);
+      running--;
+    },
+  });
+  const inputs: Record<number, ReactionInput[]> = {
+    1: [input('a1', 'a')],
+    2: [input('b1', 'b')],
+    3: [input('a2', 'a')],
+    4: [input('barrier', undefined)],
+    5: [input('c1', 'c')],
+  };
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  const feed = reactionFeed({ name: 'r', kind: 'process', policy: { kind: 'stop' }, reactions, feed: manual.start, inputs: (c) => inputs[c.position] ?? [], log: pino({ level: 'silent' }) });
+  await feed.start();
+  await manual.deliver([1, 2, 3, 4, 5].map(commit));
+  t.ok(log.indexOf('end a1') < log.indexOf('start a2'), 'a2 starts after a1 ended: one key in order');
+  t.ok(log.indexOf('start b1') < log.indexOf('end a1'), 'b1 starts before a1 ends: different keys at once');
+  t.ok(log.indexOf('end a2') < log.indexOf('start barrier') && log.indexOf('end barrier') < log.indexOf('start c1'), 'the input without a key runs after all before it and before all after it');
+  t.equal(most, 2, 'at most the two keys ran at once');
+  t.equal(await reactions.checkpoint('r'), 5, 'the checkpoint is the batch\'s last position');
+});
+
+t.test('an input stopped by its policy leaves the checkpoint before its commit, whatever other keys did', async (t) => {
+  const ran: string[] = [];
+  const ok = (name: string, key: string): ReactionInput => ({ eventIndex: 0, type: name, key, run: async () => void ran.push(name) });
+  const inputs: Record<number, ReactionInput[]> = {
+    1: [ok('a1', 'a')],
+    2: [{ eventIndex: 0, type: 'b1', key: 'b', run: async () => Promise.reject(new Error('down')) }],
+    3: [ok('a2', 'a')],
+    4: [ok('b2', 'b')],
+  };
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  const feed = reactionFeed({ name: 'r', kind: 'process', policy: { kind: 'stop' }, reactions, feed: manual.start, inputs: (c) => inputs[c.position] ?? [], log: pino({ level: 'silent' }) });
+  await feed.start();
+  await manual.deliver([1, 2, 3, 4].map(commit));
+  t.equal(await reactions.checkpoint('r'), 1, 'the checkpoint stays before the commit that stopped it');
+  t.notOk(ran.includes('b2'), 'the stopped key goes no further');
+  t.same(feed.health(), { state: 'stopped', error: 'down' }, 'and the reaction reports itself stopped');
+});
+
+t.test("a subscription with `only` passes over other aggregates' commits: their place without their events", async (t) => {
+  const { createMemoryEventStore } = await import('../../src/store/memory.js');
+  const store = createMemoryEventStore();
+  const append = (aggregate: string, id: string) =>
+    store.append({ commandId: `${aggregate}-${id}`, commandType: 'C', aggregate, id, version: 1, events: [{ type: 'E', data: { id }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  await append('order', 'o1');
+  await append('shop', 's1');
+  await append('order', 'o2');
+  const sub = await store.subscribe(0, { batchSize: 10, only: new Set(['order']) });
+  const seen = [];
+  for await (const { commit } of sub) {
+    seen.push([commit.position, commit.aggregate, commit.id, commit.events.length]);
+    if (commit.position === 3) break;
+  }
+  sub.close();
+  t.same(seen, [[1, 'order', 'o1', 1], [2, 'shop', 's1', 0], [3, 'order', 'o2', 1]], 'every position is delivered, only the orders with their events');
+});
