@@ -39,11 +39,16 @@ export const RevokeCouponBody = Type.Object(
   { additionalProperties: false },
 );
 
-/** The coupon's HTTP surface, `POST /coupons/<id>/<segment>`: URL segment → command type and body schema. */
+/** Body of `expire`: nothing; the time is the server's (`now`). */
+export const ExpireCouponBody = Type.Object({}, { additionalProperties: false });
+
+/** The coupon's commands, `POST /coupons/<id>/<segment>` for all but the internal one: URL segment → command type and body schema. */
 export const couponCommands = {
   issue: { type: 'IssueCoupon', schema: IssueCouponBody },
   redeem: { type: 'RedeemCoupon', schema: RedeemCouponBody },
   revoke: { type: 'RevokeCoupon', schema: RevokeCouponBody },
+  /** Sent by the coupon's expiry process when its timer fires; not reached over HTTP. */
+  expire: { type: 'ExpireCoupon', schema: ExpireCouponBody, internal: true },
 } as const;
 
 /** A coupon command as `decide` receives it, its `data` already validated against its schema. */

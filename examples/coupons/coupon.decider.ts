@@ -16,7 +16,10 @@ interface Redemptions {
   readonly redeemedBy: Readonly<Record<string, string>>;
 }
 
-/** An issued coupon that has not been revoked. Whether it is used up or expired is a rule, not a status. */
+/**
+ * An issued coupon that has been neither revoked nor marked expired. Whether it is used up is
+ * a rule, not a status; so is expiry until the expiry process records it (a timer can be late).
+ */
 export interface ActiveCoupon extends CouponTerms, Redemptions {
   readonly status: 'active';
 }
@@ -27,8 +30,13 @@ export interface RevokedCoupon extends CouponTerms, Redemptions {
   readonly reason: string;
 }
 
+/** A coupon past its `expiresAt`, as its expiry process recorded. */
+export interface ExpiredCoupon extends CouponTerms, Redemptions {
+  readonly status: 'expired';
+}
+
 /** A coupon's state: plain JSON, so it can be snapshotted. */
-export type CouponState = { readonly status: 'unissued' } | ActiveCoupon | RevokedCoupon;
+export type CouponState = { readonly status: 'unissued' } | ActiveCoupon | RevokedCoupon | ExpiredCoupon;
 
 /** True when this customer has redeemed the coupon. */
 export function hasRedeemed(coupon: Redemptions, customerId: string): boolean {
@@ -43,6 +51,7 @@ export type CouponRejection =
   | 'coupon_expired'
   | 'already_redeemed_by_customer'
   | 'coupon_exhausted'
+  | 'coupon_not_expired'
   | 'unknown_command';
 
 function decide(state: CouponState, command: CouponCommand, { now }: DecideContext): Decision<CouponEvent, CouponRejection> {
@@ -57,7 +66,16 @@ function decide(state: CouponState, command: CouponCommand, { now }: DecideConte
     case 'RevokeCoupon': {
       if (state.status === 'unissued') return reject('coupon_not_found');
       if (state.status === 'revoked') return reject('coupon_revoked');
+      if (state.status === 'expired') return reject('coupon_expired');
       return emit({ type: 'CouponRevoked', data: { reason: command.data.reason } });
+    }
+    case 'ExpireCoupon': {
+      if (state.status === 'unissued') return reject('coupon_not_found');
+      if (state.status === 'revoked') return reject('coupon_revoked');
+      if (state.status === 'expired') return reject('coupon_expired');
+      // The very instant of expiry still redeems, so a coupon expires only after it.
+      if (now.getTime() <= Date.parse(state.expiresAt)) return reject('coupon_not_expired');
+      return emit({ type: 'CouponExpired', data: {} });
     }
     default: {
       const unhandled: never = command;
@@ -74,6 +92,8 @@ function redeem(state: CouponState, data: Extract<CouponCommand, { type: 'Redeem
       return reject('coupon_not_found');
     case 'revoked':
       return reject('coupon_revoked');
+    case 'expired':
+      return reject('coupon_expired');
     case 'active': {
       const { customerId, orderId } = data;
       // Redeeming at the very instant of expiry still counts.
@@ -111,6 +131,8 @@ function evolve(state: CouponState, event: CouponEvent): CouponState {
         }
         case 'CouponRevoked':
           return { ...state, status: 'revoked', reason: event.data.reason };
+        case 'CouponExpired':
+          return { ...state, status: 'expired' };
         default: {
           // Reached at run time only by event types this version does not know.
           const unknown: never = event;
@@ -119,6 +141,7 @@ function evolve(state: CouponState, event: CouponEvent): CouponState {
         }
       }
     case 'revoked':
+    case 'expired':
       return state;
     default: {
       const unknown: never = state;
@@ -130,7 +153,8 @@ function evolve(state: CouponState, event: CouponEvent): CouponState {
 
 /**
  * The coupon aggregate: issued once by a shop, redeemed at most once per customer and at
- * most `maxRedemptions` times in all, until it expires or is revoked.
+ * most `maxRedemptions` times in all, until it expires or is revoked. Its expiry process
+ * (`couponExpiry.process.ts`) records the expiry the moment after `expiresAt`.
  *
  * No `touches`/`eventTouches`: every redemption reads the shared redemption count, and a
  * revocation changes everything, so any two coupon commands conflict under a stale

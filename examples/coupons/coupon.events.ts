@@ -16,6 +16,8 @@ export const couponEvents = defineEvents({
   CouponRedeemed: Type.Object({ customerId: Type.String(), orderId: Type.String(), redeemedAt: Type.String({ format: 'date-time' }) }),
   /** The shop withdrew the coupon; it can no longer be redeemed. */
   CouponRevoked: Type.Object({ reason: Type.String() }),
+  /** The coupon passed its `expiresAt`; recorded by its expiry process, the moment after. */
+  CouponExpired: Type.Object({}),
 });
 
 /** Every event a coupon emits. */
@@ -23,3 +25,4 @@ export type CouponEvent = EventOf<typeof couponEvents>;
 export type CouponIssued = EventOf<typeof couponEvents, 'CouponIssued'>;
 export type CouponRedeemed = EventOf<typeof couponEvents, 'CouponRedeemed'>;
 export type CouponRevoked = EventOf<typeof couponEvents, 'CouponRevoked'>;
+export type CouponExpired = EventOf<typeof couponEvents, 'CouponExpired'>;

@@ -2,8 +2,11 @@ import { Type, type Static } from 'typebox';
 import { defineProjection, descending, type EventMeta, type StoredEvent } from '@converge-es/converge';
 import type { CouponEvent } from './coupon.events.js';
 
-/** What a listing says about a coupon. Expiry is not a status: a fold has no clock, so readers compare `expiresAt`. */
-export const CouponStatus = Type.Union([Type.Literal('active'), Type.Literal('exhausted'), Type.Literal('revoked')]);
+/**
+ * What a listing says about a coupon. A fold has no clock: a coupon is `expired` once its
+ * expiry process records `CouponExpired`, the moment after `expiresAt`.
+ */
+export const CouponStatus = Type.Union([Type.Literal('active'), Type.Literal('exhausted'), Type.Literal('revoked'), Type.Literal('expired')]);
 export type CouponStatus = Static<typeof CouponStatus>;
 
 /** One coupon as its shop's listing shows it, and as the routes serve it. */
@@ -52,11 +55,13 @@ function fold(doc: CouponDoc | undefined, event: StoredEvent<CouponEvent>, meta:
       if (!doc) return undefined;
       const redemptions = doc.redemptions + 1;
       const remaining = Math.max(0, doc.maxRedemptions - redemptions);
-      const status = doc.status === 'revoked' ? 'revoked' : remaining === 0 ? 'exhausted' : 'active';
+      const status = doc.status === 'revoked' || doc.status === 'expired' ? doc.status : remaining === 0 ? 'exhausted' : 'active';
       return { ...doc, redemptions, remaining, status };
     }
     case 'CouponRevoked':
       return doc && { ...doc, status: 'revoked', revokedReason: event.data.reason };
+    case 'CouponExpired':
+      return doc && (doc.status === 'revoked' ? doc : { ...doc, status: 'expired' });
     default: {
       const unknown: never = event;
       void unknown;
@@ -72,7 +77,7 @@ function fold(doc: CouponDoc | undefined, event: StoredEvent<CouponEvent>, meta:
 export const couponsByShop = defineProjection.of(CouponDocument)<CouponEvent>({
   name: 'couponsByShop',
   version: 1,
-  handles: ['CouponIssued', 'CouponRedeemed', 'CouponRevoked'],
+  handles: ['CouponIssued', 'CouponRedeemed', 'CouponRevoked', 'CouponExpired'],
   key: (_event, meta) => meta.id,
   fold,
   indexes: (doc) => [[doc.shopId, descending(doc.issuedPosition)]],

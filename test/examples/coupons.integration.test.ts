@@ -36,10 +36,10 @@ t.test('the coupons example runs on a real nats-server: commands over HTTP, read
     await rejected(t, '/coupons/k1/issue', terms, 'already_issued');
     await rejected(t, '/coupons/nope/redeem', at('c1'), 'coupon_not_found');
     await rejected(t, '/coupons/k1/redeem', at('c1'), 'already_redeemed_by_customer');
-    // The server's clock decides, not the caller.
-    clock.set('2026-07-01T00:00:00Z');
-    await rejected(t, '/coupons/k1/redeem', at('c2'), 'coupon_expired');
-    clock.set('2026-03-01T12:00:00Z');
+    // The server's clock decides, not the caller: a coupon issued already past its expiry
+    // is refused whether its expiry process has recorded CouponExpired yet or not.
+    await ok(t, '/coupons/k0/issue', { ...terms, shopId: 's3', code: 'LATE', expiresAt: '2026-02-28T00:00:00Z' });
+    await rejected(t, '/coupons/k0/redeem', at('c2'), 'coupon_expired');
   });
 
   t.test('read-your-writes: X-Min-Position waits for the redemption', async (t) => {
@@ -105,5 +105,21 @@ t.test('the coupons example runs on a real nats-server: commands over HTTP, read
     t.same((history.body.events as Body[]).map((e) => e.type), ['CouponIssued', 'CouponRedeemed', 'CouponRedeemed']);
     const state = await get(`${q}/coupons/k1/state?atVersion=2`);
     t.match(state.body, { version: 2, state: { status: 'active', redemptions: 1, redeemedBy: { c1: 'o-c1' } } });
+  });
+
+  t.test('the expiry process marks coupons expired by their durable timers, and leaves revoked ones be', async (t) => {
+    await converge.settled();
+    t.same(((await get(`${q}/coupons/k0`)).body as Body).status, 'expired', 'the coupon issued past its expiry, at once');
+    t.same(((await get(`${q}/coupons/k3`)).body as Body).status, 'active', 'before its expiresAt');
+    clock.set('2026-06-30T23:59:59Z');
+    await converge.settled();
+    t.same(((await get(`${q}/coupons/k3`)).body as Body).status, 'active', 'at the very instant it still counts');
+    clock.set('2026-07-01T00:00:00Z');
+    await converge.settled();
+    const statuses = await Promise.all(['k1', 'k2', 'k3', 'k4'].map(async (id) => ((await get(`${q}/coupons/${id}`)).body as Body).status));
+    t.same(statuses, ['expired', 'revoked', 'expired', 'expired'], 'exhausted and active coupons expire; a revoked one stays revoked');
+    const history = await get(`${q}/coupons/k3/history`);
+    t.same((history.body.events as Body[]).map((e) => e.type), ['CouponIssued', 'CouponExpired'], 'one expiry, recorded once');
+    await rejected(t, '/coupons/k3/redeem', at('c1'), 'coupon_expired');
   });
 });

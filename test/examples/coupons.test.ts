@@ -1,7 +1,8 @@
 import t from 'tap';
 import { shop } from '../../actors/shop/shop.decider.js';
 import type { Test } from 'tap';
-import { commit, commitAt, deciderSpec, projectionSpec, SPEC_TIME } from '../../src/testing.js';
+import { commit, commitAt, deciderSpec, processSpec, projectionSpec, SPEC_TIME } from '../../src/testing.js';
+import { couponExpiry } from '../../examples/coupons/couponExpiry.process.js';
 import { coupon } from '../../examples/coupons/coupon.decider.js';
 import type { CouponEvent } from '../../examples/coupons/coupon.events.js';
 import { couponsByShop, type CouponDoc } from '../../examples/coupons/couponsByShop.projection.js';
@@ -195,4 +196,48 @@ t.test('couponsByShop: the index lists a shop\'s coupons, newest issue first', a
   t.same(outcome.byIndex(['s2']).map((d) => d.id), ['k2']);
   t.same(outcome.byIndex(['s3']), [], 'a shop with no coupons');
   t.equal(SPEC_TIME, outcome.doc('k4')?.issuedAt, 'undated commits carry the spec time');
+});
+
+t.test('expire', async (t) => {
+  const expired: CouponEvent = { type: 'CouponExpired', data: {} };
+  t.test('the moment after expiresAt, an active coupon expires', async (t) => {
+    decider(t).given([issued]).when({ type: 'ExpireCoupon', data: {} }, at('2026-06-30T23:59:59.001Z')).then([expired]);
+  });
+  t.test('at the very instant it still counts: coupon_not_expired', async (t) => {
+    decider(t).given([issued]).when({ type: 'ExpireCoupon', data: {} }, at('2026-06-30T23:59:59.000Z')).rejects('coupon_not_expired');
+  });
+  t.test('once expired, it redeems, revokes and expires no more: coupon_expired', async (t) => {
+    decider(t).given([issued, expired]).when(redeem('c1'), at()).rejects('coupon_expired');
+    decider(t).given([issued, expired]).when({ type: 'RevokeCoupon', data: { reason: 'late' } }, at()).rejects('coupon_expired');
+    decider(t).given([issued, expired]).when({ type: 'ExpireCoupon', data: {} }, at('2026-07-01T00:00:00.000Z')).rejects('coupon_expired');
+  });
+  t.test('a revoked coupon does not expire: coupon_revoked', async (t) => {
+    decider(t).given([issued, revoked]).when({ type: 'ExpireCoupon', data: {} }, at('2026-07-01T00:00:00.000Z')).rejects('coupon_revoked');
+  });
+  t.test('the listing says expired, but a revoked coupon stays revoked', async (t) => {
+    const doc = projection(t).given(commit(coupon, 'k1', issued, redeemed('c1'), expired)).doc('k1');
+    t.same([doc?.status, doc?.remaining], ['expired', 1]);
+    t.same(projection(t).given(commit(coupon, 'k1', issued, revoked, expired)).doc('k1')?.status, 'revoked');
+  });
+});
+
+t.test('couponExpiry: issuing a coupon schedules its expiry for the millisecond after expiresAt', async (t) => {
+  processSpec(couponExpiry, tapAssert(t))
+    .given()
+    .when(commit(coupon, 'k1', issued))
+    .then({ schedules: [{ name: 'expire', at: '2026-06-30T23:59:59.001Z' }], commands: [], ended: false });
+});
+
+t.test('couponExpiry: a revocation ends the instance and cancels the timer', async (t) => {
+  processSpec(couponExpiry, tapAssert(t))
+    .given(commit(coupon, 'k1', issued))
+    .when(commit(coupon, 'k1', revoked))
+    .then({ cancels: ['expire'], commands: [], ended: true });
+});
+
+t.test('couponExpiry: the timer firing sends ExpireCoupon and ends the instance', async (t) => {
+  processSpec(couponExpiry, tapAssert(t))
+    .given(commit(coupon, 'k1', issued))
+    .whenTimer('expire')
+    .then({ commands: [{ aggregate: 'coupon', id: 'k1', type: 'ExpireCoupon', data: {} }], ended: true });
 });
