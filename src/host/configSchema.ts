@@ -97,6 +97,13 @@ export const ConfigSchema = section({
     duplicateWindowMs: positive(120000, 'how long an `Idempotency-Key` is remembered by JetStream'),
     publishTimeoutMs: positive(1500, 'how long an append waits for JetStream\'s ack (then `503 event_store_unavailable`)'),
   }),
+  notices: section({
+    maxAgeMs: setting(
+      Type.Integer({ minimum: 1000 }),
+      7 * 86_400_000,
+      'how long `NOTIFY` and `REPLAY` keep a notice (7 days); a subscribing system away longer catches up through a changed-since import',
+    ),
+  }),
   projections: section({
     batchSize: positive(500, 'projector batches: at most this many commits'),
     batchMs: positive(2, 'projector batches: at most this long'),

@@ -57,7 +57,7 @@ export async function openStoreSide(opts: StoreSideOptions): Promise<StoreSide> 
   try {
     const { duplicateWindowMs } = config.eventStore;
     const streamId = opts.streams === 'create' ? await ensureEventStream(link, duplicateWindowMs, config.nats.replicas) : await awaitEventStream(link, log);
-    if (opts.notices) await ensureNoticeStreams(link, duplicateWindowMs, config.nats.replicas);
+    if (opts.notices) await ensureNoticeStreams(link, { duplicateWindowMs, maxAgeMs: config.notices.maxAgeMs, replicas: config.nats.replicas });
     const fenced = opts.appends === true && (await appendsNeedFence(link));
     const store = createJetStreamEventStore(link, { ...config.eventStore, ...(opts.tracing ? { tracing: opts.tracing } : {}), fenced });
     return { store, link, streamId, head: await store.head(), close: () => link.close() };

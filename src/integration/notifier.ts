@@ -28,9 +28,30 @@ export function noticeSubject(aggregate: string, id: string): string {
   return `notify.${aggregate}.${id}`;
 }
 
-/** Creates `NOTIFY` (latest notice per aggregate) and `REPLAY` with `replicas` copies, or brings their settings up to date. */
-export async function ensureNoticeStreams(link: NatsLink, duplicateWindowMs: number, replicas = 1): Promise<void> {
-  const common = { storage: 'file' as const, max_msgs_per_subject: 1, duplicate_window: duplicateWindowMs * 1_000_000, num_replicas: replicas };
+/** How the notice streams are kept. */
+export interface NoticeStreamOptions {
+  /** How long JetStream drops a re-sent notice (its `Nats-Msg-Id`); at most `maxAgeMs`. */
+  readonly duplicateWindowMs: number;
+  /** How long a notice is kept. A subscriber away longer catches up through the changed-since import. */
+  readonly maxAgeMs: number;
+  readonly replicas?: number;
+}
+
+/**
+ * Creates `NOTIFY` (latest notice per aggregate) and `REPLAY` with `replicas` copies, or
+ * brings their settings up to date. Notices expire after `maxAgeMs`, so that an aggregate
+ * unchanged for that long holds no subject in `NOTIFY` (docs/architecture.md, "Notices").
+ */
+export async function ensureNoticeStreams(link: NatsLink, opts: NoticeStreamOptions): Promise<void> {
+  const ns = (ms: number) => ms * 1_000_000;
+  const common = {
+    storage: 'file' as const,
+    max_msgs_per_subject: 1,
+    max_age: ns(opts.maxAgeMs),
+    // JetStream refuses a duplicate window longer than the streams' maximum age.
+    duplicate_window: ns(Math.min(opts.duplicateWindowMs, opts.maxAgeMs)),
+    num_replicas: opts.replicas ?? 1,
+  };
   for (const config of [
     { name: NOTIFY, subjects: ['notify.>'], ...common },
     { name: REPLAY, subjects: ['replay.>'], ...common },

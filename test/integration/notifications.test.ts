@@ -132,3 +132,26 @@ t.test('the subscriber admin API validates and explains', async (t) => {
   t.equal((await fetch(`${admin}/admin/subscribers/dup`, { method: 'DELETE' })).status, 200);
   t.same((await get(`${admin}/admin/subscribers`)).body.subscribers, []);
 });
+
+t.test('notices expire after notices.maxAgeMs, and the projector sets that age on NOTIFY and REPLAY at start', async (t) => {
+  const nats = await startTestNats(t);
+  const dataDir = tempDir(t);
+  const projector = await startTestProjector(t, nats.url, dataDir, { env: { CONVERGE_NOTICES_MAX_AGE_MS: '1500' } });
+  const link = await connectNats(nats.url, { name: 'subscriber', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  for (const stream of ['NOTIFY', 'REPLAY']) {
+    const { config } = await link.jsm.streams.info(stream);
+    t.same([config.max_age, config.duplicate_window], [1500 * 1e6, 1500 * 1e6], `${stream}: kept 1.5 s, duplicates dropped within that, not the 2 min default`);
+  }
+  await link.js.publish('notify.shop.gone', JSON.stringify({ aggregate: 'shop', id: 'gone', version: 1, position: 1, at: new Date().toISOString() }));
+  t.equal((await link.jsm.streams.info('NOTIFY', { subjects_filter: '>' })).state.num_subjects, 1, 'the notice is stored');
+  let subjects = 1;
+  for (let i = 0; i < 100 && subjects > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    subjects = (await link.jsm.streams.info('NOTIFY')).state.num_subjects ?? 0;
+  }
+  t.equal(subjects, 0, 'after its age, the notice and its subject are gone');
+  await projector.stop();
+  await startTestProjector(t, nats.url, dataDir);
+  t.equal((await link.jsm.streams.info('NOTIFY')).config.max_age, 7 * 86_400_000 * 1e6, 'an existing NOTIFY takes the new age at start');
+});

@@ -47,7 +47,7 @@ t.test('on a 3-node NATS cluster', async (t) => {
 
   t.test('EVENTS, NOTIFY and REPLAY get nats.replicas copies', async (t) => {
     const id = await eventually(() => ensureEventStream(link, 60_000, 3));
-    await eventually(() => ensureNoticeStreams(link, 60_000, 3));
+    await eventually(() => ensureNoticeStreams(link, { duplicateWindowMs: 60_000, maxAgeMs: 86_400_000, replicas: 3 }));
     for (const name of [EVENTS, NOTIFY, REPLAY]) {
       const info = await link.jsm.streams.info(name);
       t.equal(info.config.num_replicas, 3, `${name} asks for 3 copies`);
