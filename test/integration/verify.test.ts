@@ -6,6 +6,8 @@ import { viewsOf } from '../../src/host/app.js';
 import type { StoredEvent } from '../../src/core/aggregate.js';
 import type { Projector } from '../../src/host/projector.js';
 import type { VerifyReport } from '../../src/read/verify.js';
+import { pino } from 'pino';
+import { connectNats } from '../../src/nats/connection.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
 import { shopPlatform } from '../../app.js';
@@ -54,6 +56,26 @@ async function populate(cmd: string): Promise<number> {
   return last;
 }
 
+/**
+ * The stream's last position once the reactions have handled everything: the order's
+ * process appends its decisions after the commands that caused them, so the last command's
+ * position is not the stream's.
+ */
+async function settledPosition(natsUrl: string, admin: string): Promise<number> {
+  const link = await connectNats(natsUrl, { name: 'verify-test', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  try {
+    for (let i = 0; i < 250; i++) {
+      const last = (await link.jsm.streams.info('EVENTS')).state.last_seq;
+      const { reactions } = (await (await fetch(`${admin}/admin/reactions`)).json()) as { reactions: { position: number }[] };
+      if (reactions.length > 0 && reactions.every((r) => r.position === last) && (await link.jsm.streams.info('EVENTS')).state.last_seq === last) return last;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error('the reactions did not settle');
+  } finally {
+    await link.close();
+  }
+}
+
 async function caughtUp(q: string, projector: Projector, last: number): Promise<void> {
   await get(`${q}/shops/s1?waitMs=5000`, { 'x-min-position': String(last) });
   for (let i = 0; i < 200 && projector.runner.status().some((s) => s.position < last); i++) await new Promise((r) => setTimeout(r, 20));
@@ -66,7 +88,8 @@ t.test('verify against the event store', async (t) => {
   const projector = await startTestProjector(t, nats.url, dataDir);
   const admin = urlOf(projector.adminApp);
   const adminPort = Number(new URL(admin).port);
-  const last = await populate(commandUrl(worker!));
+  await populate(commandUrl(worker!));
+  const last = await settledPosition(nats.url, admin);
   await caughtUp(urlOf(worker!.queryApp), projector, last);
 
   t.test('verify says ok on a correct store, and the CLI exits 0', async (t) => {
