@@ -174,14 +174,6 @@ export interface AggregateDefinition<
   lookup?(command: C, context: LookupContext<Svc>): L | Promise<L>;
   /** Turns an older stored event shape into the current one at read time. */
   upcast?(event: StoredEvent): StoredEvent<E>;
-  /**
-   * Whether an instance in this state is done with (an order delivered, rejected or
-   * cancelled): once it has been finished for `archiveAfterMs`, the archiver moves its
-   * commits out of the live store (docs/architecture.md, "Archive"). Absent: never archived.
-   */
-  finished?(state: S): boolean;
-  /** How long a finished instance stays live before it is archived; `archive.afterMs` by default. */
-  readonly archiveAfterMs?: number;
 }
 
 /** The id pattern of an aggregate that declares none: 1–64 URL-safe characters. */
