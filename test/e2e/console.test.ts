@@ -61,7 +61,7 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
       CONVERGE_PROJECTIONS_STATUS_INTERVAL_MS: '250',
       CONVERGE_PROJECTIONS_BATCH_SIZE: '25',
       CONSOLE_TEST_PARK_FILE: parkFile,
-      CONSOLE_TEST_FOLD_MS: '3',
+      CONSOLE_TEST_FOLD_MS: '12',
     },
     APP,
   );
@@ -98,7 +98,7 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
   t.test('position, lag and the throughput chart move while commands flow', async (t) => {
     const before = await numberIn(page, 'shopDisplay', 'position');
     const sending = sendCommands(cluster, 'flow', 150);
-    // The probe folds slowly, so it falls behind while the commands come.
+    // The probe folds slowly (12 ms an event, about 80 a second), so it falls behind while the commands come.
     await until(page, 'probe', 'lag-events', (lag) => Number(lag) > 0);
     t.pass('the probe projection shows a lag while commands flow');
     await sending;
