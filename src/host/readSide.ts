@@ -97,7 +97,18 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
   runner.start();
   const notifier: Notifier | undefined =
     link && opts.notify
-      ? startNotifier({ link, store, views, ...config.projections, publishTimeoutMs: config.nats.requestTimeoutMs, log, streamId, onStreamChanged: onStoreChanged, ...traced })
+      ? startNotifier({
+          link,
+          store,
+          views,
+          ...config.projections,
+          only: new Set(app.aggregates.map((a) => a.name)),
+          publishTimeoutMs: config.nats.requestTimeoutMs,
+          log,
+          streamId,
+          onStreamChanged: onStoreChanged,
+          ...traced,
+        })
       : undefined;
   const unlisten = link?.onReconnect(() => notifier?.restart());
   const status = (): ViewsStatus => {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { StoredCommit } from '../core/eventStore.js';
+import { isProcessStream } from '../core/reactions.js';
 import { SpanKind } from '@opentelemetry/api';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import type { NatsLink } from '../nats/connection.js';
@@ -83,7 +84,8 @@ export interface Notifier {
  * and acknowledged before its checkpoint moves (at least once), and a re-sent notice
  * carries the same `Nats-Msg-Id` (its position), so JetStream drops the duplicate.
  * Within a batch only the latest commit of each aggregate is announced; `NOTIFY` keeps
- * only the latest per aggregate anyway.
+ * only the latest per aggregate anyway. Only the aggregates in `only` are announced (the
+ * app's); process instance streams never are.
  */
 export function startNotifier(
   opts: PipelineOptions & {
@@ -119,7 +121,11 @@ export function startNotifier(
   };
   const publish = async (batch: StoredCommit[]) => {
     const latest = new Map<string, StoredCommit>();
-    for (const commit of batch) latest.set(noticeSubject(commit.aggregate, commit.id), commit);
+    for (const commit of batch) {
+      // Only the app's aggregates are announced: a process's instance streams are converge's own.
+      if (isProcessStream(commit.aggregate) || (opts.only && !opts.only.has(commit.aggregate))) continue;
+      latest.set(noticeSubject(commit.aggregate, commit.id), commit);
+    }
     await Promise.all(
       [...latest].map(([subject, c]) => {
         const notice: Notice = { aggregate: c.aggregate, id: c.id, version: c.version, position: c.position, at: c.events[0]?.at ?? '' };

@@ -155,3 +155,26 @@ t.test('notices expire after notices.maxAgeMs, and the projector sets that age o
   await startTestProjector(t, nats.url, dataDir);
   t.equal((await link.jsm.streams.info('NOTIFY')).config.max_age, 7 * 86_400_000 * 1e6, 'an existing NOTIFY takes the new age at start');
 });
+
+t.test("a process's instance streams are never announced: an order placed gives a notice for the order and none for its acceptance process", async (t) => {
+  const { link, admin, cmd, projector } = await setup(t);
+  t.equal((await post(admin, '/admin/subscribers', { name: 'orders' })).status, 201);
+  await post(cmd, '/shops/p1/register', { name: 'P', category: 'korean', ownerId: 'u' });
+  await post(cmd, '/shops/p1/open', {});
+  await post(cmd, '/shops/p1/add-menu-item', { menuId: 'm1', name: 'Kimbap', price: 4500 });
+  const placed = await post(cmd, '/orders/o1/place', { shopId: 'p1', customerId: 'c1', items: [{ menuId: 'm1', quantity: 1 }] });
+  t.equal(placed.status, 200);
+  // The process records its decision (the accept timer) in its own stream, after the order's commit.
+  let last = 0;
+  for (let i = 0; i < 400; i++) {
+    const info = await link.jsm.streams.info('EVENTS', { subjects_filter: 'events.~orderAcceptance.>' });
+    last = info.state.last_seq;
+    if (Object.keys(info.state.subjects ?? {}).length > 0 && projector.notifier!.position() >= last) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  t.ok(last > (placed.body.position as number), 'the process recorded its decision after the order');
+  t.equal(projector.notifier!.position(), last, 'the notifier went past it');
+  const subjects = (await drain(link, 'NOTIFY', 'orders')).map((g) => g.subject);
+  t.ok(subjects.includes('notify.order.o1'), 'the order is announced');
+  t.same(subjects.filter((s) => s.includes('~')), [], 'its process instance is not');
+});
