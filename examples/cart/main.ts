@@ -8,5 +8,5 @@ import { loggedReceipts } from './receipts.js';
 // list. Its data goes to `data/cart` unless CONVERGE_DATA_DIR says otherwise.
 runConverge(cartApp, {
   services: { prices: fixedPriceList(catalogue), receipts: loggedReceipts() },
-  config: loadConfig({ env: { CONVERGE_DATA_DIR: 'data/cart', ...process.env } }),
+  config: loadConfig({ settings: cartApp.settings, env: { CONVERGE_DATA_DIR: 'data/cart', ...process.env } }),
 });

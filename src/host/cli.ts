@@ -52,10 +52,11 @@ function target(values: { url?: string; token?: string; config?: string }): { ba
   let dataDir = 'data';
   const path = values.config;
   // Without --config, read what `npm start` here would: the defaults, `config/` if there is one, and CONVERGE_*.
-  if (path === undefined) ({ http, dataDir } = loadConfig());
+  // The app's own sections (`orders`, `carts`) are not the CLI's business.
+  if (path === undefined) ({ http, dataDir } = loadConfig({ otherSections: 'ignore' }));
   else {
     if (!existsSync(path)) throw new ConfigError(`--config ${path} does not exist`);
-    if (statSync(path).isDirectory()) ({ http, dataDir } = loadConfig({ dir: path }));
+    if (statSync(path).isDirectory()) ({ http, dataDir } = loadConfig({ dir: path, otherSections: 'ignore' }));
     else {
       try {
         const file = JSON.parse(readFileSync(path, 'utf8')) as { http?: typeof http; dataDir?: string };

@@ -24,6 +24,11 @@ interface Sources {
   env?: NodeJS.ProcessEnv;
   /** The app's own sections (`ConvergeApp.settings`), loaded the same way. */
   settings?: TObject | undefined;
+  /**
+   * `ignore`: top-level sections of the files that are neither converge's nor in `settings`
+   * are left out instead of refused. For readers that do not know the app (the CLI).
+   */
+  otherSections?: 'refuse' | 'ignore';
 }
 
 /**
@@ -33,10 +38,14 @@ interface Sources {
  * accepted too), validated once and frozen. No file is needed. This is the only reader of
  * the environment.
  */
-export function loadConfig({ dir = join(process.cwd(), 'config'), env = process.env, settings }: Sources = {}): Config {
+export function loadConfig({ dir = join(process.cwd(), 'config'), env = process.env, settings, otherSections = 'refuse' }: Sources = {}): Config {
   let merged = readJson(join(dir, 'default.json'));
   const profile = env.NODE_ENV;
   if (profile) merged = deepMerge(merged, readJson(join(dir, `${profile}.json`)));
+  if (otherSections === 'ignore') {
+    const known = schemaWith(settings).properties;
+    for (const key of Object.keys(merged)) if (!Object.hasOwn(known, key)) delete merged[key];
+  }
   if (env.NATS_URL !== undefined) setPath(merged, ['nats', 'url'], env.NATS_URL);
   applyEnv(schemaWith(settings), [], merged, env);
   return resolveConfig(merged as ConfigOverrides, settings);

@@ -41,7 +41,7 @@ export const ConfigSchema = section({
     replicas: setting(
       Type.Integer({ minimum: 1, maximum: 5 }),
       1,
-      'copies of `EVENTS`, `NOTIFY`, `REPLAY` and the `converge-leases` bucket on a NATS cluster (3 on a 3-node cluster); a stream made with another count is scaled at start. On nats-server before 2.9.21 appends to a replicated `EVENTS` are fenced by position (see "What an acknowledged command survives")',
+      'copies of `EVENTS`, `NOTIFY`, `REPLAY` and the `converge-leases` and `converge-reactions` buckets on a NATS cluster (3 on a 3-node cluster); a stream made with another count is scaled at start. On nats-server before 2.9.21 appends to a replicated `EVENTS` are fenced by position (see "What an acknowledged command survives")',
     ),
     user: text('', 'user for a server converge does not launch'),
     password: text('', 'its password'),

@@ -5,7 +5,7 @@ import type { AnyAggregate } from '../core/aggregate.js';
 import type { AnyReactor } from '../core/reactions.js';
 import type { ConvergeApp } from './app.js';
 import type { AppServices } from './runtime.js';
-import { loadConfig } from './config.js';
+import { loadConfig, resolveConfig } from './config.js';
 import { createLogger } from './log.js';
 import { runPrimary } from './primary.js';
 import { startProjector } from './projector.js';
@@ -14,8 +14,10 @@ import { startQueryWorker, startWorker } from './worker.js';
 /** Options of `runConverge` beyond the app. */
 export interface RunOptions<A extends AnyAggregate = AnyAggregate, R extends AnyReactor = never> {
   /**
-   * The configuration; by default `loadConfig()`: every key's default, overridden by
-   * `config/default.json` and `config/<NODE_ENV>.json` when they exist and by `CONVERGE_*`.
+   * The configuration; by default `loadConfig({ settings: app.settings })`: every key's
+   * default, overridden by `config/default.json` and `config/<NODE_ENV>.json` when they
+   * exist and by `CONVERGE_*`, the app's own sections included. One given without the app's
+   * sections gets their defaults.
    */
   readonly config?: Config;
   /** What the aggregates' lookups and the reactors are given as `services`, in every worker and projector. */
@@ -42,7 +44,7 @@ export function runConverge<A extends AnyAggregate, R extends AnyReactor = never
 }
 
 async function run(app: ConvergeApp, options: RunOptions): Promise<void> {
-  const config = options.config ?? loadConfig({ settings: app.settings });
+  const config = options.config ? resolveConfig(options.config, app.settings) : loadConfig({ settings: app.settings });
   if (cluster.isPrimary) {
     await runPrimary(config, createLogger(config, 'primary'));
     return;

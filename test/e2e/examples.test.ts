@@ -16,8 +16,8 @@ async function send(url: string, method: string, body?: unknown) {
   return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : undefined };
 }
 
-t.test('the cart example runs on runConverge: its own routes, the server-side price list, read-your-writes, a clean stop', async (t) => {
-  const cluster = await startCluster(t, { CONVERGE_DATA_DIR: tempDir(t) }, built('cart'));
+t.test('the cart example runs on runConverge: its own routes, the server-side price list, read-your-writes, its expiry from CONVERGE_CARTS_EXPIRE_AFTER_MS, a clean stop', async (t) => {
+  const cluster = await startCluster(t, { CONVERGE_DATA_DIR: tempDir(t), CONVERGE_CARTS_EXPIRE_AFTER_MS: '2000' }, built('cart'));
   await waitReady(cluster, 60_000);
   const id = '0b1c2d3e-4f50-4a2e-9a2f-3f1c9a2e6b7d';
   const opened = await send(`${cluster.base}/carts/${id}`, 'POST', { clientId: 'c1' });
@@ -31,6 +31,13 @@ t.test('the cart example runs on runConverge: its own routes, the server-side pr
   const unknown = await send(`${cluster.base}/carts/${id}/items`, 'POST', { productId: 'pizza', quantity: 1 });
   t.same([unknown.status, unknown.body?.reason], [422, 'product_not_found']);
   t.equal((await send(`${cluster.base}/carts/${id}/items/kimbap`, 'DELETE')).status, 204, 'DELETE /carts/:id/items/:productId');
+  // The app's own setting reaches its process in the cluster: the cart is cancelled 2 s after its last change.
+  let status: unknown;
+  for (let i = 0; i < 100 && status !== 'cancelled'; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    status = ((await send(`${cluster.query}/carts/${id}`, 'GET')).body ?? {})['status'];
+  }
+  t.equal(status, 'cancelled', 'left untouched for carts.expireAfterMs, the cart is cancelled by its expiry process');
   cluster.proc.kill('SIGTERM');
   t.equal(await cluster.exited, 0, 'it drains and exits 0 on SIGTERM');
 });

@@ -8,6 +8,7 @@ import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { appendsNeedFence, createJetStreamEventStore, ensureEventStream, EVENTS, replicatedAppendsAreSafe } from '../../src/store/jetstream.js';
 import { defineAggregate, emit, type AnyAggregate, type CommandOf, type Decision } from '../../src/index.js';
 import { createActorHost } from '../../src/write/host.js';
+import { kvReactionStore } from '../../src/react/reactionStore.js';
 import { memorySnapshotStore } from '../../src/write/snapshots.js';
 import { startTestNatsCluster } from '../helpers/natsCluster.js';
 
@@ -83,7 +84,7 @@ t.test('on a 3-node NATS cluster', async (t) => {
   });
 });
 
-t.test('a stream made with one copy is scaled to nats.replicas', async (t) => {
+t.test('a stream and the reactions bucket made with one copy are scaled to nats.replicas', async (t) => {
   const cluster = await startTestNatsCluster(t);
   const link = await eventually(() => connectNats(cluster.url, { name: 'test', timeoutMs: 3000, log }));
   t.teardown(() => link.close());
@@ -96,6 +97,12 @@ t.test('a stream made with one copy is scaled to nats.replicas', async (t) => {
     return i;
   });
   t.equal(info.config.num_replicas, 3, 'now with 3 copies');
+
+  // The reactions' checkpoints too: a bucket made with one copy is scaled at start.
+  await eventually(() => kvReactionStore(link, 1));
+  t.equal((await link.jsm.streams.info('KV_converge-reactions')).config.num_replicas, 1);
+  await eventually(() => kvReactionStore(link, 3));
+  t.equal((await link.jsm.streams.info('KV_converge-reactions')).config.num_replicas, 3, 'the converge-reactions bucket, scaled to 3 copies');
 });
 
 t.test('racing appends with one expected sequence, on a replicated stream and on a single copy', async (t) => {

@@ -101,3 +101,20 @@ t.test('telemetry is off by default; CONVERGE_TELEMETRY_OTLP_ENDPOINT turns it o
   t.equal(envName(['telemetry', 'otlpEndpoint']), 'CONVERGE_TELEMETRY_OTLP_ENDPOINT');
   t.throws(() => loadConfig({ dir, env: { CONVERGE_TELEMETRY_OTLP_ENDPOINT: 'collector:4318' } }), { code: 'invalid_config', message: /telemetry.otlpEndpoint/ });
 });
+
+t.test("a reader that does not know the app (the CLI) leaves the app's sections out instead of refusing them", async (t) => {
+  const custom = mkdtempSync(join(tmpdir(), 'converge-config-'));
+  writeFileSync(join(custom, 'default.json'), JSON.stringify({ http: { adminPort: 9092 }, carts: { expireAfterMs: 60_000 } }));
+  t.throws(() => loadConfig({ dir: custom, env: {} }), { message: 'config key "carts" is not a known key' }, 'refused by default');
+  const config = loadConfig({ dir: custom, env: {}, otherSections: 'ignore' });
+  t.equal(config.http.adminPort, 9092, "converge's own keys still read");
+  t.notOk(Object.hasOwn(config, 'carts'), 'the unknown section is left out');
+});
+
+t.test("a configuration given without the app's sections gets their defaults when resolved with the app's settings", async (t) => {
+  const { cartSettings } = await import('../../examples/cart/settings.js');
+  const given = loadConfig({ dir, env: {} });
+  const resolved = resolveConfig(given, cartSettings) as typeof given & { carts: { expireAfterMs: number } };
+  t.equal(resolved.carts.expireAfterMs, 86_400_000);
+  t.equal(resolved.http.commandPort, given.http.commandPort);
+});
