@@ -53,6 +53,7 @@ export const errorCatalogue = {
   wrong_expected_position: fix(409),
   subscriber_exists: fix(409),
   still_failing: fix(409),
+  reaction_parked: fix(409),
   body_too_large: fix(413),
   unsupported_media_type: fix(415),
   rejected: fix(422),

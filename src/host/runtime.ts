@@ -98,9 +98,11 @@ export interface Converge<A extends AnyAggregate = AnyAggregate> {
    * every reactor and process has passed it, no timer is due on the runtime's clock, and
    * nothing new was appended meanwhile. What a test awaits after a command, or after moving
    * a `manualClock`, before it reads what the reactions did. Throws after `timeoutMs` (10 s),
-   * naming what was still behind (a reaction stopped by its policy never catches up).
+   * naming what was still behind (a reaction stopped by its policy never catches up), and
+   * `reaction_parked` when a reactor or process parked an input meanwhile (a handler that
+   * threw, a process command the app does not have), unless `allowParked`.
    */
-  settled(options?: { readonly timeoutMs?: number }): Promise<void>;
+  settled(options?: { readonly timeoutMs?: number; readonly allowParked?: boolean }): Promise<void>;
   /** converge's command routes as a Fastify plugin: `app.register(converge.commandRoutes, { prefix: '/api' })`. */
   readonly commandRoutes: FastifyPluginAsync;
   /** converge's query routes (the app's view routes, history and state) as a Fastify plugin. */
@@ -197,13 +199,22 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     ...(running.running() ? running.status().filter((r) => r.position < head).map((r) => `${r.kind} ${r.name} at ${r.position} (${r.state}${r.error ? `: ${r.error}` : ''})`) : []),
     ...(processesView && running.running() && read.views.scanIndex(processesView, ['due'], ['due', clock.now(), LAST], 1).length > 0 ? ['a timer due'] : []),
   ];
-  const settled = async (opts: { timeoutMs?: number } = {}) => {
+  const parkedNow = async () =>
+    new Map(running.running() ? (await running.parked()).map((p) => [`${p.reaction}/${p.position}/${p.eventIndex}`, p] as const) : []);
+  const settled = async (opts: { timeoutMs?: number; allowParked?: boolean } = {}) => {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
+    const parkedBefore = opts.allowParked ? undefined : await parkedNow();
     for (;;) {
       const head = (await store.head()).lastPosition;
       const behind = behindAt(head);
-      if (behind.length === 0 && (await store.head()).lastPosition === head) return;
+      if (behind.length === 0 && (await store.head()).lastPosition === head) {
+        if (!parkedBefore) return;
+        const fresh = [...(await parkedNow())].filter(([key]) => !parkedBefore.has(key)).map(([, p]) => p);
+        if (fresh.length === 0) return;
+        const listed = fresh.slice(0, 3).map((p) => `${p.reaction} parked ${p.type} at ${p.position}: ${p.error}`);
+        throw new ConvergeError('reaction_parked', `settled, but ${fresh.length} reaction input(s) were parked meanwhile: ${listed.join('; ')}${fresh.length > 3 ? '; …' : ''}`);
+      }
       if (Date.now() >= deadline) throw new ConvergeError('not_caught_up', `not settled within ${timeoutMs} ms at position ${head}: ${behind.join('; ') || 'commits still arriving'}`);
       await read.applied.next(Math.max(1, Math.min(10, deadline - Date.now())));
     }

@@ -97,7 +97,17 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
     feeds.set(reactor.name, { kind: 'reactor', inputs, feed: reactionFeed({ name: reactor.name, kind: 'reactor', policy: reactor.onError, reactions: reactionStore, feed: opts.feed, inputs, only, log, ...(opts.sleep ? { sleep: opts.sleep } : {}) }) });
   }
   for (const process of opts.processes) {
-    const p = processInstances({ process, store: opts.store, dispatch, settings: opts.settings, clock, upcast: opts.upcast, log });
+    const p = processInstances({
+      process,
+      store: opts.store,
+      dispatch,
+      // A command the app does not have, or whose data its schema refuses, fails the decision before it is recorded.
+      check: (command) => void commandEnvelope(byName, command, {}, 0),
+      settings: opts.settings,
+      clock,
+      upcast: opts.upcast,
+      log,
+    });
     instances.set(process.name, p);
     const only = readsOf(process.handles, opts.aggregates, processStream(process.name));
     feeds.set(process.name, { kind: 'process', inputs: p.inputs, feed: reactionFeed({ name: process.name, kind: 'process', policy: process.onError, reactions: reactionStore, feed: opts.feed, inputs: p.inputs, only, log, ...(opts.sleep ? { sleep: opts.sleep } : {}) }) });

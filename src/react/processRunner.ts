@@ -3,7 +3,7 @@ import type { StoredEvent } from '../core/aggregate.js';
 import type { Clock } from '../core/clock.js';
 import { WrongExpectedPositionError } from '../core/errors.js';
 import type { Commit, EventStore, StoredCommit } from '../core/eventStore.js';
-import { processStream, type AnyProcess, type ProcessInput, type ReactionMeta } from '../core/reactions.js';
+import { processStream, type AnyProcess, type ProcessInput, type ReactionCommand, type ReactionMeta } from '../core/reactions.js';
 import { decisionRecords, foldInstance, freshInstance, handledAlready, inputKey, inputTime, issuedBy, type InstanceMemory } from './instances.js';
 import type { ReactionInput } from './reactionFeed.js';
 import type { ReactionDispatch } from './reactorRunner.js';
@@ -25,6 +25,8 @@ export interface ProcessInstancesOptions {
   readonly process: AnyProcess;
   readonly store: EventStore;
   readonly dispatch: ReactionDispatch;
+  /** Throws for a command the app cannot run (no such aggregate or command, data its schema refuses). */
+  readonly check?: (command: ReactionCommand) => void;
   readonly settings: unknown;
   readonly clock: Clock;
   readonly upcast: (aggregate: string, event: StoredEvent) => StoredEvent;
@@ -89,7 +91,15 @@ export function processInstances(opts: ProcessInstancesOptions): ProcessInstance
   async function decide(id: string, input: ProcessInput & { readonly seq?: number }, start: boolean, correlationId: string, causationId: string): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       const memory = await load(id);
-      if (memory.ended) return false;
+      if (memory.ended) {
+        if (input.kind === 'event' && start && attempt === 0 && !handledAlready(memory, input.meta.position, input.meta.eventIndex)) {
+          log.warn(
+            { process: process.name, instance: id, event: input.event.type, position: input.meta.position },
+            `${process.name} ${id} has ended, so ${input.event.type} at ${input.meta.position} does not start it again: an instance id is used once; correlate to an id per run (e.g. the aggregate's id and version) when one aggregate starts it again`,
+          );
+        }
+        return false;
+      }
       if (input.kind === 'event') {
         if (memory.version === 0 && !start) return false;
         if (handledAlready(memory, input.meta.position, input.meta.eventIndex)) return false;
@@ -100,6 +110,7 @@ export function processInstances(opts: ProcessInstancesOptions): ProcessInstance
       const recordedAt = clock.now();
       const now = inputTime(input, recordedAt);
       const decision = process.decide(memory.state, input, { id, now: new Date(now), settings: opts.settings });
+      for (const command of decision.commands ?? []) opts.check?.(command);
       const at = new Date(recordedAt).toISOString();
       const events = decisionRecords(process, memory, input, decision, now).map((e) => ({ type: e.type, data: e.data, at }));
       const commit: Commit = {

@@ -124,7 +124,7 @@ async function run<A extends AnyAggregate, R extends AnyReactor>(
       events: store.commits.slice(given.length).map((c) => ({ aggregate: c.aggregate, id: c.id, events: c.events.map((e) => ({ type: e.type, data: e.data })) })),
     };
     const what = `${request.method} ${request.url}`;
-    if (expected.status !== undefined) assert.deepEqual(outcome.status, expected.status, `${what} answers ${expected.status} (${response.body.slice(0, 300)})`);
+    if (expected.status !== undefined) assert.deepEqual(outcome.status, expected.status, `${what}: expected ${expected.status}, answered ${outcome.status} (${response.body.slice(0, 300)})`);
     if ('body' in expected) assert.deepEqual(outcome.body, expected.body, `${what}: the body`);
     for (const [name, value] of Object.entries(expected.headers ?? {})) assert.deepEqual(outcome.headers[name], value, `${what}: header ${name}`);
     if (expected.events !== undefined) {
