@@ -204,25 +204,31 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     }
     if (!lastMsg || !reaches(lastMsg)) return;
     const last = lastMsg.seq;
+    let from = start;
     // A short aggregate is read a message at a time: a few direct gets cost less than a consumer.
     if (start.opt_start_seq !== undefined && lastMsg.json<Commit>().version <= DIRECT_READ_MAX) {
-      for (let seq = start.opt_start_seq; seq <= last; ) {
+      let seq = start.opt_start_seq;
+      while (seq <= last) {
         let m;
         try {
           m = seq === last ? lastMsg : await link.jsm.direct.getMessage(EVENTS, { seq, next_by_subj: subject });
         } catch (err) {
           throw unavailable(err);
         }
-        if (!m) return;
+        // A direct get may be answered by a replica that has not caught up with the leader,
+        // which told us `last`: it has none of the rest yet, so the leader's consumer reads it.
+        if (!m) break;
+        if (m.seq > last) return;
         yield { ...m.json<Commit>(), position: m.seq };
         seq = m.seq + 1;
       }
-      return;
+      if (seq > last) return;
+      from = { ...start, opt_start_seq: seq };
     }
     let consumer;
     let messages;
     try {
-      consumer = await link.js.consumers.get(EVENTS, { filter_subjects: subject, ...start });
+      consumer = await link.js.consumers.get(EVENTS, { filter_subjects: subject, ...from });
       messages = await consumer.consume({ max_messages: 1000 });
     } catch (err) {
       throw unavailable(err);

@@ -62,6 +62,21 @@ t.test('event store on a real nats-server', async (t) => {
     t.equal((await link.jsm.streams.info('EVENTS')).state.consumer_count, 0, 'no consumer is left behind');
   });
 
+  t.test('a direct get answered by a replica that lacks the rest (null) leaves the rest to a consumer: the read is whole', async (t) => {
+    let position = 0;
+    for (let v = 1; v <= 5; v++) position = (await store.append(commit(`lag-${v}`, v, 'lagging'), position)).position;
+    const direct = link.jsm.direct;
+    const getMessage = direct.getMessage.bind(direct);
+    let asked = 0;
+    // Answers like a replica behind the leader from the third message on: it has none of them yet.
+    direct.getMessage = (async (stream: string, query: never) => (++asked >= 3 ? null : getMessage(stream, query))) as typeof direct.getMessage;
+    t.teardown(() => void (direct.getMessage = getMessage));
+    const versions = [];
+    for await (const c of store.read('shop', 'lagging', 0)) versions.push(c.version);
+    t.ok(asked >= 3, 'the lagging answer was given');
+    t.same(versions, [1, 2, 3, 4, 5], 'every commit, in order, once');
+  });
+
   t.test('a stale expected position is refused as a conflict', async (t) => {
     const last = await store.lastPosition('shop', 's1');
     await t.rejects(store.append(commit('c3', 2), last - 1), WrongExpectedPositionError);
