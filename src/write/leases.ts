@@ -281,6 +281,11 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     while (!stopped) {
       try {
         watcher = await kv!.watch({ key: '>' });
+        // A watch made while `stop` ran would outlive it, and its heartbeat monitor the connection.
+        if (stopped) {
+          watcher.stop();
+          return;
+        }
         for await (const e of watcher) observe(e);
       } catch (err) {
         log.debug({ err }, 'lease watch failed');
