@@ -75,13 +75,14 @@ export interface ApiSpecOptions<A extends AnyAggregate, R extends AnyReactor = n
  */
 export function apiSpec<A extends AnyAggregate, R extends AnyReactor = never>(app: ConvergeApp<A, R>, options: ApiSpecOptions<A, R> = {}) {
   const assert = options.assert ?? nodeAssert;
+  const when = (given: readonly SpecCommit<NameOf<A>>[]) => (request: ApiRequest) => ({
+    /** Sends the request and asserts what `expected` gives; answers the outcome. */
+    then: (expected: ApiExpectation<NameOf<A>> = {}) => run(app, options, given, request, expected, assert),
+  });
   return {
-    given: (...given: SpecCommit<NameOf<A>>[]) => ({
-      when: (request: ApiRequest) => ({
-        /** Sends the request and asserts what `expected` gives; answers the outcome. */
-        then: (expected: ApiExpectation<NameOf<A>> = {}) => run(app, options, given, request, expected, assert),
-      }),
-    }),
+    given: (...given: SpecCommit<NameOf<A>>[]) => ({ when: when(given) }),
+    /** A request on an empty store: `given()` with nothing. */
+    when: when([]),
   };
 }
 
