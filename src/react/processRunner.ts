@@ -3,10 +3,10 @@ import type { StoredEvent } from '../core/aggregate.js';
 import type { Clock } from '../core/clock.js';
 import { WrongExpectedPositionError } from '../core/errors.js';
 import type { Commit, EventStore, StoredCommit } from '../core/eventStore.js';
-import { processStream, type AnyProcess, type ProcessInput, type ReactionCommand, type ReactionMeta } from '../core/reactions.js';
+import { processStream, type AnyProcess, type ProcessInput, type ReactionCommand } from '../core/reactions.js';
 import { decisionRecords, foldInstance, freshInstance, handledAlready, inputKey, inputTime, issuedBy, type InstanceMemory } from './instances.js';
 import type { ReactionInput } from './reactionFeed.js';
-import type { ReactionDispatch } from './reactorRunner.js';
+import { handledEvents, type ReactionDispatch } from './reactorRunner.js';
 
 /** What became of a timer the timer service fired. */
 export type Firing = 'fired' | 'stale';
@@ -171,18 +171,8 @@ export function processInstances(opts: ProcessInstancesOptions): ProcessInstance
     inputs(commit) {
       if (commit.aggregate === stream) return relay(commit);
       const inputs: ReactionInput[] = [];
-      commit.events.forEach((raw, eventIndex) => {
-        const event = opts.upcast(commit.aggregate, raw);
-        if (!handles.has(event.type)) return;
-        const meta: ReactionMeta = {
-          aggregate: commit.aggregate,
-          id: commit.id,
-          version: commit.version,
-          position: commit.position,
-          at: event.at,
-          eventIndex,
-          ...(commit.metadata ? { metadata: commit.metadata } : {}),
-        };
+      for (const { event, meta } of handledEvents(commit, handles, opts.upcast)) {
+        const { eventIndex } = meta;
         // Correlated once, here: inputs of different instances run concurrently. An event for no
         // instance is no input; a correlate that throws does so again in `run`, under the policy.
         let target: ReturnType<typeof process.correlate>;
@@ -192,7 +182,7 @@ export function processInstances(opts: ProcessInstancesOptions): ProcessInstance
         } catch {
           threw = true;
         }
-        if (!threw && !target) return;
+        if (!threw && !target) continue;
         inputs.push({
           eventIndex,
           type: event.type,
@@ -205,7 +195,7 @@ export function processInstances(opts: ProcessInstancesOptions): ProcessInstance
             await serially(id, () => decide(id, { kind: 'event', event, meta }, start === true, correlationId, `${commit.position}:${eventIndex}`));
           },
         });
-      });
+      }
       return inputs;
     },
     forget: () => cache.clear(),

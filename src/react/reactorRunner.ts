@@ -4,6 +4,20 @@ import type { StoredCommit } from '../core/eventStore.js';
 import type { DispatchOptions } from '../write/envelope.js';
 import type { ReactionInput } from './reactionFeed.js';
 
+/** The events of a commit that a reaction handles, upcast, each with its meta. */
+export function handledEvents(
+  commit: StoredCommit,
+  handles: ReadonlySet<string>,
+  upcast: (aggregate: string, event: StoredEvent) => StoredEvent,
+): { event: StoredEvent; meta: ReactionMeta }[] {
+  return commit.events.flatMap((raw, eventIndex) => {
+    const event = upcast(commit.aggregate, raw);
+    if (!handles.has(event.type)) return [];
+    const { aggregate, id, version, position, metadata } = commit;
+    return [{ event, meta: { aggregate, id, version, position, at: event.at, eventIndex, ...(metadata ? { metadata } : {}) } }];
+  });
+}
+
 /** Sends a command a reaction decided, as `dispatch` would, with the key and metadata given. */
 export type ReactionDispatch = (command: ReactionCommand, opts: DispatchOptions) => Promise<ReactionResult>;
 
@@ -20,21 +34,10 @@ export function reactorInputs(
   services: unknown,
 ): (commit: StoredCommit) => ReactionInput[] {
   const handles = new Set<string>(reactor.handles);
-  return (commit) => {
-    const inputs: ReactionInput[] = [];
-    commit.events.forEach((raw, eventIndex) => {
-      const event = upcast(commit.aggregate, raw);
-      if (!handles.has(event.type)) return;
-      const meta: ReactionMeta = {
-        aggregate: commit.aggregate,
-        id: commit.id,
-        version: commit.version,
-        position: commit.position,
-        at: event.at,
-        eventIndex,
-        ...(commit.metadata ? { metadata: commit.metadata } : {}),
-      };
-      inputs.push({
+  return (commit) =>
+    handledEvents(commit, handles, upcast).map(({ event, meta }): ReactionInput => {
+      const { eventIndex } = meta;
+      return {
         eventIndex,
         type: event.type,
         run: async () => {
@@ -51,8 +54,6 @@ export function reactorInputs(
           };
           await reactor.handle(event, meta, context);
         },
-      });
+      };
     });
-    return inputs;
-  };
 }
