@@ -1,20 +1,43 @@
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { ARCHIVED, type ArchivedAggregate } from '../src/core/archive.js';
 import type { Commit } from '../src/core/eventStore.js';
 import type { NatsLink } from '../src/nats/connection.js';
 import type { NatsAuth } from '../src/nats/auth.js';
 import { connectNats } from '../src/nats/connection.js';
 import { REACTIONS_BUCKET, type ParkedReaction } from '../src/react/reactionStore.js';
-import { EVENTS } from '../src/store/jetstream.js';
+import { EVENTS } from '../src/store/eventStream.js';
 import type { Copy, Shop } from '../examples/subscriber.js';
 import { fullImport } from '../examples/subscriber.js';
 import type { Ack } from './load.js';
 import { ReactionScan, type ReactionProgress } from './reactionChecks.js';
+import { ARCHIVE_SUBJECT } from './world.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** What one store epoch's `EVENTS` holds of the acknowledged commands, and of the reactions. */
+/**
+ * What the archive's records held, read from `EVENTS` beside its live commits. Positions
+ * after the store's last sequence at the read are left out.
+ */
+export interface ArchiveScan {
+  readonly records: number;
+  /** Positions archived, each counted once. */
+  readonly commits: number;
+  readonly aggregates: number;
+  /** Archived and still live: copied by a record the archiver had not removed the commits of (after `purgedThrough`), or with it unknown. */
+  readonly copiedNotRemoved: number;
+  /** The archiver's checkpoint as the admin API gave it before the read; undefined when the cluster was not asked. */
+  readonly purgedThrough?: number;
+  /** Positions in more than one record. */
+  readonly duplicated: string[];
+  /** Positions still live though a record at or before `purgedThrough` archived them. */
+  readonly removedButLive: string[];
+  /** Positions in neither `EVENTS` nor the archive: only the archiver removes commits, and only what a record holds. */
+  readonly lost: string[];
+}
+
+/** What one store epoch's `EVENTS` (live commits and archive records) holds of the acknowledged commands, and of the reactions. */
 export interface StoreCheck {
   readonly epoch: number;
   readonly lastSeq: number;
@@ -22,6 +45,7 @@ export interface StoreCheck {
   readonly missing: string[];
   readonly duplicated: string[];
   readonly misplaced: string[];
+  readonly archive: ArchiveScan;
   /** The last moment the epoch's reactions could run (ms since the epoch): the read, or the stop before a fresh store. */
   readonly endedAt: number;
   readonly reactions: ReactionScan;
@@ -35,43 +59,113 @@ export interface StoreCheckOptions {
   readonly endedAt?: number;
   /** The position every reaction was waited for before the read. */
   readonly settledTo?: number;
+  /** The archiver's `purgedThrough`, read from the admin API before the read. */
+  readonly purgedThrough?: number;
+}
+
+/** One commit as found: live in `EVENTS`, or in an archive record (`record`). */
+interface Found {
+  readonly commit: Commit;
+  readonly position: number;
+  readonly storedAt: number;
+  readonly record?: number;
 }
 
 /** A connection of the harness's own to the store. */
 const connectCheck = (natsUrl: string, auth?: NatsAuth) => connectNats(natsUrl, { name: 'chaos-check', timeoutMs: 5000, log: pino({ level: 'silent' }), ...(auth ? { auth } : {}) });
 
 /**
- * Reads the whole of `EVENTS` with an ordered consumer and checks that every command
- * acknowledged in `epoch` is in it exactly once, at the position its answer gave; the same
- * pass gathers what the reaction checks need, after the reactions' checkpoints are read
- * (so that whatever a checkpoint covers is in what is read after it).
+ * Reads the whole of `EVENTS` with an ordered consumer, the archive's records unpacked (and
+ * those appended after the read's end: the archiver appends a record before it removes what
+ * it copied), and checks that every command acknowledged in `epoch` is in it exactly once, at
+ * the position its answer gave, live or archived; and that every position is live or archived,
+ * archived once, and not live any more once the archiver has removed it. The same pass,
+ * archived and live commits merged in position order, gathers what the reaction checks need,
+ * after the reactions' checkpoints are read (so that whatever a checkpoint covers is in what
+ * is read after it).
  */
 export async function checkStore(natsUrl: string, epoch: number, acks: readonly Ack[], opts: StoreCheckOptions = {}): Promise<StoreCheck> {
   const link = await connectCheck(natsUrl, opts.auth);
-  const seqs = new Map<string, number[]>();
-  const reactions = new ReactionScan();
+  const live = new Map<number, Found>();
+  const archived = new Map<number, Found>();
+  const archive = { records: new Set<number>(), aggregates: new Set<string>(), duplicated: [] as string[] };
   let lastSeq = 0;
   let progress: ReactionProgress;
   let readAt: number;
+  const unpack = (seq: number, record: Commit) => {
+    if (archive.records.has(seq)) return;
+    archive.records.add(seq);
+    for (const event of record.events) {
+      if (event.type !== ARCHIVED) continue;
+      const { aggregate, id, commits } = event.data as unknown as ArchivedAggregate;
+      archive.aggregates.add(`${aggregate} ${id}`);
+      for (const c of commits) {
+        if (c.position > lastSeq) continue;
+        const before = archived.get(c.position);
+        if (before) archive.duplicated.push(`${c.position} (${aggregate} ${id}) in the records at ${before.record} and ${seq}`);
+        else archived.set(c.position, { commit: c, position: c.position, storedAt: c.storedAt, record: seq });
+      }
+    }
+  };
   try {
     progress = { ...(await reactionProgress(link)), ...(opts.settledTo === undefined ? {} : { settledTo: opts.settledTo }) };
     readAt = Date.now();
     const info = await link.jsm.streams.info(EVENTS);
     lastSeq = info.state.last_seq;
+    let lastRecord = 0;
+    const found = (m: { seq: number; subject: string; time: Date; json<T>(): T }) => {
+      if (m.subject === ARCHIVE_SUBJECT) {
+        unpack(m.seq, m.json<Commit>());
+        lastRecord = Math.max(lastRecord, m.seq);
+      } else if (m.seq <= lastSeq) live.set(m.seq, { commit: m.json<Commit>(), position: m.seq, storedAt: m.time.getTime() });
+    };
     if (info.state.messages > 0) {
       const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.All });
       const messages = await consumer.consume();
       const timer = setTimeout(() => void messages.close(), 60_000);
       for await (const m of messages) {
-        const commit = m.json<Commit>();
-        seqs.set(commit.commandId, [...(seqs.get(commit.commandId) ?? []), m.seq]);
-        reactions.add(commit, m.seq, m.time.getTime());
-        if (m.seq >= lastSeq) break;
+        found(m);
+        // The last message may have been archived since: what is left ends the read too.
+        if (m.seq >= lastSeq || m.info.pending === 0) break;
       }
       clearTimeout(timer);
     }
+    // nats-server 2.9.10 moves every consumer of EVENTS past what it has not delivered yet when
+    // the archiver purges a subject (nats-io/nats-server#3838): what the read skipped is looked up.
+    const holes = Array.from({ length: lastSeq }, (_, i) => i + 1).filter((p) => !live.has(p) && !archived.has(p) && !archive.records.has(p));
+    for (let i = 0; i < holes.length; i += 32) {
+      const got = await Promise.all(holes.slice(i, i + 32).map((seq) => link.jsm.streams.getMessage(EVENTS, { seq }).catch(() => null)));
+      for (const m of got) if (m) found(m);
+    }
+    // Last: the archiver appends a record before it removes what it copied.
+    for (let seq = lastRecord + 1; ; ) {
+      const m = await link.jsm.direct.getMessage(EVENTS, { seq, next_by_subj: ARCHIVE_SUBJECT });
+      if (!m) break;
+      unpack(m.seq, m.json<Commit>());
+      seq = m.seq + 1;
+    }
   } finally {
     await link.close();
+  }
+  const seqs = new Map<string, number[]>();
+  const reactions = new ReactionScan();
+  const removedButLive: string[] = [];
+  const lost: string[] = [];
+  let copiedNotRemoved = 0;
+  for (let position = 1; position <= lastSeq; position++) {
+    const [inLive, inArchive] = [live.get(position), archived.get(position)];
+    const found = inLive ?? inArchive;
+    if (archive.records.has(position)) continue;
+    if (!found) {
+      lost.push(String(position));
+      continue;
+    }
+    if (inLive && inArchive) {
+      if (opts.purgedThrough !== undefined && inArchive.record! <= opts.purgedThrough) removedButLive.push(`${position} (${found.commit.aggregate} ${found.commit.id}, record ${inArchive.record})`);
+      else copiedNotRemoved++;
+    }
+    seqs.set(found.commit.commandId, [...(seqs.get(found.commit.commandId) ?? []), position]);
+    reactions.add(found.commit, position, found.storedAt);
   }
   const mine = acks.filter((a) => a.epoch === epoch);
   const missing: string[] = [];
@@ -83,7 +177,26 @@ export async function checkStore(natsUrl: string, epoch: number, acks: readonly 
     else if (found.length > 1) duplicated.push(`${ack.key} at ${found.join(', ')}`);
     else if (found[0] !== ack.position) misplaced.push(`${ack.key}: answered position ${ack.position}, stored at ${found[0]}`);
   }
-  return { epoch, lastSeq, acknowledged: mine.length, missing, duplicated, misplaced, endedAt: opts.endedAt ?? readAt, reactions, progress };
+  const archiveScan: ArchiveScan = {
+    records: archive.records.size,
+    commits: archived.size,
+    aggregates: archive.aggregates.size,
+    copiedNotRemoved,
+    ...(opts.purgedThrough === undefined ? {} : { purgedThrough: opts.purgedThrough }),
+    duplicated: archive.duplicated,
+    removedButLive,
+    lost,
+  };
+  return { epoch, lastSeq, acknowledged: mine.length, missing, duplicated, misplaced, archive: archiveScan, endedAt: opts.endedAt ?? readAt, reactions, progress };
+}
+
+/** `GET /admin/archive`: the index's counts and the archiver's checkpoint, or undefined when it does not answer. */
+export async function archiveStatus(
+  adminUrl: string,
+): Promise<{ archivedCommits: number; archivedAggregates: number; indexPosition: number; archiver: { state: string; due: number; lagMs: number; lastRoundAt: string | null; purgedThrough: number; archived: number; error?: string } } | undefined> {
+  const res = await fetch(`${adminUrl}/admin/archive`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+  if (!res?.ok) return void (await res?.arrayBuffer().catch(() => undefined));
+  return (await res.json()) as Awaited<ReturnType<typeof archiveStatus>>;
 }
 
 /** The reactions' checkpoints and parked inputs, from their bucket (none before any reaction ran). */

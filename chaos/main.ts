@@ -1,13 +1,14 @@
 /**
  * The chaos run:
  *
- *   npm run chaos -- [--duration 40] [--seed 1] [--faults worker,projector,primary,nats,nats-pause,freeze,fresh-store]
+ *   npm run chaos -- [--duration 40] [--seed 1] [--faults worker,projector,primary,nats,nats-pause,freeze,fresh-store,archiver]
  *                    [--clients 8] [--workers 2] [--embedded] [--out load-results/chaos-….json]
  *
  * Starts a private cluster (its own nats-server, temp data, free loopback ports), keeps a
  * steady load of careful clients, a write-to-read probe and one subscribing system on it,
  * injects the seeded schedule of faults one at a time, then checks what converge promises:
- * acknowledged commands in EVENTS exactly once, views equal to a rebuild, the subscriber's
+ * acknowledged commands in EVENTS (or its archive) exactly once, views equal to a rebuild, an
+ * archive that holds what EVENTS lacks once and finishes the rounds a fault broke, the subscriber's
  * copy equal to the views, every order settled or waiting on its accept timer, what
  * processes and reactors send applied once, timers fired once and on time, bounded
  * recovery, answers within the contract, nothing left running. Prints one PASS/FAIL line

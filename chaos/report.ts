@@ -34,7 +34,7 @@ export function storeInvariant(checks: readonly StoreCheck[]): Invariant {
   const ok = acked > 0 && missing.length + duplicated.length + misplaced.length === 0;
   const samples = [...missing, ...duplicated, ...misplaced].slice(0, 3).join('; ');
   return {
-    name: 'acknowledged commands are in EVENTS exactly once, at their position',
+    name: 'acknowledged commands are in EVENTS or its archive exactly once, at their position',
     ok,
     detail: `${acked} acknowledged over ${checks.length} store(s) (last seqs ${checks.map((c) => c.lastSeq).join(', ')}): ${missing.length} missing, ${duplicated.length} duplicated, ${misplaced.length} misplaced${acked === 0 ? '; no command was acknowledged at all' : ''}${samples ? ` — e.g. ${samples}` : ''}`,
   };
@@ -70,6 +70,8 @@ interface VerifyBody {
   streamLastPosition?: number;
   projections?: Array<{ name: string; position: number; documents: number; checked: number; differenceCount?: number; differences?: unknown[]; indexDifferences?: unknown }>;
   checkpoints?: { ok: boolean; problems: string[] };
+  histories?: { ok: boolean; aggregates: number; problems: string[] };
+  archive?: { ok: boolean; records: number; commits: number; copiedNotRemoved: number; problems: string[] };
 }
 
 /** Views against a from-scratch rebuild, once every projection has reached the stream's end. */
@@ -90,10 +92,14 @@ export function verifyInvariant(
     .map((p) => `${p.name}: ${p.checked}/${p.documents} checked, ${p.differenceCount ?? p.differences?.length ?? '?'} differences, index ${JSON.stringify(p.indexDifferences ?? '?')}`)
     .join('; ');
   const checkpoints = body.checkpoints ? (body.checkpoints.ok ? 'checkpoints ok' : `checkpoints: ${body.checkpoints.problems.join('; ')}`) : 'no checkpoints report';
+  const histories = body.histories ? (body.histories.ok ? `histories ok (${body.histories.aggregates} aggregates)` : `histories: ${body.histories.problems.slice(0, 3).join('; ')}`) : 'no histories report';
+  const archive = body.archive
+    ? `archive ${body.archive.ok ? 'ok' : `NOT ok: ${body.archive.problems.slice(0, 3).join('; ')}`} (${body.archive.records} records, ${body.archive.commits} commits, ${body.archive.copiedNotRemoved} copied and not yet removed)`
+    : 'no archive report';
   return {
     name,
     ok: caughtUp.ok && body.ok === true && body.checkpoints?.ok !== false,
-    detail: `${lag}verify ok=${String(body.ok)} at stream position ${body.streamLastPosition ?? '?'}; ${projections}; ${checkpoints}`,
+    detail: `${lag}verify ok=${String(body.ok)} at stream position ${body.streamLastPosition ?? '?'}; ${projections}; ${checkpoints}; ${histories}; ${archive}`,
   };
 }
 
@@ -162,5 +168,42 @@ export function timersInvariant(epochs: readonly ReactionVerdict[]): Invariant {
     detail:
       `${total('scheduled')} timers scheduled over ${epochs.length} store(s): ${total('fired')} fired (${total('duringFaults')} due during a fault), ${total('cancelled')} cancelled in time, ` +
       `${total('pendingAtEnd')} pending with their time not yet up at the end; worst lateness ${worst ? `${(worst.lateMs / 1000).toFixed(2)} s (${worst.timer})` : '—'}; ${bad.length} wrong${total('fired') === 0 ? '; no timer fired at all' : ''}${firstFew(bad)}`,
+  };
+}
+
+/**
+ * The archive across the run: it moved finished aggregates out of `EVENTS` (else it was not
+ * tested at all), every position is live or archived, none is archived twice or still live
+ * after the archiver removed it, each `archiver` fault caught a round under way, and the
+ * round it interrupted was finished (the archiver's checkpoint at the end is past the record
+ * that was last when the killed process came back).
+ */
+export function archiveInvariant(checks: readonly StoreCheck[], faults: readonly FaultRecord[], end: { archivedCommits: number; archiver: { purgedThrough: number; state: string; error?: string } } | undefined): Invariant {
+  const total = (k: 'records' | 'commits' | 'aggregates' | 'copiedNotRemoved') => sum(checks.map((c) => c.archive[k]));
+  const bad = (k: 'duplicated' | 'removedButLive' | 'lost') => checks.flatMap((c) => c.archive[k].map((x) => `epoch ${c.epoch}: ${x}`));
+  const [duplicated, removedButLive, lost] = [bad('duplicated'), bad('removedButLive'), bad('lost')];
+  const archiverFaults = faults.filter((f) => f.fault === 'archiver');
+  // A fault whose wait the run's end cut short and that saw no round is reported, not failed.
+  const missed = archiverFaults.filter((f) => !f.archive?.caughtRound && !f.archive?.cutShort);
+  const cut = archiverFaults.filter((f) => f.archive && !f.archive.caughtRound && f.archive.cutShort);
+  const lastEpoch = checks.at(-1)?.epoch;
+  const unfinished = archiverFaults.filter((f) => f.archive && f.archive.epoch === lastEpoch && f.archive.record > 0 && (end?.archiver.purgedThrough ?? 0) < f.archive.record);
+  const empty = total('commits') === 0;
+  const at = (f: FaultRecord) => `${f.fault}@${(f.atMs / 1000).toFixed(1)}s`;
+  const faultPart =
+    archiverFaults.length === 0
+      ? 'no archiver fault'
+      : `${archiverFaults.length} archiver faults, ${archiverFaults.filter((f) => f.archive?.caughtRound).length} mid-round (${archiverFaults.map((f) => `${f.target.split(' ')[0]} ${f.archive?.afterRecordMs === undefined ? 'with no round seen' : `${f.archive.afterRecordMs} ms after a record`}`).join(', ')})` +
+        `${missed.length ? `; ${missed.map(at).join(', ')} saw no archive record appended in the whole wait (the archiver did no round while orders finished: see the fault's note), so tested nothing of the archive` : ''}` +
+        `${cut.length ? `; ${cut.map(at).join(', ')} saw no record before the run's last seconds and killed anyway (not counted)` : ''}` +
+        `${unfinished.length ? `; the round interrupted by ${unfinished.map((f) => `${at(f)} (record ${f.archive!.record})`).join(', ')} was not finished: the archiver's checkpoint at the end is ${end ? end.archiver.purgedThrough : 'unknown (GET /admin/archive did not answer)'}` : ''}`;
+  return {
+    name: 'the archive moved finished aggregates out of EVENTS, each position live or archived once, and the archiver finished the rounds the faults broke',
+    ok: !empty && duplicated.length + removedButLive.length + lost.length === 0 && missed.length === 0 && unfinished.length === 0,
+    detail:
+      `${total('commits')} commits of ${total('aggregates')} aggregates in ${total('records')} records over ${checks.length} store(s), ${total('copiedNotRemoved')} copied and not yet removed at the check` +
+      `${end ? ` (GET /admin/archive at the end: ${end.archivedCommits} commits, purged through ${end.archiver.purgedThrough}, ${end.archiver.state}${end.archiver.error ? `, last error: ${end.archiver.error}` : ''})` : ''}; ` +
+      `${duplicated.length} positions archived twice, ${removedButLive.length} live though removed, ${lost.length} in neither EVENTS nor the archive; ${faultPart}` +
+      `${empty ? '; the archive holds nothing: no finished aggregate was archived during the run, so the archive was not tested' : ''}${firstFew([...duplicated, ...removedButLive, ...lost])}`,
   };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { AnswerBook, type Api } from './answers.js';
-import { checkStore, streamLastSeq, verifyViews, waitCaughtUp, waitCopyEqual, waitReactionsSettled, type StoreCheck } from './checks.js';
+import { archiveStatus, checkStore, streamLastSeq, verifyViews, waitCaughtUp, waitCopyEqual, waitReactionsSettled, type StoreCheck } from './checks.js';
 import { inject, type FaultRecord } from './faults.js';
 import { httpClient } from './http.js';
 import { runClient, type Ack, type CommandTally } from './load.js';
@@ -9,6 +9,7 @@ import { processesUnder } from '../load/procs.js';
 import { judgeReactions, type FaultSpan } from './reactionChecks.js';
 import {
   answersInvariant,
+  archiveInvariant,
   copyInvariant,
   ordersInvariant,
   processInvariant,
@@ -94,7 +95,7 @@ export async function runChaos(opts: ChaosOptions) {
         // The old store's reactions ran until its cluster began to stop; the timers still pending go with it.
         const check = await checkStore(world.natsUrl, oldEpoch, acks, { endedAt: stoppedAt });
         storeChecks.push(check);
-        say(`  store ${oldEpoch} checked before it goes: ${check.acknowledged} acks, ${check.missing.length} missing, ${check.duplicated.length} duplicated, ${check.misplaced.length} misplaced`);
+        say(`  store ${oldEpoch} checked before it goes: ${check.acknowledged} acks, ${check.missing.length} missing, ${check.duplicated.length} duplicated, ${check.misplaced.length} misplaced; ${archiveLine(check)}`);
       },
       afterSwitch: async () => {
         subscriber = await startSubscriber('chaos', world.natsUrl, query, admin, world.credentials()?.subscriber);
@@ -112,7 +113,7 @@ export async function runChaos(opts: ChaosOptions) {
       }
       let rec: FaultRecord;
       try {
-        rec = await inject(world, plan, book, startedAt, store);
+        rec = await inject(world, plan, book, startedAt, store, startedAt + (opts.durationS - SETTLE_S) * 1000);
       } catch (err) {
         // A restart that never came back: the checks below still run, and say what that left.
         const reason = err instanceof Error ? err.message : String(err);
@@ -149,10 +150,14 @@ export async function runChaos(opts: ChaosOptions) {
     const settleTo = await streamLastSeq(world.natsUrl, auth);
     const settled = await waitReactionsSettled(admin, settleTo, 30_000);
     say(`reactions ${settled.ok ? 'reached' : 'did not reach'} position ${settleTo} after ${(settled.waitedMs / 1000).toFixed(1)} s (${settled.reactions.map((r) => `${r.name} ${r.position} ${r.state}`).join(', ')})`);
-    storeChecks.push(await checkStore(world.natsUrl, world.epoch, acks, { ...(auth ? { auth } : {}), settledTo: settleTo }));
+    // The archiver's checkpoint before the read: a commit both live and archived by a record up to it was not removed as it should have been.
+    const purgedThrough = (await archiveStatus(admin))?.archiver.purgedThrough;
+    storeChecks.push(await checkStore(world.natsUrl, world.epoch, acks, { ...(auth ? { auth } : {}), settledTo: settleTo, ...(purgedThrough === undefined ? {} : { purgedThrough }) }));
+    say(`store ${world.epoch} checked: ${archiveLine(storeChecks.at(-1)!)}`);
     const lastSeq = storeChecks.at(-1)!.lastSeq;
     const caughtUp = await waitCaughtUp(admin, lastSeq, 30_000);
     const verify = await verifyViews(admin);
+    const archiveEnd = await archiveStatus(admin);
     const copy = await waitCopyEqual(query, subscriber?.copy ?? new Map(), 20_000);
     for (const [i, rec] of records.entries()) {
       const next = records[i + 1];
@@ -170,6 +175,7 @@ export async function runChaos(opts: ChaosOptions) {
     const invariants: Invariant[] = [
       storeInvariant(storeChecks),
       verifyInvariant(caughtUp, lastSeq, verify),
+      archiveInvariant(storeChecks, records, archiveEnd),
       copyInvariant(copy, copyErrors),
       ordersInvariant(reactions, { ok: settled.ok, position: settleTo, waitedMs: settled.waitedMs }),
       reactionOutputInvariant(reactions),
@@ -202,7 +208,14 @@ export async function runChaos(opts: ChaosOptions) {
         samples: book.samples,
         nearKillSamples: book.nearKillSamples,
       },
-      stores: storeChecks.map(({ reactions: _scan, ...c }) => ({ ...c, missing: c.missing.slice(0, 50), duplicated: c.duplicated.slice(0, 50), misplaced: c.misplaced.slice(0, 50) })),
+      stores: storeChecks.map(({ reactions: _scan, ...c }) => ({
+        ...c,
+        missing: c.missing.slice(0, 50),
+        duplicated: c.duplicated.slice(0, 50),
+        misplaced: c.misplaced.slice(0, 50),
+        archive: { ...c.archive, duplicated: c.archive.duplicated.slice(0, 50), removedButLive: c.archive.removedButLive.slice(0, 50), lost: c.archive.lost.slice(0, 50) },
+      })),
+      archive: archiveEnd ?? null,
       reactions: reactions.map((r) => ({
         ...r,
         orders: { ...r.orders, stuck: r.orders.stuck.slice(0, 50) },
@@ -225,6 +238,11 @@ export async function runChaos(opts: ChaosOptions) {
 }
 
 const ms = (v: number | undefined) => (v === undefined ? 'not yet' : `${(v / 1000).toFixed(2)} s`);
+
+/** A store check's archive in one phrase. */
+function archiveLine({ archive: a }: StoreCheck): string {
+  return `archive ${a.commits} commits of ${a.aggregates} aggregates in ${a.records} records, ${a.copiedNotRemoved} copied and not yet removed, ${a.duplicated.length} archived twice, ${a.removedButLive.length} live though removed, ${a.lost.length} in neither`;
+}
 
 /** The cluster's warn and error log lines, counted by message, most frequent first. */
 function logSummary(file: string): Array<{ level: string; msg: string; count: number; first: string }> {

@@ -1,5 +1,5 @@
 /** The faults the chaos run can inject. */
-export const faultNames = ['worker', 'projector', 'primary', 'nats', 'nats-pause', 'freeze', 'fresh-store'] as const;
+export const faultNames = ['worker', 'projector', 'primary', 'nats', 'nats-pause', 'freeze', 'fresh-store', 'archiver'] as const;
 export type FaultName = (typeof faultNames)[number];
 
 /** One planned fault: when it starts (seconds into the run), what it is, and its parameters. */
@@ -10,6 +10,12 @@ export interface PlannedFault {
   readonly workerIndex?: number;
   /** How long the fault lasts before the harness ends it (pauses, the nats restart delay). */
   readonly holdMs: number;
+  /**
+   * `archiver`: what is killed once the archiver is seen mid-round (an archive record just
+   * appended): the projector, which holds its lease, or nats-server; and how long after the
+   * record, so that some kills land before the copied commits are removed and some during.
+   */
+  readonly archiver?: { readonly kill: 'projector' | 'nats'; readonly afterRecordMs: number };
 }
 
 /** mulberry32: a small seeded PRNG, so one seed always draws one schedule. */
@@ -43,10 +49,11 @@ export function drawSchedule(seed: number, durationS: number, faults: readonly F
   let at = WARMUP_S;
   for (;;) {
     const fault = pick(faults);
-    const holdMs = fault === 'nats' ? 3000 : fault === 'nats-pause' || fault === 'freeze' ? between(3000, 6000) : 0;
+    const archiver = fault === 'archiver' ? { kill: random() < 2 / 3 ? ('projector' as const) : ('nats' as const), afterRecordMs: between(0, 40) } : undefined;
+    const holdMs = fault === 'nats' || archiver?.kill === 'nats' ? 3000 : fault === 'nats-pause' || fault === 'freeze' ? between(3000, 6000) : 0;
     const gapS = between(MIN_GAP_S, MIN_GAP_S + 3);
     if (at + holdMs / 1000 > durationS - SETTLE_S) break;
-    plan.push({ atS: at, fault, holdMs, ...(fault === 'worker' || fault === 'freeze' ? { workerIndex: between(0, workers - 1) } : {}) });
+    plan.push({ atS: at, fault, holdMs, ...(fault === 'worker' || fault === 'freeze' ? { workerIndex: between(0, workers - 1) } : {}), ...(archiver ? { archiver } : {}) });
     at += Math.ceil(holdMs / 1000) + gapS;
   }
   return plan;

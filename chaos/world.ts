@@ -1,6 +1,10 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { pino } from 'pino';
 import { credentialsFile, type EmbeddedCredentials } from '../src/nats/credentials.js';
 import { join } from 'node:path';
+import { ARCHIVE_AGGREGATE, ARCHIVE_ID } from '../src/core/archive.js';
+import { connectNats } from '../src/nats/connection.js';
+import { EVENTS, eventSubject } from '../src/store/eventStream.js';
 import { freePort, launchNatsServer, type NatsServerProcess } from '../src/nats/server.js';
 import { startCluster, type Cluster, type ClusterPorts } from '../load/cluster.js';
 import { alive, clusterChildren, processesUnder, signal } from '../load/procs.js';
@@ -13,6 +17,18 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * them falling due during a fault.
  */
 export const ACCEPT_TIMEOUT_MS = 4000;
+
+/**
+ * The archive in the chaos cluster (`archive.afterMs`, `archive.intervalMs`, and
+ * `archive.maxShare` 1): finished orders and ended process instances leave `EVENTS` two
+ * seconds after they finish, and the archiver never rests, so it works all through the run,
+ * faults included.
+ */
+export const ARCHIVE_AFTER_MS = 2000;
+export const ARCHIVE_INTERVAL_MS = 200;
+
+/** The subject of the archive's records in `EVENTS`. */
+export const ARCHIVE_SUBJECT = eventSubject(ARCHIVE_AGGREGATE, ARCHIVE_ID);
 
 /**
  * Everything the chaos run starts, all under one run directory: the nats-server of each store
@@ -95,10 +111,56 @@ export class World {
       ...(this.ports ? { ports: this.ports } : {}),
       env: {
         CONVERGE_ORDERS_ACCEPT_TIMEOUT_MS: String(ACCEPT_TIMEOUT_MS),
+        CONVERGE_ARCHIVE_AFTER_MS: String(ARCHIVE_AFTER_MS),
+        CONVERGE_ARCHIVE_INTERVAL_MS: String(ARCHIVE_INTERVAL_MS),
+        // No rest between rounds: the archiver is to be at work whenever a fault strikes.
+        CONVERGE_ARCHIVE_MAX_SHARE: '1',
         ...(this.embedded ? { CONVERGE_NATS_EMBEDDED_PORT: String(this.natsPort) } : {}),
       },
     });
     this.ports = this.cluster.ports;
+  }
+
+  /** A connection of the harness's own to the current store (embedded: as converge's user). */
+  private connect(name: string) {
+    const auth = this.credentials()?.converge;
+    return connectNats(this.natsUrl, { name, timeoutMs: 5000, log: pino({ level: 'silent' }), ...(auth ? { auth } : {}) });
+  }
+
+  /**
+   * Calls `onRecord` (once) the moment an archive record is published to `EVENTS`: a plain
+   * subscription to the record subject sees the archiver's append as the stream takes it, so
+   * the archiver is then between its copy and the removal of what it copied. `stop` ends the
+   * watch; call it after acting, so that nothing delays the action.
+   */
+  async watchArchiveRecords(onRecord: () => void): Promise<{ stop(): Promise<void> }> {
+    const link = await this.connect('chaos-archive-watch');
+    let fired = false;
+    const sub = link.nc.subscribe(ARCHIVE_SUBJECT, {
+      callback: () => {
+        if (fired) return;
+        fired = true;
+        onRecord();
+      },
+    });
+    return {
+      stop: async () => {
+        sub.unsubscribe();
+        // The server may just have been killed: a close that waits for it must not hold up the run.
+        await Promise.race([link.close().catch(() => undefined), sleep(1000)]);
+      },
+    };
+  }
+
+  /** The position of the last archive record in `EVENTS`; 0 when there is none or the store cannot be read. */
+  async lastArchiveRecord(): Promise<number> {
+    const link = await this.connect('chaos-archive-read').catch(() => undefined);
+    if (!link) return 0;
+    try {
+      return (await link.jsm.streams.getMessage(EVENTS, { last_by_subj: ARCHIVE_SUBJECT }).catch(() => null))?.seq ?? 0;
+    } finally {
+      await link.close().catch(() => undefined);
+    }
   }
 
   /** The primary's children by role (`worker 0`, `worker 1`, `projector`). */

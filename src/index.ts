@@ -83,11 +83,13 @@ export {
   type Addresses,
   type AppCommand,
   type AppServices,
+  type ArchiveControl,
   type Converge,
   type ConvergeOptions,
   type DispatchResult,
   type ListenOptions,
 } from './host/runtime.js';
 export type { DispatchOptions } from './write/envelope.js';
-export type { ProjectionStatus, ReactionStatus, RebuildStatus, StreamState, ViewsStatus } from './read/viewsStatus.js';
+export type { ArchiveStatus, ProjectionStatus, ReactionStatus, RebuildStatus, StreamState, ViewsStatus } from './read/viewsStatus.js';
+export { FORGOTTEN, type Forgotten, type PersonalData, type PersonalFields } from './core/personal.js';
 export { runConverge, type RunOptions } from './host/run.js';

@@ -133,6 +133,9 @@ function evolve(state: OrderState, event: OrderEvent): OrderState {
   }
 }
 
+/** The customer's id, sealed with their own key. */
+const customerId = { subject: 'customerId', fields: ['customerId'] } as const;
+
 /** The order aggregate: placed against a shop's current menu, then moved along its lifecycle. */
 export const order = defineAggregate({
   name: 'order',
@@ -143,4 +146,10 @@ export const order = defineAggregate({
   evolve,
   requires: (command): { shop: AggregateRef } | undefined =>
     command.type === 'PlaceOrder' ? { shop: { aggregate: 'shop', id: command.data.shopId } } : undefined,
+  // Delivered, rejected or cancelled: no command moves it on, so after `archive.afterMs` the
+  // archiver moves it out of EVENTS. A review still reads it (through the archive).
+  finished: (state) => state.status === 'delivered' || state.status === 'rejected' || state.status === 'cancelled',
+  // Which customer ordered is theirs to have forgotten: every order event repeats it.
+  personal: Object.fromEntries(Object.keys(orderEvents).map((type) => [type, customerId])),
 });
+

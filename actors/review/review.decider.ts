@@ -75,4 +75,6 @@ export const review = defineAggregate({
   evolve,
   requires: (command): { order: AggregateRef } | undefined =>
     command.type === 'PostReview' ? { order: { aggregate: 'order', id: command.data.orderId } } : undefined,
+  // The customer's id and words are theirs: sealed with the customer's key, forgotten with it.
+  personal: { ReviewPosted: { subject: 'customerId', fields: ['customerId', 'text'] } },
 });

@@ -1,5 +1,6 @@
 import type { Static, TObject, TSchema } from 'typebox';
 import type { CommandMetadata } from './metadata.js';
+import { checkPersonal, type PersonalData } from './personal.js';
 
 /** An event as a decider emits it: a past-tense type name and its data. */
 export interface DomainEvent {
@@ -174,6 +175,19 @@ export interface AggregateDefinition<
   lookup?(command: C, context: LookupContext<Svc>): L | Promise<L>;
   /** Turns an older stored event shape into the current one at read time. */
   upcast?(event: StoredEvent): StoredEvent<E>;
+  /**
+   * Which fields of which events are a data subject's personal data: stored sealed with the
+   * subject's key, and read as `FORGOTTEN` once the key is forgotten (docs/architecture.md, "Forgetting").
+   */
+  readonly personal?: PersonalData<E>;
+  /**
+   * Whether an instance in this state is done with (an order delivered, rejected or
+   * cancelled): once it has been finished for `archiveAfterMs`, the archiver moves its
+   * commits out of the live store (docs/architecture.md, "Archive"). Absent: never archived.
+   */
+  finished?(state: S): boolean;
+  /** How long a finished instance stays live before it is archived; `archive.afterMs` by default. */
+  readonly archiveAfterMs?: number;
 }
 
 /** The id pattern of an aggregate that declares none: 1–64 URL-safe characters. */
@@ -233,6 +247,7 @@ export function defineAggregate<
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function defineAggregate(definition: AggregateOptions<string, any, CommandTable, any, any, any, any, any>): AnyAggregate {
   for (const [segment, spec] of Object.entries(definition.commands)) checkCommandRoute(definition.name, segment, spec);
+  if (definition.personal) checkPersonal(definition.name, definition.personal, definition.events);
   return Object.freeze({
     ...definition,
     plural: definition.plural ?? `${definition.name}s`,

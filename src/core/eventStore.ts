@@ -14,6 +14,8 @@ export interface CommitMetadata {
   readonly caller?: string;
   /** W3C trace context of the append, when tracing was on: the projector's and notifier's spans are its children. */
   readonly traceparent?: string;
+  /** Set when the aggregate's `finished` holds for its state after this commit: a candidate for the archive. */
+  readonly finished?: true;
 }
 
 /** One commit: the events of one command, appended atomically as one message. */

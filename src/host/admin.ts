@@ -2,12 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { EventStore } from '../core/eventStore.js';
 import { buildAdminApp } from '../http/adminApp.js';
+import type { ArchiveAdmin, ForgetAnswer } from '../http/archiveRoutes.js';
 import { subscribers, type Subscribers } from '../integration/subscribers.js';
 import type { NatsLink } from '../nats/connection.js';
 import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
 import type { LmdbViewStore } from '../read/lmdbViews.js';
-import { verifyViews } from '../read/verify.js';
+import { verifyViews, type VerifyOptions } from '../read/verify.js';
 import { readLeaseOwners, staticOwners } from '../write/leases.js';
 import { viewsOf, type ConvergeApp } from './app.js';
 import type { Config } from './config.js';
@@ -39,6 +40,12 @@ export async function startAdmin(opts: {
   readonly status: () => ViewsStatus;
   /** The reactors and processes, where this runtime runs them. */
   readonly reactions?: ReactionsHost | undefined;
+  /** The archive, where this runtime has an archiver. */
+  readonly archive?: ArchiveAdmin | undefined;
+  /** The archive's index and the store as it is, where the store is read through an archive: verify checks the archive too. */
+  readonly archived?: VerifyOptions['archive'];
+  /** Forgets a data subject, when the app declares personal data. */
+  readonly forget?: ((subject: string) => Promise<ForgetAnswer>) | undefined;
   readonly tracing?: Tracing | undefined;
   readonly metrics?: () => Promise<MetricsText>;
 }): Promise<Admin> {
@@ -61,13 +68,15 @@ export async function startAdmin(opts: {
     natsVersion: () => link.nc.info?.version,
     viewsStatus: opts.status,
     ...(opts.reactions ? { reactions: opts.reactions } : {}),
+    ...(opts.archive ? { archive: opts.archive } : {}),
+    ...(opts.forget ? { forget: opts.forget } : {}),
     readyMaxLagMs: config.query.readyMaxLagMs,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     ...(opts.tracing ? { tracing: opts.tracing } : {}),
     statusIntervalMs: config.projections.statusIntervalMs,
     maxPageSize: config.query.maxPageSize,
     verify: ({ sample }) =>
-      verifyViews({ store, views, aggregates: app.aggregates, projections: viewsOf(app), log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }) }),
+      verifyViews({ store, views, aggregates: app.aggregates, projections: viewsOf(app), log, signal: stopVerifies.signal, ...(sample === undefined ? {} : { sample }), ...(opts.archived ? { archive: opts.archived } : {}) }),
   });
   return { app: adminApp, subscribers: registry, stop: () => stopVerifies.abort() };
 }

@@ -3,6 +3,7 @@ import type { AnyAggregate } from '../core/aggregate.js';
 import type { AnyProjection } from '../core/projection.js';
 import type { AnyProcess, AnyReactor } from '../core/reactions.js';
 import type { QueryRoutes } from '../http/queryRoutes.js';
+import { archivables, lifecycleView } from '../lifecycle/lifecycleView.js';
 import { processesView } from '../react/processView.js';
 
 /**
@@ -26,12 +27,14 @@ export interface ConvergeApp<A extends AnyAggregate = AnyAggregate, R extends An
 }
 
 /**
- * Every view an app's runtime keeps: its own, and converge's processes view (the timers' due
- * index, `processesView`) when it has processes.
+ * Every view an app's runtime keeps: its own; converge's processes view (the timers' due
+ * index, `processesView`) when it has processes; and converge's lifecycle view (the
+ * archiver's work list, `lifecycleView`) when it has anything to archive.
  */
-export function viewsOf(app: Pick<ConvergeApp, 'projections' | 'processes'>): AnyProjection[] {
+export function viewsOf(app: Pick<ConvergeApp, 'aggregates' | 'projections' | 'processes'>): AnyProjection[] {
   const processes = app.processes ?? [];
-  return [...(app.projections ?? []), ...(processes.length > 0 ? [processesView(processes)] : [])];
+  const archived = archivables(app.aggregates, processes, 0).size > 0;
+  return [...(app.projections ?? []), ...(processes.length > 0 ? [processesView(processes)] : []), ...(archived ? [lifecycleView(app.aggregates, processes)] : [])];
 }
 
 /** Declares an app, keeping its aggregates' types: `createConverge(defineApp({ aggregates: [cart] }))` types `dispatch`. */

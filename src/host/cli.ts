@@ -5,13 +5,13 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from './config.js';
 import { credentialsFile, subscriberInbox, type EmbeddedCredentials } from '../nats/credentials.js';
 import type { AddedSubscriber, SubscriberInfo } from '../integration/subscribers.js';
-import type { ReactionStatus, ViewsStatus } from '../read/viewsStatus.js';
+import type { ArchiveStatus, ReactionStatus, ViewsStatus } from '../read/viewsStatus.js';
 import type { ParkedReaction } from '../react/reactionStore.js';
 import type { VerifyReport } from '../read/verify.js';
 import type { ParkedEvent } from '../read/viewStore.js';
 import type { PartitionOwners } from '../write/leases.js';
 import { adminClient, CliError, type AdminClient } from './adminClient.js';
-import { progressLine, reactionLines, statusScreen, subscriberAddedLines, verifyLines } from './cliFormat.js';
+import { archiveLines, progressLine, reactionLines, statusScreen, subscriberAddedLines, verifyLines } from './cliFormat.js';
 import { loadConfig } from './config.js';
 import { namedTokens } from '../http/replies.js';
 
@@ -31,6 +31,11 @@ const USAGE = `usage: converge [--url <admin URL>] [--token <token>] [--config <
   reactions              the reactors and processes: state, position, lag, parked inputs, open instances,
                          pending timers and the next one due, and which host runs them
   reactions parked | resume <name> | retry <name> <position> <index> | drop <name> <position> <index>
+  forget <subject>       forget a data subject (a customer's id in the reference app): delete their key, so
+                         every personal field of theirs reads '[forgotten]', record the act, and rebuild the
+                         views that may hold personal data
+  archive [pause | resume]   live and archived aggregates, the archive's size and the archiver's progress
+                         and lag; pause or resume the archiver, wherever it runs
   verify [--sample N]    compare every view (or N random documents from each side) with a fold of the event store;
                          exits 1 when a view differs or a checkpoint does not fit the stream
 
@@ -207,6 +212,20 @@ async function main(argv: string[]): Promise<number> {
     case 'rebuild':
       if (!arg) break;
       return rebuild(admin, arg, { json: values.json, timeoutMs });
+    case 'forget': {
+      if (!arg || rest.length > 0) break;
+      const { forgotten } = await admin.send<{ forgotten: { keyId: string; position: number } }>('POST', '/admin/forget', { subject: arg });
+      show(forgotten, () =>
+        console.log(`forgot ${arg}: key ${forgotten.keyId} deleted, recorded at position ${forgotten.position}; the views that may hold personal data are being rebuilt (converge projections shows them)`),
+      );
+      return 0;
+    }
+    case 'archive': {
+      if (rest.length > 0 || (arg !== undefined && arg !== 'pause' && arg !== 'resume')) break;
+      const body = arg === undefined ? await admin.get<ArchiveStatus>('/admin/archive') : await admin.send<ArchiveStatus>('POST', `/admin/archive/${arg}`);
+      show(body, () => console.log(archiveLines(body).join('\n')));
+      return 0;
+    }
     case 'reactions': {
       if (arg === undefined) {
         const body = await admin.get<{ holder: string | null; reactions: ReactionStatus[] }>('/admin/reactions');

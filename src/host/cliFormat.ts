@@ -1,5 +1,5 @@
 import type { AddedSubscriber, SubscriberInfo } from '../integration/subscribers.js';
-import type { ReactionStatus, RebuildStatus } from '../read/viewsStatus.js';
+import type { ArchiveStatus, ReactionStatus, RebuildStatus } from '../read/viewsStatus.js';
 import type { ViewsStatus } from '../read/viewsStatus.js';
 import type { ParkedEvent } from '../read/viewStore.js';
 import type { VerifyReport } from '../read/verify.js';
@@ -50,6 +50,7 @@ export function statusScreen({ views, parked, subscribers, partitions }: StatusS
   if (n) rows.push(['(notifier)', n.state, '', String(n.position), String(n.lagEvents), '', '', n.error ?? '']);
   lines.push(...table(rows, new Set([2, 3, 4, 5, 6])), '');
   if (views.reactions && views.reactions.length > 0) lines.push(...reactionLines(views.reactions, views.reactionsHolder ?? null), '');
+  if (views.archive) lines.push(archiveLine(views.archive));
   const byProjection = new Map<string, number>();
   for (const p of parked) byProjection.set(p.projection, (byProjection.get(p.projection) ?? 0) + 1);
   lines.push(`parked events: ${parked.length}${parked.length ? ` (${[...byProjection].map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
@@ -73,6 +74,22 @@ export function reactionLines(reactions: readonly ReactionStatus[], holder: stri
     rows.push([r.name, r.kind, r.state, String(r.position), String(r.lagEvents), String(r.parked), i ? String(i.open) : '', i ? String(i.timersPending) : '', i?.nextTimerDue ?? '', r.error ?? '']);
   }
   return [...table(rows, new Set([3, 4, 5, 6, 7])), holder ? `reactions run by ${holder}` : 'reactions: nobody holds their lease yet'];
+}
+
+/** The archive in one line, as `converge status` shows it (`converge archive` says more). */
+export function archiveLine(a: ArchiveStatus): string {
+  const r = a.archiver;
+  return `archive: ${a.liveAggregates ?? '?'} live, ${a.archivedAggregates} archived (${a.archivedCommits} commits, ${(a.archiveBytes / 1024).toFixed(1)} KiB); archiver ${r.state}${r.holder ? ` (run by ${r.holder})` : ''}, ${r.due} due${r.error ? `; last error: ${r.error}` : ''}`;
+}
+
+/** The archive as `converge archive` shows it: what is live and archived, then the archiver. */
+export function archiveLines(a: ArchiveStatus): string[] {
+  const r = a.archiver;
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  return [
+    `aggregates: ${a.liveAggregates ?? '?'} live in EVENTS, ${a.archivedAggregates} archived (${a.archivedCommits} commits, ${kib(a.archiveBytes)}); index at record ${a.indexPosition}`,
+    `archiver: ${r.state}${r.holder ? ` (run by ${r.holder})` : ' (nobody holds its lease yet)'}, ${r.due} due, oldest due for ${r.lagMs} ms, ${r.archived} archived here, removed through record ${r.purgedThrough}, last round ${r.lastRoundAt ?? 'never'}${r.error ? `; last error: ${r.error}` : ''}`,
+  ];
 }
 
 /** What `converge subscribers add` made: the subscriber, then each of its consumers. */
@@ -103,6 +120,13 @@ export function verifyLines(report: VerifyReport): string[] {
     );
   }
   lines.push(`checkpoints: ${report.checkpoints.ok ? 'ok' : report.checkpoints.problems.join('; ')}`);
+  // An admin API older than these checks answers without them.
+  const { histories, archive } = report as Partial<Pick<VerifyReport, 'histories' | 'archive'>>;
+  if (histories) lines.push(`histories: ${histories.ok ? `ok (${histories.aggregates} aggregates)` : `${histories.problemCount} problems: ${histories.problems.join('; ')}`}`);
+  if (archive) {
+    const counts = `${archive.records} records, ${archive.commits} commits, ${archive.copiedNotRemoved} copied and not yet removed`;
+    lines.push(`archive: ${archive.ok ? `ok (${counts})` : `${archive.problemCount} problems (${counts}): ${archive.problems.join('; ')}`}`);
+  }
   for (const p of report.projections) {
     for (const d of p.differences) lines.push(`  ${p.name} ${d.kind} ${JSON.stringify(d.key)}`);
   }

@@ -104,6 +104,20 @@ export const ConfigSchema = section({
       'how long `NOTIFY` and `REPLAY` keep a notice (7 days); a subscribing system away longer catches up through a changed-since import',
     ),
   }),
+  archive: section({
+    afterMs: setting(
+      Type.Integer({ minimum: 0 }),
+      7 * 86_400_000,
+      'how long a finished aggregate (one whose `finished` holds) or an ended process instance stays in `EVENTS` before the archiver moves it to the archive (7 days); an aggregate\'s `archiveAfterMs` overrides it',
+    ),
+    intervalMs: positive(1000, 'how often the archiver looks for finished aggregates that are due'),
+    batchSize: positive(500, 'aggregates the archiver moves per round, at most'),
+    maxShare: setting(
+      Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+      0.25,
+      'the share of its time the archiver works while it has a backlog: after a round that archived anything it rests until its rounds took at most this share (1: no rest), so that commands and views keep the rest of the process and of nats-server',
+    ),
+  }),
   projections: section({
     batchSize: positive(500, 'projector batches: at most this many commits'),
     batchMs: positive(2, 'projector batches: at most this long'),

@@ -6,7 +6,7 @@ import { envName, type Config } from './config.js';
 import { startEmbeddedNats, type EmbeddedNats } from '../nats/embedded.js';
 import { serverVersionAt } from '../nats/server.js';
 import { serveClusterMetrics } from '../observe/cluster.js';
-import { replicatedAppendsAreSafe } from '../store/jetstream.js';
+import { replicatedAppendsAreSafe } from '../store/eventStream.js';
 import { launchScript, natsAuthOf } from './config.js';
 
 const MAX_BACKOFF_MS = 5000;

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Notifier } from '../integration/notifier.js';
 import type { NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
-import { createMetrics, watchReactions, watchReadSide, type Metrics } from '../observe/metrics.js';
+import { createMetrics, watchArchive, watchReactions, watchReadSide, type Metrics } from '../observe/metrics.js';
 import { createTracing } from '../observe/tracing.js';
 import type { LmdbViewStore } from '../read/lmdbViews.js';
 import type { ProjectionRunner } from '../read/runner.js';
@@ -21,6 +21,13 @@ import type { ReactionsHost } from '../react/host.js';
 import type { ViewsStatus } from '../read/viewsStatus.js';
 import { createForwarder } from '../write/router.js';
 import { openStoreSide } from './storeSide.js';
+import { isArchivable } from '../core/archive.js';
+import { personalDeclarations } from '../core/personal.js';
+import { forgetSubject } from '../lifecycle/forget.js';
+import { FORGOTTEN_SUBJECT } from './writeSide.js';
+import { openViewStore } from '../read/lmdbViews.js';
+import { canArchive, startArchiveSide } from './archiveSide.js';
+import { archiveIndexOf } from './readSide.js';
 import { METRICS_TIMEOUT_MS } from './worker.js';
 
 /** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
@@ -49,6 +56,8 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
   // A read replica follows the command hosts' stream and announces nothing: a notifier behind
   // theirs would put older notices over newer ones in NOTIFY, which keeps one per aggregate.
   const readReplica = config.cluster.role === 'read-replica';
+  // Before the store: the archive's index lives beside the views.
+  const views = openViewStore(viewsPath(config));
   const side = await openStoreSide({
     config,
     log,
@@ -57,6 +66,11 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
     notices: !readReplica,
     tracing,
     onReconnect: () => metrics.natsReconnected(),
+    ...(canArchive(app) ? { archive: (stream: string) => archiveIndexOf(views, stream, true) } : {}),
+    personal: personalDeclarations(app.aggregates),
+  }).catch(async (err: unknown) => {
+    await views.close();
+    throw err;
   });
   const { store } = side;
   const link = side.link!;
@@ -69,6 +83,9 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
     app,
     store,
     link,
+    views,
+    archive: side.index ? { raw: side.raw, index: side.index } : undefined,
+    forget: side.keys ? { keys: side.keys, raw: side.raw } : undefined,
     streamId: side.streamId,
     head: side.head,
     notify: !readReplica,
@@ -102,10 +119,40 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
         onTimerFired: metrics.timerFired,
       });
   reactionsHost = reactions;
-  const status = (): ViewsStatus => (reactions ? { ...read.status(), reactions: reactions.status(), reactionsHolder: reactions.holder() ?? null } : read.status());
+  // A read replica archives nothing either; it reads the archive through its own index.
+  const archiving =
+    !readReplica && side.index && isArchivable(side.raw)
+      ? await startArchiveSide({
+          config,
+          log,
+          app,
+          raw: side.raw,
+          index: side.index,
+          views: read.views,
+          link,
+          clock: systemClock,
+          owner: `${config.cluster.hostId}.projector`,
+          ...(cluster.isWorker ? { leaseInstance: `${hostname()}/${process.ppid}` } : {}),
+        })
+      : undefined;
+  const status = (): ViewsStatus => ({
+    ...read.status(),
+    ...(reactions ? { reactions: reactions.status(), reactionsHolder: reactions.holder() ?? null } : {}),
+    ...(archiving ? { archive: archiving.status() } : {}),
+  });
   if (reactions) watchReactions(metrics, () => reactions.status());
+  if (archiving) watchArchive(metrics, () => archiving.status());
   const publisher = publishViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)), status, config.projections.statusIntervalMs);
-  const admin = await startAdmin({ config, log, app, link, store, read, status, reactions, tracing, metrics: readMetrics });
+    const keys = side.keys;
+  const forget = keys
+    ? async (subject: string) => {
+        const done = await forgetSubject({ keys, store, subject, at: Date.now() });
+        // Every worker of every host drops what it holds of the subject; the views follow the record.
+        link.nc.publish(FORGOTTEN_SUBJECT, JSON.stringify({ keyIds: [done.keyId] }));
+        return done;
+      }
+    : undefined;
+  const admin = await startAdmin({ config, log, app, link, store, read, status, reactions, archive: archiving, archived: side.index ? { raw: side.raw, index: side.index } : undefined, forget, tracing, metrics: readMetrics });
   watchReadSide(
     metrics,
     () => {
@@ -121,6 +168,7 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
     (stopping ??= (async () => {
       publisher.stop();
       await reactions?.stop();
+      await archiving?.stop();
       await read.stop();
       admin.stop();
       await admin.app.close();

@@ -3,7 +3,13 @@ import type { EventStore, StoreHead } from '../core/eventStore.js';
 import { startNotifier, type Notifier } from '../integration/notifier.js';
 import type { NatsLink } from '../nats/connection.js';
 import type { Tracing } from '../observe/tracing.js';
-import { openViewStore } from '../read/lmdbViews.js';
+import { openViewStore, type LmdbViewStore } from '../read/lmdbViews.js';
+import { followArchive } from '../read/archiveFollower.js';
+import { superviseFeed, type FeedSpec } from '../read/feed.js';
+import { followForgets, personalViews } from '../lifecycle/forget.js';
+import type { KeyStore } from '../store/keys.js';
+import { FORGETS_CHECKPOINT } from '../read/storeIdentity.js';
+import { lmdbArchiveIndex, memoryArchiveIndex, type ArchiveIndex } from '../store/archiveIndex.js';
 import { createMemoryViews } from '../read/memoryViews.js';
 import { createProjectionRunner, type ProjectionRunner } from '../read/runner.js';
 import { appliedSignal, type AppliedSignal } from '../read/status.js';
@@ -36,6 +42,14 @@ export interface ReadSideOptions {
   readonly link: NatsLink | undefined;
   readonly streamId: string;
   readonly head: StoreHead;
+  /** The views, opened by the host before the store (the archive's index lives beside them); else opened here. */
+  readonly views?: ViewStore;
+  /** The archive's index and the store as it is, which the index's follower reads. */
+  readonly archive?: { readonly raw: EventStore; readonly index: ArchiveIndex } | undefined;
+  /** The data subjects' keys and the store as it is, whose records of forgetting the views follow. */
+  readonly forget?: { readonly keys: KeyStore; readonly raw: EventStore } | undefined;
+  /** Told after the views of a forgotten subject have been made again. */
+  readonly onForgotten?: (keyIds: readonly string[]) => void;
   /** Publish notices to `NOTIFY` (not on a read replica). */
   readonly notify: boolean;
   readonly tracing?: Tracing | undefined;
@@ -59,7 +73,10 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
   const traced = opts.tracing ? { tracing: opts.tracing } : {};
   const projections = viewsOf(app);
   let views: ViewStore;
-  if (link) {
+  if (opts.views) {
+    views = opts.views;
+    if (link) bindViewsToHead(views as LmdbViewStore, projections.map((p) => p.name), opts.head, log);
+  } else if (link) {
     const lmdb = openViewStore(viewsPath(config));
     // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
     bindViewsToHead(lmdb, projections.map((p) => p.name), opts.head, log);
@@ -79,6 +96,14 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
     notifier?.stop();
     opts.onStoreChanged?.(reason);
   };
+  // Ahead of the views, whose feeds find the archive's commits in the index it keeps.
+  const follower = opts.archive
+    ? followArchive({
+        index: opts.archive.index,
+        feed: (spec) => superviseFeed({ store: opts.archive!.raw, batchSize: config.projections.batchSize, batchMs: config.projections.batchMs, stallMs: config.projections.stallMs, maxBackoffMs: config.projections.maxBackoffMs, log, streamId, ...spec }),
+        log,
+      })
+    : undefined;
   const runner: ProjectionRunner = createProjectionRunner({
     store,
     views,
@@ -95,6 +120,23 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
     ...traced,
   });
   runner.start();
+  const feedOn = (raw: EventStore) => (spec: FeedSpec) =>
+    superviseFeed({ store: raw, batchSize: config.projections.batchSize, batchMs: config.projections.batchMs, stallMs: config.projections.stallMs, maxBackoffMs: config.projections.maxBackoffMs, log, streamId, ...spec });
+  const forgets = opts.forget
+    ? followForgets({
+        keys: opts.forget.keys,
+        views: personalViews(app.aggregates, projections),
+        rebuild: (name) => runner.rebuild(name),
+        rebuilding: (name) => runner.status().some((p) => p.name === name && p.state === 'rebuilding'),
+        checkpoint: {
+          get: () => views.checkpoint(FORGETS_CHECKPOINT, 0),
+          set: (position) => views.transaction(() => views.setCheckpoint(FORGETS_CHECKPOINT, 0, position)),
+        },
+        feed: feedOn(opts.forget.raw),
+        log,
+        ...(opts.onForgotten ? { onForgotten: opts.onForgotten } : {}),
+      })
+    : undefined;
   const notifier: Notifier | undefined =
     link && opts.notify
       ? startNotifier({
@@ -110,7 +152,11 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
           ...traced,
         })
       : undefined;
-  const unlisten = link?.onReconnect(() => notifier?.restart());
+  const unlisten = link?.onReconnect(() => {
+    notifier?.restart();
+    follower?.feed.restart();
+    forgets?.restart();
+  });
   const status = (): ViewsStatus => {
     const eventStore = runner.stream();
     const health = notifier?.health();
@@ -130,13 +176,17 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
       at: new Date().toISOString(),
     };
   };
-  // The notifier's stall check needs the stream's last position, which the runner polls.
-  const checks = notifier
-    ? setInterval(() => {
-        const s = runner.stream();
-        if (s.reachable) notifier.check(s.lastPosition);
-      }, config.projections.statusIntervalMs)
-    : undefined;
+  // The notifier's and the follower's stall checks need the stream's last position, which the runner polls.
+  const checks =
+    notifier || follower || forgets
+      ? setInterval(() => {
+          const s = runner.stream();
+          if (!s.reachable) return;
+          notifier?.check(s.lastPosition);
+          follower?.feed.check(s.lastPosition);
+          forgets?.check(s.lastPosition);
+        }, config.projections.statusIntervalMs)
+      : undefined;
   checks?.unref();
   let stopping: Promise<void> | undefined;
   return {
@@ -151,7 +201,23 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
         unlisten?.();
         await runner.stop();
         notifier?.stop();
+        follower?.stop();
+        forgets?.stop();
         applied.stop();
       })()),
   };
+}
+
+/** The host's views: LMDB in `<dataDir>/views` on NATS, in memory without it. */
+export function openHostViews(config: Config): ViewStore {
+  return config.nats.url === '' ? createMemoryViews() : openViewStore(viewsPath(config));
+}
+
+/**
+ * The host's index of the archive, beside its views (docs/architecture.md, "Archive"): in
+ * their LMDB environment, where the projector writes it (`writer`) and the workers read it,
+ * or in memory beside in-memory views, rebuilt from the archive's records at each start.
+ */
+export function archiveIndexOf(views: ViewStore, stream: string, writer: boolean): ArchiveIndex {
+  return 'env' in views ? lmdbArchiveIndex((views as LmdbViewStore).env, { stream, writer }) : memoryArchiveIndex();
 }

@@ -24,6 +24,12 @@ import { startReadSide } from './readSide.js';
 import type { ReactionsHost } from '../react/host.js';
 import { openStoreSide } from './storeSide.js';
 import { startWriteSide } from './writeSide.js';
+import { isArchivable } from '../core/archive.js';
+import { personalDeclarations, type Forgotten } from '../core/personal.js';
+import { forgetSubject } from '../lifecycle/forget.js';
+import { FORGOTTEN_SUBJECT } from './writeSide.js';
+import { canArchive, startArchiveSide } from './archiveSide.js';
+import { archiveIndexOf, openHostViews } from './readSide.js';
 
 /** A command as `dispatch` takes it: which aggregate instance, and the command. */
 export type AppCommand<A extends AnyAggregate> = A extends AnyAggregate ? { readonly aggregate: NameOf<A>; readonly id: string } & CommandsOf<A> : never;
@@ -60,6 +66,14 @@ export interface ConvergeOptions<A extends AnyAggregate = AnyAggregate, R extend
   readonly logger?: Logger;
   /** Keep prom-client metrics, served at `/metrics` by `listen`; off by default. */
   readonly metrics?: boolean;
+}
+
+/** What `Converge.archive` lets a caller do. */
+export interface ArchiveControl {
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Archives what is due now, here; answers how many aggregates. 0 where the app archives nothing or another process holds the lease. */
+  round(): Promise<number>;
 }
 
 /** Ports to serve on; 0 picks a free one. A port left out is not served. */
@@ -111,6 +125,19 @@ export interface Converge<A extends AnyAggregate = AnyAggregate> {
   listen(options: ListenOptions): Promise<Addresses>;
   /** The projections, the notifier and the event store, as `/admin/projections` reports them. */
   status(): ViewsStatus;
+  /**
+   * The archiver (docs/architecture.md, "Archive"), when the app has anything to archive:
+   * pause and resume it, or run a round now. Without NATS it runs in this runtime; on NATS
+   * wherever its lease is held, and a pause holds for whichever process that is.
+   */
+  readonly archive: ArchiveControl;
+  /**
+   * Forgets a data subject (docs/architecture.md, "Forgetting"): deletes its key, so every
+   * personal field sealed with it reads as `'[forgotten]'` wherever it is kept, records the
+   * act, drops the actors and snapshots that held it, and rebuilds the views that may hold
+   * personal data. `not_found` when the app declares no personal data.
+   */
+  forget(subject: string): Promise<Forgotten>;
   /** Drains: queued commands finish, servers close, then the views and the store. Never exits the process. */
   stop(): Promise<void>;
 }
@@ -136,6 +163,8 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   const clock = options.clock ?? systemClock;
   const tracing = createTracing(config.telemetry, 'converge');
   const metrics: Metrics | undefined = options.metrics ? createMetrics() : undefined;
+  // Before the store: the archive's index lives beside the views.
+  const hostViews = openHostViews(config);
   const side = await openStoreSide({
     config,
     log,
@@ -146,12 +175,18 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     tracing,
     ...(options.eventStore ? { memory: options.eventStore } : {}),
     ...(metrics ? { onReconnect: () => metrics.natsReconnected() } : {}),
+    ...(canArchive(app) ? { archive: (stream: string) => archiveIndexOf(hostViews, stream, true) } : {}),
+    personal: personalDeclarations(app.aggregates),
+  }).catch(async (err: unknown) => {
+    await hostViews.close();
+    throw err;
   });
   const { store, link } = side;
-  const write = await startWriteSide({ config, log, app, store, link, streamId: side.streamId, services: options.services, metrics, tracing });
+  const write = await startWriteSide({ config, log, app, store, link, streamId: side.streamId, services: options.services, metrics, tracing, keys: side.keys });
   // The reactions start after the read side, whose views hold their timers; its batches wake them.
   let reactions: ReactionsHost | undefined;
-  const read = await startReadSide({ config, log, app, store, link, streamId: side.streamId, head: side.head, notify: true, tracing, onApplied: () => reactions?.applied() });
+  const archived = side.index ? { raw: side.raw, index: side.index } : undefined;
+  const read = await startReadSide({ config, log, app, store, link, views: hostViews, archive: archived, forget: side.keys ? { keys: side.keys, raw: side.raw } : undefined, streamId: side.streamId, head: side.head, notify: true, tracing, onApplied: () => reactions?.applied() });
   reactions = await startReactionsSide({
     config,
     log,
@@ -167,7 +202,16 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     ...(metrics ? { onTimerFired: metrics.timerFired } : {}),
   });
   const running = reactions;
-  const status = (): ViewsStatus => ({ ...read.status(), reactions: running.status(), reactionsHolder: running.holder() ?? null });
+  const archiving =
+    archived && isArchivable(archived.raw)
+      ? await startArchiveSide({ config, log, app, raw: archived.raw, index: archived.index, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` })
+      : undefined;
+  const status = (): ViewsStatus => ({
+    ...read.status(),
+    reactions: running.status(),
+    reactionsHolder: running.holder() ?? null,
+    ...(archiving ? { archive: archiving.status() } : {}),
+  });
   const now = () => clock.now();
   const commands = commandRoutes({ aggregates: app.aggregates, dispatch: write.dispatch, tokens: config.http.tokens, now });
   const routesOptions = { aggregates: app.aggregates, routes: app.routes ?? [], views: read.views, store, access: config.http, query: config.query, applied: read.applied };
@@ -239,7 +283,7 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     }
     if (ports.adminPort !== undefined) {
       if (!link) throw new ConvergeError('not_ready', 'the admin API needs NATS (nats.url): its subscribers, verify and partitions live there');
-      const admin = await startAdmin({ config, log, app, link, store, read, status, reactions: running, tracing, ...(metrics ? { metrics: metricsText(metrics) } : {}) });
+      const admin = await startAdmin({ config, log, app, link, store, read, status, reactions: running, archive: archiving, archived, forget: side.keys ? forget : undefined, tracing, ...(metrics ? { metrics: metricsText(metrics) } : {}) });
       servers.push(admin.app);
       await admin.app.listen({ host, port: ports.adminPort });
       out.admin = `http://${host}:${(admin.app.server.address() as AddressInfo).port}`;
@@ -254,6 +298,7 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     (stopping ??= (async () => {
       // The reactions send commands through the write side: they stop first.
       await running.stop();
+      await archiving?.stop();
       await write.stop();
       for (const s of stopAdmin) s();
       const forced = setTimeout(() => servers.forEach((s) => s.server.closeAllConnections()), Math.min(config.cluster.shutdownTimeoutMs, 2000));
@@ -266,7 +311,20 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
       await tracing?.shutdown();
     })());
 
-  return { config, store, views: read.views, clock, dispatch, waitFor, settled, commandRoutes: commands, queryRoutes: queries, listen, status, stop };
+  const forget = async (subject: string): Promise<Forgotten> => {
+    if (!side.keys) throw new ConvergeError('not_found', 'this app declares no personal data: there is nothing to forget');
+    const done = await forgetSubject({ keys: side.keys, store, subject, at: clock.now() });
+    // Every worker drops what it holds of the subject; the views follow the record.
+    if (link) link.nc.publish(FORGOTTEN_SUBJECT, JSON.stringify({ keyIds: [done.keyId] }));
+    else await write.forgotten([done.keyId]);
+    return done;
+  };
+  const archive: ArchiveControl = {
+    pause: async () => archiving?.pause(),
+    resume: async () => archiving?.resume(),
+    round: async () => (archiving?.running() ? archiving.archiver.round() : 0),
+  };
+  return { config, store, views: read.views, clock, dispatch, waitFor, settled, commandRoutes: commands, queryRoutes: queries, listen, status, archive, forget, stop };
 }
 
 function metricsText(metrics: Metrics) {

@@ -15,6 +15,9 @@ import type { Config } from './config.js';
 import { viewsPath } from './paths.js';
 import { openStoreSide } from './storeSide.js';
 import { startWriteSide, type WriteSide } from './writeSide.js';
+import { canArchive } from './archiveSide.js';
+import { personalDeclarations } from '../core/personal.js';
+import { archiveIndexOf } from './readSide.js';
 
 /** How long `/metrics` waits for the cluster primary, which waits up to 5 s for every child's registry. */
 export const METRICS_TIMEOUT_MS = 6000;
@@ -63,6 +66,8 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   const traced = tracing ? { tracing } : {};
   // Everything that needs NATS at start comes before any port is served: a worker that
   // fails here exits having accepted no connection (the primary starts it again).
+  // Before the store: the archive's index, which the host's projector keeps, lives beside the views.
+  const views = openViewStore(viewsPath(config));
   const side = await openStoreSide({
     config,
     log,
@@ -71,11 +76,16 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     appends: writes,
     tracing,
     onReconnect: () => metrics.natsReconnected(),
+    ...(canArchive(app) ? { archive: (stream: string) => archiveIndexOf(views, stream, false) } : {}),
+    personal: personalDeclarations(app.aggregates),
+  }).catch(async (err: unknown) => {
+    await views.close();
+    throw err;
   });
   const { store } = side;
   const link = side.link!;
   let draining = false;
-  const write = writes ? await startWriteSide({ config, log, app, store, link, streamId: side.streamId, services, metrics, tracing }) : undefined;
+  const write = writes ? await startWriteSide({ config, log, app, store, link, streamId: side.streamId, services, metrics, tracing, keys: side.keys }) : undefined;
   const commandApp = write
     ? await buildCommandApp({
         aggregates: app.aggregates,
@@ -91,7 +101,6 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     : undefined;
   await commandApp?.listen({ host: config.http.host, port: config.http.commandPort });
 
-  const views = openViewStore(viewsPath(config));
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
   const applied = followApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config)));
   const queryApp = await buildQueryApp({

@@ -1,6 +1,6 @@
 import type { Context } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { PartitionUnavailableError } from '../core/errors.js';
+import { EventStoreUnavailableError, PartitionUnavailableError } from '../core/errors.js';
 import type { EventStore } from '../core/eventStore.js';
 import { ownerOf, partitionOf } from '../core/partition.js';
 import type { NatsLink } from '../nats/connection.js';
@@ -14,12 +14,15 @@ import { memorySnapshotStore, openSnapshotStore, type SnapshotStore } from '../w
 import type { ConvergeApp } from './app.js';
 import type { Config } from './config.js';
 import { snapshotsPath } from './paths.js';
+import type { KeyStore } from '../store/keys.js';
 
 /** The write side of a runtime: the actor host with its snapshots, and the router on its partitions. */
 export interface WriteSide {
   readonly host: ActorHost;
   /** This host's snapshots of aggregate memories. */
   readonly snapshots: SnapshotStore;
+  /** Drops what this process holds of forgotten data subjects: their cached keys, the actors and the snapshots of aggregates with personal data. */
+  forgotten(keyIds: readonly string[]): Promise<void>;
   readonly router: CommandRouter;
   /** This worker's partition leases, when ownership is by lease. */
   readonly leases: PartitionLeases | undefined;
@@ -43,7 +46,12 @@ export interface WriteSideOptions {
   readonly services: unknown;
   readonly metrics?: Metrics | undefined;
   readonly tracing?: Tracing | undefined;
+  /** The data subjects' keys, when the app declares personal data. */
+  readonly keys?: KeyStore | undefined;
 }
+
+/** Where the process that forgets a data subject tells every worker: `{ keyIds }`. */
+export const FORGOTTEN_SUBJECT = 'converge.forgotten';
 
 /**
  * Starts the write side: the actor host, snapshots (in `<dataDir>/snapshots` on NATS, in
@@ -110,6 +118,27 @@ export async function startWriteSide(opts: WriteSideOptions): Promise<WriteSide>
   } else {
     router.start();
   }
+  // After forgetting: no cached key, no memory and no snapshot of personal data survives here.
+  const personal = new Set(opts.app.aggregates.filter((a) => a.personal).map((a) => a.name));
+  const forgotten = async (keyIds: readonly string[]) => {
+    if (!opts.keys) return;
+    // Actors first, keys last: until its actor is stopped, a command on an aggregate whose
+    // memory still holds the subject's data seals it with the cached key, which is deleted,
+    // rather than with a new key made for the subject (docs/architecture.md, "Forgetting").
+    await host.evict((aggregate) => personal.has(aggregate), 2000, () => new EventStoreUnavailableError('a data subject is being forgotten here; retry with the same Idempotency-Key'));
+    const dropped = await snapshots.drop(personal);
+    for (const keyId of keyIds) opts.keys.evict(keyId);
+    log.info({ keyIds, dropped }, 'forgotten: keys, actors and snapshots of aggregates with personal data dropped');
+  };
+  const heard = link && opts.keys
+    ? link.nc.subscribe(FORGOTTEN_SUBJECT, {
+        callback: (err, msg) => {
+          if (err) return;
+          const keyIds = (msg.json<{ keyIds?: unknown }>().keyIds ?? []) as string[];
+          forgotten(keyIds).catch((e: unknown) => log.warn({ err: e }, 'forgetting here failed'));
+        },
+      })
+    : undefined;
   const dispatch = (command: CommandEnvelope, parent?: Context) =>
     metrics ? metrics.timeCommand(command.aggregate, command.type, () => router.dispatch(command, parent), (result) => result.kind) : router.dispatch(command, parent);
   let stopping: Promise<void> | undefined;
@@ -119,8 +148,10 @@ export async function startWriteSide(opts: WriteSideOptions): Promise<WriteSide>
     router,
     leases,
     dispatch,
+    forgotten,
     stop: () =>
       (stopping ??= (async () => {
+        heard?.unsubscribe();
         // Leases first: each partition's queued commands finish here, then its lease goes
         // back and another worker takes it at once, while this one drains the rest.
         await leases?.stop();

@@ -19,6 +19,7 @@ import { statusStream } from './statusStream.js';
 import { reactionRoutes } from './reactionRoutes.js';
 import type { ReactionsHost } from '../react/host.js';
 import { bearerAuth, sendError } from './replies.js';
+import { archiveRoutes, forgetRoutes, type ArchiveAdmin, type ForgetAnswer } from './archiveRoutes.js';
 
 export interface AdminAppOptions {
   readonly runner: ProjectionRunner;
@@ -47,6 +48,10 @@ export interface AdminAppOptions {
   readonly partitions: () => Promise<PartitionOwners>;
   /** The reactors and processes (a read replica has none). */
   readonly reactions?: ReactionsHost;
+  /** The archive, when the app has anything to archive (a read replica has no archiver). */
+  readonly archive?: ArchiveAdmin;
+  /** Forgets a data subject, when the app declares personal data. */
+  readonly forget?: (subject: string) => Promise<ForgetAnswer>;
 }
 
 const ProjectionParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) });
@@ -179,6 +184,8 @@ export async function buildAdminApp(opts: AdminAppOptions): Promise<FastifyInsta
     });
 
     if (opts.reactions) await plugin.register(reactionRoutes(opts.reactions));
+    if (opts.archive) await plugin.register(archiveRoutes(opts.archive));
+    if (opts.forget) await plugin.register(forgetRoutes(opts.forget));
 
     // The event browser: the same reads the query API offers, for any aggregate, behind the admin token.
     admin.get('/admin/commits/:position', { schema: { params: PositionParams } }, async (request, reply) => {

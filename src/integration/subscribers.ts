@@ -74,6 +74,15 @@ export function subscribers(link: NatsLink, store: EventStore) {
     }
   };
 
+  /** The notice of an aggregate's last commit, from the store (read through the archive); undefined when it has none. */
+  const noticeFromStore = async (aggregate: string, id: string): Promise<string | undefined> => {
+    const position = await store.lastPosition(aggregate, id);
+    const commit = position > 0 ? await store.commitAt(position) : undefined;
+    if (!commit) return undefined;
+    const notice: Notice = { aggregate, id, version: commit.version, position, at: commit.events.at(-1)?.at ?? new Date(commit.storedAt).toISOString() };
+    return JSON.stringify(notice);
+  };
+
   return {
     /** Adds a subscriber that receives notices from now on (`all`: also the latest of every aggregate so far). */
     async add(name: string, from: 'new' | 'all'): Promise<AddedSubscriber> {
@@ -113,7 +122,8 @@ export function subscribers(link: NatsLink, store: EventStore) {
      * consumer is left alone, so nothing it has not acked yet is skipped and a connected
      * subscriber is not disturbed. `since` copies the latest notice of every aggregate
      * changed at or after that time; `sincePosition` of every aggregate whose latest
-     * notice is at or after that position; `ids` of the aggregates named. Other
+     * notice is at or after that position; `ids` of the aggregates named, with a notice
+     * made from the store for one `NOTIFY` no longer holds (archived, or expired). Other
      * subscribers see nothing of it.
      */
     async republish(name: string, what: Republish): Promise<{ republished: number; missing?: string[] }> {
@@ -133,11 +143,13 @@ export function subscribers(link: NatsLink, store: EventStore) {
           if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
           throw err;
         });
-        if (!last) {
+        // Archived, or older than notices.maxAgeMs: the notice is made again from the store.
+        const notice = last ? last.data : await noticeFromStore(aggregate, id);
+        if (!notice) {
           missing.push(`${aggregate}/${id}`);
           continue;
         }
-        await link.js.publish(`replay.${name}.${aggregate}.${id}`, last.data);
+        await link.js.publish(`replay.${name}.${aggregate}.${id}`, notice);
         republished++;
       }
       return { republished, ...(missing.length ? { missing } : {}) };

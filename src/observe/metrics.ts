@@ -275,3 +275,64 @@ export function watchReadSide(metrics: Metrics, facts: () => ReadSideFacts, subs
     },
   });
 }
+
+/** What the archive gauges read (see `ArchiveStatus`). */
+export interface ArchiveFacts {
+  readonly liveAggregates: number | null;
+  readonly archivedAggregates: number;
+  readonly archivedCommits: number;
+  readonly archiveBytes: number;
+  readonly archiver: { readonly state: string; readonly due: number; readonly lagMs: number; readonly archived: number };
+}
+
+/**
+ * The archive's gauges (docs/architecture.md, "Archive"), read from a projector's status:
+ * what is live and archived, the archive's size, and the archiver's backlog, lag and work.
+ * Every host's index holds the whole archive, so the cluster's sum counts it once per host.
+ */
+export function watchArchive(metrics: Metrics, facts: () => ArchiveFacts | undefined): void {
+  const registers = [metrics.registry];
+  const gauge = (name: string, help: string, value: (a: ArchiveFacts) => number | null, labels?: Record<string, string>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: labels ? Object.keys(labels) : [],
+      registers,
+      collect() {
+        this.reset();
+        const a = facts();
+        const v = a && value(a);
+        if (v !== undefined && v !== null) labels ? this.set(labels, v) : this.set(v);
+      },
+    });
+  new Gauge({
+    name: 'converge_aggregates',
+    help: 'Aggregates live in EVENTS (its subjects) and archived.',
+    labelNames: ['where'],
+    registers,
+    collect() {
+      this.reset();
+      const a = facts();
+      if (!a) return;
+      if (a.liveAggregates !== null) this.set({ where: 'live' }, a.liveAggregates);
+      this.set({ where: 'archived' }, a.archivedAggregates);
+    },
+  });
+  gauge('converge_archive_commits', 'Commits held by the archive.', (a) => a.archivedCommits);
+  gauge('converge_archive_bytes', 'Size of the archived commits as JSON.', (a) => a.archiveBytes);
+  gauge('converge_archiver_due', 'Finished aggregates due for the archive at the archiver\'s last round (at most a batch).', (a) => a.archiver.due);
+  gauge('converge_archiver_lag_seconds', 'How long the oldest aggregate due for the archive has waited.', (a) => a.archiver.lagMs / 1000);
+  gauge('converge_archiver_paused', '1 while an operator has paused the archiver.', (a) => (a.archiver.state === 'paused' ? 1 : 0));
+  new Counter({
+    name: 'converge_archived_aggregates_total',
+    help: 'Aggregates this process has archived.',
+    registers,
+    collect() {
+      const a = facts();
+      if (a) {
+        this.reset();
+        this.inc(a.archiver.archived);
+      }
+    },
+  });
+}

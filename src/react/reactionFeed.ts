@@ -147,11 +147,27 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     return stoppedAt;
   }
 
+  /** Saves the position of batches that ran nothing, at most once a second: none of them needs running again. */
+  let lazySave: NodeJS.Timeout | undefined;
+  const saveLater = () => {
+    lazySave ??= setTimeout(() => {
+      lazySave = undefined;
+      reactions.setCheckpoint(name, position).catch((err: unknown) => log.warn({ reaction: name, err }, `${kind} ${name} could not save its checkpoint; it is saved with its next batch`));
+    }, 1000);
+    lazySave.unref();
+  };
+
   const apply = async (batch: StoredCommit[]) => {
     const fresh = batch.filter((c) => c.position > position);
     if (fresh.length === 0 || stopped) return;
     const work = fresh.flatMap((commit) => opts.inputs(commit).map((input) => ({ commit, input })));
     let last = fresh[fresh.length - 1]!.position;
+    if (work.length === 0) {
+      // Nothing ran: a crash before the save reads these commits again, and runs nothing again.
+      position = last;
+      saveLater();
+      return;
+    }
     try {
       const stoppedAt = await runBatch(work);
       if (stoppedAt !== undefined) {
@@ -186,6 +202,12 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
       halted = true;
       feed?.stop();
       feed = undefined;
+      if (lazySave) {
+        clearTimeout(lazySave);
+        lazySave = undefined;
+        // Best effort: a position not saved only makes the next holder read those commits again.
+        reactions.setCheckpoint(name, position).catch(() => undefined);
+      }
     },
     position: () => position,
     health() {

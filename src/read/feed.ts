@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Observable, bufferTime, concatMap, filter, type Subscription } from 'rxjs';
+import { Observable, type OperatorFunction, type Subscription } from 'rxjs';
 import { ConvergeError } from '../core/errors.js';
 import { StoreChangedError, type EventStore, type StoredCommit } from '../core/eventStore.js';
 
@@ -9,6 +9,8 @@ export interface Pipeline {
   head: number;
   /** Store time (ms) of each commit received and not applied yet, by position. */
   readonly unappliedAt: Map<number, number>;
+  /** Whether a batch is being applied now. */
+  applying: boolean;
   stop(): void;
 }
 
@@ -49,7 +51,7 @@ export function pipeline(
   const highWater = batchSize * 4;
   let wake: (() => void) | undefined;
   let subscription: Subscription | undefined;
-  const p: Pipeline = { head: from, unappliedAt: new Map(), stop: () => subscription?.unsubscribe() };
+  const p: Pipeline = { head: from, unappliedAt: new Map(), applying: false, stop: () => subscription?.unsubscribe() };
 
   const commits = new Observable<StoredCommit>((subscriber) => {
     let stopped = false;
@@ -75,13 +77,14 @@ export function pipeline(
 
   subscription = commits
     .pipe(
-      bufferTime(batchMs, null, batchSize),
-      filter((batch) => batch.length > 0),
-      concatMap(async (batch) => {
+      batchWhileBusy(batchMs, batchSize, async (batch) => {
+        p.applying = true;
         try {
           await apply(batch);
         } catch (err) {
           throw new ApplyFailedError(err instanceof Error ? err.message : String(err), { cause: err });
+        } finally {
+          p.applying = false;
         }
         for (const c of batch) p.unappliedAt.delete(c.position);
         if (p.unappliedAt.size < highWater) wake?.();
@@ -90,6 +93,68 @@ export function pipeline(
     )
     .subscribe({ error: hooks.onError });
   return p;
+}
+
+/**
+ * Applies what arrives in batches, one after another: a batch is at most `batchSize` items
+ * and, while nothing is being applied, waits at most `batchMs` for more. What arrives while a
+ * batch is being applied has waited that long already: it goes as one batch as soon as that
+ * one is done. So a feed that falls behind takes bigger batches, and the cost paid once per
+ * batch (a view store's synchronous commit, a reaction's checkpoint) is paid less often per
+ * commit, rather than a queue of tiny batches growing behind it (docs/architecture.md,
+ * "Projections").
+ */
+export function batchWhileBusy<T>(batchMs: number, batchSize: number, apply: (batch: T[]) => Promise<void>): OperatorFunction<T, never> {
+  return (source) =>
+    new Observable<never>((subscriber) => {
+      const queue: T[] = [];
+      let applying = false;
+      let done = false;
+      let ended = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const next = () => {
+        if (applying || done || queue.length === 0) return;
+        if (queue.length >= batchSize) return void run();
+        timer ??= setTimeout(run, batchMs);
+      };
+      const run = () => {
+        clearTimeout(timer);
+        timer = undefined;
+        if (applying || done || queue.length === 0) return;
+        applying = true;
+        apply(queue.splice(0, batchSize)).then(
+          () => {
+            applying = false;
+            // What came meanwhile waited as long as that batch took: no further wait.
+            if (queue.length > 0) run();
+            else if (ended) subscriber.complete();
+          },
+          (err: unknown) => {
+            done = true;
+            subscriber.error(err);
+          },
+        );
+      };
+      const inner = source.subscribe({
+        next(item) {
+          queue.push(item);
+          next();
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete() {
+          // What is queued is applied first.
+          ended = true;
+          if (applying) return;
+          if (queue.length > 0) run();
+          else subscriber.complete();
+        },
+      });
+      return () => {
+        done = true;
+        clearTimeout(timer);
+        inner.unsubscribe();
+      };
+    });
 }
 
 /** How a supervised feed is doing. */
@@ -148,8 +213,8 @@ const CONSUMER_RETRY_MAX_MS = 2000;
  *   its checkpoint after a backoff (nothing is lost or reordered); it logs one warning when
  *   the trouble starts, one line per backoff step, and one when it recovers;
  * - when the consumer fails (NATS away), it restarts after a short delay;
- * - when `EVENTS` has more than the checkpoint and no batch applied for `stallMs`, the
- *   consumer is presumed stuck (an ordered consumer can stop delivering after a server
+ * - when `EVENTS` has more than the checkpoint, no batch is being applied and none applied
+ *   for `stallMs`, the consumer is presumed stuck (an ordered consumer can stop delivering after a server
  *   restart without an error) and is recreated.
  */
 export function superviseFeed(opts: FeedOptions): Feed {
@@ -177,6 +242,8 @@ export function superviseFeed(opts: FeedOptions): Feed {
   function onBatch(): void {
     lastBatchAt = now();
     behindSince = undefined;
+    // A consumer error leaves the state running: the backoff it grew ends with the first batch, too.
+    if (state === 'running') attempts = 0;
     if (state !== 'running') {
       log.info({ feed: name, downMs: lastBatchAt - (troubleSince ?? lastBatchAt), attempts }, `${name} recovered after ${seconds(lastBatchAt - (troubleSince ?? lastBatchAt))}`);
       state = 'running';
@@ -222,7 +289,9 @@ export function superviseFeed(opts: FeedOptions): Feed {
     seen: () => current?.head ?? 0,
     check(streamLast) {
       if (stopped || state === 'failing' || retry) return;
-      if (opts.from() >= streamLast) {
+      // A batch still being applied (a reaction's inputs can take long) is no stuck consumer;
+      // recreating the consumer meanwhile would run the same commits again beside it.
+      if (opts.from() >= streamLast || current?.applying) {
         behindSince = undefined;
         return;
       }

@@ -17,6 +17,8 @@ export type Binding = 'same' | 'first' | 'rebuilt';
 
 /** The notifier's checkpoint is kept among the views' checkpoints under this name, generation 0 (see "Notices"). */
 export const NOTIFIER_CHECKPOINT = '~notifier';
+/** The checkpoint of the host's follower of the records of forgetting (docs/architecture.md, "Forgetting"). */
+export const FORGETS_CHECKPOINT = '~forgets';
 const IDENTITY = ['identity'];
 
 /** One checkpoint: a projection's generation (or the notifier's) and the stream position it has applied. */
@@ -154,6 +156,7 @@ export function bindViewsToStore(
       }
     }
     db.removeSync(['checkpoint', NOTIFIER_CHECKPOINT, 0]);
+    db.removeSync(['checkpoint', FORGETS_CHECKPOINT, 0]);
     for (const key of [...db.getKeys({ start: ['parked'], end: ['parked', LAST] })]) db.removeSync(key);
     db.putSync(IDENTITY, identity);
   });
@@ -169,7 +172,7 @@ export function bindViewsToHead(views: LmdbViewStore, projectionNames: readonly 
 function generationsOf(views: LmdbViewStore, projectionNames: readonly string[]): Map<string, Set<number>> {
   const out = new Map<string, Set<number>>();
   const add = (name: string, gen: number) => {
-    if (name === NOTIFIER_CHECKPOINT) return;
+    if (name === NOTIFIER_CHECKPOINT || name === FORGETS_CHECKPOINT) return;
     const gens = out.get(name) ?? new Set<number>();
     gens.add(gen);
     out.set(name, gens);

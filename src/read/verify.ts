@@ -9,10 +9,14 @@ import type { AnyAggregate } from '../core/aggregate.js';
 import { EventStoreUnavailableError, ShuttingDownError } from '../core/errors.js';
 import type { EventStore, StoreHead, StoredCommit } from '../core/eventStore.js';
 import type { AnyProjection, ViewKey } from '../core/projection.js';
+import type { ArchiveIndex } from '../store/archiveIndex.js';
 import { applyBatch, upcaster, type Target } from './apply.js';
 import { openViewStore, type LmdbGeneration, type LmdbViewStore } from './lmdbViews.js';
 import { NOTIFIER_CHECKPOINT, checkpoints, checkpointsPastEnd, recordedIdentity, sameStore } from './storeIdentity.js';
 import { LAST, keyString, type ParkedEvent } from './viewStore.js';
+import { checkArchive, historyChecker, type ArchiveCheck, type ArchiveReport, type HistoriesReport } from './verifyArchive.js';
+
+export type { ArchiveReport, HistoriesReport } from './verifyArchive.js';
 
 /** One document that differs between the live view and a fold of the event store. */
 export interface Difference {
@@ -35,12 +39,21 @@ export interface ProjectionReport {
   readonly indexDifferences: number;
 }
 
-/** What `converge verify` answers. `ok` only when no view differs and the checkpoints fit the stream. */
+/**
+ * What `converge verify` answers. `ok` only when no view differs, the checkpoints fit the
+ * stream, every aggregate's versions follow one another, and the archive (where there is
+ * one) holds what `EVENTS` lacks, once.
+ */
 export interface VerifyReport {
   readonly ok: boolean;
   readonly streamLastPosition: number;
+  /** Empty when the fold could not pass a position that is in neither `EVENTS` nor the archive (the archive's problems say which). */
   readonly projections: ProjectionReport[];
   readonly checkpoints: { ok: boolean; problems: string[] };
+  /** Each aggregate's history as the fold walked it, archived and live commits merged. */
+  readonly histories: HistoriesReport;
+  /** The archive against `EVENTS`, when the store has one (`VerifyOptions.archive`). */
+  readonly archive?: ArchiveReport;
 }
 
 export interface VerifyOptions {
@@ -55,6 +68,11 @@ export interface VerifyOptions {
   readonly scratchDir?: string;
   /** Aborts the run (the projector is stopping): it then throws `ShuttingDownError`. */
   readonly signal?: AbortSignal;
+  /**
+   * The archive, when `store` reads through it: the host's index and the store as it is.
+   * Verify then checks the archive's records against `EVENTS` too (see `checkArchive`).
+   */
+  readonly archive?: { readonly index: ArchiveIndex; readonly raw: EventStore } | undefined;
 }
 
 /** Differences listed per projection; the rest are only counted. */
@@ -81,6 +99,10 @@ interface LiveState {
  * index and the parked events are all as of the same instant. That snapshot keeps LMDB
  * from reusing pages freed during the run, so the views file may grow while a long
  * verify runs. Parked events were skipped live, so the fold skips them too.
+ *
+ * The fold reads the store through the archive, so archived commits are folded where their
+ * positions are; it also checks that each aggregate's versions follow one another. With
+ * `archive`, the archive is checked against `EVENTS` as it is, before the fold.
  */
 export async function verifyViews(opts: VerifyOptions): Promise<VerifyReport> {
   const { store, views, log } = opts;
@@ -92,9 +114,20 @@ export async function verifyViews(opts: VerifyOptions): Promise<VerifyReport> {
   try {
     const live = opts.projections.map((projection) => liveState(views, projection, txn));
     const problems = checkpointProblems(views, txn, head);
-    if (head.firstPosition > 1 && lastSeq > 0) problems.push(`the stream starts at position ${head.firstPosition}: earlier commits are gone, so the fold cannot match`);
+    // With an archive, the positions before the live stream's first are checked one by one instead.
+    if (!opts.archive && head.firstPosition > 1 && lastSeq > 0) problems.push(`the stream starts at position ${head.firstPosition}: earlier commits are gone, so the fold cannot match`);
     log.info({ projections: live.map((l) => ({ name: l.projection.name, position: l.position })), streamLastPosition: lastSeq, sample: opts.sample ?? null }, 'verify started');
-    await fold(opts, scratch, live, lastSeq);
+    const archived = opts.archive ? await archiveCheck(opts, lastSeq) : undefined;
+    const histories = historyChecker();
+    try {
+      await fold(opts, scratch, live, lastSeq, histories.add);
+    } catch (err) {
+      // The archive check has said which positions are gone; the views cannot be compared past them.
+      if (!(err instanceof EventStoreUnavailableError) || !archived || archived.lost === 0) throw err;
+      log.warn({ err, problems: archived.report.problems }, 'verify finished: positions are in neither EVENTS nor the archive, so the views were not compared');
+      const report = { ...archived.report, problems: [...archived.report.problems, `the views were not compared: the fold stopped at a position in neither EVENTS nor the archive (${err.message})`] };
+      return { ok: false, streamLastPosition: lastSeq, projections: [], checkpoints: { ok: problems.length === 0, problems }, histories: histories.report(), archive: report };
+    }
     const projections: ProjectionReport[] = [];
     for (const state of live) {
       if (opts.signal?.aborted) throw new ShuttingDownError();
@@ -102,14 +135,23 @@ export async function verifyViews(opts: VerifyOptions): Promise<VerifyReport> {
       log.info({ projection: report.name, checked: report.checked, differences: report.differenceCount, indexDifferences: report.indexDifferences }, 'verify compared a view');
       projections.push(report);
     }
-    const ok = problems.length === 0 && projections.every((p) => p.differenceCount === 0 && p.indexDifferences === 0);
-    log[ok ? 'info' : 'warn']({ ok, problems }, 'verify finished');
-    return { ok, streamLastPosition: lastSeq, projections, checkpoints: { ok: problems.length === 0, problems } };
+    const history = histories.report();
+    const ok = problems.length === 0 && projections.every((p) => p.differenceCount === 0 && p.indexDifferences === 0) && history.ok && (archived?.report.ok ?? true);
+    log[ok ? 'info' : 'warn']({ ok, problems, histories: history.problems, archive: archived?.report.problems }, 'verify finished');
+    return { ok, streamLastPosition: lastSeq, projections, checkpoints: { ok: problems.length === 0, problems }, histories: history, ...(archived ? { archive: archived.report } : {}) };
   } finally {
     txn.done();
     await scratch.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The archive against `EVENTS` up to `lastSeq`. */
+async function archiveCheck(opts: VerifyOptions, lastSeq: number): Promise<ArchiveCheck> {
+  const { index, raw } = opts.archive!;
+  const check = await checkArchive({ raw, index, lastPosition: lastSeq, signal: opts.signal });
+  opts.log.info({ records: check.report.records, commits: check.report.commits, copiedNotRemoved: check.report.copiedNotRemoved, problems: check.report.problemCount }, 'verify checked the archive');
+  return check;
 }
 
 async function storeHead(store: EventStore): Promise<StoreHead> {
@@ -154,9 +196,10 @@ function checkpointProblems(views: LmdbViewStore, txn: Transaction, head: StoreH
 /**
  * Folds commits 1..max(P) into the scratch store, each view up to its own P, without its
  * parked events. A P past the stream's end folds the whole stream (the checkpoint is
- * reported anyway): waiting for commits that do not exist would never end.
+ * reported anyway): waiting for commits that do not exist would never end. `walked` sees
+ * every commit, in position order, before its parked events are left out.
  */
-async function fold(opts: VerifyOptions, scratch: LmdbViewStore, live: readonly LiveState[], lastSeq: number): Promise<void> {
+async function fold(opts: VerifyOptions, scratch: LmdbViewStore, live: readonly LiveState[], lastSeq: number, walked: (commit: StoredCommit) => void): Promise<void> {
   const { store, log } = opts;
   const until = Math.min(lastSeq, Math.max(0, ...live.map((l) => l.position)));
   if (until === 0) return;
@@ -174,37 +217,53 @@ async function fold(opts: VerifyOptions, scratch: LmdbViewStore, live: readonly 
       if (mine.length > 0) applyBatch(scratch, [target], mine, upcast, now);
     }
   };
-  const delivered = await store.subscribe(0, { batchSize: CHUNK });
-  let lost = false;
-  // A subscription waits through an outage of the store; verify gives up instead of hanging.
-  const watchdog = setInterval(() => {
-    if (store.isAvailable()) return;
-    lost = true;
-    delivered.close();
-  }, 1000);
-  const abort = () => delivered.close();
-  opts.signal?.addEventListener('abort', abort);
   let batch: StoredCommit[] = [];
   let lastLog = Date.now();
   let reached = 0;
-  try {
-    for await (const { commit, head } of delivered) {
-      batch.push(commit);
-      reached = commit.position;
-      if (batch.length >= CHUNK || commit.position >= until || head <= commit.position) {
-        flush(batch);
-        batch = [];
-        if (Date.now() - lastLog >= PROGRESS_MS) {
-          lastLog = Date.now();
-          log.info({ folded: reached, of: until }, 'verify folding the event store');
+  let lost = false;
+  /** Folds what a subscription after `reached` delivers, up to `until`. */
+  const pass = async () => {
+    const delivered = await store.subscribe(reached, { batchSize: CHUNK });
+    // A subscription waits through an outage of the store; verify gives up instead of hanging.
+    const watchdog = setInterval(() => {
+      if (store.isAvailable()) return;
+      lost = true;
+      delivered.close();
+    }, 1000);
+    const abort = () => delivered.close();
+    opts.signal?.addEventListener('abort', abort);
+    try {
+      for await (const { commit, head } of delivered) {
+        walked(commit);
+        batch.push(commit);
+        reached = commit.position;
+        if (batch.length >= CHUNK || commit.position >= until || head <= commit.position) {
+          flush(batch);
+          batch = [];
+          if (Date.now() - lastLog >= PROGRESS_MS) {
+            lastLog = Date.now();
+            log.info({ folded: reached, of: until }, 'verify folding the event store');
+          }
         }
+        if (commit.position >= until) break;
       }
-      if (commit.position >= until) break;
+    } finally {
+      clearInterval(watchdog);
+      opts.signal?.removeEventListener('abort', abort);
+      delivered.close();
     }
-  } finally {
-    clearInterval(watchdog);
-    opts.signal?.removeEventListener('abort', abort);
-    delivered.close();
+  };
+  // The archiver's removal can make nats-server move the subscription past commits it has not
+  // delivered (see `lookUpHoles` in verifyArchive.ts), which the archived store reports as a
+  // gap: the fold goes on from where it was, as long as each try gets further.
+  for (let from = -1; reached > from && reached < until && !lost && !opts.signal?.aborted; ) {
+    from = reached;
+    try {
+      await pass();
+    } catch (err) {
+      if (!(err instanceof EventStoreUnavailableError) || !store.isAvailable() || reached === from) throw err;
+      log.info({ at: reached, err: err.message }, 'verify folding again from where its subscription lost its place');
+    }
   }
   if (opts.signal?.aborted) throw new ShuttingDownError();
   if (batch.length > 0) flush(batch);

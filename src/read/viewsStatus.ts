@@ -65,8 +65,37 @@ export interface ViewsStatus {
   readonly reactions?: readonly ReactionStatus[];
   /** Who runs the reactions: this host, another one (by its lease's holder), or nobody yet. */
   readonly reactionsHolder?: string | null;
+  /** The archive (docs/architecture.md, "Archive"), when the app has anything to archive. */
+  readonly archive?: ArchiveStatus;
   /** When the projector took this status. */
   readonly at: string;
+}
+
+/** How much is live and how much archived, and what the archiver is doing. */
+export interface ArchiveStatus {
+  /** Aggregates with commits in `EVENTS` (its subjects), process instances included; null while unknown. */
+  readonly liveAggregates: number | null;
+  readonly archivedAggregates: number;
+  readonly archivedCommits: number;
+  /** The archived commits' size as JSON, in bytes. */
+  readonly archiveBytes: number;
+  /** The last archive record the host's index has applied. */
+  readonly indexPosition: number;
+  readonly archiver: {
+    /** `running` here, `paused` by an operator, `idle` where another process holds the archiver's lease. */
+    readonly state: 'running' | 'paused' | 'idle';
+    /** Who runs it: this process, another one (by its lease's holder), or nobody yet. */
+    readonly holder: string | null;
+    /** Finished aggregates due for the archive at the last round (at most a batch). */
+    readonly due: number;
+    /** How long the oldest of them has been due. */
+    readonly lagMs: number;
+    /** Aggregates this process archived since it started. */
+    readonly archived: number;
+    readonly purgedThrough: number;
+    readonly lastRoundAt: string | null;
+    readonly error?: string;
+  };
 }
 
 /** How a reactor or process is doing, for the admin API, the console, `converge status` and metrics. */

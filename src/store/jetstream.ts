@@ -1,15 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import {
   DeliverPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
-  StorageType,
   type JsMsg,
   type OrderedConsumerOptions,
   type StreamInfo,
 } from '@nats-io/jetstream';
 import { SpanKind } from '@opentelemetry/api';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { ArchivableStore, ArchivedCommit } from '../core/archive.js';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import {
   passedOver,
@@ -18,154 +16,19 @@ import {
   type CommitSubscription,
   type Delivered,
   type EventStore,
-  type StoreIdentity,
   type StoredCommit,
 } from '../core/eventStore.js';
-import type { Logger } from 'pino';
 import type { NatsLink } from '../nats/connection.js';
 import { publishAcked, PublishRefusedError } from '../nats/requests.js';
 import type { Tracing } from '../observe/tracing.js';
-
-/** The stream that holds every commit. */
-export const EVENTS = 'EVENTS';
-
-/** Subject of an aggregate's commits. */
-export function eventSubject(aggregate: string, id: string): string {
-  return `events.${aggregate}.${id}`;
-}
-
-/** How converge marks the `EVENTS` stream with its id, in the stream's description. */
-const STREAM_ID_PREFIX = 'converge event store ';
-
-/**
- * The id converge gave this incarnation of `EVENTS`, kept in the stream's description.
- * Not the stream's `created` time: nats-server 2.9.10 gives a restored stream its restart
- * time in memory, and a later stream update writes that to disk, so after a kill -9 and
- * an update `created` changes for the same, intact stream (see docs/architecture.md).
- */
-export function streamIdOf(info: Pick<StreamInfo, 'config'>): string | undefined {
-  const description = info.config.description ?? '';
-  return description.startsWith(STREAM_ID_PREFIX) ? description.slice(STREAM_ID_PREFIX.length) : undefined;
-}
-
-/**
- * Creates the `EVENTS` stream, or brings its settings up to date; safe to call from
- * every worker. Answers the stream's id (see `streamIdOf`), which names this incarnation
- * of it: a new stream gets a random one. A stream that has none yet (made by hand) is
- * given its creation time as it reads now, which every process adopting it at once reads
- * alike. The stream is updated only when a setting differs, since every update rewrites
- * its metadata file. `replicas` is its number of copies on a NATS cluster; a stream with
- * another number is scaled to it.
- */
-export async function ensureEventStream(link: NatsLink, duplicateWindowMs: number, replicas = 1): Promise<string> {
-  const settings = {
-    name: EVENTS,
-    subjects: ['events.>'],
-    storage: StorageType.File,
-    duplicate_window: duplicateWindowMs * 1_000_000,
-    allow_direct: true,
-    num_replicas: replicas,
-  };
-  let info: StreamInfo;
-  try {
-    info = await link.jsm.streams.info(EVENTS);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-    try {
-      return streamIdOf(await link.jsm.streams.add({ ...settings, description: `${STREAM_ID_PREFIX}${randomUUID()}` }))!;
-    } catch (addErr) {
-      // Another process created it between our info and add.
-      info = await link.jsm.streams.info(EVENTS).catch(() => Promise.reject(addErr));
-    }
-  }
-  const id = streamIdOf(info) ?? info.created;
-  const wanted = { ...settings, description: `${STREAM_ID_PREFIX}${id}` };
-  const current = info.config;
-  const differs =
-    current.description !== wanted.description ||
-    current.duplicate_window !== wanted.duplicate_window ||
-    current.allow_direct !== wanted.allow_direct ||
-    (current.num_replicas || 1) !== wanted.num_replicas ||
-    current.subjects.join() !== wanted.subjects.join();
-  if (differs) info = await link.jsm.streams.update(EVENTS, { ...current, ...wanted });
-  return streamIdOf(info) ?? id;
-}
-
-/**
- * Whether a nats-server enforces an append's expected sequence on a replicated stream when
- * appends race: before 2.9.21 two concurrent appends with the same expected sequence can
- * both be stored (nats-server#4320; reproduced here on 2.9.10, see docs/architecture.md,
- * "Verified facts"), and converge's optimistic concurrency rests on that check.
- */
-export function replicatedAppendsAreSafe(serverVersion: string): boolean {
-  const [major = 0, minor = 0, patch = 0] = serverVersion.split(/[.-]/).map((n) => Number.parseInt(n, 10) || 0);
-  return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 21)));
-}
-
-/**
- * Whether appends to `EVENTS` must be fenced by their expected position (see
- * `appendMsgId`): the stream has more than one copy and the server is older than 2.9.21.
- */
-export async function appendsNeedFence(link: NatsLink): Promise<boolean> {
-  const info = await link.jsm.streams.info(EVENTS);
-  return (info.config.num_replicas || 1) > 1 && !replicatedAppendsAreSafe(link.nc.info?.version ?? '0.0.0');
-}
-
-/**
- * An append's message id. Normally the command's (`<aggregate>.<id>.<commandId>`, scoped so
- * one client key cannot collide across aggregates): a retried command within the duplicate
- * window gets the original ack. Fenced, it is the aggregate and the expected position
- * (`<aggregate>.<id>@<position>`): every append racing for one position carries the same id,
- * and JetStream's duplicate check, unlike its expected-sequence check before 2.9.21, holds
- * for racing appends on a replicated stream, so one of them is stored (docs/architecture.md,
- * "Verified facts"). A retry then finds its original by the command id of the commit it
- * collided with.
- */
-export function appendMsgId(commit: Pick<Commit, 'aggregate' | 'id' | 'commandId'>, expectedPosition: number, fenced: boolean): string {
-  return fenced ? `${commit.aggregate}.${commit.id}@${expectedPosition}` : `${commit.aggregate}.${commit.id}.${commit.commandId}`;
-}
-
-/**
- * Waits for the `EVENTS` stream that command hosts create, and answers its id (see
- * `streamIdOf`); for a read replica, which follows a store and never makes one. Asks again
- * every second, and says once that it is waiting.
- */
-export async function awaitEventStream(link: NatsLink, log: Logger): Promise<string> {
-  for (let waited = false; ; waited = true) {
-    try {
-      const info = await link.jsm.streams.info(EVENTS);
-      return streamIdOf(info) ?? info.created;
-    } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-      if (!waited) log.warn(`no ${EVENTS} stream on NATS yet: a read replica waits for a command host to create it`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
-
-/**
- * The identity of the store behind a stream info and the server a client is connected to
- * (see docs/architecture.md, "Views belong to one event store"). `server` is the NATS
- * cluster's name, or a single server's name when the operator gave it one. A single server
- * started without a name reports its server id as its name, and that id is generated
- * afresh at every start, so it would make every restart look like a new store: it is left
- * out then. A stream converge has not marked yet is named by its creation time.
- */
-export function storeIdentityOf(
-  info: Pick<StreamInfo, 'config' | 'created'>,
-  server: Pick<NonNullable<NatsConnection['info']>, 'server_id' | 'server_name' | 'cluster'>,
-): StoreIdentity {
-  const stream = streamIdOf(info) ?? info.created;
-  const name = server.cluster ?? (server.server_name && server.server_name !== server.server_id ? server.server_name : undefined);
-  return name === undefined ? { stream } : { stream, server: name };
-}
+import { appendMsgId, EVENTS, eventSubject, storeIdentityOf, streamIdOf } from './eventStream.js';
 
 /**
  * Opens the event store on `EVENTS` over a NATS link; the stream must exist (see
  * `ensureEventStream`). With `tracing`, appends carry `traceparent` and delivered commits
  * bring theirs back (see docs/architecture.md, "Metrics and traces").
  */
-export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number; tracing?: Tracing; fenced?: boolean }): EventStore {
+export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeoutMs: number; tracing?: Tracing; fenced?: boolean }): ArchivableStore {
   const { tracing } = opts;
   const unavailable = (err: unknown) =>
     err instanceof EventStoreUnavailableError ? err : new EventStoreUnavailableError(undefined, { cause: err });
@@ -193,7 +56,8 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     id: string,
     start: Partial<OrderedConsumerOptions>,
     reaches: (last: { seq: number; time: Date }) => boolean,
-  ): AsyncIterable<StoredCommit> {
+    timed = false,
+  ): AsyncIterable<StoredCommit & { storedAt?: number }> {
     guard();
     const subject = eventSubject(aggregate, id);
     let lastMsg;
@@ -219,27 +83,48 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
         // which told us `last`: it has none of the rest yet, so the leader's consumer reads it.
         if (!m) break;
         if (m.seq > last) return;
-        yield { ...m.json<Commit>(), position: m.seq };
+        yield timed ? { ...m.json<Commit>(), position: m.seq, storedAt: m.time.getTime() } : { ...m.json<Commit>(), position: m.seq };
         seq = m.seq + 1;
       }
       if (seq > last) return;
       from = { ...start, opt_start_seq: seq };
     }
+    // Pulls sized by the last commit's bytes (a fetch bounded by bytes fails on the message
+    // that does not fit): up to 1,000 commits, or 256 of the archive's records.
+    const perPull = Math.max(1, Math.min(1000, Math.floor(PULL_MAX_BYTES / Math.max(1, lastMsg.data.length))));
     let consumer;
-    let messages;
     try {
       consumer = await link.js.consumers.get(EVENTS, { filter_subjects: subject, ...from });
-      messages = await consumer.consume({ max_messages: 1000 });
     } catch (err) {
       throw unavailable(err);
     }
+    let seen = 0;
     try {
-      for await (const m of messages) {
-        yield decodeCommit(m);
-        if (m.seq >= last) break;
+      for (;;) {
+        let got = 0;
+        let batch;
+        try {
+          batch = await consumer.fetch({ max_messages: perPull, expires: READ_WAIT_MS });
+        } catch (err) {
+          throw unavailable(err);
+        }
+        for await (const m of batch) {
+          got++;
+          if (m.seq > last) return;
+          seen = m.seq;
+          yield timed ? { ...decodeCommit(m), storedAt: Math.floor(m.info.timestampNanos / 1e6) } : decodeCommit(m);
+          if (m.seq >= last) return;
+        }
+        // Nothing came: the archiver may have removed the rest since the read began
+        // (docs/architecture.md, "Archive"); then there is nothing more to wait for.
+        if (got === 0) {
+          const now = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: subject }).catch((err: unknown) => {
+            throw unavailable(err);
+          });
+          if (!now || now.seq <= seen) return;
+        }
       }
     } finally {
-      await messages.close().catch(() => undefined);
       // An ordered consumer outlives its reader by minutes on the server unless deleted.
       await consumer.delete().catch(() => undefined);
     }
@@ -281,6 +166,43 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
 
     lastPosition,
 
+    async nextPosition(aggregate, id, afterPosition) {
+      guard();
+      try {
+        // STREAM.MSG.GET's `next_by_subj` (nats-server 2.9): no message is an answer of a few bytes.
+        const query = { seq: afterPosition + 1, next_by_subj: eventSubject(aggregate, id) } as unknown as { seq: number };
+        return (await link.jsm.streams.getMessage(EVENTS, query))?.seq ?? 0;
+      } catch (err) {
+        if (isNoMessage(err)) return 0;
+        throw unavailable(err);
+      }
+    },
+
+    readStored: (aggregate: string, id: string) =>
+      readFrom(aggregate, id, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: 1 }, () => true, true) as AsyncIterable<ArchivedCommit>,
+
+    async remove(commits: readonly { readonly position: number; readonly aggregate: string; readonly id: string }[]) {
+      guard();
+      const one = async ({ position, aggregate, id }: { position: number; aggregate: string; id: string }) => {
+        // Never another aggregate's message: the position is checked against its subject first.
+        const found = await link.jsm.streams.getMessage(EVENTS, { seq: position }).catch((err: unknown) => {
+          if (isNoMessage(err)) return null;
+          throw unavailable(err);
+        });
+        if (!found) return;
+        if (found.subject !== eventSubject(aggregate, id)) throw new EventStoreUnavailableError(`position ${position} holds ${found.subject}, not ${eventSubject(aggregate, id)}: nothing is removed there`);
+        await link.jsm.streams.deleteMessage(EVENTS, position, false).catch((err: unknown) => {
+          if (!isNoMessage(err)) throw unavailable(err);
+        });
+      };
+      // A few at a time: each is a request or two of its own.
+      for (let i = 0; i < commits.length; i += REMOVE_IN_FLIGHT) await Promise.all(commits.slice(i, i + REMOVE_IN_FLIGHT).map(one));
+    },
+
+    async liveAggregates() {
+      return (await info()).state.num_subjects ?? 0;
+    },
+
     async commitAt(position) {
       guard();
       try {
@@ -303,7 +225,10 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       }
       // An ordered consumer: no server-side state, recreated from a checkpoint after any failure.
       const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterPosition + 1 });
-      const messages = await consumer.consume({ max_messages: batchSize });
+      // At most SUBSCRIBE_PULL messages a pull, whatever the batch: the client's pulls bounded
+      // by bytes stall for two missed heartbeats (30 s) on a message larger than what is left
+      // of their budget, which an archive record at the live end often is.
+      const messages = await consumer.consume({ max_messages: Math.min(batchSize, SUBSCRIBE_PULL) });
       // An ordered consumer outlives its reader by minutes on the server unless deleted.
       const close = () => void messages.close().then(() => consumer.delete()).catch(() => undefined);
       return {
@@ -319,7 +244,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
 
     isAvailable: () => link.isConnected(),
     onReconnect: (listener: () => void) => link.onReconnect(listener),
-  } satisfies EventStore;
+  } satisfies ArchivableStore;
   return tracing ? { ...store, append: tracedAppend(tracing, store.append) } : store;
 }
 
@@ -348,6 +273,37 @@ function tracedAppend(tracing: Tracing, append: (commit: Commit, expectedPositio
 
 function decodeCommit(m: JsMsg): StoredCommit {
   return { ...m.json<Commit>(), position: m.seq };
+}
+
+/** How long a read of one aggregate waits for its next message before it asks whether any is left. */
+const READ_WAIT_MS = 1000;
+
+/**
+ * What a read of one aggregate pulls at once, at most. A pull of 1,000 messages can weigh
+ * more than nats-server buffers for a client (64 MB by default), past which it drops the
+ * connection as a slow consumer: 1,000 commits of a large aggregate, or of the archive's
+ * records, each up to 16 KiB.
+ */
+const PULL_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Messages a feed pulls at once, at most: 2 MB of archive records, which every feed from an
+ * early position passes over. A rebuild from nothing meets the whole archive in each of its
+ * feeds at once (the views, the notifier, the archive follower, forgets, each reactor and
+ * process: seven in the reference app, on one connection), and at 64 records of 128 KiB
+ * nats-server still dropped it as a slow consumer five times in a rebuild across 100,000
+ * archived orders. Smaller pulls cost feeds of small commits a pull request each: a fold of
+ * 90,150 commits ran at 0.64 of its rate with 32, 0.94 with 128, against 500.
+ */
+const SUBSCRIBE_PULL = 128;
+
+/** Messages the archiver deletes at once. */
+const REMOVE_IN_FLIGHT = 16;
+
+/** Whether JetStream answered that a message to delete is not there (deleted already). */
+export function isNoMessage(err: unknown): boolean {
+  // 2.9.10 answers a delete of a message that is gone with `sequence <n> not found`.
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.NoMessageFound || /no message found|sequence \d+ not found/i.test(err.message));
 }
 
 /** The longest aggregate (in events) read with direct gets rather than a consumer. */

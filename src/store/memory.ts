@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { ArchivableStore, ArchivedCommit } from '../core/archive.js';
 import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import { passedOver, StoreChangedError, type Commit, type CommitSubscription, type Delivered, type EventStore, type StoredCommit } from '../core/eventStore.js';
 
 /** An in-memory event store, with the controls a test needs to make it misbehave. */
-export interface MemoryEventStore extends EventStore {
+export interface MemoryEventStore extends ArchivableStore {
   /** Every commit, in order. */
   readonly commits: readonly StoredCommit[];
   /** The id of this incarnation of the store. */
@@ -29,6 +30,9 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
   const now = opts.now ?? Date.now;
   const streamId = opts.streamId ?? randomUUID();
   const commits: (StoredCommit & { storedAt: number })[] = [];
+  /** Positions the archiver removed: gaps, as JetStream leaves them. */
+  const removed = new Set<number>();
+  const held = (c: StoredCommit | undefined) => c !== undefined && !removed.has(c.position);
   const lastOf = new Map<string, number>();
   const byCommandId = new Map<string, number>();
   const waiting = new Set<() => void>();
@@ -76,14 +80,17 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
     async *read(aggregate, id, afterPosition) {
       guard();
       for (const c of commits) {
-        if (c.position > afterPosition && c.aggregate === aggregate && c.id === id) yield structuredClone(c);
+        if (c.position > afterPosition && c.aggregate === aggregate && c.id === id && held(c)) {
+          const { storedAt: _, ...commit } = c;
+          yield structuredClone(commit);
+        }
       }
     },
 
     async *readSince(aggregate, id, sinceMs) {
       guard();
       for (const c of commits) {
-        if (c.storedAt >= sinceMs && c.aggregate === aggregate && c.id === id) {
+        if (c.storedAt >= sinceMs && c.aggregate === aggregate && c.id === id && held(c)) {
           const { storedAt: _, ...commit } = c;
           yield structuredClone(commit);
         }
@@ -95,15 +102,51 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
       return lastOf.get(keyOf(aggregate, id)) ?? 0;
     },
 
+    async nextPosition(aggregate, id, afterPosition) {
+      guard();
+      for (let p = afterPosition + 1; p <= commits.length; p++) {
+        const c = commits[p - 1];
+        if (c && c.aggregate === aggregate && c.id === id && held(c)) return p;
+      }
+      return 0;
+    },
+
     async commitAt(position) {
       guard();
       const c = commits[position - 1];
-      return c && structuredClone(c);
+      return held(c) ? structuredClone(c) : undefined;
+    },
+
+    async *readStored(aggregate, id) {
+      guard();
+      for (const c of commits) if (c.aggregate === aggregate && c.id === id && held(c)) yield structuredClone(c) as ArchivedCommit;
+    },
+
+    async remove(list) {
+      guard();
+      for (const { position, aggregate, id } of list) {
+        const c = commits[position - 1];
+        if (!c || removed.has(position)) continue;
+        if (c.aggregate !== aggregate || c.id !== id) throw new EventStoreUnavailableError(`position ${position} holds ${c.aggregate}/${c.id}, not ${aggregate}/${id}: nothing is removed there`);
+        removed.add(position);
+        const key = keyOf(c.aggregate, c.id);
+        if (lastOf.get(key) === position) {
+          // The aggregate's last live commit is now the latest one left, if any.
+          const left = commits.filter((o) => o.aggregate === c.aggregate && o.id === c.id && !removed.has(o.position)).at(-1);
+          if (left) lastOf.set(key, left.position);
+          else lastOf.delete(key);
+        }
+      }
+    },
+
+    async liveAggregates() {
+      guard();
+      return lastOf.size;
     },
 
     async head() {
       guard();
-      return { identity: { stream: streamId }, lastPosition: commits.length, firstPosition: 1 };
+      return { identity: { stream: streamId }, lastPosition: commits.length, firstPosition: commits.find(held)?.position ?? commits.length + 1 };
     },
 
     async subscribe(afterPosition, { stream, only }) {
@@ -121,6 +164,10 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
           while (!closed) {
             if (!connected) throw new EventStoreUnavailableError();
             const c = commits[next - 1];
+            if (c && removed.has(c.position)) {
+              next++;
+              continue;
+            }
             if (c) {
               next++;
               const { storedAt, ...commit } = c;

@@ -118,12 +118,13 @@ async function run<A extends AnyAggregate, R extends AnyReactor>(
       headers: { ...(request.body === undefined ? {} : { 'content-type': 'application/json' }), ...request.headers },
       ...(request.body === undefined ? {} : { payload: JSON.stringify(request.body) }),
     });
-    const outcome: ApiOutcome = {
-      status: response.statusCode,
-      body: response.body === '' ? undefined : parse(response.body),
-      headers: response.headers,
-      events: store.commits.slice(given.length).map((c) => ({ aggregate: c.aggregate, id: c.id, events: c.events.map((e) => ({ type: e.type, data: e.data })) })),
-    };
+    // Read back through the runtime's store: personal fields are stored sealed and read opened.
+    const appended = [];
+    for (let position = given.length + 1; position <= store.commits.length; position++) {
+      const c = await converge.store.commitAt(position);
+      if (c) appended.push({ aggregate: c.aggregate, id: c.id, events: c.events.map((e) => ({ type: e.type, data: e.data })) });
+    }
+    const outcome: ApiOutcome = { status: response.statusCode, body: response.body === '' ? undefined : parse(response.body), headers: response.headers, events: appended };
     const what = `${request.method} ${request.url}`;
     if (expected.status !== undefined) assert.deepEqual(outcome.status, expected.status, `${what}: expected ${expected.status}, answered ${outcome.status} (${response.body.slice(0, 300)})`);
     if ('body' in expected) assert.deepEqual(outcome.body, expected.body, `${what}: the body`);

@@ -209,7 +209,10 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
       ...(command.traceparent === undefined ? {} : { traceparent: command.traceparent }),
     },
   };
-  const ack = await ctx.store.append(commit, memory.position);
+  // Folded before the append when the aggregate can be finished, so the commit says whether it is.
+  const folded = ctx.aggregate.finished ? applyCommit(ctx.aggregate, memory, commit, 0, ctx.keep) : undefined;
+  const finished = folded !== undefined && ctx.aggregate.finished!(folded.state);
+  const ack = await ctx.store.append(finished ? { ...commit, metadata: { ...commit.metadata!, finished: true } } : commit, memory.position);
   if (ack.duplicate) {
     // A fenced append (see `appendMsgId`) collides with any commit at its position, so a
     // duplicate of another command's commit means another writer got there first. A
@@ -223,8 +226,14 @@ export async function append(ctx: ExecutionContext, memory: Memory, command: Com
     const events = original.events.map((e) => e.type);
     return { memory: caughtUp, result: { kind: 'accepted', id: command.id, version: original.version, position: ack.position, events } };
   }
-  const next = applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);
+  const next = folded ? atPosition(folded, ack.position) : applyCommit(ctx.aggregate, memory, commit, ack.position, ctx.keep);
   return { memory: next, result: accepted(command.id, next.recent[next.recent.length - 1]!) };
+}
+
+/** Memory folded before its commit's position was known, given it. */
+function atPosition(memory: Memory, position: number): Memory {
+  const last = memory.recent[memory.recent.length - 1]!;
+  return { ...memory, position, recent: [...memory.recent.slice(0, -1), { ...last, position }] };
 }
 
 /**

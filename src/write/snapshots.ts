@@ -15,6 +15,8 @@ export interface SnapshotStore {
   get(aggregate: string, id: string): Snapshot | undefined;
   /** Writes in the background; a lost snapshot only means a longer replay. */
   put(aggregate: string, id: string, snapshot: Snapshot): void;
+  /** Removes every snapshot of these aggregates, after the writes already queued (docs/architecture.md, "Forgetting"). */
+  drop(aggregates: ReadonlySet<string>): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,14 @@ export function openSnapshotStore(path: string, onError: (err: unknown) => void)
   return {
     get: (aggregate, id) => db.get(`${aggregate}/${id}`),
     put: (aggregate, id, snapshot) => void db.put(`${aggregate}/${id}`, snapshot).catch(onError),
+    async drop(aggregates) {
+      // Snapshots put a moment ago (an actor stopped just now) are listed only once committed.
+      await db.committed;
+      const keys = [...aggregates].flatMap((a) => [...db.getKeys({ start: `${a}/`, end: `${a}/\uffff` })]);
+      // Asynchronous removes are written in order after the puts queued before them.
+      await Promise.all(keys.map((key) => db.remove(key)));
+      return keys.length;
+    },
     close: () => db.close(),
   };
 }
@@ -38,6 +48,11 @@ export function memorySnapshotStore(): SnapshotStore & { readonly saved: Map<str
     saved,
     get: (aggregate, id) => saved.get(`${aggregate}/${id}`),
     put: (aggregate, id, snapshot) => void saved.set(`${aggregate}/${id}`, structuredClone(snapshot)),
+    async drop(aggregates) {
+      const keys = [...saved.keys()].filter((key) => aggregates.has(key.slice(0, key.indexOf('/'))));
+      for (const key of keys) saved.delete(key);
+      return keys.length;
+    },
     close: async () => undefined,
   };
 }

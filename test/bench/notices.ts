@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { eventSubject } from '../../src/store/jetstream.js';
+import { eventSubject } from '../../src/store/eventStream.js';
 import { type Commit } from '../../src/core/eventStore.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { launchNatsServer } from '../../src/nats/server.js';

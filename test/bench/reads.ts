@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { eventSubject } from '../../src/store/jetstream.js';
+import { eventSubject } from '../../src/store/eventStream.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { launchNatsServer } from '../../src/nats/server.js';
 import { shopHistoryCommit } from './history.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/nats.js';
 
 const CHAOS = join(import.meta.dirname, '../../dist/chaos/main.js');
-const INVARIANTS = 9;
+const INVARIANTS = 10;
 
 // Runs of 40 s and 60 s of load and faults, up to a minute of start-ups and restarts each on a busy machine, and the end checks.
 t.setTimeout(600_000);

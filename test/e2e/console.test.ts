@@ -91,7 +91,7 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
     await page.locator('#main').waitFor({ state: 'visible' });
     await page.locator('#connection[data-state="live"]').waitFor();
     const names = await page.locator('#projections tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-projection')));
-    t.same(names, ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'probe', 'converge-processes'], 'a row for every projection, converge\'s processes view too');
+    t.same(names, ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'probe', 'converge-processes', 'converge-lifecycle'], 'a row for every projection, converge\'s processes and lifecycle views too');
     t.equal(await page.evaluate("sessionStorage.getItem('converge.adminToken')"), TOKEN, 'the token is kept in sessionStorage');
   });
 
@@ -150,6 +150,19 @@ t.test('the console in headless Chromium: sign-in, live projections, a parked ev
     await row.waitFor({ state: 'detached' });
     const left = await fetch(`${cluster.admin}/admin/reactions/parked`, { headers: auth }).then((r) => r.json() as Promise<{ parked: unknown[] }>);
     t.same(left.parked, [], 'no parked input is left');
+  });
+
+  t.test('the archive shows live and archived aggregates, and the archiver is paused and resumed from the page', async (t) => {
+    await page.locator('#archive[data-state="running"]').waitFor({ timeout: 15_000 });
+    t.ok(Number(await page.locator('#archive [data-field="live"]').textContent()) > 0, 'the live aggregates are counted');
+    t.equal(await page.locator('#archive [data-field="archived"]').textContent(), '0', 'none archived within archive.afterMs');
+    await page.locator('#archive button[data-action="pauseArchiver"]').click();
+    await page.locator('#archive[data-state="paused"]').waitFor();
+    const paused = await fetch(`${cluster.admin}/admin/archive`, { headers: auth }).then((r) => r.json() as Promise<{ archiver: { state: string } }>);
+    t.equal(paused.archiver.state, 'paused', 'the admin API says paused');
+    await page.locator('#archive button[data-action="resumeArchiver"]').click();
+    await page.locator('#archive[data-state="running"]').waitFor();
+    t.pass('and running again once resumed');
   });
 
   t.test('a rebuild started from the page shows its progress and ETA, then swaps in', async (t) => {

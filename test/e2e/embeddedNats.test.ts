@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { connectNats } from '../../src/nats/connection.js';
 import { credentialsFile, type EmbeddedCredentials } from '../../src/nats/credentials.js';
-import { EVENTS, ensureEventStream } from '../../src/store/jetstream.js';
+import { EVENTS, ensureEventStream } from '../../src/store/eventStream.js';
 import { freePort, installedNatsServerVersion, launchNatsServer, supportsSyncAlways } from '../../src/nats/server.js';
 import { tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js';

@@ -93,7 +93,7 @@ t.test('kill -9 of the projector mid-stream: every view equals a from-scratch re
   for (let i = 0; i < 200 && !(await fetch(`${cluster.admin}/health`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
   const before = await snapshotViews(cluster.query, last);
   const projections = ((await json(`${cluster.admin}/admin/projections`)).projections as Body[]).map((p) => p.name as string);
-  t.same(projections.sort(), ['converge-processes', 'orderHistory', 'shopDisplay', 'shopList', 'shopStats']);
+  t.same(projections.sort(), ['converge-lifecycle', 'converge-processes', 'orderHistory', 'shopDisplay', 'shopList', 'shopStats']);
   for (const name of projections) {
     const generation = ((await json(`${cluster.admin}/admin/projections`)).projections as Body[]).find((p) => p.name === name)!.generation as number;
     t.equal((await fetch(`${cluster.admin}/admin/projections/${name}/rebuild`, { method: 'POST' })).status, 202);

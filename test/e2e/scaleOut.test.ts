@@ -5,7 +5,7 @@ import { checkStore, waitCaughtUp } from '../../chaos/checks.js';
 import { httpClient, json, type Reply } from '../../chaos/http.js';
 import type { Ack } from '../../chaos/load.js';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
-import { EVENTS } from '../../src/store/jetstream.js';
+import { EVENTS } from '../../src/store/eventStream.js';
 import { LEASES_BUCKET } from '../../src/write/leases.js';
 import { startCluster, waitReady, type TestCluster } from '../helpers/cluster.js';
 import { tempDir } from '../helpers/nats.js';

@@ -2,7 +2,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { connectNats } from '../../src/nats/connection.js';
-import { EVENTS } from '../../src/store/jetstream.js';
+import { EVENTS } from '../../src/store/eventStream.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { startCluster, waitReady, workerPids } from '../helpers/cluster.js';
 

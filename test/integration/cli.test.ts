@@ -87,7 +87,7 @@ t.test('the converge CLI against a running projector', async (t) => {
 
   t.test('--json prints the answers as JSON', async (t) => {
     const status = JSON.parse((await cli(...as, '--json', 'status')).stdout) as { views: { projections: { name: string }[] }; parked: unknown[]; subscribers: { name: string }[] };
-    t.same(status.views.projections.map((p) => p.name), ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'slow', 'converge-processes']);
+    t.same(status.views.projections.map((p) => p.name), ['shopDisplay', 'shopList', 'orderHistory', 'shopStats', 'slow', 'converge-processes', 'converge-lifecycle']);
     t.same([status.parked, status.subscribers.map((s) => s.name)], [[], ['search']]);
     t.same(JSON.parse((await cli(...as, '--json', 'parked')).stdout), []);
     t.match(JSON.parse((await cli(...as, '--json', 'subscribers')).stdout), [{ name: 'search', pending: last }]);

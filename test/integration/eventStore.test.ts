@@ -1,6 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
-import { createJetStreamEventStore, ensureEventStream } from '../../src/store/jetstream.js';
+import { createJetStreamEventStore } from '../../src/store/jetstream.js';
+import { ensureEventStream } from '../../src/store/eventStream.js';
 import { type Commit } from '../../src/core/eventStore.js';
 import { WrongExpectedPositionError } from '../../src/core/errors.js';
 import { connectNats } from '../../src/nats/connection.js';

@@ -2,8 +2,10 @@ import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import { WrongExpectedPositionError } from '../../src/core/errors.js';
 import { StoreChangedError, type Commit, type CommitSubscription, type Delivered, type EventStore, type StoredCommit } from '../../src/core/eventStore.js';
+import { isArchivable } from '../../src/core/archive.js';
 import { connectNats } from '../../src/nats/connection.js';
-import { createJetStreamEventStore, ensureEventStream } from '../../src/store/jetstream.js';
+import { createJetStreamEventStore } from '../../src/store/jetstream.js';
+import { ensureEventStream } from '../../src/store/eventStream.js';
 import { createMemoryEventStore } from '../../src/store/memory.js';
 import { startTestNats } from '../helpers/nats.js';
 
@@ -177,6 +179,21 @@ function contract(t: Test, makeStore: MakeStore): void {
     await store.append(commit('a2', 2, 'a'), 1);
     t.equal(await store.lastPosition('shop', 'a'), 3);
     t.equal(await store.lastPosition('order', 'a'), 0, 'the same id of another aggregate type is another aggregate');
+  });
+
+  t.test('nextPosition is the position of the aggregate’s first commit after a position, 0 when none follows', async (t) => {
+    const { store } = await makeStore(t);
+    if (!isArchivable(store)) return void t.fail('the store can be archived from');
+    t.equal(await store.nextPosition('shop', 'a', 0), 0, 'none yet');
+    await store.append(commit('a1', 1, 'a'), 0);
+    await store.append(commit('b1', 1, 'b'), 0);
+    await store.append(commit('a2', 2, 'a'), 1);
+    t.equal(await store.nextPosition('shop', 'a', 0), 1);
+    t.equal(await store.nextPosition('shop', 'a', 1), 3, 'another aggregate’s commit between is passed over');
+    t.equal(await store.nextPosition('shop', 'a', 3), 0, 'none after the last');
+    t.equal(await store.nextPosition('shop', 'b', 2), 0);
+    await store.remove([{ position: 1, aggregate: 'shop', id: 'a' }]);
+    t.equal(await store.nextPosition('shop', 'a', 0), 3, 'a removed commit is not there');
   });
 
   t.test('commitAt returns the commit at a position with when it was stored, and undefined past the end', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { connectNats } from '../../src/nats/connection.js';
-import { eventSubject } from '../../src/store/jetstream.js';
+import { eventSubject } from '../../src/store/eventStream.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, startTestProjector, startWorkers, urlOf } from '../helpers/workers.js';
 import { shopPlatform } from '../../app.js';

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import t from 'tap';
 import { pino } from 'pino';
-import { ensureEventStream } from '../../src/store/jetstream.js';
+import { ensureEventStream } from '../../src/store/eventStream.js';
 import { connectNats } from '../../src/nats/connection.js';
 import { defineProjection } from '../../src/core/projection.js';
 import type { ShopEvent } from '../../actors/shop/shop.events.js';

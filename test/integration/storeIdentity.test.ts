@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
-import { createJetStreamEventStore, ensureEventStream, storeIdentityOf } from '../../src/store/jetstream.js';
+import { createJetStreamEventStore } from '../../src/store/jetstream.js';
+import { ensureEventStream, storeIdentityOf } from '../../src/store/eventStream.js';
 import { connectNats } from '../../src/nats/connection.js';
 import { startProjector, type Projector } from '../../src/host/projector.js';
 import { viewsPath } from '../../src/host/paths.js';

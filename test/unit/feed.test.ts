@@ -96,3 +96,71 @@ t.test('a stalled feed says so until a batch applies', async (t) => {
   feed.check(3);
   t.match(feed.health(), { state: 'stalled', error: /no progress for .* while EVENTS has 3 more commits/ });
 });
+
+t.test('commits that arrive while a batch is applied go as one batch once it is done, not as a queue of small ones', async (t) => {
+  const store = createMemoryEventStore();
+  for (let i = 1; i <= 3; i++) await store.append(commit(i), 0);
+  const batches: number[][] = [];
+  let release: () => void = () => undefined;
+  const feed = superviseFeed({
+    store,
+    batchSize: 100,
+    batchMs: 1,
+    name: 'projections',
+    from: () => batches.flat().at(-1) ?? 0,
+    apply: async (batch: StoredCommit[]) => {
+      batches.push(batch.map((c) => c.position));
+      // The first batch is slow: the rest arrive meanwhile.
+      if (batches.length === 1) await new Promise<void>((r) => (release = r));
+    },
+    stallMs: 60_000,
+    maxBackoffMs: 1000,
+    log: pino({ level: 'silent' }),
+  });
+  t.teardown(() => feed.stop());
+  for (let i = 0; i < 100 && batches.length === 0; i++) await sleep(5);
+  for (let i = 4; i <= 40; i++) {
+    await store.append(commit(i), 0);
+    await sleep(1);
+  }
+  await sleep(20);
+  release();
+  for (let i = 0; i < 100 && batches.flat().length < 40; i++) await sleep(5);
+  t.same(batches.flat(), Array.from({ length: 40 }, (_, i) => i + 1), 'every commit once, in order');
+  t.equal(batches.length, 2, `the 37 that came during the slow batch were applied together: ${JSON.stringify(batches.map((b) => b.length))}`);
+});
+
+t.test('a batch slower than stallMs is not taken for a stalled consumer: its commits are not read again beside it', async (t) => {
+  const store = createMemoryEventStore();
+  for (let i = 1; i <= 3; i++) await store.append(commit(i), 0);
+  const applied: number[] = [];
+  let starts = 0;
+  const subscribe = store.subscribe.bind(store);
+  store.subscribe = (after, opts) => {
+    starts++;
+    return subscribe(after, opts);
+  };
+  const feed = superviseFeed({
+    store,
+    batchSize: 100,
+    batchMs: 1,
+    name: 'process slow',
+    from: () => applied.at(-1) ?? 0,
+    apply: async (batch: StoredCommit[]) => {
+      await sleep(300);
+      applied.push(...batch.map((c) => c.position));
+    },
+    stallMs: 50,
+    maxBackoffMs: 1000,
+    log: pino({ level: 'silent' }),
+  });
+  t.teardown(() => feed.stop());
+  for (let i = 0; i < 12; i++) {
+    feed.check(3);
+    await sleep(30);
+  }
+  for (let i = 0; i < 100 && applied.length < 3; i++) await sleep(10);
+  t.same(applied, [1, 2, 3], 'each commit applied once');
+  t.equal(starts, 1, 'the consumer was never recreated');
+  t.equal(feed.health().state, 'running');
+});

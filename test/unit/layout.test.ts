@@ -4,7 +4,7 @@ import { dirname, join, normalize, relative } from 'node:path';
 
 const root = join(import.meta.dirname, '../..');
 /** The folders of src/, each importing only from itself and the ones before it (docs/architecture.md, "Layout"). */
-const order = ['core', 'observe', 'nats', 'store', 'write', 'read', 'integration', 'react', 'http', 'host', 'testing'];
+const order = ['core', 'observe', 'nats', 'store', 'write', 'read', 'integration', 'react', 'lifecycle', 'http', 'host', 'testing'];
 
 function files(dir: string): string[] {
   return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>

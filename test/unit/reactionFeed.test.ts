@@ -90,3 +90,35 @@ t.test("a subscription with `only` passes over other aggregates' commits: their 
   sub.close();
   t.same(seen, [[1, 'order', 'o1', 1], [2, 'shop', 's1', 0], [3, 'order', 'o2', 1]], 'every position is delivered, only the orders with their events');
 });
+
+t.test('a batch that runs nothing moves the position at once and saves it within a second, not with a write of its own per batch', async (t) => {
+  const reactions = memoryReactionStore();
+  let saves = 0;
+  const setCheckpoint = reactions.setCheckpoint.bind(reactions);
+  reactions.setCheckpoint = async (name, position) => {
+    saves++;
+    return setCheckpoint(name, position);
+  };
+  const manual = manualFeed();
+  const feed = reactionFeed({ name: 'r', kind: 'reactor', policy: undefined, reactions, feed: manual.start, inputs: () => [], log: pino({ level: 'silent' }) });
+  await feed.start();
+  for (let p = 1; p <= 20; p++) await manual.deliver([commit(p)]);
+  t.equal(feed.position(), 20, 'the position moved with every batch');
+  t.equal(saves, 0, 'twenty batches that ran nothing wrote no checkpoint yet');
+  await new Promise((r) => setTimeout(r, 1200));
+  t.equal(saves, 1, 'one write within a second covers them');
+  t.equal(await reactions.checkpoint('r'), 20, 'at the last position');
+  feed.stop();
+});
+
+t.test('a batch that ran inputs saves its checkpoint before the next batch is taken', async (t) => {
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  const ran: number[] = [];
+  const feed = reactionFeed({ name: 'r', kind: 'reactor', policy: undefined, reactions, feed: manual.start, inputs: (c) => [{ eventIndex: 0, type: 'E', key: c.id, run: async () => void ran.push(c.position) }], log: pino({ level: 'silent' }) });
+  await feed.start();
+  await manual.deliver([commit(1), commit(2)]);
+  t.same(ran, [1, 2]);
+  t.equal(await reactions.checkpoint('r'), 2, 'saved as the batch ends');
+  feed.stop();
+});

@@ -52,8 +52,9 @@ t.test('an order not accepted within orders.acceptTimeoutMs is rejected with not
   t.ok(await until(async () => (await orderOf(converge, 'o1'))?.status === 'rejected'), 'rejected once the timer fires');
   const history = await converge.store.read('order', 'o1', 0)[Symbol.asyncIterator]().next();
   t.ok(history.value, 'the order has commits');
-  const commits = converge.store as unknown as { commits: Array<{ aggregate: string; id: string; events: Array<{ type: string; data: { reason?: string } }>; metadata?: { caller?: string } }> };
-  const rejection = commits.commits.find((c) => c.aggregate === 'order' && c.events[0]?.type === 'OrderRejected');
+  const commits: Array<{ aggregate: string; id: string; events: ReadonlyArray<{ type: string; data: { reason?: string } }>; metadata?: { caller?: string } }> = [];
+  for await (const c of converge.store.read('order', 'o1', 0)) commits.push(c as never);
+  const rejection = commits.find((c) => c.aggregate === 'order' && c.events[0]?.type === 'OrderRejected');
   t.equal(rejection?.events[0]?.data.reason, 'not_accepted_in_time');
   t.equal(rejection?.metadata?.caller, 'process:orderAcceptance', 'sent by the process');
 });

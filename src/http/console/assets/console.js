@@ -3,6 +3,7 @@
 import { call, followStatus, token, Unauthorized } from './api.js';
 import { lineChart } from './charts.js';
 import { reactionActions, refreshParkedReactions, renderReactions } from './reactions.js';
+import { archiveActions, renderArchive } from './archive.js';
 
 const $ = (selector) => document.querySelector(selector);
 /** How much history the charts show. */
@@ -123,6 +124,7 @@ function onStatus(status) {
   const parked = status.projections.reduce((n, p) => n + p.parked, 0);
   // Parked events when their count changes, subscribers every fifth status: both cost a read each.
   if (parked !== parkedTotal) void refreshParked().then(() => (parkedTotal = parked), report);
+  renderArchive(status);
   const parkedInputs = renderReactions(status);
   if (parkedInputs !== parkedReactions) void refreshParkedReactions().then(() => (parkedReactions = parkedInputs), report);
   if (ticks++ % 5 === 0) void refreshSubscribers().catch(report);
@@ -161,6 +163,7 @@ const actions = {
       },
     ]),
   ),
+  ...Object.fromEntries(Object.entries(archiveActions).map(([name, act]) => [name, async () => answer(name === 'pauseArchiver' ? 'pause the archiver' : 'resume the archiver', await act())])),
   republish: async ({ name }, target) => {
     const since = Number(target.closest('tr').querySelector('input[name=sincePosition]').value);
     answer(`re-publish to ${name}`, await call('POST', `/admin/subscribers/${encodeURIComponent(name)}/republish`, { sincePosition: since }));

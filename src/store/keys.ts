@@ -1,0 +1,153 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import { createHmac, randomBytes } from 'node:crypto';
+import type { NatsLink } from '../nats/connection.js';
+
+/** The KV bucket of the data subjects' keys and the secret that names them. */
+export const KEYS_BUCKET = 'converge-keys';
+/** The bucket's reserved entry for the HMAC secret; a key id is 32 hex digits, so it cannot clash. */
+const SECRET = 'secret';
+const CACHE_SIZE = 10_000;
+
+/** One data subject's AES-256-GCM key, under its key id. */
+export interface SubjectKey {
+  readonly id: string;
+  readonly key: Buffer;
+}
+
+/**
+ * The data subjects' keys (see docs/architecture.md, "Forgetting"): one AES-256-GCM key per
+ * subject, under an id that does not reveal the subject's id, so neither the bucket nor the
+ * sealed events hold it. Forgetting a subject deletes its key, which makes every field sealed
+ * with it unreadable wherever it was copied.
+ */
+export interface KeyStore {
+  /** The subject's key id: HMAC-SHA256 of its id under the store's secret, the first 32 hex digits. */
+  keyId(subject: string): string;
+  /** The subject's key, made on first use; made once even when several processes ask at the same time. */
+  keyFor(subject: string): Promise<SubjectKey>;
+  /** The key under `keyId`; `undefined` when it was forgotten or never made. */
+  get(keyId: string): Promise<Buffer | undefined>;
+  /** Drops `keyId` from this process's cache, because another process may have forgotten it. */
+  evict(keyId: string): void;
+  /** Deletes the subject's key for good; answers its key id. */
+  forget(subject: string): Promise<string>;
+}
+
+/** Where the keys live: the cache and the key ids are the same for every backend. */
+interface KeyBackend {
+  load(keyId: string): Promise<Buffer | undefined>;
+  /** Stores `key` unless the id has one already; answers the key the id holds afterwards. */
+  createOrLoad(keyId: string, key: Buffer): Promise<Buffer>;
+  erase(keyId: string): Promise<void>;
+}
+
+function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeyStore {
+  const cache = lru<Buffer>(cacheSize);
+  const keyId = (subject: string) => createHmac('sha256', secret).update(subject, 'utf8').digest('hex').slice(0, 32);
+  return {
+    keyId,
+    async keyFor(subject) {
+      const id = keyId(subject);
+      const key = cache.get(id) ?? (await backend.createOrLoad(id, randomBytes(32)));
+      cache.set(id, key);
+      return { id, key };
+    },
+    async get(id) {
+      const cached = cache.get(id);
+      if (cached) return cached;
+      // A missing key is not cached: it may be made a moment later by another process.
+      const key = await backend.load(id);
+      if (key) cache.set(id, key);
+      return key;
+    },
+    evict: (id) => cache.delete(id),
+    async forget(subject) {
+      const id = keyId(subject);
+      await backend.erase(id);
+      cache.delete(id);
+      return id;
+    },
+  };
+}
+
+/** Keys in memory, for the in-memory runtime and tests; the secret is random per store. */
+export function memoryKeyStore(opts: { readonly cacheSize?: number } = {}): KeyStore {
+  const keys = new Map<string, Buffer>();
+  return keyStore(randomBytes(32), {
+    load: async (id) => keys.get(id),
+    async createOrLoad(id, key) {
+      if (!keys.has(id)) keys.set(id, key);
+      return keys.get(id)!;
+    },
+    erase: async (id) => void keys.delete(id),
+  }, opts.cacheSize ?? CACHE_SIZE);
+}
+
+/**
+ * Keys in the `converge-keys` KV bucket, with `replicas` copies. The secret is kept in the same
+ * bucket, made by whichever process opens it first. The bucket keeps one revision per key and
+ * is read from the stream's leader, not by direct gets: a replica that has not caught up would
+ * answer that a live key is missing, and its fields would be read, and folded, as forgotten.
+ */
+export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: number; readonly cacheSize?: number }): Promise<KeyStore> {
+  const kv = await new Kvm(link.js).create(KEYS_BUCKET, { history: 1, replicas: opts.replicas, allow_direct: false });
+  const stream = `KV_${KEYS_BUCKET}`;
+  const info = await link.jsm.streams.info(stream);
+  if ((info.config.num_replicas || 1) !== opts.replicas) await link.jsm.streams.update(stream, { ...info.config, num_replicas: opts.replicas });
+  const load = async (id: string) => {
+    const entry = await kv.get(id);
+    return entry?.operation === 'PUT' ? Buffer.from(entry.value) : undefined;
+  };
+  const createOrLoad = (id: string, key: Buffer) => createOnce(kv, id, key, load);
+  return keyStore(await createOrLoad(SECRET, randomBytes(32)), {
+    load,
+    createOrLoad,
+    async erase(id) {
+      const entry = await kv.get(id);
+      // A purge alone leaves the key's bytes in the stream's files until they are compacted;
+      // an erased message is overwritten first. The purge then leaves a marker without a value.
+      if (entry?.operation === 'PUT') {
+        await link.jsm.streams.deleteMessage(stream, entry.revision, true).catch(async (err: unknown) => {
+          // Fine when another process forgot it first; not when the key is still there.
+          if ((await kv.get(id))?.revision === entry.revision) throw err;
+        });
+      }
+      await kv.purge(id);
+    },
+  }, opts.cacheSize ?? CACHE_SIZE);
+}
+
+/** `create` refuses a key that exists, so a process that lost the race reads the winner's. */
+async function createOnce(kv: KV, id: string, value: Buffer, load: (id: string) => Promise<Buffer | undefined>): Promise<Buffer> {
+  const found = await load(id);
+  if (found) return found;
+  try {
+    await kv.create(id, value);
+    return value;
+  } catch (err) {
+    const winner = await load(id);
+    if (winner) return winner;
+    throw err;
+  }
+}
+
+/** A map that keeps its `size` most recently used entries. */
+function lru<V>(size: number) {
+  const map = new Map<string, V>();
+  return {
+    get(k: string): V | undefined {
+      const v = map.get(k);
+      if (v !== undefined) {
+        map.delete(k);
+        map.set(k, v);
+      }
+      return v;
+    },
+    set(k: string, v: V): void {
+      map.delete(k);
+      map.set(k, v);
+      if (map.size > size) map.delete(map.keys().next().value!);
+    },
+    delete: (k: string) => void map.delete(k),
+  };
+}

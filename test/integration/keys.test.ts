@@ -1,0 +1,78 @@
+import t, { type Test } from 'tap';
+import { Kvm } from '@nats-io/kv';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { connectNats, type NatsLink } from '../../src/nats/connection.js';
+import { KEYS_BUCKET, kvKeyStore, type KeyStore } from '../../src/store/keys.js';
+import { startTestNats, type TestNats } from '../helpers/nats.js';
+import { eventually } from '../helpers/processes.js';
+
+t.setTimeout(60_000);
+const log = pino({ level: 'silent' });
+
+/** A nats-server of the test's own, and two processes' key stores on their own connections, opened at the same time. */
+async function twoStores(t: Test): Promise<{ nats: TestNats; links: NatsLink[]; a: KeyStore; b: KeyStore }> {
+  const nats = await startTestNats(t);
+  const links = await Promise.all(['a', 'b'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const [a, b] = await Promise.all(links.map((link) => kvKeyStore(link, { replicas: 1 })));
+  return { nats, links, a: a!, b: b! };
+}
+
+/** Whether any file under `dir` holds `bytes`. */
+function onDisk(dir: string, bytes: Buffer): boolean {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).some((e) => e.isFile() && readFileSync(join(e.parentPath, e.name)).includes(bytes));
+}
+
+t.test('two stores on two connections asking for the same subjects at the same time get one key each', async (t) => {
+  const { a, b } = await twoStores(t);
+  const subjects = Array.from({ length: 20 }, (_, i) => `customer-${i}`);
+  const [fromA, fromB] = await Promise.all([a, b].map((s) => Promise.all(subjects.map((subject) => s.keyFor(subject)))));
+  t.ok(subjects.every((_, i) => fromA![i]!.key.equals(fromB![i]!.key)), 'both got the same key for every subject');
+  t.equal(new Set(fromA!.map((k) => k.key.toString('hex'))).size, subjects.length, 'and every subject its own');
+  t.ok((await b.get(fromA![0]!.id))?.equals(fromA![0]!.key), 'the key is found under its id');
+});
+
+t.test('the secret is made once and shared: every store on the bucket gives a subject the same key id', async (t) => {
+  const { links, a, b } = await twoStores(t);
+  const later = await kvKeyStore(links[0]!, { replicas: 1 });
+  const id = a.keyId('customer-1');
+  t.equal(b.keyId('customer-1'), id);
+  t.equal(later.keyId('customer-1'), id, 'a store opened later');
+  t.match(id, /^[0-9a-f]{32}$/);
+  t.not(a.keyId('customer-2'), id, 'another subject has another id');
+  const keys = [];
+  for await (const k of await (await new Kvm(links[0]!.js).open(KEYS_BUCKET)).keys()) keys.push(k);
+  t.same(keys.sort(), ['secret'], 'the bucket holds the secret and no subject id');
+});
+
+t.test('after one store forgets a subject, another reads its key as undefined once it evicts its cached copy', async (t) => {
+  const { a, b } = await twoStores(t);
+  const { id, key } = await a.keyFor('customer-1');
+  t.ok((await b.get(id))?.equals(key), 'b has the key, and caches it');
+  t.equal(await a.forget('customer-1'), id);
+  t.equal(await a.get(id), undefined, 'the store that forgot it');
+  t.ok((await b.get(id))?.equals(key), 'b still holds its cached copy until told');
+  b.evict(id);
+  t.equal(await b.get(id), undefined, 'b, after evict');
+  const again = await b.keyFor('customer-1');
+  t.notOk(again.key.equals(key), 'a subject seen again gets a new key');
+});
+
+t.test("the bucket keeps no revision of a forgotten key, nor its bytes in the server's files", async (t) => {
+  const { nats, links, a } = await twoStores(t);
+  const { id, key } = await a.keyFor('customer-1');
+  const kv = await new Kvm(links[0]!.js).open(KEYS_BUCKET);
+  const { config } = await links[0]!.jsm.streams.info(`KV_${KEYS_BUCKET}`);
+  t.same([config.max_msgs_per_subject, config.allow_direct], [1, false], 'one revision per key, read from the leader');
+  t.ok(await eventually(() => onDisk(nats.storeDir, key), 5000), "before, the key is in the server's files");
+  await a.forget('customer-1');
+  const history = [];
+  for await (const e of await kv.history({ key: id })) {
+    history.push({ operation: e.operation, length: e.length });
+    if (e.delta === 0) break;
+  }
+  t.same(history, [{ operation: 'PURGE', length: 0 }], 'its history is one purge marker, without a value');
+  t.notOk(onDisk(nats.storeDir, key), "its bytes are gone from the server's files");
+});
