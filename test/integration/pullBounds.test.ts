@@ -12,6 +12,12 @@ import { tempDir } from '../helpers/nats.js';
 // Pulls from EVENTS are bounded (docs/architecture.md, "Archive"): every feed from an early
 // position passes over the archive's records, up to 16 KiB each, and nats-server drops a
 // client as a slow consumer once more than `max_pending` waits for it.
+//
+// Each test checks the bound itself, on the pull requests the client sends, and then that a
+// client busy for half a second on a server whose `max_pending` is twice that bound is not
+// dropped. How much of a pull the kernel's socket buffers absorb differs between machines, so
+// the margin is wide both ways: the pulls of old (500 commits, 1,000 for a read) are about
+// four times the bound.
 
 /**
  * A store on a nats-server that buffers `maxPending` for a client, holding `count` commits
@@ -34,7 +40,17 @@ async function bigStore(t: Test, opts: { oneAggregate: boolean; count: number; k
   else for (let n = 1; n <= COUNT; n += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => store.append(commit(n + k), 0)));
   let reconnects = 0;
   link.onReconnect(() => reconnects++);
-  return { store, link, reconnects: () => reconnects };
+  // Every pull request the client makes is a core NATS message another connection can see.
+  const pulls: number[] = [];
+  const watch = link.nc.subscribe('$JS.API.CONSUMER.MSG.NEXT.EVENTS.>', {
+    callback: (_err, msg) => {
+      const batch = (msg.json() as { batch?: number }).batch;
+      if (batch) pulls.push(batch);
+    },
+  });
+  t.teardown(() => watch.unsubscribe());
+  await link.nc.flush();
+  return { store, link, reconnects: () => reconnects, pulls };
 }
 
 /** Holds the event loop for half a second, as a large batch being folded does. */
@@ -44,9 +60,9 @@ function busy() {
 }
 
 t.test('a subscription over commits the size of archive records pulls few enough at once that a client busy for half a second is no slow consumer', async (t) => {
-  // 128 commits of 12 KiB are 1.6 MB; 500 of them would be 6 MB.
+  // 128 commits of 12 KiB are 1.6 MB; 500 of them would be 6.4 MB.
   const COUNT = 1600;
-  const { store, link, reconnects } = await bigStore(t, { oneAggregate: false, count: COUNT, kib: 12, maxPending: '2MB' });
+  const { store, link, reconnects, pulls } = await bigStore(t, { oneAggregate: false, count: COUNT, kib: 12, maxPending: '3200000' });
   const sub = await store.subscribe(0, { batchSize: 500 });
   // A dropped client may never get the rest: give up after 20 s rather than hang.
   const giveUp = setTimeout(() => sub.close(), 20_000);
@@ -57,17 +73,21 @@ t.test('a subscription over commits the size of archive records pulls few enough
     if (commit.position === COUNT) break;
   }
   sub.close();
+  t.ok(pulls.length > 0, 'the pulls were seen');
+  t.ok(Math.max(...pulls) <= 128, `no pull asks for more than 128 commits (largest: ${Math.max(...pulls)})`);
   t.equal(seen, COUNT, 'every commit delivered');
   t.equal(reconnects(), 0, 'the connection was never dropped');
   t.ok(link.isConnected(), 'and is up');
 });
 
 t.test('a read of an aggregate of large commits pulls few enough at once that a client busy for half a second is no slow consumer', async (t) => {
-  // At most 4 MiB a pull; 1,000 commits of 50 KiB would be 50 MB.
+  // At most 4 MiB a pull (81 commits of 50 KiB); 1,000 of them would be 50 MB.
   const COUNT = 400;
-  const { store, reconnects } = await bigStore(t, { oneAggregate: true, count: COUNT, kib: 50, maxPending: '8MB' });
+  const { store, reconnects, pulls } = await bigStore(t, { oneAggregate: true, count: COUNT, kib: 50, maxPending: '8400000' });
   let seen = 0;
   for await (const _ of store.read('big', 'b', 0)) if (++seen === 1) busy();
+  t.ok(pulls.length > 0, 'the pulls were seen');
+  t.ok(Math.max(...pulls) * 50 * 1024 <= 4 * 1024 * 1024, `no pull asks for more than 4 MiB (largest: ${Math.max(...pulls)} commits)`);
   t.equal(seen, COUNT, 'every commit read');
   t.equal(reconnects(), 0, 'the connection was never dropped');
 });
