@@ -110,6 +110,8 @@ function indexes(doc: ShopDisplayDoc): (string | number)[][] {
 /** What a customer sees of a shop: profile, delivery terms, menu, rating and order count. */
 export const shopDisplay = defineProjection.of(ShopDisplayDocument)<ShopDisplayEvent>({
   name: 'shopDisplay',
+  // The running sum behind `ratingAverage`: the fold's, never served.
+  hidden: ['ratingSum'],
   // 2: `updatedAt` and the `position`/`at` indexes.
   version: 2,
   handles,

@@ -2,7 +2,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Cursor, ErrorBody, Page, sendError, type ViewReader } from '@converge-es/converge';
+import { Cursor, ErrorBody, Page, sendError, sendStoredPage, type ViewReader } from '@converge-es/converge';
 import { shopDisplay, type ShopDisplayDoc } from './shopDisplay.projection.js';
 import { ShopDisplay } from './shopDisplay.routes.js';
 
@@ -153,8 +153,7 @@ export async function shopImportRoutes(app: FastifyInstance, deps: { views: View
       if (!start) {
         return sendError(reply, 'invalid_query', 'since must be a stream position (a whole number) or an ISO-8601 time such as 2024-05-01T10:00:00Z');
       }
-      const page = deps.views.byIndexFrom(shopDisplay, start.prefix, start.from, { limit, cursor });
-      return page.next === undefined ? { items: page.items } : { items: page.items, next: page.next };
+      return sendStoredPage(reply, deps.views.byIndexFromStored(shopDisplay, start.prefix, start.from, { limit, ...(cursor === undefined ? {} : { cursor }) }));
     },
   );
 }

@@ -75,6 +75,8 @@ function fold(doc: ShopListDoc | undefined, event: StoredEvent<ShopListEvent>, m
 /** The shop listing: filter by category and open, sort by rating, orders or newest. */
 export const shopList = defineProjection.of(ShopListDocument)<ShopListEvent>({
   name: 'shopList',
+  // The running sum behind `ratingAverage`: the fold's, never served.
+  hidden: ['ratingSum'],
   version: 1,
   handles,
   key: shopDocKey,

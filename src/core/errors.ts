@@ -67,6 +67,7 @@ export const errorCatalogue = {
   not_ready: later(503),
   views_not_ready: later(503),
   views_rebuilding: later(503),
+  view_stale: later(503),
   metrics_unavailable: later(503),
   service_unavailable: later(503),
   store_changed: later(503),

@@ -53,6 +53,13 @@ export interface Projection<E extends DomainEvent = DomainEvent, D extends objec
    * threw, under `onError`), and `viewRoutes` answer with it.
    */
   readonly document?: TSchema;
+  /**
+   * Document fields the fold keeps for itself, such as a running sum behind an average:
+   * stored apart from the rest, which is what every read sends (docs/architecture.md,
+   * "Documents as stored bytes"), and left out of `viewRoutes`' response schema. With a
+   * TypeBox document, each must be one of its properties (a `TypeError` otherwise).
+   */
+  readonly hidden?: readonly string[];
 }
 
 /**
@@ -92,8 +99,11 @@ function define<E extends DomainEvent, D extends object>(projection: Projection<
  * type before it reads the fold: literal fields (`status: 'open'`) keep their types.
  */
 function of<S extends TObject>(document: S) {
-  return <E extends DomainEvent>(projection: Omit<Projection<E, Static<S>>, 'document'>): Projection<E, Static<S>> & { readonly document: S } =>
-    Object.freeze({ ...projection, document });
+  return <E extends DomainEvent>(projection: Omit<Projection<E, Static<S>>, 'document'>): Projection<E, Static<S>> & { readonly document: S } => {
+    const unknown = (projection.hidden ?? []).filter((field) => !Object.hasOwn(document.properties, field));
+    if (unknown.length > 0) throw new TypeError(`${projection.name}: hidden names ${unknown.join(', ')}, which the document schema does not have`);
+    return Object.freeze({ ...projection, document });
+  };
 }
 
 /** Declares a projection (see `define` above); `defineProjection.of(schema)` for a document declared in TypeBox. */

@@ -126,10 +126,11 @@ export const ConfigSchema = section({
     statusIntervalMs: positive(1000, 'how often the projector reads the stream\'s last sequence and publishes its status'),
   }),
   query: section({
-    waitMs: positive(1000, 'how long `X-Min-Position` waits by default'),
+    waitMs: positive(1000, 'how long `X-Min-Position` and `X-Max-Staleness` wait by default'),
     maxWaitMs: positive(10000, 'the longest `waitMs` a read may ask for'),
     maxPageSize: positive(100, 'most events a history page returns'),
     readyMaxLagMs: positive(5000, '`/ready/views` is 503 when a view\'s oldest unapplied commit is older'),
+    publicMaxAgeS: setting(Type.Integer({ minimum: 0 }), 1, 'the `Cache-Control: max-age` of document reads anyone may make (0: `no-cache`)'),
   }),
   actors: section({
     snapshotEvery: positive(100, 'events between snapshots'),

@@ -98,7 +98,7 @@ function customerVerifier(secret: string): (token: string) => Promise<CustomerCh
  * none, the query API stays open. `OPEN_ROUTES` are always open. Install it before the
  * routes, so that the `onRoute` hook sees them.
  */
-export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): void {
+export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): (request: FastifyRequest) => ReadPolicy {
   const policies = http.readPolicy;
   const enforced = http.tokens.length + http.readerTokens.length > 0;
   const declared = new Set<string>();
@@ -126,7 +126,13 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
       app.log.warn({ routes: unknown }, 'http.readPolicy names routes this query API does not have; those entries have no effect');
     }
   });
-  if (!enforced) return;
+  const policyFor = (request: FastifyRequest): ReadPolicy => {
+    const url = request.routeOptions.url ?? request.url;
+    const declaredMethod = request.routeOptions.method;
+    const method = typeof declaredMethod === 'string' ? declaredMethod : request.method;
+    return policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url, request.routeOptions.config.access);
+  };
+  if (!enforced) return policyFor;
 
   const isToken = tokenMatcher([...http.tokens, ...http.readerTokens]);
   const verifyCustomer = customerVerifier(http.customerTokenSecret);
@@ -134,14 +140,12 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
     const url = request.routeOptions.url;
     // No route: the 404 says nothing about any data.
     if (url === undefined || OPEN_ROUTES.has(url)) return;
-    const declaredMethod = request.routeOptions.method;
-    const method = typeof declaredMethod === 'string' ? declaredMethod : request.method;
-    const policy = policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url, request.routeOptions.config.access);
+    const policy = policyFor(request);
     if (policy === 'public') return;
     const token = bearerToken(request);
     if (isToken(token) !== undefined) return;
     // What was refused and why, never the token: a debug line for whoever wonders about a 401.
-    const refused = (reason: string) => request.log.debug({ route: `${method} ${url}`, policy, reason }, 'read access refused');
+    const refused = (reason: string) => request.log.debug({ route: `${request.method} ${url}`, policy, reason }, 'read access refused');
     if (token === undefined) {
       refused('no token sent');
       return sendUnauthorized(reply);
@@ -159,6 +163,7 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
     refused('a customer token on a route that needs a reader token');
     return sendError(reply, 'forbidden', 'a customer token does not give access to this route');
   });
+  return policyFor;
 }
 
 /** Too many requests from one address: 429 `rate_limited`, with the seconds until its window ends. */

@@ -5,6 +5,7 @@ import type { EventStore } from '../core/eventStore.js';
 import type { MetricsText } from '../observe/cluster.js';
 import type { Tracing } from '../observe/tracing.js';
 import type { AppliedWaiter } from '../read/status.js';
+import { viewLag } from '../read/viewLag.js';
 import type { ViewsStatus } from '../read/viewsStatus.js';
 import type { ViewReader } from '../read/viewStore.js';
 import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
@@ -44,7 +45,12 @@ export interface QuerySettings {
   readonly maxPageSize: number;
   /** `/ready/views` answers 503 when a view's oldest unapplied commit is older. */
   readonly readyMaxLagMs: number;
+  /** `Cache-Control: public, max-age=` of the document reads anyone may make; 0 sends `no-cache`. */
+  readonly publicMaxAgeS: number;
 }
+
+/** How old the look at the store's head behind `X-View-Lag-Ms` may be (docs/architecture.md, "Staleness"). */
+const LAG_LOOK_MS = 100;
 
 export interface QueryAppOptions extends QueryRoutesOptions {
   readonly http: HttpServerSettings & { readonly queryRateLimit: RateLimitSettings };
@@ -74,27 +80,51 @@ export function queryRoutes(opts: QueryRoutesOptions) {
     app.setValidatorCompiler(validatorCompiler({ coerceTypes: true }));
     installJsonParser(app);
     installErrorHandling(app, 'invalid_query');
-    installReadAccess(app, opts.access);
+    const policyOf = installReadAccess(app, opts.access);
+    const lag = viewLag(opts.store);
     app.addHook('preValidation', async (request, reply) => {
       const projection = request.routeOptions.config.projection?.name;
       if (projection && opts.viewsBound && !opts.viewsBound()) {
         return sendError(reply, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
       }
       const wait = readWait(request, opts.query);
-      if (wait === undefined) return;
       if ('error' in wait) return sendError(reply, 'invalid_query', wait.error);
       if (!projection) return;
       const deadline = Date.now() + wait.waitMs;
-      while (opts.views.position(projection) < wait.minPosition) {
-        if (Date.now() >= deadline) {
-          return sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
-            position: opts.views.position(projection),
-          });
-        }
+      const next = async () => {
         // Woken by the projector's nudge after its next batch; looks again after 25 ms anyway.
         if (opts.applied) await opts.applied.next(Math.max(1, Math.min(25, deadline - Date.now())));
         else await new Promise((r) => setTimeout(r, 2));
+      };
+      if (wait.minPosition !== undefined) {
+        while (opts.views.position(projection) < wait.minPosition) {
+          if (Date.now() >= deadline) {
+            return sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
+              position: opts.views.position(projection),
+            });
+          }
+          await next();
+        }
       }
+      let lagMs = await lag.lagMs(opts.views.position(projection), wait.maxStalenessMs ?? LAG_LOOK_MS);
+      if (wait.maxStalenessMs !== undefined) {
+        const budget = wait.maxStalenessMs;
+        while (lagMs === null || lagMs > budget) {
+          if (Date.now() >= deadline) {
+            if (lagMs !== null) reply.header('x-view-lag-ms', String(lagMs));
+            return sendError(reply, 'view_stale', `${projection} is ${lagMs === null ? 'an unknown time' : `${lagMs} ms`} behind the event store, more than the ${budget} ms X-Max-Staleness allows`, { lagMs });
+          }
+          await next();
+          lagMs = await lag.lagMs(opts.views.position(projection), budget);
+        }
+      }
+      if (lagMs !== null) reply.header('x-view-lag-ms', String(lagMs));
+    });
+    // Document reads may be cached: by anyone for a while where anyone may read them, else only by the client, revalidating.
+    const publicCache = opts.query.publicMaxAgeS > 0 ? `public, max-age=${opts.query.publicMaxAgeS}` : 'public, no-cache';
+    app.addHook('onSend', async (request, reply) => {
+      if (!request.routeOptions.config.projection || (reply.statusCode !== 200 && reply.statusCode !== 304) || reply.hasHeader('cache-control')) return;
+      reply.header('cache-control', policyOf(request) === 'public' ? publicCache : 'private, no-cache');
     });
     for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
     for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
@@ -128,19 +158,40 @@ export async function buildQueryApp(opts: QueryAppOptions): Promise<FastifyInsta
   return app;
 }
 
-/** Reads and removes `minPosition`/`waitMs` so route schemas need not know them. */
-function readWait(request: FastifyRequest, query: QuerySettings): { error: string } | { minPosition: number; waitMs: number } | undefined {
+/** The longest `X-Max-Staleness` taken: a day. */
+const MAX_STALENESS_MS = 86_400_000;
+const Staleness = /^([0-9]{1,9})(ms|s)?$/;
+
+/** What a read asks to wait for: a position (`X-Min-Position`), a staleness budget (`X-Max-Staleness`), and for how long. */
+interface ReadWait {
+  readonly minPosition?: number;
+  readonly maxStalenessMs?: number;
+  readonly waitMs: number;
+}
+
+/** Reads `X-Min-Position` and `X-Max-Staleness`, and reads and removes `minPosition`/`waitMs`, so route schemas need not know them. */
+function readWait(request: FastifyRequest, query: QuerySettings): { error: string } | ReadWait {
   const q = (request.query ?? {}) as Record<string, unknown>;
   const raw = request.headers['x-min-position'] ?? q['minPosition'];
   const rawWait = q['waitMs'];
+  const rawStaleness = request.headers['x-max-staleness'];
   delete q['minPosition'];
   delete q['waitMs'];
-  if (raw === undefined) return undefined;
-  if (typeof raw !== 'string' || !Position.test(raw)) return { error: 'X-Min-Position must be a stream position (a whole number)' };
+  if (raw !== undefined && (typeof raw !== 'string' || !Position.test(raw))) return { error: 'X-Min-Position must be a stream position (a whole number)' };
   if (rawWait !== undefined && (typeof rawWait !== 'string' || !Position.test(rawWait) || Number(rawWait) > query.maxWaitMs)) {
     return { error: `waitMs must be a whole number of milliseconds up to ${query.maxWaitMs}` };
   }
-  return { minPosition: Number(raw), waitMs: rawWait === undefined ? query.waitMs : Number(rawWait) };
+  let maxStalenessMs: number | undefined;
+  if (rawStaleness !== undefined) {
+    const m = typeof rawStaleness === 'string' ? Staleness.exec(rawStaleness.trim()) : null;
+    maxStalenessMs = m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN;
+    if (!(maxStalenessMs <= MAX_STALENESS_MS)) return { error: 'X-Max-Staleness must be a duration such as 500ms or 2s (a whole number, ms by default), at most a day' };
+  }
+  return {
+    ...(raw === undefined ? {} : { minPosition: Number(raw) }),
+    ...(maxStalenessMs === undefined ? {} : { maxStalenessMs }),
+    waitMs: rawWait === undefined ? query.waitMs : Number(rawWait),
+  };
 }
 
 /** `/<aggregates>/<id>/history` and `/<aggregates>/<id>/state?atVersion=`, read from the event store. */

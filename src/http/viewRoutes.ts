@@ -7,6 +7,12 @@ import type { ReadPolicy } from './queryRoutes.js';
 import { Cursor, DEFAULT_LIMIT, ErrorBody, Limit, Page } from './paging.js';
 import type { QueryRoutes } from './queryRoutes.js';
 import { sendError } from './replies.js';
+import { sendStored, sendStoredPage } from './storedReplies.js';
+
+/** A 304 has no body; `Unsafe` gives it the static type `undefined` so `send()` takes no payload. */
+export const NotModified = Type.Unsafe<undefined>({ description: 'not modified: the If-None-Match ETag is current' });
+/** The conditional-read header of a document route. */
+export const IfNoneMatch = Type.Object({ 'if-none-match': Type.Optional(Type.String({ maxLength: 1000 })) });
 
 /** A path parameter of a view route: 1–64 URL-safe characters, as ids are. */
 const Param = Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' });
@@ -38,13 +44,6 @@ export interface ViewRoutesSpec {
   readonly lists?: readonly ListRoute<any>[];
   /** OpenAPI tags of every route; the projection's name by default. */
   readonly tags?: readonly string[];
-  /**
-   * Document fields the routes leave out of their replies: ones the fold keeps for itself,
-   * such as a running sum behind an average. The response schema is the document's without
-   * them, so they are not in the OpenAPI document and the serializer drops them. Each must
-   * be a property of the document schema (a `TypeError` otherwise).
-   */
-  readonly omit?: readonly string[];
 }
 
 /** A page of a list route: at most `limit` items and the `next` cursor. */
@@ -54,23 +53,24 @@ export function listRoute<Q extends TObject = TObject>(route: ListRoute<Q>): Lis
 
 /**
  * A view's standard read routes, from its key and its indexes, with its `document` schema
- * as the response (see docs/architecture.md, "HTTP"): get by key (404 `not_found` when
- * there is none) and list by index prefix with cursor paging (`limit` 1–100, `cursor` from
- * the last page's `next`; 400 `invalid_cursor` for one this listing did not give out). Each
- * names its projection, so `X-Min-Position` waits for it, and is named `<projection>.get` or
- * `<projection>.<list name>` in the OpenAPI document. `omit` keeps fields the fold needs out
- * of the replies. Hand-written routes sit beside them as any `defineRoutes` do.
+ * less its `hidden` fields as the response (see docs/architecture.md, "HTTP"): get by key
+ * (404 `not_found` when there is none; an ETag, and 304 for a current `If-None-Match`) and
+ * list by index prefix with cursor paging (`limit` 1–100, `cursor` from the last page's
+ * `next`; 400 `invalid_cursor` for one this listing did not give out). Both send the
+ * documents as stored. Each names its projection, so `X-Min-Position` and
+ * `X-Max-Staleness` wait for it, and is named `<projection>.get` or
+ * `<projection>.<list name>` in the OpenAPI document. Hand-written routes sit beside them
+ * as any `defineRoutes` do.
  *
  * ```ts
  * export const cartRoutes = viewRoutes(cartDetails, {
  *   get: '/carts/:id',
  *   lists: [listRoute({ name: 'byClient', path: '/clients/:id/carts', prefix: ({ id }) => [id!] })],
- *   omit: ['openedPosition'],
  * });
  * ```
  */
 export function viewRoutes<D extends object>(projection: ViewOf<D> & { readonly document: TSchema }, spec: ViewRoutesSpec): QueryRoutes {
-  const document = served(projection.name, projection.document, spec.omit ?? []);
+  const document = projection.hidden?.length ? Type.Omit(projection.document, [...projection.hidden]) : projection.document;
   const tags = [...(spec.tags ?? [projection.name])];
   const get: GetRoute | undefined = typeof spec.get === 'string' ? { path: spec.get } : spec.get;
   return async (app: FastifyInstance, { views }: { views: ViewReader }) => {
@@ -79,14 +79,14 @@ export function viewRoutes<D extends object>(projection: ViewOf<D> & { readonly 
         get.path,
         {
           config: { projection, ...(get.access ? { access: get.access } : {}) },
-          schema: { tags, operationId: `${projection.name}.get`, params: paramsOf(get.path), response: { 200: document, '4xx': ErrorBody } },
+          schema: { tags, operationId: `${projection.name}.get`, params: paramsOf(get.path), headers: IfNoneMatch, response: { 200: document, 304: NotModified, '4xx': ErrorBody } },
         },
         async (request, reply) => {
           const params = request.params as Record<string, string>;
           const key = get.key ? get.key(params) : params['id']!;
-          const doc = views.get(projection, key);
-          if (doc === undefined) return sendError(reply, 'not_found', `${projection.name} has no document ${JSON.stringify(key)}`);
-          return doc;
+          const stored = views.stored(projection, key);
+          if (stored === undefined) return sendError(reply, 'not_found', `${projection.name} has no document ${JSON.stringify(key)}`);
+          return sendStored(request, reply, stored);
         },
       );
     }
@@ -99,23 +99,14 @@ export function viewRoutes<D extends object>(projection: ViewOf<D> & { readonly 
           config: { projection, ...(list.access ? { access: list.access } : {}) },
           schema: { tags, operationId: `${projection.name}.${list.name}`, params: paramsOf(list.path), querystring: query, response: { 200: Page(document), '4xx': ErrorBody } },
         },
-        async (request) => {
+        async (request, reply) => {
           const { limit, cursor, ...rest } = request.query as { limit?: number; cursor?: string } & Record<string, unknown>;
-          const page = views.byIndex(projection, list.prefix(request.params as Record<string, string>, rest), { limit: limit ?? DEFAULT_LIMIT, ...(cursor === undefined ? {} : { cursor }) });
-          return page.next === undefined ? { items: page.items } : { items: page.items, next: page.next };
+          const prefix = list.prefix(request.params as Record<string, string>, rest);
+          return sendStoredPage(reply, views.byIndexStored(projection, prefix, { limit: limit ?? DEFAULT_LIMIT, ...(cursor === undefined ? {} : { cursor }) }));
         },
       );
     }
   };
-}
-
-/** The document schema without the fields in `omit`, each of which it must have. */
-function served(name: string, document: TSchema, omit: readonly string[]): TSchema {
-  if (omit.length === 0) return document;
-  const properties = (document as { properties?: Record<string, unknown> }).properties ?? {};
-  const unknown = omit.filter((field) => !Object.hasOwn(properties, field));
-  if (unknown.length > 0) throw new TypeError(`viewRoutes(${name}): omit names ${unknown.join(', ')}, which the document schema does not have`);
-  return Type.Omit(document, [...omit]);
 }
 
 function paramsOf(path: string) {

@@ -2,7 +2,7 @@ import type { AnyAggregate, StoredEvent } from '../core/aggregate.js';
 import type { StoredCommit } from '../core/eventStore.js';
 import type { AnyProjection, EventMeta, ViewKey } from '../core/projection.js';
 import { schemaIssues } from '../core/schemas.js';
-import { keyString, type ViewGeneration, type ViewStore } from './viewStore.js';
+import { encodeDoc, keyString, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 /** A projection generation the runner writes to. */
 export interface Target {
@@ -12,7 +12,8 @@ export interface Target {
   stopped?: { position: number; error: string };
 }
 
-type Staged = Map<string, { key: ViewKey; doc: object | undefined }>;
+/** Documents a batch changed, each with the position of the event that last changed it. */
+type Staged = Map<string, { key: ViewKey; doc: object | undefined; position: number }>;
 
 
 /** Turns stored events into their current shape with the aggregates' upcasters. */
@@ -59,7 +60,7 @@ export function applyBatch(
         for (const [k, v] of staged) batch.set(k, v);
         checkpoint = commit.position;
       }
-      for (const { key, doc } of batch.values()) write(generation, projection, key, doc);
+      for (const { key, doc, position } of batch.values()) write(generation, projection, key, doc, position);
       views.setCheckpoint(projection.name, gen, checkpoint);
     }
   });
@@ -84,7 +85,7 @@ function foldOne(
     try {
       const key = projection.key(event, meta);
       if (key === undefined) return true;
-      staged.set(keyString(key), { key, doc: checkedFold(projection, read(key), event, meta, key) });
+      staged.set(keyString(key), { key, doc: checkedFold(projection, read(key), event, meta, key), position: meta.position });
       return true;
     } catch (err) {
       error = err;
@@ -123,8 +124,8 @@ function checkedFold(projection: AnyProjection, doc: object | undefined, event: 
   return next;
 }
 
-/** Writes a document and keeps its index entries in step with it. */
-export function write(generation: ViewGeneration, projection: AnyProjection, key: ViewKey, doc: object | undefined): void {
+/** Writes a document as changed by the event at `position`, and keeps its index entries in step with it. */
+export function write(generation: ViewGeneration, projection: AnyProjection, key: ViewKey, doc: object | undefined, position: number): void {
   const before = generation.docs.get(key);
   if (projection.indexes) {
     const old = before ? projection.indexes(before).map((e) => [...e, keyString(key)]) : [];
@@ -137,7 +138,7 @@ export function write(generation: ViewGeneration, projection: AnyProjection, key
   if (doc === undefined) {
     if (before !== undefined) generation.docs.remove(key);
   } else {
-    generation.docs.put(key, doc);
+    generation.docs.put(key, encodeDoc(doc, position, projection.hidden));
   }
 }
 
@@ -157,7 +158,8 @@ export function reapply(
       const meta: EventMeta = { aggregate: commit.aggregate, id: commit.id, version: commit.version, position: commit.position, at: event.at, ...(commit.metadata ? { metadata: commit.metadata } : {}) };
       const key = projection.key(event, meta);
       const generation = views.generation(projection.name, gen);
-      if (key !== undefined) write(generation, projection, key, checkedFold(projection, generation.docs.get(key), event, meta, key));
+      // The document's position becomes the parked event's: a value its ETag has not had, as that event never changed it.
+      if (key !== undefined) write(generation, projection, key, checkedFold(projection, generation.docs.get(key), event, meta, key), commit.position);
     }
     views.unpark(projection.name, commit.position, eventIndex);
   });

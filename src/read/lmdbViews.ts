@@ -1,10 +1,19 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { ViewKey } from '../core/projection.js';
-import { LAST, readerOver, type IndexKey, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
+import { decodeDoc, LAST, readerOver, type IndexKey, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
+
+/**
+ * How the documents are stored, recorded in `meta` (docs/architecture.md, "Documents as
+ * stored bytes"): 2 is each document's position and JSON (`encodeDoc`) in a `.json`
+ * database; views written before it (MessagePack, in `.docs`) are emptied and rebuilt.
+ */
+export const VIEW_FORMAT = 2;
+export const FORMAT_KEY = ['format'];
 
 /** A generation's LMDB databases, for what only LMDB does (read transactions, clearing). */
 export interface LmdbGeneration {
-  readonly docs: Database<unknown, ViewKey>;
+  /** Documents as `encodeDoc` stores them. */
+  readonly docs: Database<Buffer, ViewKey>;
   readonly index: Database<null, IndexKey>;
 }
 
@@ -36,7 +45,7 @@ export function openViewStore(path: string): LmdbViewStore {
     const name = `${projection}.${gen}`;
     let g = opened.get(name);
     if (!g) {
-      g = { docs: env.openDB<unknown, ViewKey>({ name: `${name}.docs` }), index: env.openDB<null, IndexKey>({ name: `${name}.index` }) };
+      g = { docs: env.openDB<Buffer, ViewKey>({ name: `${name}.json`, encoding: 'binary' }), index: env.openDB<null, IndexKey>({ name: `${name}.index` }) };
       opened.set(name, g);
     }
     return g;
@@ -45,8 +54,11 @@ export function openViewStore(path: string): LmdbViewStore {
     const { docs, index } = lmdb(projection, gen);
     return {
       docs: {
-        get: (key) => docs.get(key) as object | undefined,
-        put: (key, doc) => void docs.putSync(key, doc),
+        get: (key) => {
+          const bytes = docs.getBinaryFast(key);
+          return bytes === undefined ? undefined : decodeDoc(bytes);
+        },
+        put: (key, stored) => void docs.putSync(key, stored),
         remove: (key) => void docs.removeSync(key),
       },
       index: {
@@ -61,9 +73,9 @@ export function openViewStore(path: string): LmdbViewStore {
   const reader = readerOver({
     activeGeneration,
     checkpoint,
-    doc: (projection, gen, key) => lmdb(projection, gen).docs.get(key) as object | undefined,
+    doc: (projection, gen, key) => lmdb(projection, gen).docs.get(key),
     indexKeys: (projection, gen, start, end) => lmdb(projection, gen).index.getKeys({ start, end }),
-    docRange: (projection, gen, range) => lmdb(projection, gen).docs.getRange(range) as Iterable<{ key: ViewKey; value: object }>,
+    docRange: (projection, gen, range) => lmdb(projection, gen).docs.getRange(range),
   });
 
   return {

@@ -1,8 +1,9 @@
 import type { ViewKey } from '../core/projection.js';
-import { compareKeys, readerOver, type IndexKey, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
+import { compareKeys, decodeDoc, readerOver, type IndexKey, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 interface Tables {
-  readonly docs: Map<string, { key: ViewKey; doc: object }>;
+  /** Each document as LMDB stores it (`encodeDoc`). */
+  readonly docs: Map<string, { key: ViewKey; bytes: Buffer }>;
   readonly index: Map<string, IndexKey>;
 }
 
@@ -57,8 +58,11 @@ export function createMemoryViews(): MemoryViews {
 
   const generation = (projection: string, gen: number): ViewGeneration => ({
     docs: {
-      get: (key) => structuredClone(tablesOf(projection, gen).docs.get(id(key))?.doc),
-      put: (key, doc) => change(tablesOf(projection, gen).docs, id(key), { key: structuredClone(key), doc: structuredClone(doc) }),
+      get: (key) => {
+        const bytes = tablesOf(projection, gen).docs.get(id(key))?.bytes;
+        return bytes === undefined ? undefined : decodeDoc(bytes);
+      },
+      put: (key, stored) => change(tablesOf(projection, gen).docs, id(key), { key: structuredClone(key), bytes: Buffer.from(stored) }),
       remove: (key) => change(tablesOf(projection, gen).docs, id(key), undefined),
     },
     index: {
@@ -70,7 +74,10 @@ export function createMemoryViews(): MemoryViews {
   const reader = readerOver({
     activeGeneration,
     checkpoint,
-    doc: (projection, gen, key) => generation(projection, gen).docs.get(key),
+    doc: (projection, gen, key) => {
+      const bytes = tablesOf(projection, gen).docs.get(id(key))?.bytes;
+      return bytes === undefined ? undefined : Buffer.from(bytes);
+    },
     indexKeys: (projection, gen, start, end) =>
       [...tablesOf(projection, gen).index.values()].filter((k) => compareKeys(k, start) >= 0 && compareKeys(k, end) < 0).sort(compareKeys),
     docRange: (projection, gen, { start, end, limit }) =>
@@ -78,7 +85,7 @@ export function createMemoryViews(): MemoryViews {
         .filter(({ key }) => (start === undefined || compareKeys(asTuple(key), asTuple(start)) >= 0) && (end === undefined || compareKeys(asTuple(key), asTuple(end)) < 0))
         .sort((a, b) => compareKeys(asTuple(a.key), asTuple(b.key)))
         .slice(0, limit ?? Infinity)
-        .map(({ key, doc }) => ({ key, value: structuredClone(doc) })),
+        .map(({ key, bytes }) => ({ key, value: Buffer.from(bytes) })),
   });
 
   return {
@@ -121,6 +128,6 @@ export function createMemoryViews(): MemoryViews {
     documents: (projection, gen) =>
       [...tablesOf(projection, gen).docs.values()]
         .sort((a, b) => compareKeys(asTuple(a.key), asTuple(b.key)))
-        .map(({ key, doc }) => ({ key: structuredClone(key), doc: structuredClone(doc) })),
+        .map(({ key, bytes }) => ({ key: structuredClone(key), doc: decodeDoc(bytes) })),
   };
 }

@@ -1,7 +1,7 @@
 import type { Transaction } from 'lmdb';
 import type { Logger } from 'pino';
 import { streamChangedReason, type StoreHead, type StoreIdentity } from '../core/eventStore.js';
-import type { LmdbViewStore } from './lmdbViews.js';
+import { FORMAT_KEY, VIEW_FORMAT, type LmdbViewStore } from './lmdbViews.js';
 import { LAST } from './viewStore.js';
 
 /**
@@ -105,6 +105,8 @@ export function viewsBoundTo(views: LmdbViewStore, identity: StoreIdentity, now:
     // Nothing recorded: new views, or views from before stores were recorded; nothing says they are another store's.
     if (!recorded) return true;
     if (!sameStore(recorded, identity)) return false;
+    // Views of an older format wait for the projector to empty them (`upgradeFormat`).
+    if (views.meta.get(FORMAT_KEY) !== VIEW_FORMAT) return false;
     trustedUntil = now() + 1000;
     return true;
   };
@@ -131,6 +133,7 @@ export function bindViewsToStore(
   lastSeq: number,
   log: Logger,
 ): Binding {
+  upgradeFormat(views, projectionNames, log);
   const recorded = recordedIdentity(views);
   const held = checkpoints(views);
   const mismatch = storeChange({ built: recorded, live: identity, checkpoints: held, lastPosition: lastSeq });
@@ -161,6 +164,38 @@ export function bindViewsToStore(
     db.putSync(IDENTITY, identity);
   });
   return 'rebuilt';
+}
+
+/**
+ * Views whose documents are stored in an older format (see `VIEW_FORMAT`) are emptied, so
+ * that the projector rebuilds them; the notices' and forgets' checkpoints are kept, as
+ * neither depends on the documents. One transaction, the format written last.
+ */
+function upgradeFormat(views: LmdbViewStore, projectionNames: readonly string[], log: Logger): void {
+  const db = views.meta;
+  if (db.get(FORMAT_KEY) === VIEW_FORMAT) return;
+  const held = checkpoints(views).filter((c) => c.projection !== NOTIFIER_CHECKPOINT && c.projection !== FORGETS_CHECKPOINT);
+  if (held.length === 0) {
+    // Nothing built yet: new views.
+    views.env.transactionSync(() => void db.putSync(FORMAT_KEY, VIEW_FORMAT));
+    return;
+  }
+  log.warn({ checkpoints: Object.fromEntries(held.map((c) => [checkpointName(c), c.position])) }, 'the views were stored in an older format; they are emptied and rebuilt');
+  views.env.transactionSync(() => {
+    for (const [name, gens] of generationsOf(views, projectionNames)) {
+      for (const gen of gens) {
+        const g = views.lmdb(name, gen);
+        g.docs.clearSync();
+        g.index.clearSync();
+        // Format 1 kept the documents as MessagePack in `<name>.<gen>.docs`; no process of this format opens it.
+        views.env.openDB({ name: `${name}.${gen}.docs` }).dropSync();
+        db.removeSync(['checkpoint', name, gen]);
+        db.removeSync(['version', name, gen]);
+      }
+    }
+    for (const key of [...db.getKeys({ start: ['parked'], end: ['parked', LAST] })]) db.removeSync(key);
+    db.putSync(FORMAT_KEY, VIEW_FORMAT);
+  });
 }
 
 /** Binds the views to the store whose head is given (see `bindViewsToStore`). */

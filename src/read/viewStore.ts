@@ -10,13 +10,79 @@ export interface Page<D> {
   readonly next?: string;
 }
 
+/**
+ * A view document as the view store keeps it (docs/architecture.md, "Documents as stored
+ * bytes"): the position of the last event that changed it (its ETag) and the document as
+ * the JSON the query API sends, without its `hidden` fields, so that a read sends the
+ * bytes without parsing them.
+ */
+export interface StoredDoc {
+  readonly position: number;
+  readonly json: Buffer;
+}
+
+/**
+ * How a document is stored: its position as an 8-byte big-endian double, the length of the
+ * served JSON as a 4-byte unsigned integer, the served JSON (the document without its
+ * `hidden` fields), then the hidden fields as a JSON object, or nothing when there are none.
+ */
+export function encodeDoc(doc: object, position: number, hidden?: readonly string[]): Buffer {
+  let served: object = doc;
+  let kept = '';
+  if (hidden && hidden.length > 0 && hidden.some((f) => Object.hasOwn(doc, f))) {
+    const rest: Record<string, unknown> = { ...doc };
+    const apart: Record<string, unknown> = {};
+    for (const field of hidden) {
+      if (!Object.hasOwn(rest, field)) continue;
+      apart[field] = rest[field];
+      delete rest[field];
+    }
+    served = rest;
+    kept = JSON.stringify(apart);
+  }
+  const json = JSON.stringify(served);
+  const length = Buffer.byteLength(json);
+  const bytes = Buffer.allocUnsafe(12 + length + Buffer.byteLength(kept));
+  bytes.writeDoubleBE(position, 0);
+  bytes.writeUInt32BE(length, 8);
+  bytes.write(json, 12);
+  if (kept) bytes.write(kept, 12 + length);
+  return bytes;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A stored document's position and served JSON; the JSON shares the bytes it was read from. */
+export function storedDoc(bytes: Uint8Array): StoredDoc {
+  const buf = asBuffer(bytes);
+  return { position: buf.readDoubleBE(0), json: buf.subarray(12, 12 + buf.readUInt32BE(8)) };
+}
+
+/** A stored document, parsed, its hidden fields included: what the fold gets. */
+export function decodeDoc<D = object>(bytes: Uint8Array): D {
+  const buf = asBuffer(bytes);
+  const end = 12 + buf.readUInt32BE(8);
+  const doc = JSON.parse(buf.toString('utf8', 12, end)) as Record<string, unknown>;
+  if (end < buf.length) Object.assign(doc, JSON.parse(buf.toString('utf8', end)));
+  return doc as D;
+}
+
 /** A view, named by its projection: readers get its document type from it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ViewOf<D extends object> = Projection<any, D>;
 
 /** What query routes read. Reads see what the projector committed, from the next event-loop turn on. */
 export interface ViewReader {
+  /** A document, its hidden fields included. */
   get<D extends object>(view: ViewOf<D>, key: ViewKey): D | undefined;
+  /** A document as stored: its served JSON and the position of the last event that changed it. */
+  stored(view: Pick<Projection, 'name'>, key: ViewKey): StoredDoc | undefined;
+  /** `byIndex`, each document as stored. */
+  byIndexStored(view: Pick<Projection, 'name'>, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<StoredDoc>;
+  /** `byIndexFrom`, each document as stored. */
+  byIndexFromStored(view: Pick<Projection, 'name'>, prefix: readonly (string | number)[], from: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<StoredDoc>;
   /** Documents whose index entries start with `prefix`, in index order, after `cursor`. */
   byIndex<D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D>;
   /**
@@ -46,7 +112,8 @@ export interface ViewReader {
 export interface ViewGeneration {
   readonly docs: {
     get(key: ViewKey): object | undefined;
-    put(key: ViewKey, doc: object): void;
+    /** Stores a document as `encodeDoc` made it. */
+    put(key: ViewKey, stored: Buffer): void;
     remove(key: ViewKey): void;
   };
   readonly index: {
@@ -105,11 +172,12 @@ export interface IndexScanner extends ViewReader {
 export interface OrderedTables {
   activeGeneration(projection: string): number;
   checkpoint(projection: string, gen: number): number;
-  doc(projection: string, gen: number, key: ViewKey): object | undefined;
+  /** A document's stored bytes (see `encodeDoc`). */
+  doc(projection: string, gen: number, key: ViewKey): Uint8Array | undefined;
   /** Index entries in [start, end), in key order. */
   indexKeys(projection: string, gen: number, start: IndexKey, end: IndexKey): Iterable<IndexKey>;
-  /** Documents in key order, from `start` (inclusive) up to `end` (exclusive), at most `limit`. */
-  docRange(projection: string, gen: number, range: { start?: ViewKey; end?: ViewKey; limit?: number }): Iterable<{ key: ViewKey; value: object }>;
+  /** Documents' stored bytes in key order, from `start` (inclusive) up to `end` (exclusive), at most `limit`. */
+  docRange(projection: string, gen: number, range: { start?: ViewKey; end?: ViewKey; limit?: number }): Iterable<{ key: ViewKey; value: Uint8Array }>;
 }
 
 /** Sorts after every string converge writes in a key: the end of a range over all keys under a prefix. */
@@ -118,7 +186,7 @@ export const LAST = '\uffff';
 /** The query-side reads, over any store's ordered tables; cursors are opaque and checked. */
 export function readerOver(tables: OrderedTables): IndexScanner {
   const active = (name: string) => tables.activeGeneration(name);
-  const page = <D>(name: string, start: IndexKey, after: IndexKey | undefined, end: IndexKey, limit: number): Page<D> => {
+  const page = <D>(name: string, start: IndexKey, after: IndexKey | undefined, end: IndexKey, limit: number, as: (bytes: Uint8Array) => D): Page<D> => {
     const gen = active(name);
     const items: D[] = [];
     let last: IndexKey | undefined;
@@ -127,36 +195,48 @@ export function readerOver(tables: OrderedTables): IndexScanner {
       const doc = tables.doc(name, gen, documentKeyOf(key));
       if (doc === undefined) continue;
       if (items.length === limit) return { items, next: encodeCursor(last!) };
-      items.push(doc as D);
+      items.push(as(doc));
       last = key;
     }
     return { items };
   };
+  const byIndex = <D>(name: string, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }, as: (bytes: Uint8Array) => D): Page<D> => {
+    const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
+    return page<D>(name, after ?? [...prefix], after, [...prefix, LAST], opts.limit, as);
+  };
+  const byIndexFrom = <D>(name: string, prefix: readonly (string | number)[], from: readonly (string | number)[], opts: { limit: number; cursor?: string }, as: (bytes: Uint8Array) => D): Page<D> => {
+    const start = [...prefix, ...from];
+    const cursor = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
+    const after = cursor && compareKeys(cursor, start) >= 0 ? cursor : undefined;
+    return page<D>(name, after ?? start, after, [...prefix, LAST], opts.limit, as);
+  };
   return {
-    get: <D extends object>(view: ViewOf<D>, key: ViewKey) => tables.doc(view.name, active(view.name), key) as D | undefined,
-    byIndex<D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D> {
-      const after = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
-      return page<D>(view.name, after ?? [...prefix], after, [...prefix, LAST], opts.limit);
+    get<D extends object>(view: ViewOf<D>, key: ViewKey) {
+      const bytes = tables.doc(view.name, active(view.name), key);
+      return bytes === undefined ? undefined : decodeDoc<D>(bytes);
     },
-    byIndexFrom<D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], from: readonly (string | number)[], opts: { limit: number; cursor?: string }): Page<D> {
-      const start = [...prefix, ...from];
-      const cursor = opts.cursor === undefined ? undefined : decodeCursor(opts.cursor, prefix);
-      const after = cursor && compareKeys(cursor, start) >= 0 ? cursor : undefined;
-      return page<D>(view.name, after ?? start, after, [...prefix, LAST], opts.limit);
+    stored(view, key) {
+      const bytes = tables.doc(view.name, active(view.name), key);
+      return bytes === undefined ? undefined : storedDoc(bytes);
     },
+    byIndex: <D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], opts: { limit: number; cursor?: string }) => byIndex<D>(view.name, prefix, opts, decodeDoc),
+    byIndexStored: (view, prefix, opts) => byIndex(view.name, prefix, opts, storedDoc),
+    byIndexFrom: <D extends object>(view: ViewOf<D>, prefix: readonly (string | number)[], from: readonly (string | number)[], opts: { limit: number; cursor?: string }) =>
+      byIndexFrom<D>(view.name, prefix, from, opts, decodeDoc),
+    byIndexFromStored: (view, prefix, from, opts) => byIndexFrom(view.name, prefix, from, opts, storedDoc),
     scan<D extends object>(view: ViewOf<D>, after: string | undefined, limit: number): Array<{ key: string; doc: D }> {
       const out: Array<{ key: string; doc: D }> = [];
       if (limit <= 0) return out;
       // Keys that are not strings (numbers sort before, tuples among) are not documents of this listing.
       for (const { key, value } of tables.docRange(view.name, active(view.name), after === undefined ? {} : { start: after })) {
         if (typeof key !== 'string' || key === after) continue;
-        out.push({ key, doc: value as D });
+        out.push({ key, doc: decodeDoc<D>(value) });
         if (out.length === limit) break;
       }
       return out;
     },
     byKey: <D extends object>(view: ViewOf<D>, start: ViewKey, end: ViewKey, limit: number) =>
-      [...tables.docRange(view.name, active(view.name), { start, end, limit })].map((e) => e.value as D),
+      [...tables.docRange(view.name, active(view.name), { start, end, limit })].map((e) => decodeDoc<D>(e.value)),
     position: (view) => {
       const name = typeof view === 'string' ? view : view.name;
       return tables.checkpoint(name, active(name));

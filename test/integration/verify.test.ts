@@ -6,6 +6,7 @@ import { viewsOf } from '../../src/host/app.js';
 import type { StoredEvent } from '../../src/core/aggregate.js';
 import type { Projector } from '../../src/host/projector.js';
 import type { VerifyReport } from '../../src/read/verify.js';
+import { decodeDoc, encodeDoc } from '../../src/read/viewStore.js';
 import { pino } from 'pino';
 import { connectNats } from '../../src/nats/connection.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
@@ -129,14 +130,14 @@ t.test('verify against the event store', async (t) => {
   t.test('verify finds documents and an index entry corrupted in LMDB, and the CLI exits 1', async (t) => {
     const { views } = projector;
     const display = views.lmdb('shopDisplay', views.activeGeneration('shopDisplay'));
-    const s1 = display.docs.get('s1') as { name: string };
+    const s1 = decodeDoc<{ name: string }>(display.docs.get('s1')!);
     const s2 = display.docs.get('s2');
     const removed = [...display.index.getKeys()].find((k) => k[k.length - 1] === 's3')!;
     t.ok(removed, 's3 has an index entry to remove');
     views.env.transactionSync(() => {
-      display.docs.putSync('s1', { ...s1, name: 'Tampered' });
+      display.docs.putSync('s1', encodeDoc({ ...s1, name: 'Tampered' }, 1));
       display.docs.removeSync('s2');
-      display.docs.putSync('ghost', { id: 'ghost' });
+      display.docs.putSync('ghost', encodeDoc({ id: 'ghost' }, 1));
       display.index.removeSync(removed);
     });
 

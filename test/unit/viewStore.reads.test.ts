@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { defineProjection, type DomainEvent } from '../../src/index.js';
 import { openViewStore } from '../../src/read/lmdbViews.js';
 import { createMemoryViews } from '../../src/read/memoryViews.js';
-import type { ViewStore } from '../../src/read/viewStore.js';
+import { encodeDoc, type ViewStore } from '../../src/read/viewStore.js';
 import { tempDir } from '../helpers/nats.js';
 
 type Doc = { id: string };
@@ -26,8 +26,8 @@ function storeWith(t: Test, ids: readonly string[]): ViewStore {
   const views = open(t);
   const { docs, index } = views.generation('v', views.activeGeneration('v'));
   views.transaction(() => {
-    for (const id of ids) docs.put(id, { id });
-    docs.put(['a', 1], { id: 'tuple key' });
+    for (const id of ids) docs.put(id, encodeDoc({ id }, 1));
+    docs.put(['a', 1], encodeDoc({ id: 'tuple key' }, 1));
     for (const [i, id] of ids.entries()) index.put(['position', (i + 1) * 10, id]);
   });
   return views;
