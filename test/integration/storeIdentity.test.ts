@@ -9,7 +9,8 @@ import { viewsPath } from '../../src/host/paths.js';
 import { bindViewsToHead, recordedIdentity } from '../../src/read/storeIdentity.js';
 import { shopDisplay } from '../../projections/shopDisplay/shopDisplay.projection.js';
 import { openSnapshotStore } from '../../src/write/snapshots.js';
-import { openViewStore } from '../../src/read/lmdbViews.js';
+import { FORMAT_KEY, openViewStore, VIEW_FORMAT } from '../../src/read/lmdbViews.js';
+import { decodeDoc } from '../../src/read/viewStore.js';
 import { startWorker, type Worker } from '../../src/host/worker.js';
 import { startTestNats, tempDir } from '../helpers/nats.js';
 import { commandUrl, get, post, testConfig, urlOf } from '../helpers/workers.js';
@@ -154,4 +155,37 @@ t.test('a running projector stops following EVENTS once it is another stream, ev
   for (let i = 0; i < 150 && said().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.match(said(), [/the event store changed under the running projector: EVENTS is now stream [0-9a-f-]+, not [0-9a-f-]+ that the views were built from/], 'it says so once, naming both streams');
   t.equal(host.projector.views.position('shopDisplay'), reg.body.position, 'and folded nothing of the other stream into the views');
+});
+
+t.test('views stored in the format before documents were stored as bytes are emptied at the projector start and rebuilt, and not served meanwhile', async (t) => {
+  const dataDir = tempDir(t);
+  const nats = await startTestNats(t);
+  const first = await startHost(t, nats.url, dataDir);
+  const registered = await register(first.cmd, 'f1', 'Written before');
+  t.equal(registered.status, 200);
+  t.equal((await get(`${first.q}/shops/f1`, { 'x-min-position': String(registered.body.position) })).status, 200);
+  await first.stop();
+
+  // What an older converge left: each document as MessagePack in `<view>.<gen>.docs`, no format recorded.
+  const views = openViewStore(viewsPath(testConfig(t, nats.url, { CONVERGE_DATA_DIR: dataDir })));
+  const gen = views.activeGeneration('shopDisplay');
+  const old = views.env.openDB<unknown, string>({ name: `shopDisplay.${gen}.docs` });
+  views.env.transactionSync(() => {
+    for (const { key, value } of views.lmdb('shopDisplay', gen).docs.getRange()) old.putSync(key as string, decodeDoc(value));
+    views.lmdb('shopDisplay', gen).docs.clearSync();
+    views.meta.removeSync(FORMAT_KEY);
+  });
+  t.same(old.get('f1'), { ...(old.get('f1') as object), name: 'Written before' }, 'the old-format document is there');
+  await views.close();
+
+  const second = await startHost(t, nats.url, dataDir, async (q) => {
+    const early = await get(`${q}/shops/f1`);
+    t.same([early.status, early.body.error], [503, 'views_rebuilding'], 'before the projector empties them, the old views are not served');
+  });
+  t.ok(warnings(second.lines).some((w) => w.includes('stored in an older format')), 'the projector says why it rebuilds');
+  const rebuilt = await get(`${second.q}/shops/f1`, { 'x-min-position': String(registered.body.position), 'x-max-staleness': '5s' });
+  t.same([rebuilt.status, rebuilt.body.name, rebuilt.headers.get('etag')], [200, 'Written before', `"${registered.body.position}"`], 'rebuilt from the event store');
+  const { views: live } = second.projector;
+  t.equal(live.meta.get(FORMAT_KEY), VIEW_FORMAT, 'the format is recorded');
+  t.equal(live.env.openDB({ name: `shopDisplay.${gen}.docs` }).getCount(), 0, 'the old documents are gone');
 });
