@@ -151,6 +151,8 @@ export interface PhaseResult {
   readonly non2xx: number;
   /** Requests with no reply at all (socket error or timeout). */
   readonly errors: number;
+  /** Replies per status (`0 <error>` for none). */
+  readonly statuses: Readonly<Record<string, number>>;
 }
 
 /**
@@ -175,6 +177,7 @@ export async function phase(opts: { connections: number; durationS: number; rate
       p99: s.latency.p99,
       non2xx: count((k) => !/^2\d\d$/.test(k) && !k.startsWith('0 ')),
       errors: count((k) => k.startsWith('0 ')),
+      statuses: s.statuses,
     };
   } finally {
     client.close();
