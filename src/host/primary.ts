@@ -8,6 +8,7 @@ import { serverVersionAt } from '../nats/server.js';
 import { serveClusterMetrics } from '../observe/cluster.js';
 import { replicatedAppendsAreSafe } from '../store/eventStream.js';
 import { launchScript, natsAuthOf } from './config.js';
+import { HANDOFF_ENV, listenForWorkers, type Listeners } from './handoff.js';
 
 const MAX_BACKOFF_MS = 5000;
 /** How often the primary checks who its parent is: a system call, and well inside any drain deadline. */
@@ -65,6 +66,17 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   let stopping = false;
   let exitCode = 0;
 
+  // The workers' ports, held here so that a crashed worker's replacement finds its connections waiting.
+  const { host, commandPort, queryPort, adminPort } = config.http;
+  let listeners: Listeners;
+  try {
+    listeners = await listenForWorkers(host, { ...(config.cluster.role === 'read-replica' ? {} : { command: commandPort }), query: queryPort }, log);
+  } catch (err) {
+    log.fatal({ err, host, commandPort, queryPort }, `converge: cannot listen on ${host} (${(err as Error).message}); stopping`);
+    await nats?.stop();
+    process.exit(1);
+  }
+
   // Slots 0..workers-1 are workers; the last slot is the projector.
   const projectorSlot = config.cluster.workers;
   const fork = (index: number, crashes: number) => {
@@ -76,7 +88,9 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       // Resolved before the embedded server gave the children a nats.url.
       [envName(['cluster', 'ownership'])]: config.cluster.ownership,
       [envName(['cluster', 'process'])]: index === projectorSlot ? 'projector' : 'worker',
+      ...(index === projectorSlot ? {} : HANDOFF_ENV),
     });
+    if (index !== projectorSlot) listeners.attach(worker);
     slots[index] = { worker, startedAt: Date.now(), crashes };
     worker.on('exit', (code, signal) => {
       if (stopping) return;
@@ -92,23 +106,24 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   // Any child's `/metrics` asks here for the sum of every child's registry.
   serveClusterMetrics();
   for (let i = 0; i <= projectorSlot; i++) fork(i, 0);
-  const { host, commandPort, queryPort, adminPort } = config.http;
   // Logged when the version is known, without holding up the signal handlers below.
   void natsVersion.then((version) => {
     log.info(
       { workers: config.cluster.workers, role: config.cluster.role, hostId: config.cluster.hostId, nats: url, natsVersion: version ?? 'unknown: not reachable yet' },
-      `converge started: commands on http://${host}:${commandPort}, queries on http://${host}:${queryPort}, admin on http://${host}:${adminPort}; nats-server ${version ?? '(version unknown: not reachable yet)'} at ${url}`,
+      `converge started: commands on http://${host}:${listeners.ports.command ?? commandPort}, queries on http://${host}:${listeners.ports.query}, admin on http://${host}:${adminPort}; nats-server ${version ?? '(version unknown: not reachable yet)'} at ${url}`,
     );
     // The log is JSON for machines; a person starting converge gets the addresses in one plain line.
     const natsNote = nats ? ` (embedded, store ${nats.storeDir}; the URL is also in ${join(resolve(config.dataDir), 'run', 'nats.url')})` : '';
-    const commands = config.cluster.role === 'read-replica' ? 'read replica, no commands' : `commands http://${host}:${commandPort}`;
-    process.stderr.write(`converge: ${commands}  queries http://${host}:${queryPort}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`);
+    const commands = config.cluster.role === 'read-replica' ? 'read replica, no commands' : `commands http://${host}:${listeners.ports.command}`;
+    process.stderr.write(`converge: ${commands}  queries http://${host}:${listeners.ports.query}  admin http://${host}:${adminPort}  NATS ${url}${natsNote}\n`);
   });
 
   const shutdown = async (reason: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, `shutting down (${reason}): draining`);
+    // No new connections; the workers finish the requests they have.
+    await listeners.close();
     const exits = slots.map(
       ({ worker }) => new Promise<void>((done) => (worker.isDead() ? done() : worker.once('exit', () => done()))),
     );

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
+import { connectionsHandedOver, serveHandedConnections } from './handoff.js';
 import type { NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
 import { createMetrics, type Metrics } from '../observe/metrics.js';
@@ -99,7 +100,15 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
         isDraining: () => draining,
       })
     : undefined;
-  await commandApp?.listen({ host: config.http.host, port: config.http.commandPort });
+  // Forked by the primary, a worker is handed its connections (docs/architecture.md, "Running"); otherwise it listens.
+  const handedOver = connectionsHandedOver();
+  const stopTaking: Array<() => void> = [];
+  if (commandApp && handedOver) {
+    await commandApp.ready();
+    stopTaking.push(serveHandedConnections('command', commandApp.server));
+  } else {
+    await commandApp?.listen({ host: config.http.host, port: config.http.commandPort });
+  }
 
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
   const applied = followApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config)));
@@ -120,12 +129,18 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     applied,
     viewsBound: viewsBoundTo(views, side.head.identity),
   });
-  await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
+  if (handedOver) {
+    await queryApp.ready();
+    stopTaking.push(serveHandedConnections('query', queryApp.server));
+  } else {
+    await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       draining = true;
+      for (const stopped of stopTaking) stopped();
       await write?.stop();
       const forced = setTimeout(() => {
         commandApp?.server.closeAllConnections();
