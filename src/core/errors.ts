@@ -62,6 +62,7 @@ export const errorCatalogue = {
   rate_limited: later(429),
   internal_error: sameKey(500),
   event_store_unavailable: sameKey(503),
+  event_store_full: later(503),
   partition_unavailable: later(503),
   shutting_down: later(503),
   not_ready: later(503),
@@ -104,6 +105,17 @@ export class ConvergeError extends Error {
 export class EventStoreUnavailableError extends ConvergeError {
   constructor(message = 'the event store is unavailable; retry with the same Idempotency-Key', options?: ErrorOptions) {
     super('event_store_unavailable', message, options);
+  }
+}
+
+/**
+ * nats-server refused the append because its storage is full (JetStream's `insufficient
+ * resources`): nothing was stored, so the command can be sent again, with any key, once
+ * storage is freed.
+ */
+export class EventStoreFullError extends ConvergeError {
+  constructor(reason: string, options?: ErrorOptions) {
+    super('event_store_full', `the event store refuses writes: ${reason}; nothing was stored, retry once storage is freed`, options);
   }
 }
 

@@ -39,7 +39,9 @@ function table(rows: readonly (readonly string[])[], rightAligned: ReadonlySet<n
 /** One screen: the event store, each projection, the notifier, parked events and subscribers. */
 export function statusScreen({ views, parked, subscribers, partitions }: StatusSummary): string {
   const store = views.eventStore;
-  const lines = [`EVENTS: ${store.reachable ? `last position ${store.lastPosition}` : 'NOT reachable'}   (status at ${views.at})`, ''];
+  const lines = [`EVENTS: ${store.reachable ? `last position ${store.lastPosition}` : 'NOT reachable'}   (status at ${views.at})`];
+  if (store.refusesWrites) lines.push(`EVENTS REFUSES WRITES since ${store.refusesWrites.since}: ${store.refusesWrites.reason}`);
+  lines.push('');
   const rows = [['projection', 'state', 'gen', 'position', 'lag', 'lag ms', 'parked', 'note']];
   for (const p of views.projections) {
     const note = p.rebuild ? `rebuilding: ${progressLine(p.rebuild)}` : p.error ? p.error : p.lastRebuildError ? `last rebuild failed: ${p.lastRebuildError}` : '';

@@ -158,7 +158,8 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
     forgets?.restart();
   });
   const status = (): ViewsStatus => {
-    const eventStore = runner.stream();
+    const refused = link?.writes.refused();
+    const eventStore = { ...runner.stream(), ...(refused ? { refusesWrites: refused } : {}) };
     const health = notifier?.health();
     return {
       projections: runner.status(),

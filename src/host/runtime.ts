@@ -1,3 +1,4 @@
+import { refusing } from '../nats/writeRefusals.js';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -274,7 +275,7 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
       out[name] = `http://${host.includes(':') ? `[${host}]` : host}:${(server.server.address() as AddressInfo).port}`;
     };
     if (ports.commandPort !== undefined) {
-      const server = await buildCommandApp({ ...common, aggregates: app.aggregates, dispatch: write.dispatch, isReady: () => !stopping && (link?.isConnected() ?? true), isDraining: () => stopping !== undefined, now });
+      const server = await buildCommandApp({ ...common, aggregates: app.aggregates, dispatch: write.dispatch, isReady: () => !stopping && (link?.isConnected() ?? true), notReady: () => (link ? refusing(link) : undefined), isDraining: () => stopping !== undefined, now });
       await serve('command', server, ports.commandPort);
     }
     if (ports.queryPort !== undefined) {

@@ -4,6 +4,7 @@ import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
 import { connectionsHandedOver, serveHandedConnections } from './handoff.js';
+import { refusing } from '../nats/writeRefusals.js';
 import type { NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
 import { createMetrics, type Metrics } from '../observe/metrics.js';
@@ -96,6 +97,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
         ...traced,
         log,
         isReady: () => link.isConnected() && !draining,
+        notReady: () => refusing(link),
         natsVersion: () => link.nc.info?.version,
         isDraining: () => draining,
       })

@@ -27,6 +27,8 @@ export interface HttpAppOptions {
   /** Query strings carry numbers; command bodies must not be coerced. */
   readonly coerceTypes: boolean;
   readonly isReady: () => boolean;
+  /** Why the process cannot do its work although its dependencies are reachable (the event store refuses writes); `/ready` is 503 with it. */
+  readonly notReady?: () => string | undefined;
   /** The version the NATS server reported at connect, named by `/ready`; undefined before the first connect. */
   readonly natsVersion?: () => string | undefined;
   /** `/health` details beside `status` and `pid`. */
@@ -90,7 +92,9 @@ export async function createHttpApp(opts: HttpAppOptions) {
   app.get('/ready', { schema: { hide: true } }, async (_req, reply) => {
     // The version tells an operator which durability the event store gives (see the README).
     const nats = opts.natsVersion ? { nats: { version: opts.natsVersion() ?? null } } : {};
-    return opts.isReady() ? { status: 'ready', ...nats } : sendError(reply, 'not_ready', 'a dependency (NATS) is not reachable', nats);
+    if (!opts.isReady()) return sendError(reply, 'not_ready', 'a dependency (NATS) is not reachable', nats);
+    const why = opts.notReady?.();
+    return why === undefined ? { status: 'ready', ...nats } : sendError(reply, 'not_ready', why, nats);
   });
   // The page at /docs, its assets under /docs/static/, the document at /docs/json (see docs/architecture.md, "HTTP").
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -16,6 +16,8 @@ export interface CommandAppOptions {
   readonly log: FastifyBaseLogger;
   /** True once the event store is reachable. */
   readonly isReady: () => boolean;
+  /** See `HttpAppOptions.notReady`. */
+  readonly notReady?: () => string | undefined;
   /** The NATS server's version, for `/ready`. */
   readonly natsVersion?: () => string | undefined;
   /** True while the process drains for shutdown. */
@@ -39,6 +41,7 @@ export async function buildCommandApp(opts: CommandAppOptions): Promise<FastifyI
     validationCode: 'invalid_command',
     coerceTypes: false,
     isReady: opts.isReady,
+    ...(opts.notReady ? { notReady: opts.notReady } : {}),
     natsVersion: opts.natsVersion,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     ...(opts.tracing ? { tracing: opts.tracing } : {}),

@@ -131,7 +131,12 @@ export function startNotifier(
         const notice: Notice = { aggregate: c.aggregate, id: c.id, version: c.version, position: c.position, at: c.events[0]?.at ?? '' };
         return send(subject, c, notice);
       }),
-    );
+    ).catch((err: unknown) => {
+      // A refusal for full storage is what `converge status` and readiness report.
+      link.writes.note(err);
+      throw err;
+    });
+    if (latest.size > 0) link.writes.accepted();
     views.transaction(() => views.setCheckpoint(NOTIFIER_CHECKPOINT, 0, batch[batch.length - 1]!.position));
   };
   const feed = superviseFeed({

@@ -4,6 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { Logger } from 'pino';
 import type { NatsAuth } from './auth.js';
 import { createRequester, type Requester } from './requests.js';
+import { probeWhileRefused, PROBE_STREAM, writeRefusals, type WriteRefusals } from './writeRefusals.js';
 
 /** A NATS connection that reconnects forever and knows, synchronously, whether it is up. */
 export interface NatsLink {
@@ -14,6 +15,8 @@ export interface NatsLink {
   readonly requests: Requester;
   /** False while disconnected, so callers can fail fast instead of waiting for a timeout. */
   isConnected(): boolean;
+  /** Whether nats-server refuses this process's writes for full storage, from their answers. */
+  readonly writes: WriteRefusals;
   /** Calls `listener` after each reconnect; answers a function that removes it. */
   onReconnect(listener: () => void): () => void;
   close(): Promise<void>;
@@ -83,17 +86,31 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
     throw err;
   }
   const requests = createRequester(nc);
+  const writes = writeRefusals();
+  const stopProbing = probeWhileRefused(writes, async () => {
+    const subject = `converge.probe.${opts.name.replace(/[^A-Za-z0-9_-]/g, '_')}.${process.pid}`;
+    try {
+      await js.publish(subject, '', { timeout: opts.timeoutMs });
+    } catch (err) {
+      // No stream yet (its first probe): made here, kept small.
+      if (!/no responders|no stream/i.test(String((err as Error).message))) throw err;
+      await jsm.streams.add({ name: PROBE_STREAM, subjects: ['converge.probe.>'], max_msgs_per_subject: 1, max_age: 3_600_000_000_000, num_replicas: 1 });
+      await js.publish(subject, '', { timeout: opts.timeoutMs });
+    }
+  });
   return {
     nc,
     js,
     jsm,
     requests,
+    writes,
     isConnected: () => connected && !nc.isClosed(),
     onReconnect: (listener) => {
       reconnectListeners.add(listener);
       return () => reconnectListeners.delete(listener);
     },
     close: async () => {
+      stopProbing();
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
       requests.close();
     },

@@ -38,6 +38,8 @@ export interface StreamState {
   readonly lastPosition: number;
   /** When `lastPosition` was read. */
   readonly checkedAt: string | null;
+  /** Set while nats-server refuses this host's writes because its storage is full: since when, and its answer. */
+  readonly refusesWrites?: { readonly since: string; readonly reason: string };
 }
 
 /** A rebuild in progress: the fresh generation's position, what it runs to, and when it should get there. */

@@ -8,7 +8,7 @@ import {
 } from '@nats-io/jetstream';
 import { SpanKind } from '@opentelemetry/api';
 import type { ArchivableStore, ArchivedCommit } from '../core/archive.js';
-import { EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
+import { EventStoreFullError, EventStoreUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import {
   passedOver,
   StoreChangedError,
@@ -154,8 +154,10 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
         if (err instanceof PublishRefusedError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
           throw new WrongExpectedPositionError(subject, expectedPosition, { cause: err });
         }
+        if (link.writes.note(err)) throw new EventStoreFullError(link.writes.refused()!.reason, { cause: err });
         throw unavailable(err);
       }
+      link.writes.accepted();
       return { position: ack.seq, duplicate: ack.duplicate };
     },
 

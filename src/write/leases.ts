@@ -135,6 +135,8 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   /** Until when claims wait: after a reconnect the view of the bucket is catching up, and every worker would look alone. */
   let claimsFrom = 0;
   let warnedTwin = false;
+  /** Renewals paused while the store refuses writes (see `tick`). */
+  let paused = false;
 
   const observe = (e: KvWatchEntry) => {
     const deleted = e.operation !== 'PUT';
@@ -210,7 +212,25 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
   async function tick(): Promise<void> {
     const store = kv!;
     const at = now();
-    await store.put(memberKey(owner), value).catch((err: unknown) => log.debug({ err }, 'lease membership not renewed'));
+    const member = await store.put(memberKey(owner), value).then(
+      () => 'renewed' as const,
+      (err: unknown) => {
+        if (link.writes.note(err)) return 'refused' as const;
+        log.debug({ err }, 'lease membership not renewed');
+        return 'failed' as const;
+      },
+    );
+    // While nats-server refuses writes for full storage, a round writes its membership
+    // alone: every renewal would be refused too, each a line in nats-server's log. No other
+    // worker can claim meanwhile, and this one trusts its leases no longer than a renewal allows.
+    if (member === 'refused') {
+      if (!paused) log.warn({ owner, reason: link.writes.refused()?.reason }, 'the event store refuses writes: lease renewals paused until it takes them again');
+      paused = true;
+      return;
+    }
+    if (member === 'renewed') link.writes.accepted();
+    if (paused) log.info({ owner }, 'the event store takes writes again: lease renewals resumed');
+    paused = false;
     const live = members(at);
     // A member is given partitions only once every worker has had a round to see it.
     const settled = live.filter((m) => m === owner || at - (firstSeen.get(memberKey(m)) ?? at) >= tickMs);

@@ -81,6 +81,7 @@ export function createSingleLease(opts: SingleLeaseOptions): SingleLease {
         revision = await kv.update(key, value, revision);
         renewedAt = sentAt;
         holder = owner;
+        link.writes.accepted();
         return;
       }
       const current = await kv.get(key);
@@ -95,6 +96,8 @@ export function createSingleLease(opts: SingleLeaseOptions): SingleLease {
       log.info({ lease: key, owner }, `holds the ${key} lease`);
       await opts.onAcquire();
     } catch (err) {
+      // Full storage is what `converge status` and readiness report.
+      link.writes.note(err);
       // A renewal refused (another holder) or not answered: trusted until the fence, then given up.
       if (revision !== undefined && now() >= renewedAt + fenceMs()) await release(`it could not be renewed for ${fenceMs()} ms (${(err as Error).message})`);
     }
