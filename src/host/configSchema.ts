@@ -124,6 +124,7 @@ export const ConfigSchema = section({
     stallMs: positive(5000, 'a feed behind the stream that applies nothing this long gets a new consumer'),
     maxBackoffMs: positive(10000, 'longest wait between attempts to apply a batch the view store refused'),
     statusIntervalMs: positive(1000, 'how often the projector reads the stream\'s last sequence and publishes its status'),
+    flushCommits: setting(Type.Boolean(), false, 'each batch the projector commits waits for the disk; by default it does not, and views an operating-system crash left unflushed are rebuilt'),
   }),
   query: section({
     waitMs: positive(1000, 'how long `X-Min-Position` and `X-Max-Staleness` wait by default'),

@@ -9,6 +9,8 @@ import { serveClusterMetrics } from '../observe/cluster.js';
 import { replicatedAppendsAreSafe } from '../store/eventStream.js';
 import { launchScript, natsAuthOf } from './config.js';
 import { HANDOFF_ENV, listenForWorkers, type Listeners } from './handoff.js';
+import { viewsPath } from './paths.js';
+import { recoverViews } from '../read/viewsDurability.js';
 
 const MAX_BACKOFF_MS = 5000;
 /** How often the primary checks who its parent is: a system call, and well inside any drain deadline. */
@@ -65,6 +67,9 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   const slots: { worker: Worker; startedAt: number; crashes: number }[] = [];
   let stopping = false;
   let exitCode = 0;
+
+  // Before any child opens them: views an operating-system crash left unflushed are removed and rebuilt.
+  recoverViews(viewsPath(config), log);
 
   // The workers' ports, held here so that a crashed worker's replacement finds its connections waiting.
   const { host, commandPort, queryPort, adminPort } = config.http;

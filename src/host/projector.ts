@@ -25,9 +25,8 @@ import { isArchivable } from '../core/archive.js';
 import { personalDeclarations } from '../core/personal.js';
 import { forgetSubject } from '../lifecycle/forget.js';
 import { FORGOTTEN_SUBJECT } from './writeSide.js';
-import { openViewStore } from '../read/lmdbViews.js';
 import { canArchive, startArchiveSide } from './archiveSide.js';
-import { archiveIndexOf } from './readSide.js';
+import { archiveIndexOf, openWriterViews } from './readSide.js';
 import { METRICS_TIMEOUT_MS } from './worker.js';
 
 /** The host's projector: the only writer of its LMDB views, the notifier, and the admin API. */
@@ -57,7 +56,7 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
   // theirs would put older notices over newer ones in NOTIFY, which keeps one per aggregate.
   const readReplica = config.cluster.role === 'read-replica';
   // Before the store: the archive's index lives beside the views.
-  const views = openViewStore(viewsPath(config));
+  const views = openWriterViews(config, log);
   const side = await openStoreSide({
     config,
     log,

@@ -1,9 +1,12 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventStore, StoreHead } from '../core/eventStore.js';
 import { startNotifier, type Notifier } from '../integration/notifier.js';
 import type { NatsLink } from '../nats/connection.js';
 import type { Tracing } from '../observe/tracing.js';
 import { openViewStore, type LmdbViewStore } from '../read/lmdbViews.js';
+import { bootId, markClean, markWriting, recoverViews } from '../read/viewsDurability.js';
 import { followArchive } from '../read/archiveFollower.js';
 import { superviseFeed, type FeedSpec } from '../read/feed.js';
 import { followForgets, personalViews } from '../lifecycle/forget.js';
@@ -77,7 +80,7 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
     views = opts.views;
     if (link) bindViewsToHead(views as LmdbViewStore, projections.map((p) => p.name), opts.head, log);
   } else if (link) {
-    const lmdb = openViewStore(viewsPath(config));
+    const lmdb = openWriterViews(config, log);
     // Before anything reads a checkpoint: views of another store are emptied here and rebuilt by the runner.
     bindViewsToHead(lmdb, projections.map((p) => p.name), opts.head, log);
     views = lmdb;
@@ -210,8 +213,31 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
 }
 
 /** The host's views: LMDB in `<dataDir>/views` on NATS, in memory without it. */
-export function openHostViews(config: Config): ViewStore {
-  return config.nats.url === '' ? createMemoryViews() : openViewStore(viewsPath(config));
+export function openHostViews(config: Config, log: Logger): ViewStore {
+  return config.nats.url === '' ? createMemoryViews() : openWriterViews(config, log);
+}
+
+/**
+ * The views as their one writer opens them: committed without a flush unless
+ * `projections.flushCommits` (or no boot id to tell an operating-system crash by), after
+ * removing views such a crash left unflushed (docs/architecture.md, "Views without a flush").
+ */
+export function openWriterViews(config: Config, log: Logger): LmdbViewStore {
+  const dir = viewsPath(config);
+  recoverViews(dir, log);
+  const boot = config.projections.flushCommits ? undefined : bootId();
+  if (boot) {
+    mkdirSync(dirname(dir), { recursive: true });
+    markWriting(dir, boot);
+  }
+  const views = openViewStore(dir, { unflushed: boot !== undefined });
+  return {
+    ...views,
+    async close() {
+      await views.close();
+      if (boot) markClean(dir, boot);
+    },
+  };
 }
 
 /**

@@ -165,7 +165,7 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   const tracing = createTracing(config.telemetry, 'converge');
   const metrics: Metrics | undefined = options.metrics ? createMetrics() : undefined;
   // Before the store: the archive's index lives beside the views.
-  const hostViews = openHostViews(config);
+  const hostViews = openHostViews(config, log);
   const side = await openStoreSide({
     config,
     log,

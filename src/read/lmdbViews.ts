@@ -30,14 +30,16 @@ export interface LmdbViewStore extends ViewStore {
  * query workers read), hence `overlappingSync: false` (see docs/architecture.md,
  * "Verified facts").
  *
- * `noMetaSync`: a commit flushes its data pages but not the meta page, one disk flush
+ * `unflushed` (the projector's default): a commit does not wait for the disk at all
+ * (`noSync`); see `viewsDurability.ts` for how an operating-system crash is recovered from.
+ * Otherwise `noMetaSync`: a commit flushes its data pages but not the meta page, one disk flush
  * instead of two. LMDB keeps the file consistent; an operating-system crash may undo the
  * last commits, and since each commit holds a batch's view changes together with the
  * checkpoint, the projector then applies that batch again from `EVENTS`. A process crash
  * loses nothing either way (the pages are in the page cache).
  */
-export function openViewStore(path: string): LmdbViewStore {
-  const env = open({ path, overlappingSync: false, noMetaSync: true, maxDbs: 128 });
+export function openViewStore(path: string, opts: { unflushed?: boolean } = {}): LmdbViewStore {
+  const env = open({ path, overlappingSync: false, noMetaSync: true, maxDbs: 128, ...(opts.unflushed ? { noSync: true } : {}) });
   const meta = env.openDB<unknown, IndexKey>({ name: 'meta' });
   const opened = new Map<string, LmdbGeneration>();
 
@@ -107,6 +109,11 @@ export function openViewStore(path: string): LmdbViewStore {
         (e) => e.value as ParkedEvent,
       ),
     unpark: (projection, position, eventIndex) => void meta.removeSync(['parked', projection, position, eventIndex]),
-    close: () => env.close(),
+    async close() {
+      // Unflushed commits go to the disk before the views count as closed cleanly.
+      // `sync` is on the environment though not in lmdb's types (its open.js).
+      if (opts.unflushed) await new Promise<void>((resolve) => (env as unknown as { sync(done: () => void): void }).sync(() => resolve()));
+      await env.close();
+    },
   };
 }
