@@ -105,7 +105,11 @@ export async function listenForWorkers(host: string, ports: Partial<Record<PortK
   };
 
   for (const [kind, port] of Object.entries(ports) as Array<[PortKind, number]>) {
-    const server = createServer({ pauseOnConnect: true }, (socket) => dispatch(kind, socket));
+    const server = createServer({ pauseOnConnect: true }, (socket) => {
+      // A client that resets a connection the primary still holds must not take the primary down.
+      socket.on('error', () => socket.destroy());
+      dispatch(kind, socket);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port }, () => {
