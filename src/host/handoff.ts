@@ -49,11 +49,12 @@ export async function listenForWorkers(host: string, ports: Partial<Record<PortK
   const held = new Map<PortKind, Held[]>();
   const bound: Partial<Record<PortKind, number>> = {};
   /** Connections sent to a worker that has not said it took them yet. */
-  const pending = new Map<number, { socket: Socket; kind: PortKind; worker: Worker }>();
+  const pending = new Map<number, { socket: Socket; kind: PortKind; worker: Worker; since: number }>();
   let sent = 0;
   let warnedFull = false;
 
   const dispatch = (kind: PortKind, socket: Socket) => {
+    if (socket.destroyed) return;
     const workers = serving.get(kind) ?? [];
     if (workers.length === 0) {
       const queue = held.get(kind) ?? [];
@@ -73,7 +74,7 @@ export async function listenForWorkers(host: string, ports: Partial<Record<PortK
     // The primary keeps its copy until the worker says it took the connection: one sent to a
     // worker that dies before it reads it goes to the next worker instead of nowhere.
     const id = ++sent;
-    pending.set(id, { socket, kind, worker });
+    pending.set(id, { socket, kind, worker, since: Date.now() });
     worker.send({ converge: 'connection', kind, id } satisfies HandoffMessage, socket, { keepOpen: true }, (err) => {
       if (err) retry(id);
     });
@@ -121,9 +122,15 @@ export async function listenForWorkers(host: string, ports: Partial<Record<PortK
     bound[kind] = (server.address() as { port: number }).port;
     servers.set(kind, server);
   }
-  // Held connections whose client gave up are closed rather than kept until a worker serves.
+  // Held connections whose client gave up are closed rather than kept until a worker serves;
+  // so is the primary's copy of one a worker never said it took (stuck, or out of descriptors).
   const sweep = setInterval(() => {
     const stale = Date.now() - HOLD_MS;
+    for (const [id, entry] of pending) {
+      if (entry.since >= stale) continue;
+      pending.delete(id);
+      entry.socket.destroy();
+    }
     for (const [kind, queue] of held) {
       held.set(
         kind,
@@ -153,7 +160,9 @@ export async function listenForWorkers(host: string, ports: Partial<Record<PortK
           stopServing(worker);
         }
       });
-      worker.on('exit', () => {
+      worker.on('exit', () => stopServing(worker));
+      // After 'disconnect' every message the worker sent has been read, its 'took's among them.
+      worker.on('disconnect', () => {
         stopServing(worker);
         for (const [id, entry] of pending) if (entry.worker === worker) retry(id);
       });
@@ -164,32 +173,62 @@ export async function listenForWorkers(host: string, ports: Partial<Record<PortK
       held.clear();
       for (const { socket } of pending.values()) socket.destroy();
       pending.clear();
-      await Promise.all([...servers.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      // Not awaited: a server whose sockets went to workers waits for the workers to close them all.
+      for (const server of servers.values()) server.close();
     },
   };
 }
 
 /** A server a worker feeds with the connections the primary hands it, as if it listened. */
 export interface HandedServer {
-  emit(event: 'connection', socket: Socket): boolean;
+  emit(event: 'connection' | 'listening', socket?: Socket): boolean;
+  closeIdleConnections(): void;
+  closeAllConnections(): void;
+}
+
+/** What a worker does with the connections the primary hands it for one port. */
+export interface HandedConnections {
+  /** Tells the primary to hand this worker no more connections (the start of a drain). */
+  stopTaking(): void;
+  /**
+   * Ends the connections it was handed: idle ones at once, the others once their request is
+   * answered, and whatever is left after `ms`.
+   */
+  drain(ms: number): Promise<void>;
 }
 
 /**
  * In a worker: takes the connections the primary hands over for `kind` into `server`, and
- * tells the primary it serves that port. Answers a function that tells the primary to stop
- * handing it connections (at the start of a drain).
+ * tells the primary it serves that port. The server never listens, so the 'listening' event
+ * is raised by hand: Node's HTTP server starts tracking connections (for its header and
+ * request timeouts and `closeAllConnections`) on it.
  */
-export function serveHandedConnections(kind: PortKind, server: HandedServer): () => void {
+export function serveHandedConnections(kind: PortKind, server: HandedServer): HandedConnections {
+  const open = new Set<Socket>();
+  server.emit('listening');
   const onMessage = (msg: HandoffMessage, socket?: Socket) => {
     if (msg?.converge !== 'connection' || msg.kind !== kind || !socket) return;
     process.send?.({ converge: 'took', id: msg.id } satisfies HandoffMessage);
+    open.add(socket);
+    socket.once('close', () => open.delete(socket));
     server.emit('connection', socket);
     socket.resume();
   };
   process.on('message', onMessage);
   process.send?.({ converge: 'serving', kind } satisfies HandoffMessage);
-  return () => {
-    process.send?.({ converge: 'draining' } satisfies HandoffMessage);
+  return {
+    stopTaking() {
+      process.send?.({ converge: 'draining' } satisfies HandoffMessage);
+    },
+    async drain(ms) {
+      const deadline = Date.now() + ms;
+      while (open.size > 0 && Date.now() < deadline) {
+        server.closeIdleConnections();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      server.closeAllConnections();
+      process.off('message', onMessage);
+    },
   };
 }
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
-import { connectionsHandedOver, serveHandedConnections } from './handoff.js';
+import { connectionsHandedOver, serveHandedConnections, type HandedConnections } from './handoff.js';
 import { refusing } from '../nats/writeRefusals.js';
 import type { NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
@@ -104,10 +104,10 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
     : undefined;
   // Forked by the primary, a worker is handed its connections (docs/architecture.md, "Running"); otherwise it listens.
   const handedOver = connectionsHandedOver();
-  const stopTaking: Array<() => void> = [];
+  const handed: HandedConnections[] = [];
   if (commandApp && handedOver) {
     await commandApp.ready();
-    stopTaking.push(serveHandedConnections('command', commandApp.server));
+    handed.push(serveHandedConnections('command', commandApp.server));
   } else {
     await commandApp?.listen({ host: config.http.host, port: config.http.commandPort });
   }
@@ -133,7 +133,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   });
   if (handedOver) {
     await queryApp.ready();
-    stopTaking.push(serveHandedConnections('query', queryApp.server));
+    handed.push(serveHandedConnections('query', queryApp.server));
   } else {
     await queryApp.listen({ host: config.http.host, port: config.http.queryPort });
   }
@@ -142,7 +142,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   const stop = () =>
     (stopping ??= (async () => {
       draining = true;
-      for (const stopped of stopTaking) stopped();
+      for (const h of handed) h.stopTaking();
       await write?.stop();
       const forced = setTimeout(() => {
         commandApp?.server.closeAllConnections();
@@ -150,6 +150,8 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
       }, Math.min(config.cluster.shutdownTimeoutMs, 2000));
       await Promise.all([commandApp?.close(), queryApp.close()]);
       clearTimeout(forced);
+      // Handed connections: the servers never listened, so closing them waits for none.
+      await Promise.all(handed.map((h) => h.drain(Math.min(config.cluster.shutdownTimeoutMs, 2000))));
       viewsStatus.stop();
       applied.stop();
       await side.close();

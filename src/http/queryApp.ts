@@ -51,6 +51,8 @@ export interface QuerySettings {
 
 /** How old the look at the store's head behind `X-View-Lag-Ms` may be (docs/architecture.md, "Staleness"). */
 const LAG_LOOK_MS = 100;
+/** How long a read without a budget waits for NATS to tell its view's lag; past it, the read goes without `X-View-Lag-Ms`. */
+const LAG_WAIT_MS = 50;
 
 export interface QueryAppOptions extends QueryRoutesOptions {
   readonly http: HttpServerSettings & { readonly queryRateLimit: RateLimitSettings };
@@ -106,16 +108,28 @@ export function queryRoutes(opts: QueryRoutesOptions) {
           await next();
         }
       }
-      let lagMs = await lag.lagMs(opts.views.position(projection), wait.maxStalenessMs ?? LAG_LOOK_MS);
+      // The lag from a look no older than `freshMs`, or null if NATS has not answered by `until`.
+      const lagWithin = async (freshMs: number, until: number) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          return await Promise.race([lag.lagMs(opts.views.position(projection), freshMs), new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, until - Date.now()))))]);
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      // Without a budget a read waits at most LAG_WAIT_MS for NATS to say the lag, and then goes without it.
+      let lagMs = wait.maxStalenessMs === undefined ? await lagWithin(LAG_LOOK_MS, Date.now() + LAG_WAIT_MS) : null;
       if (wait.maxStalenessMs !== undefined) {
         const budget = wait.maxStalenessMs;
+        const within = () => lagWithin(budget, deadline);
+        lagMs = await within();
         while (lagMs === null || lagMs > budget) {
           if (Date.now() >= deadline) {
             if (lagMs !== null) reply.header('x-view-lag-ms', String(lagMs));
             return sendError(reply, 'view_stale', `${projection} is ${lagMs === null ? 'an unknown time' : `${lagMs} ms`} behind the event store, more than the ${budget} ms X-Max-Staleness allows`, { lagMs });
           }
           await next();
-          lagMs = await lag.lagMs(opts.views.position(projection), budget);
+          lagMs = await within();
         }
       }
       if (lagMs !== null) reply.header('x-view-lag-ms', String(lagMs));

@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { Logger } from 'pino';
 import type { NatsAuth } from './auth.js';
 import { createRequester, type Requester } from './requests.js';
-import { probeWhileRefused, PROBE_STREAM, writeRefusals, type WriteRefusals } from './writeRefusals.js';
+import { isStorageFull, probeWhileRefused, PROBE_STREAM, writeRefusals, type WriteRefusals } from './writeRefusals.js';
 
 /** A NATS connection that reconnects forever and knows, synchronously, whether it is up. */
 export interface NatsLink {
@@ -89,13 +89,19 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
   const writes = writeRefusals();
   const stopProbing = probeWhileRefused(writes, async () => {
     const subject = `converge.probe.${opts.name.replace(/[^A-Za-z0-9_-]/g, '_')}.${process.pid}`;
+    const publish = () => js.publish(subject, '', { timeout: opts.timeoutMs });
     try {
-      await js.publish(subject, '', { timeout: opts.timeoutMs });
+      await publish();
     } catch (err) {
-      // No stream yet (its first probe): made here, kept small.
-      if (!/no responders|no stream/i.test(String((err as Error).message))) throw err;
-      await jsm.streams.add({ name: PROBE_STREAM, subjects: ['converge.probe.>'], max_msgs_per_subject: 1, max_age: 3_600_000_000_000, num_replicas: 1 });
-      await js.publish(subject, '', { timeout: opts.timeoutMs });
+      if (isStorageFull(err)) throw err;
+      // No stream yet (the client says JetStream is not enabled when nothing takes the subject): made here, kept small.
+      await jsm.streams
+        .add({ name: PROBE_STREAM, subjects: ['converge.probe.>'], max_msgs_per_subject: 1, max_age: 3_600_000_000_000, num_replicas: 1 })
+        .catch((e: unknown) => {
+          // Another process made it first.
+          if (!/already in use/i.test(String((e as Error).message))) throw e;
+        });
+      await publish();
     }
   });
   return {

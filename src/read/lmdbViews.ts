@@ -112,8 +112,12 @@ export function openViewStore(path: string, opts: { unflushed?: boolean } = {}):
     async close() {
       // Unflushed commits go to the disk before the views count as closed cleanly.
       // `sync` is on the environment though not in lmdb's types (its open.js).
-      if (opts.unflushed) await new Promise<void>((resolve) => (env as unknown as { sync(done: () => void): void }).sync(() => resolve()));
+      // A flush that failed leaves the views unclean: closed, and then the error.
+      const flushed = opts.unflushed
+        ? await new Promise<unknown>((resolve) => (env as unknown as { sync(done: (err?: unknown) => void): void }).sync((err) => resolve(err)))
+        : undefined;
       await env.close();
+      if (flushed) throw flushed instanceof Error ? flushed : new Error(`flushing the views failed: ${String(flushed)}`);
     },
   };
 }

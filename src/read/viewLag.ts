@@ -18,6 +18,12 @@ export interface ViewLag {
    * looks again when the last one is older); null when the store cannot say.
    */
   lagMs(position: number, freshMs: number): Promise<number | null>;
+  /**
+   * The lag from the last look, without waiting for the store: it is looked at again in
+   * the background once the last look is older than `freshMs`, and the time of a commit not
+   * known yet is fetched for the next read. Null until then.
+   */
+  lastKnownMs(position: number, freshMs: number): number | null;
 }
 
 /** Commits whose time a worker remembers (the oldest unapplied one for each recent view position). */
@@ -56,7 +62,9 @@ export function viewLag(store: Pick<EventStore, 'head' | 'commitAt'>, now: () =>
       return undefined;
     })().then(
       (at) => {
-        taken.set(position, at);
+        // An unknown time is not kept: the next read asks again, with the head it knows then.
+        if (at === undefined) taken.delete(position);
+        else taken.set(position, at);
         return at;
       },
       () => {
@@ -79,6 +87,13 @@ export function viewLag(store: Pick<EventStore, 'head' | 'commitAt'>, now: () =>
       if (!look || look.at < oldest) return null;
       if (position >= look.head) return 0;
       return lagFrom(await firstAfter(position, look.head));
+    },
+    lastKnownMs(position, freshMs) {
+      if (!look || now() - look.at > freshMs) void lookAgain();
+      if (!look) return null;
+      if (position >= look.head) return 0;
+      const at = firstAfter(position, look.head);
+      return typeof at === 'number' ? lagFrom(at) : null;
     },
   };
 }

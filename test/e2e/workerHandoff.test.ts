@@ -33,7 +33,9 @@ t.test('with one worker, connections made while a killed worker is replaced are 
   const outcomes: Array<Promise<{ status: number; error?: string; pid?: number }>> = [];
   let closedPort = 0;
   let replaced = false;
-  for (let i = 0; Date.now() - killedAt < 15_000 && !(replaced && i % 50 === 0); i++) {
+  let accepted = false;
+  // Until the replacement has answered and accepted a command (its partitions' leases lapse first), for at most 30 s.
+  for (let i = 0; Date.now() - killedAt < 30_000 && !(replaced && accepted && i % 2 === 0); i++) {
     const base = i % 2 === 0 ? cluster.base : cluster.query;
     const body = i % 2 === 0 ? { name: `held-${i}`, category: 'c', ownerId: 'o' } : undefined;
     const request = body
@@ -44,6 +46,7 @@ t.test('with one worker, connections made while a killed worker is replaced are 
         async (res) => {
           const json = (await res.json().catch(() => ({}))) as { pid?: number; error?: string };
           if (res.status === 200 && json.pid !== undefined && json.pid !== victim) replaced = true;
+          if (res.status === 200 && body) accepted = true;
           return { status: res.status, ...(json.pid === undefined ? {} : { pid: json.pid }), ...(json.error === undefined ? {} : { error: `${json.error}, retry-after ${res.headers.get('retry-after')}` }) };
         },
         (err: Error & { cause?: { code?: string } }) => ({ status: 0, error: `request ${i} at ${Date.now() - killedAt} ms: ${err.cause?.code ?? err.message}` }),

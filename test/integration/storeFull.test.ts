@@ -86,3 +86,37 @@ t.test('a full event store: commands refused as event_store_full, readiness and 
   t.pass('readiness and commands recover without restarting converge');
   t.notOk(((await get(`${cmd}/ready`)).body as { message?: string }).message, 'and readiness no longer names a refusal');
 });
+
+t.test('with static ownership (nothing else writes), a refused command turns readiness false, and the probe alone turns it true again', async (t) => {
+  const dir = tempDir(t);
+  const storeDir = join(dir, 'store');
+  const config = (limit: string) => {
+    const file = join(dir, `nats-${limit}.conf`);
+    writeFileSync(file, `jetstream { max_file_store: ${limit} }\n`);
+    return file;
+  };
+  let server: NatsServerProcess = await launchNatsServer({ port: 0, storeDir, configFile: config('24MB') });
+  const port = Number(new URL(server.url).port);
+  t.teardown(() => server.stop());
+  const [worker] = await startWorkers(t, server.url, 1, { CONVERGE_DATA_DIR: tempDir(t) });
+  const cmd = commandUrl(worker!);
+  await until('a command accepted', async () => ((await post(cmd, '/shops/s0/register', { name: 's0', category: 'c', ownerId: 'o' })).status === 200 ? true : undefined));
+  const filler = await connectNats(server.url, { name: 'filler', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+  t.teardown(() => filler.close());
+  await filler.jsm.streams.add({ name: 'FILLER', subjects: ['filler.>'] });
+  const chunk = 'x'.repeat(256 * 1024);
+  let refusal = '';
+  for (let i = 0; i < 400 && !refusal; i++) await filler.js.publish(`filler.${i}`, chunk).catch((err: Error) => (refusal = err.message));
+  t.match(refusal, /insufficient resources/);
+
+  const refused = await post(cmd, '/shops/s1/register', { name: 's1', category: 'c', ownerId: 'o' });
+  t.same([refused.status, refused.body['error']], [503, 'event_store_full'], 'the command is refused: nothing was stored');
+  t.equal((await get(`${cmd}/ready`)).status, 503, 'readiness turns false with it');
+
+  await server.stop();
+  server = await launchNatsServer({ port, storeDir, configFile: config('256MB') });
+  const restartedAt = Date.now();
+  await until('readiness to return with no command sent', async () => ((await get(`${cmd}/ready`)).status === 200 ? true : undefined), 30_000);
+  t.comment(`ready again ${Date.now() - restartedAt} ms after the restart, from the probe`);
+  t.equal((await post(cmd, '/shops/s1/register', { name: 's1', category: 'c', ownerId: 'o' })).status, 200, 'and the command goes through');
+});
