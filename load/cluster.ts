@@ -79,6 +79,8 @@ export async function startCluster(natsUrl: string, dataDir: string, workers: nu
       CONVERGE_DATA_DIR: dataDir,
       CONVERGE_CLUSTER_WORKERS: String(workers),
       CONVERGE_LOG_LEVEL: options.logLevel ?? 'warn',
+      // Settings given to the benchmark itself (CONVERGE_PROJECTIONS_FLUSH_COMMITS=true …) reach the cluster.
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('CONVERGE_') && !['CONVERGE_NATS_URL', 'CONVERGE_DATA_DIR'].includes(k))),
       ...options.env,
     },
     stdio: ['ignore', options.outputFd ?? 'inherit', options.outputFd ?? 'inherit'],

@@ -66,6 +66,21 @@ export interface StoreHead {
   readonly firstPosition: number;
 }
 
+/** How `EventStore.subscribe` reads. */
+export interface SubscribeOptions {
+  readonly batchSize: number;
+  readonly stream?: string;
+  readonly only?: ReadonlySet<string>;
+  /**
+   * One aggregate's commits alone, filtered by the store: the others are not delivered at
+   * all, so positions skip. For a reader of converge's own records (the archive's, the
+   * forgets') that must not cost a delivery of every commit.
+   */
+  readonly aggregate?: string;
+  /** Commits as stored, personal fields still sealed: for a reader that needs none of their data (the notifier). */
+  readonly sealed?: boolean;
+}
+
 /** A commit as a subscription delivers it. */
 export interface Delivered {
   readonly commit: StoredCommit;
@@ -111,7 +126,7 @@ export interface EventStore {
    * and position, no events), without being decoded: a reader that needs a few aggregates'
    * commits passes over the rest at the cost of reading their subject.
    */
-  subscribe(afterPosition: number, opts: { readonly batchSize: number; readonly stream?: string; readonly only?: ReadonlySet<string> }): Promise<CommitSubscription>;
+  subscribe(afterPosition: number, opts: SubscribeOptions): Promise<CommitSubscription>;
   /** False while the store is known to be unreachable, so callers can fail fast. */
   isAvailable(): boolean;
   /** Calls `listener` whenever the store is reachable again after an outage; answers a function that removes it. */

@@ -118,10 +118,10 @@ export function queryRoutes(opts: QueryRoutesOptions) {
         }
       };
       // Without a budget a read waits at most LAG_WAIT_MS for NATS to say the lag, and then goes without it.
-      let lagMs = wait.maxStalenessMs === undefined ? await lagWithin(LAG_LOOK_MS, Date.now() + LAG_WAIT_MS) : null;
+      let lagMs = wait.maxStalenessMs === undefined ? (lag.knownMs(opts.views.position(projection), LAG_LOOK_MS) ?? (await lagWithin(LAG_LOOK_MS, Date.now() + LAG_WAIT_MS))) : null;
       if (wait.maxStalenessMs !== undefined) {
         const budget = wait.maxStalenessMs;
-        const within = () => lagWithin(budget, deadline);
+        const within = async () => lag.knownMs(opts.views.position(projection), budget) ?? (await lagWithin(budget, deadline));
         lagMs = await within();
         while (lagMs === null || lagMs > budget) {
           if (Date.now() >= deadline) {

@@ -141,6 +141,8 @@ export function startNotifier(
   };
   const feed = superviseFeed({
     ...opts,
+    // A notice carries no data: personal fields are not opened for it.
+    sealed: true,
     name: 'notifier',
     from: () => views.checkpoint(NOTIFIER_CHECKPOINT, 0),
     apply: publish,

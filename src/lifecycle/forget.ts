@@ -87,5 +87,6 @@ export function followForgets(opts: {
     log.info({ keyIds }, 'forgotten: every view that may hold personal data was made again');
     opts.onForgotten?.(keyIds);
   };
-  return opts.feed({ name: 'forgets', from: () => opts.checkpoint.get(), apply, only: new Set([FORGET_AGGREGATE]) });
+  // The records of forgetting alone, filtered by nats-server.
+  return opts.feed({ name: 'forgets', from: () => opts.checkpoint.get(), apply, aggregate: FORGET_AGGREGATE });
 }

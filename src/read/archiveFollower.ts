@@ -12,12 +12,10 @@ export interface ArchiveFollower {
   stop(): void;
 }
 
-const ONLY = new Set([ARCHIVE_AGGREGATE]);
-
 /**
  * Keeps a host's archive index (docs/architecture.md, "Archive"): a feed of its own on
- * `EVENTS` that decodes only the archive's records and passes over every other commit by its
- * subject, so it runs ahead of the views. The views' feeds wait for it when they find a gap
+ * `EVENTS` that reads only the archive's records (filtered by the store), so it runs ahead
+ * of the views. The views' feeds wait for it when they find a gap
  * in `EVENTS`, and the reads of archived aggregates when it is behind the store's last record.
  */
 export function followArchive(opts: { readonly index: ArchiveIndex; readonly feed: (spec: FeedSpec) => Feed; readonly log: Logger; readonly onApplied?: () => void }): ArchiveFollower {
@@ -36,6 +34,7 @@ export function followArchive(opts: { readonly index: ArchiveIndex; readonly fee
     opts.onApplied?.();
   };
   const from = () => Math.max(index.applied(), seen);
-  const feed = opts.feed({ name: 'archive follower', from, apply, only: ONLY });
+  // The records alone, filtered by nats-server: every other commit would be a delivery for nothing.
+  const feed = opts.feed({ name: 'archive follower', from, apply, aggregate: ARCHIVE_AGGREGATE });
   return { feed, position: from, stop: () => feed.stop() };
 }

@@ -27,6 +27,14 @@ export interface PipelineOptions {
   readonly streamId?: string;
   /** Decode only these aggregates' commits; pass over the others' (see `EventStore.subscribe`). */
   readonly only?: ReadonlySet<string>;
+  /**
+   * This aggregate's commits alone, filtered by the store (see `EventStore.subscribe`): the
+   * feed's position then skips, so it counts as caught up once its consumer has delivered
+   * everything it said was pending, rather than once it reaches the stream's last position.
+   */
+  readonly aggregate?: string;
+  /** Commits as stored, personal fields sealed (see `EventStore.subscribe`). */
+  readonly sealed?: boolean;
 }
 
 /** An error thrown by the apply function (the view store could not write), as opposed to one of the subscription. */
@@ -57,7 +65,13 @@ export function pipeline(
     let stopped = false;
     let close: (() => void) | undefined;
     void (async () => {
-      const delivered = await store.subscribe(from, { batchSize, ...(opts.streamId === undefined ? {} : { stream: opts.streamId }), ...(opts.only ? { only: opts.only } : {}) });
+      const delivered = await store.subscribe(from, {
+        batchSize,
+        ...(opts.streamId === undefined ? {} : { stream: opts.streamId }),
+        ...(opts.only ? { only: opts.only } : {}),
+        ...(opts.aggregate === undefined ? {} : { aggregate: opts.aggregate }),
+        ...(opts.sealed ? { sealed: true } : {}),
+      });
       close = () => delivered.close();
       if (stopped) return close();
       for await (const { commit, storedAt, head } of delivered) {
@@ -202,7 +216,7 @@ export interface FeedOptions extends PipelineOptions {
 }
 
 /** A feed's own options; the rest (store, batch bounds, supervision) a runner sets once for all its feeds. */
-export type FeedSpec = Pick<FeedOptions, 'name' | 'from' | 'apply' | 'onBatch' | 'only'>;
+export type FeedSpec = Pick<FeedOptions, 'name' | 'from' | 'apply' | 'onBatch' | 'only' | 'aggregate'>;
 
 /** Retries after a consumer error (NATS away) come quickly: the stream is back within seconds of the server. */
 const CONSUMER_RETRY_MAX_MS = 2000;
@@ -291,7 +305,9 @@ export function superviseFeed(opts: FeedOptions): Feed {
       if (stopped || state === 'failing' || retry) return;
       // A batch still being applied (a reaction's inputs can take long) is no stuck consumer;
       // recreating the consumer meanwhile would run the same commits again beside it.
-      if (opts.from() >= streamLast || current?.applying) {
+      // A filtered feed knows what is left from its consumer (`head`: the last delivered position plus what it said was pending).
+      const last = opts.aggregate === undefined ? streamLast : (current?.head ?? 0);
+      if (opts.from() >= last || current?.applying) {
         behindSince = undefined;
         return;
       }
@@ -301,7 +317,7 @@ export function superviseFeed(opts: FeedOptions): Feed {
       if (t - quietSince < opts.stallMs) return;
       if (state !== 'stalled') troubleSince = t;
       state = 'stalled';
-      error = `no progress for ${seconds(t - quietSince)} while EVENTS has ${streamLast - opts.from()} more commits`;
+      error = `no progress for ${seconds(t - quietSince)} while EVENTS has ${opts.aggregate === undefined ? `${last - opts.from()} more commits` : `more ${opts.aggregate} commits`}`;
       log.warn({ feed: name, position: opts.from(), streamLast }, `${name} stalled: ${error}; recreating its consumer`);
       start();
     },

@@ -24,6 +24,8 @@ export interface ViewLag {
    * known yet is fetched for the next read. Null until then.
    */
   lastKnownMs(position: number, freshMs: number): number | null;
+  /** The lag, without waiting, when a look at most `freshMs` old and the commit time it needs are at hand; undefined otherwise. */
+  knownMs(position: number, freshMs: number): number | undefined;
 }
 
 /** Commits whose time a worker remembers (the oldest unapplied one for each recent view position). */
@@ -87,6 +89,12 @@ export function viewLag(store: Pick<EventStore, 'head' | 'commitAt'>, now: () =>
       if (!look || look.at < oldest) return null;
       if (position >= look.head) return 0;
       return lagFrom(await firstAfter(position, look.head));
+    },
+    knownMs(position, freshMs) {
+      if (!look || now() - look.at > freshMs) return undefined;
+      if (position >= look.head) return 0;
+      const at = taken.get(position);
+      return typeof at === 'number' ? Math.max(0, now() - at) : undefined;
     },
     lastKnownMs(position, freshMs) {
       if (!look || now() - look.at > freshMs) void lookAgain();

@@ -220,13 +220,18 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       return { identity: storeIdentityOf(i, link.nc.info!), lastPosition: i.state.last_seq, firstPosition: i.state.first_seq };
     },
 
-    async subscribe(afterPosition, { batchSize, stream, only }) {
+    async subscribe(afterPosition, { batchSize, stream, only, aggregate }) {
       if (stream !== undefined) {
         const id = streamIdOf(await info());
         if (id !== undefined && id !== stream) throw new StoreChangedError(id, stream);
       }
       // An ordered consumer: no server-side state, recreated from a checkpoint after any failure.
-      const consumer = await link.js.consumers.get(EVENTS, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterPosition + 1 });
+      const consumer = await link.js.consumers.get(EVENTS, {
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: afterPosition + 1,
+        // A string: nats-server 2.9 takes one `filter_subject`, not a list.
+        ...(aggregate === undefined ? {} : { filter_subjects: `events.${aggregate}.>` }),
+      });
       // At most SUBSCRIBE_PULL messages a pull, whatever the batch: the client's pulls bounded
       // by bytes stall for two missed heartbeats (30 s) on a message larger than what is left
       // of their budget, which an archive record at the live end often is.

@@ -149,7 +149,7 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
       return { identity: { stream: streamId }, lastPosition: commits.length, firstPosition: commits.find(held)?.position ?? commits.length + 1 };
     },
 
-    async subscribe(afterPosition, { stream, only }) {
+    async subscribe(afterPosition, { stream, only, aggregate }) {
       guard();
       if (stream !== undefined && stream !== streamId) throw new StoreChangedError(streamId, stream);
       let closed = false;
@@ -164,7 +164,7 @@ export function createMemoryEventStore(opts: { streamId?: string; now?: () => nu
           while (!closed) {
             if (!connected) throw new EventStoreUnavailableError();
             const c = commits[next - 1];
-            if (c && removed.has(c.position)) {
+            if (c && (removed.has(c.position) || (aggregate !== undefined && c.aggregate !== aggregate))) {
               next++;
               continue;
             }

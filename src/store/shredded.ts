@@ -52,6 +52,7 @@ export function shreddedStore(inner: EventStore, opts: { readonly keys: KeyStore
     head: () => inner.head(),
     async subscribe(afterPosition, o) {
       const sub = await inner.subscribe(afterPosition, o);
+      if (o.sealed) return sub;
       return {
         async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
           for await (const delivered of sub) {
