@@ -2,7 +2,9 @@ import type { AnyAggregate, StoredEvent } from '../core/aggregate.js';
 import type { StoredCommit } from '../core/eventStore.js';
 import type { AnyProjection, EventMeta, ViewKey } from '../core/projection.js';
 import { schemaIssues } from '../core/schemas.js';
-import { encodeDoc, keyString, type ViewGeneration, type ViewStore } from './viewStore.js';
+import fastJson from 'fast-json-stringify';
+import { Type, type TObject } from 'typebox';
+import { encodeDoc, keyString, type DocSerializer, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 /** A projection generation the runner writes to. */
 export interface Target {
@@ -124,6 +126,21 @@ function checkedFold(projection: AnyProjection, doc: object | undefined, event: 
   return next;
 }
 
+const serializers = new WeakMap<AnyProjection, DocSerializer | undefined>();
+
+/**
+ * The serializer of a projection's served documents: its `document` schema less its hidden
+ * fields, compiled as Fastify compiles a response schema; none without a schema (JSON).
+ */
+function serializerOf(projection: AnyProjection): DocSerializer | undefined {
+  if (serializers.has(projection)) return serializers.get(projection);
+  const document = projection.document as TObject | undefined;
+  const served = document && (projection.hidden?.length ? Type.Omit(document, [...projection.hidden]) : document);
+  const serializer = served && { serialize: fastJson(served) as (doc: object) => string, fields: new Set(Object.keys(served.properties ?? {})) };
+  serializers.set(projection, serializer);
+  return serializer;
+}
+
 /** Writes a document as changed by the event at `position`, and keeps its index entries in step with it. */
 export function write(generation: ViewGeneration, projection: AnyProjection, key: ViewKey, doc: object | undefined, position: number): void {
   const before = generation.docs.get(key);
@@ -138,7 +155,7 @@ export function write(generation: ViewGeneration, projection: AnyProjection, key
   if (doc === undefined) {
     if (before !== undefined) generation.docs.remove(key);
   } else {
-    generation.docs.put(key, encodeDoc(doc, position, projection.hidden));
+    generation.docs.put(key, encodeDoc(doc, position, projection.hidden, serializerOf(projection)));
   }
 }
 

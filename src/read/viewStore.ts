@@ -26,21 +26,20 @@ export interface StoredDoc {
  * served JSON as a 4-byte unsigned integer, the served JSON (the document without its
  * `hidden` fields), then the hidden fields as a JSON object, or nothing when there are none.
  */
-export function encodeDoc(doc: object, position: number, hidden?: readonly string[]): Buffer {
+export function encodeDoc(doc: object, position: number, hidden?: readonly string[], serializer?: DocSerializer): Buffer {
   let served: object = doc;
   let kept = '';
-  if (hidden && hidden.length > 0 && hidden.some((f) => Object.hasOwn(doc, f))) {
-    const rest: Record<string, unknown> = { ...doc };
+  // Apart: the hidden fields, and those the serializer's schema does not name (it would drop them).
+  const apartFrom = (field: string) => hidden?.includes(field) === true || (serializer !== undefined && !serializer.fields.has(field));
+  const fields = Object.keys(doc);
+  if (fields.some(apartFrom)) {
+    const rest: Record<string, unknown> = {};
     const apart: Record<string, unknown> = {};
-    for (const field of hidden) {
-      if (!Object.hasOwn(rest, field)) continue;
-      apart[field] = rest[field];
-      delete rest[field];
-    }
+    for (const field of fields) (apartFrom(field) ? apart : rest)[field] = (doc as Record<string, unknown>)[field];
     served = rest;
     kept = JSON.stringify(apart);
   }
-  const json = JSON.stringify(served);
+  const json = serializer ? serializer.serialize(served) : JSON.stringify(served);
   const length = Buffer.byteLength(json);
   const bytes = Buffer.allocUnsafe(12 + length + Buffer.byteLength(kept));
   bytes.writeDoubleBE(position, 0);
@@ -48,6 +47,16 @@ export function encodeDoc(doc: object, position: number, hidden?: readonly strin
   bytes.write(json, 12);
   if (kept) bytes.write(kept, 12 + length);
   return bytes;
+}
+
+/**
+ * How the served part of a projection's documents is written: with its response schema's
+ * compiled serializer, so the stored bytes are what the route would have sent, in the
+ * schema's key order; `fields` are the properties the schema names.
+ */
+export interface DocSerializer {
+  readonly serialize: (doc: object) => string;
+  readonly fields: ReadonlySet<string>;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {

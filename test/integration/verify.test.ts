@@ -131,7 +131,7 @@ t.test('verify against the event store', async (t) => {
     const { views } = projector;
     const display = views.lmdb('shopDisplay', views.activeGeneration('shopDisplay'));
     const s1 = decodeDoc<{ name: string }>(display.docs.get('s1')!);
-    const s2 = display.docs.get('s2');
+    const s2 = decodeDoc(display.docs.get('s2')!);
     const removed = [...display.index.getKeys()].find((k) => k[k.length - 1] === 's3')!;
     t.ok(removed, 's3 has an index entry to remove');
     views.env.transactionSync(() => {

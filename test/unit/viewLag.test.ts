@@ -78,3 +78,10 @@ t.test('a stored document keeps its position, sends its JSON without its hidden 
   t.same(decodeDoc(encodeDoc({ id: 'x' }, 1, ['ratingSum'])), { id: 'x' }, 'a document without the hidden field');
   t.same(JSON.parse(storedDoc(encodeDoc(doc, 7)).json.toString()), doc, 'nothing hidden: all of it is served');
 });
+
+t.test('a document stored with its schema\'s serializer is served in the schema\'s order, and fields the schema does not name stay for the fold', async (t) => {
+  const serializer = { serialize: (doc: object) => JSON.stringify({ id: (doc as { id: string }).id, name: (doc as { name: string }).name }), fields: new Set(['id', 'name']) };
+  const bytes = encodeDoc({ name: 'Kimbap', extra: [1, 2], id: 's1', ratingSum: 9 }, 3, ['ratingSum'], serializer);
+  t.equal(storedDoc(bytes).json.toString(), '{"id":"s1","name":"Kimbap"}');
+  t.same(decodeDoc(bytes), { id: 's1', name: 'Kimbap', extra: [1, 2], ratingSum: 9 });
+});
