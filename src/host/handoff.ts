@@ -231,11 +231,3 @@ export function serveHandedConnections(kind: PortKind, server: HandedServer): Ha
     },
   };
 }
-
-/** True in a worker the primary forked and feeds connections to, rather than one that listens itself. */
-export function connectionsHandedOver(): boolean {
-  return process.env['CONVERGE_CONNECTIONS_FROM_PRIMARY'] === '1' && typeof process.send === 'function';
-}
-
-/** The environment the primary gives the workers it feeds. */
-export const HANDOFF_ENV = { CONVERGE_CONNECTIONS_FROM_PRIMARY: '1' } as const;

@@ -8,7 +8,7 @@ import { serverVersionAt } from '../nats/server.js';
 import { serveClusterMetrics } from '../observe/cluster.js';
 import { replicatedAppendsAreSafe } from '../store/eventStream.js';
 import { launchScript, natsAuthOf } from './config.js';
-import { HANDOFF_ENV, listenForWorkers, type Listeners } from './handoff.js';
+import { listenForWorkers, type Listeners } from './handoff.js';
 import { viewsPath } from './paths.js';
 import { recoverViews } from '../read/viewsDurability.js';
 
@@ -93,7 +93,6 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       // Resolved before the embedded server gave the children a nats.url.
       [envName(['cluster', 'ownership'])]: config.cluster.ownership,
       [envName(['cluster', 'process'])]: index === projectorSlot ? 'projector' : 'worker',
-      ...(index === projectorSlot ? {} : HANDOFF_ENV),
     });
     if (index !== projectorSlot) listeners.attach(worker);
     slots[index] = { worker, startedAt: Date.now(), crashes };

@@ -1,9 +1,10 @@
+import cluster from 'node:cluster';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { EventStore } from '../core/eventStore.js';
 import { buildCommandApp } from '../http/commandApp.js';
 import { buildQueryApp } from '../http/queryApp.js';
-import { connectionsHandedOver, serveHandedConnections, type HandedConnections } from './handoff.js';
+import { serveHandedConnections, type HandedConnections } from './handoff.js';
 import { refusing } from '../nats/writeRefusals.js';
 import type { NatsLink } from '../nats/connection.js';
 import { clusterMetricsReader } from '../observe/cluster.js';
@@ -103,7 +104,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
       })
     : undefined;
   // Forked by the primary, a worker is handed its connections (docs/architecture.md, "Running"); otherwise it listens.
-  const handedOver = connectionsHandedOver();
+  const handedOver = cluster.isWorker;
   const handed: HandedConnections[] = [];
   if (commandApp && handedOver) {
     await commandApp.ready();

@@ -18,12 +18,6 @@ export interface ViewLag {
    * looks again when the last one is older); null when the store cannot say.
    */
   lagMs(position: number, freshMs: number): Promise<number | null>;
-  /**
-   * The lag from the last look, without waiting for the store: it is looked at again in
-   * the background once the last look is older than `freshMs`, and the time of a commit not
-   * known yet is fetched for the next read. Null until then.
-   */
-  lastKnownMs(position: number, freshMs: number): number | null;
   /** The lag, without waiting, when a look at most `freshMs` old and the commit time it needs are at hand; undefined otherwise. */
   knownMs(position: number, freshMs: number): number | undefined;
 }
@@ -95,13 +89,6 @@ export function viewLag(store: Pick<EventStore, 'head' | 'commitAt'>, now: () =>
       if (position >= look.head) return 0;
       const at = taken.get(position);
       return typeof at === 'number' ? Math.max(0, now() - at) : undefined;
-    },
-    lastKnownMs(position, freshMs) {
-      if (!look || now() - look.at > freshMs) void lookAgain();
-      if (!look) return null;
-      if (position >= look.head) return 0;
-      const at = firstAfter(position, look.head);
-      return typeof at === 'number' ? lagFrom(at) : null;
     },
   };
 }

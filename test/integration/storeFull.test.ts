@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import { connectNats } from '../../src/nats/connection.js';
 import { launchNatsServer, type NatsServerProcess } from '../../src/nats/server.js';
@@ -27,7 +27,12 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 
   }
 }
 
-t.test('a full event store: commands refused as event_store_full, readiness and status say so, and both recover after nats-server is restarted with room', async (t) => {
+/**
+ * A nats-server whose store may hold `limit` (24 MB), stopped at teardown: `fill` fills it
+ * with another stream's messages and answers the refusal; `restartWithRoom` restarts it on
+ * the same port and store with 256 MB.
+ */
+async function limitedServer(t: Test) {
   const dir = tempDir(t);
   const storeDir = join(dir, 'store');
   const config = (limit: string) => {
@@ -38,6 +43,26 @@ t.test('a full event store: commands refused as event_store_full, readiness and 
   let server: NatsServerProcess = await launchNatsServer({ port: 0, storeDir, configFile: config('24MB') });
   const port = Number(new URL(server.url).port);
   t.teardown(() => server.stop());
+  return {
+    url: server.url,
+    async fill(): Promise<string> {
+      const filler = await connectNats(server.url, { name: 'filler', timeoutMs: 5000, log: pino({ level: 'silent' }) });
+      t.teardown(() => filler.close());
+      await filler.jsm.streams.add({ name: 'FILLER', subjects: ['filler.>'] });
+      const chunk = 'x'.repeat(256 * 1024);
+      let refusal = '';
+      for (let i = 0; i < 400 && !refusal; i++) await filler.js.publish(`filler.${i}`, chunk).catch((err: Error) => (refusal = err.message));
+      return refusal;
+    },
+    async restartWithRoom(): Promise<void> {
+      await server.stop();
+      server = await launchNatsServer({ port, storeDir, configFile: config('256MB') });
+    },
+  };
+}
+
+t.test('a full event store: commands refused as event_store_full, readiness and status say so, and both recover after nats-server is restarted with room', async (t) => {
+  const server = await limitedServer(t);
   const dataDir = tempDir(t);
   const [worker] = await startWorkers(t, server.url, 1, { CONVERGE_DATA_DIR: dataDir, CONVERGE_CLUSTER_OWNERSHIP: 'leases' });
   const projector = await startTestProjector(t, server.url, dataDir);
@@ -46,13 +71,7 @@ t.test('a full event store: commands refused as event_store_full, readiness and 
   await until('a command accepted', async () => ((await register('before')).status === 200 ? true : undefined));
 
   // Fill what the server will store with another stream's messages.
-  const filler = await connectNats(server.url, { name: 'filler', timeoutMs: 5000, log: pino({ level: 'silent' }) });
-  t.teardown(() => filler.close());
-  await filler.jsm.streams.add({ name: 'FILLER', subjects: ['filler.>'] });
-  const chunk = 'x'.repeat(256 * 1024);
-  let refusal = '';
-  for (let i = 0; i < 400 && !refusal; i++) await filler.js.publish(`filler.${i}`, chunk).catch((err: Error) => (refusal = err.message));
-  t.match(refusal, /insufficient resources/, 'nats-server refuses writes once its store is full');
+  t.match(await server.fill(), /insufficient resources/, 'nats-server refuses writes once its store is full');
   const filledAt = Date.now();
 
   const notReady = await until('readiness to turn false', async () => {
@@ -75,8 +94,7 @@ t.test('a full event store: commands refused as event_store_full, readiness and 
   t.match(status.eventStore.refusesWrites, { reason: /storage is full/ }, 'the status (and so `converge status`) says why');
 
   // The operator makes room and restarts nats-server.
-  await server.stop();
-  server = await launchNatsServer({ port, storeDir, configFile: config('256MB') });
+  await server.restartWithRoom();
   const restartedAt = Date.now();
   await until('readiness to return', async () => ((await get(`${cmd}/ready`)).status === 200 ? true : undefined), 30_000);
   const readyAgainMs = Date.now() - restartedAt;
@@ -88,33 +106,17 @@ t.test('a full event store: commands refused as event_store_full, readiness and 
 });
 
 t.test('with static ownership (nothing else writes), a refused command turns readiness false, and the probe alone turns it true again', async (t) => {
-  const dir = tempDir(t);
-  const storeDir = join(dir, 'store');
-  const config = (limit: string) => {
-    const file = join(dir, `nats-${limit}.conf`);
-    writeFileSync(file, `jetstream { max_file_store: ${limit} }\n`);
-    return file;
-  };
-  let server: NatsServerProcess = await launchNatsServer({ port: 0, storeDir, configFile: config('24MB') });
-  const port = Number(new URL(server.url).port);
-  t.teardown(() => server.stop());
+  const server = await limitedServer(t);
   const [worker] = await startWorkers(t, server.url, 1, { CONVERGE_DATA_DIR: tempDir(t) });
   const cmd = commandUrl(worker!);
   await until('a command accepted', async () => ((await post(cmd, '/shops/s0/register', { name: 's0', category: 'c', ownerId: 'o' })).status === 200 ? true : undefined));
-  const filler = await connectNats(server.url, { name: 'filler', timeoutMs: 5000, log: pino({ level: 'silent' }) });
-  t.teardown(() => filler.close());
-  await filler.jsm.streams.add({ name: 'FILLER', subjects: ['filler.>'] });
-  const chunk = 'x'.repeat(256 * 1024);
-  let refusal = '';
-  for (let i = 0; i < 400 && !refusal; i++) await filler.js.publish(`filler.${i}`, chunk).catch((err: Error) => (refusal = err.message));
-  t.match(refusal, /insufficient resources/);
+  t.match(await server.fill(), /insufficient resources/);
 
   const refused = await post(cmd, '/shops/s1/register', { name: 's1', category: 'c', ownerId: 'o' });
   t.same([refused.status, refused.body['error']], [503, 'event_store_full'], 'the command is refused: nothing was stored');
   t.equal((await get(`${cmd}/ready`)).status, 503, 'readiness turns false with it');
 
-  await server.stop();
-  server = await launchNatsServer({ port, storeDir, configFile: config('256MB') });
+  await server.restartWithRoom();
   const restartedAt = Date.now();
   await until('readiness to return with no command sent', async () => ((await get(`${cmd}/ready`)).status === 200 ? true : undefined), 30_000);
   t.comment(`ready again ${Date.now() - restartedAt} ms after the restart, from the probe`);
