@@ -98,8 +98,10 @@ export function createMetrics(): Metrics {
 export interface ActorFacts {
   /** Commands queued or running, summed over its actors. */
   readonly inFlight: number;
-  /** Resident actors. */
+  /** Resident aggregates, their actors running or at rest. */
   readonly size: number;
+  /** Resident aggregates whose actor runs. */
+  readonly awake: number;
 }
 
 /** `converge_partitions_owned`: the partitions this worker owns at each scrape; summed over a host's workers, the host's. */
@@ -114,7 +116,7 @@ export function watchPartitions(metrics: Metrics, owned: () => number): void {
   });
 }
 
-/** `converge_mailbox_depth` and `converge_resident_actors`, read from the actor host at each scrape. */
+/** `converge_mailbox_depth`, `converge_resident_actors` and `converge_awake_actors`, read from the actor host at each scrape. */
 export function watchActors(metrics: Metrics, host: ActorFacts): void {
   new Gauge({
     name: 'converge_mailbox_depth',
@@ -126,10 +128,18 @@ export function watchActors(metrics: Metrics, host: ActorFacts): void {
   });
   new Gauge({
     name: 'converge_resident_actors',
-    help: 'Aggregate actors in memory.',
+    help: 'Aggregates whose memory is resident, their actors running or at rest.',
     registers: [metrics.registry],
     collect() {
       this.set(host.size);
+    },
+  });
+  new Gauge({
+    name: 'converge_awake_actors',
+    help: 'Resident aggregates whose XState actor runs; the rest are at rest (actors.restMs).',
+    registers: [metrics.registry],
+    collect() {
+      this.set(host.awake);
     },
   });
 }

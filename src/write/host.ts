@@ -6,6 +6,7 @@ import type { EventStore } from '../core/eventStore.js';
 import { aggregateActor, type ActorEnvironment, type MailboxItem } from './actor.js';
 import type { CommandEnvelope, CommandResult, ReadState, StateView } from './execute.js';
 import { startLookup } from './lookup.js';
+import type { Memory } from './rehydrate.js';
 import type { SnapshotStore } from './snapshots.js';
 
 /** Hosts the live aggregates of this worker's partitions. */
@@ -17,12 +18,16 @@ export interface ActorHost {
   execute(command: CommandEnvelope, readState: ReadState): Promise<CommandResult>;
   /** The current state of an aggregate, loading it if needed; does not wait for queued commands. */
   readState(aggregate: string, id: string): Promise<StateView>;
-  /** Resident actors. */
+  /** Resident aggregates: their memory is held, whether their actor runs or rests. */
   readonly size: number;
+  /** Resident aggregates whose XState actor is running (not at rest). */
+  readonly awake: number;
   /** Commands queued or running, over every actor. */
   readonly inFlight: number;
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
+  /** Puts to rest the actors without a command for `restMs`, keeping their memory; returns how many. */
+  restIdle(now?: number): number;
   /**
    * Stops the actors `which` selects, snapshotting them first: their partition has moved to
    * another worker, whose commits this memory would not see. Their queued commands run
@@ -43,6 +48,8 @@ export interface ActorHost {
 export interface ActorSettings {
   readonly snapshotEvery: number;
   readonly idleMs: number;
+  /** An actor without a command for this long stops; its aggregate's memory stays resident. */
+  readonly restMs: number;
   /** Commands an aggregate holds at once, the running one included; more are refused with 429. */
   readonly mailboxSize: number;
   readonly recentCommits: number;
@@ -68,11 +75,21 @@ export interface ActorHostOptions {
 
 type AggregateActor = Actor<typeof aggregateActor>;
 
-/** A resident aggregate: its actor, the commands waiting for it, and the one it runs. */
+/** What a resting aggregate keeps of its actor: all an actor started again in `idle` needs. */
+interface Rest {
+  readonly memory: Memory;
+  readonly savedVersion: number;
+}
+
+/**
+ * A resident aggregate: its actor, or its memory while at rest, the commands waiting for
+ * it, and the one it runs.
+ */
 interface Entry {
   readonly aggregate: AnyAggregate;
   readonly id: string;
-  readonly actor: AggregateActor;
+  actor: AggregateActor | undefined;
+  rest: Rest | undefined;
   readonly mailbox: MailboxItem[];
   running: MailboxItem | undefined;
   lastActive: number;
@@ -96,25 +113,45 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   };
   let draining = false;
   let inFlight = 0;
+  let awake = 0;
 
-  /** Hands the next waiting command to an idle actor. */
+  /** Hands the next waiting command to an idle actor, waking a resting one. */
   function pump(entry: Entry): void {
-    if (entry.running || entry.actor.getSnapshot().value !== 'idle') return;
-    const item = entry.mailbox.shift();
-    if (!item) return;
+    if (entry.running || entry.mailbox.length === 0) return;
+    const actor = entry.actor ?? wake(entry);
+    if (actor.getSnapshot().value !== 'idle') return;
+    const item = entry.mailbox.shift()!;
     entry.running = item;
-    entry.actor.send({ type: 'EXECUTE', item });
+    actor.send({ type: 'EXECUTE', item });
   }
 
   function obtain(aggregateName: string, id: string): Entry {
     const key = keyOf(aggregateName, id);
     const existing = entries.get(key);
-    if (existing && existing.actor.getSnapshot().status === 'active') return existing;
+    if (existing && (existing.rest || existing.actor?.getSnapshot().status === 'active')) return existing;
     const aggregate = byName.get(aggregateName);
     if (!aggregate) throw new ConvergeError('unknown_aggregate', `no aggregate named ${aggregateName}`);
-    const actor = createActor(aggregateActor, { input: { aggregate, id, env } });
-    const entry: Entry = { aggregate, id, actor, mailbox: [], running: undefined, lastActive: now() };
+    const entry: Entry = { aggregate, id, actor: undefined, rest: undefined, mailbox: [], running: undefined, lastActive: now() };
     entries.set(key, entry);
+    start(key, entry, createActor(aggregateActor, { input: { aggregate, id, env } }));
+    return entry;
+  }
+
+  /**
+   * Starts a resting aggregate's actor again in `idle`, from the memory it kept: no load,
+   * about 7 µs (docs/architecture.md, "Actors at rest").
+   */
+  function wake(entry: Entry): AggregateActor {
+    const { memory, savedVersion } = entry.rest!;
+    const context = { aggregate: entry.aggregate, id: entry.id, env, memory, savedVersion };
+    const snapshot = aggregateActor.resolveState({ value: 'idle', context });
+    entry.rest = undefined;
+    return start(keyOf(entry.aggregate.name, entry.id), entry, createActor(aggregateActor, { snapshot, input: context }));
+  }
+
+  function start(key: string, entry: Entry, actor: AggregateActor): AggregateActor {
+    entry.actor = actor;
+    awake++;
     actor.subscribe({
       next: (snapshot) => {
         if (snapshot.value === 'idle') entry.running = undefined;
@@ -124,12 +161,27 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
       error: (err) => log.error({ err, key }, 'aggregate actor failed'),
     });
     actor.start();
-    return entry;
+    return actor;
   }
+
+  /** Stops the entry's actor, if it runs, and answers the memory it held. */
+  function halt(entry: Entry): Rest | undefined {
+    if (!entry.actor) return entry.rest;
+    const { memory, savedVersion } = entry.actor.getSnapshot().context;
+    entry.actor.stop();
+    entry.actor = undefined;
+    awake--;
+    return memory ? { memory, savedVersion } : undefined;
+  }
+
+  /** An actor with no command running, none waiting, and nothing to load. */
+  const quiet = (entry: Entry) => !entry.running && entry.mailbox.length === 0 && (!entry.actor || entry.actor.getSnapshot().value === 'idle');
 
   /** The actor could not load (or a bug ended it): its callers get the error, and the next command starts afresh. */
   function fail(key: string, entry: Entry, error: unknown): void {
     if (entries.get(key) === entry) entries.delete(key);
+    if (entry.actor) awake--;
+    entry.actor = undefined;
     const err = error instanceof ConvergeError ? error : new EventStoreUnavailableError(`could not load ${key}`, { cause: error });
     for (const item of [...(entry.running ? [entry.running] : []), ...entry.mailbox.splice(0)]) item.reject(err);
     entry.running = undefined;
@@ -137,26 +189,38 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
   /** A passivated actor's memory is saved whatever its distance from the last snapshot: its next start then replays nothing. */
   function snapshotAndStop(key: string, entry: Entry): void {
-    const { memory, savedVersion } = entry.actor.getSnapshot().context;
-    if (memory && memory.version > savedVersion) {
-      snapshots.put(entry.aggregate.name, entry.id, { shape: entry.aggregate.snapshotVersion, stream: opts.streamId, memory });
+    const kept = halt(entry);
+    if (kept && kept.memory.version > kept.savedVersion) {
+      snapshots.put(entry.aggregate.name, entry.id, { shape: entry.aggregate.snapshotVersion, stream: opts.streamId, memory: kept.memory });
     }
-    entry.actor.stop();
+    entry.rest = undefined;
     entries.delete(key);
   }
 
-  const sweep = setInterval(() => passivateIdle(), Math.max(1000, Math.floor(settings.idleMs / 4)));
-  sweep.unref();
+  const passivation = setInterval(() => passivateIdle(), Math.max(1000, Math.floor(settings.idleMs / 4)));
+  passivation.unref();
+  const resting = setInterval(() => restIdle(), Math.max(100, Math.floor(settings.restMs / 2)));
+  resting.unref();
 
   function passivateIdle(at = now()): number {
     let stopped = 0;
     for (const [key, entry] of entries) {
-      if (at - entry.lastActive < settings.idleMs || entry.running || entry.mailbox.length > 0) continue;
-      if (entry.actor.getSnapshot().value !== 'idle') continue;
+      if (at - entry.lastActive < settings.idleMs || !quiet(entry)) continue;
       snapshotAndStop(key, entry);
       stopped++;
     }
     return stopped;
+  }
+
+  function restIdle(at = now()): number {
+    if (awake === 0) return 0;
+    let rested = 0;
+    for (const entry of entries.values()) {
+      if (!entry.actor || at - entry.lastActive < settings.restMs || !quiet(entry)) continue;
+      entry.rest = halt(entry);
+      rested++;
+    }
+    return rested;
   }
 
   /** Resolves once no command is in flight, or after `ms`. */
@@ -185,7 +249,11 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     async readState(aggregateName, id) {
       const entry = obtain(aggregateName, id);
       entry.lastActive = now();
-      const snap = await waitFor(entry.actor, (s) => s.value !== 'loading');
+      if (entry.rest) {
+        const { memory } = entry.rest;
+        return { state: memory.state, version: memory.version, position: memory.position };
+      }
+      const snap = await waitFor(entry.actor!, (s) => s.value !== 'loading');
       const memory = snap.context.memory;
       if (!memory) throw new EventStoreUnavailableError(`could not load ${aggregateName} ${id}`, { cause: snap.context.error });
       return { state: memory.state, version: memory.version, position: memory.position };
@@ -195,14 +263,19 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
       return entries.size;
     },
 
+    get awake() {
+      return awake;
+    },
+
     get inFlight() {
       return inFlight;
     },
 
     passivateIdle,
+    restIdle,
 
     async evict(which, timeoutMs, refusal) {
-      const busy = (e: Entry) => e.running !== undefined || e.mailbox.length > 0 || e.actor.getSnapshot().value !== 'idle';
+      const busy = (e: Entry) => !quiet(e);
       const deadline = now() + timeoutMs;
       let chosen = [...entries].filter(([, e]) => which(e.aggregate.name, e.id));
       while (chosen.some(([, e]) => busy(e)) && now() < deadline) {
@@ -218,7 +291,8 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
     async drain(timeoutMs, graceMs = 0) {
       draining = true;
-      clearInterval(sweep);
+      clearInterval(passivation);
+      clearInterval(resting);
       await settled(timeoutMs);
       if (inFlight > 0) {
         log.warn({ inFlight }, 'drain deadline passed: commands not yet started are answered shutting_down');

@@ -1,12 +1,14 @@
 /**
  * Actor benchmarks: cold start of a shop with 10,000 events with and without a
- * snapshot, and RSS with 100,000 resident actors (then after passivating them).
+ * snapshot, and RSS with 100,000 resident aggregates: right after their commands, with
+ * their actors running, then once the actors rest (`actors.restMs`), then after
+ * passivating them.
  *
- *   node --expose-gc dist/test/bench/actors.js [--events 10000 --shops 3 --actors 100000]
+ *   node --expose-gc dist/test/bench/actors.js [--events 10000 --shops 3 --actors 100000 --rest-ms 1000]
  *
  * Uses its own nats-server and temp LMDB; stops them when done.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     events: { type: 'string', default: '10000' },
     shops: { type: 'string', default: '3' },
     actors: { type: 'string', default: '100000' },
+    'rest-ms': { type: 'string', default: '1000' },
   },
 });
 const eventCount = Number(values.events);
@@ -81,14 +84,24 @@ async function coldStart(link: NatsLink, streamId: string, dir: string) {
 /** Shops read no other aggregate; a command that tried would be a bug in this benchmark. */
 const readState: ReadState = (ref) => Promise.reject(new Error(`unexpected read of ${ref.aggregate} ${ref.id}`));
 
+/** The resident set split into anonymous memory (the heaps) and mapped files (LMDB, the binary), from /proc. */
+function rssParts(): { rssAnon: number; rssFile: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+}
+
 async function residentActors(link: NatsLink, streamId: string, dir: string) {
   const snapshots = openSnapshotStore(join(dir, 'resident'), () => undefined);
-  const host = makeHost(link, snapshots, streamId, { CONVERGE_ACTORS_IDLE_MS: '3600000' });
+  const restMs = Number(values['rest-ms']);
+  const host = makeHost(link, snapshots, streamId, { CONVERGE_ACTORS_IDLE_MS: '3600000', CONVERGE_ACTORS_REST_MS: String(restMs) });
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const baseline = process.memoryUsage().rss;
   const total = Number(values.actors);
   let n = 0;
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: 256 }, async () => {
@@ -101,15 +114,21 @@ async function residentActors(link: NatsLink, streamId: string, dir: string) {
     }),
   );
   const commandsPerSec = (2 * total) / ((performance.now() - started) / 1000);
+  clearInterval(sampler);
   gc?.();
-  const resident = { actors: host.size, ...process.memoryUsage() };
+  const filled = { actors: host.size, awake: host.awake, ...process.memoryUsage(), ...rssParts() };
+  // The actors rest once restMs has passed since their last command; the sweep runs every restMs / 2.
+  const deadline = Date.now() + Math.min(2 * restMs + 1000, 10_000);
+  while (host.awake > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  gc?.();
+  const resident = { actors: host.size, awake: host.awake, ...process.memoryUsage(), ...rssParts() };
   const passivated = host.passivateIdle(Date.now() + 7_200_000);
   await new Promise((r) => setTimeout(r, 500));
   gc?.();
-  const after = { actors: host.size, ...process.memoryUsage() };
+  const after = { actors: host.size, ...process.memoryUsage(), ...rssParts() };
   await host.drain(1000);
   await snapshots.close();
-  return { baseline, resident, passivated, after, commandsPerSec };
+  return { baseline, peakRss, filled, resident, passivated, after, commandsPerSec, restMs };
 }
 
 async function main(): Promise<void> {
@@ -124,7 +143,8 @@ async function main(): Promise<void> {
     printTable('actors (medians)', [
       [`cold start, ${eventCount} events, no snapshot (target ≤ 100 ms)`, `${median(cold.without).toFixed(1)} ms`],
       [`cold start, ${eventCount} events, snapshot (target ≤ 5 ms)`, `${median(cold.withSnapshot).toFixed(2)} ms`],
-      [`RSS with ${mem.resident.actors} resident actors (target ≤ 1 GB)`, `${mb(mem.resident.rss)} (heap ${mb(mem.resident.heapUsed)}, before ${mb(mem.baseline)})`],
+      [`RSS with ${mem.filled.actors} resident aggregates, ${mem.filled.awake} actors running`, `${mb(mem.filled.rss)} (heap ${mb(mem.filled.heapUsed)} of ${mb(mem.filled.heapTotal)}, before ${mb(mem.baseline)}, peak while filling ${mb(mem.peakRss)})`],
+      [`RSS with ${mem.resident.actors} resident aggregates, ${mem.resident.awake} actors running, after restMs ${mem.restMs} (target ≤ 1 GB)`, `${mb(mem.resident.rss)} (heap ${mb(mem.resident.heapUsed)} of ${mb(mem.resident.heapTotal)})`],
       [`RSS after passivating ${mem.passivated}`, `${mb(mem.after.rss)} (heap ${mb(mem.after.heapUsed)}, ${mem.after.actors} resident)`],
       ['in-process commands/s while filling (no HTTP)', mem.commandsPerSec.toFixed(0)],
     ]);

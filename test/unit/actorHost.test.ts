@@ -29,7 +29,7 @@ const counter = defineAggregate({
   evolve: (state: CounterState, event: CounterEvent): CounterState => ({ total: event.data.total, seen: [...state.seen, event.data.by] }),
 }) as AnyAggregate;
 
-const settings: ActorSettings = { snapshotEvery: 1000, idleMs: 60_000, mailboxSize: 100, recentCommits: 16, conflictRetries: 3 };
+const settings: ActorSettings = { snapshotEvery: 1000, idleMs: 60_000, restMs: 60_000, mailboxSize: 100, recentCommits: 16, conflictRetries: 3 };
 const noDeps = () => Promise.reject(new Error('counter reads no other aggregate'));
 const log = pino({ level: 'silent' });
 
@@ -230,6 +230,71 @@ t.test('passivation snapshots an idle actor, and a cold start uses the snapshot 
   // A command after the cold start continues from the snapshot's memory.
   t.match(await second.host.execute(increment(6), noDeps), { kind: 'accepted', version: 6 });
   t.match((inner.commits.at(-1)! as StoredCommit).events[0], { data: { total: 21 } });
+});
+
+t.test('an actor at rest keeps its memory: reads and commands continue from it without reading the store', async (t) => {
+  const inner = createMemoryEventStore();
+  const counted = countingReads(inner);
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store: counted.store, streamId: inner.streamId, now: () => clock });
+  for (const by of [1, 2, 3]) await host.execute(increment(by), noDeps);
+  t.equal(host.restIdle(clock + settings.restMs - 1), 0, 'not quiet long enough');
+  t.equal(host.awake, 1);
+  t.equal(host.restIdle(clock + settings.restMs), 1, 'quiet for restMs: at rest');
+  t.equal(host.awake, 0, 'its actor stopped');
+  t.equal(host.size, 1, 'its aggregate still resident');
+  t.same(await host.readState('counter', 'c1'), { state: { total: 6, seen: [1, 2, 3] }, version: 3, position: 3 }, 'read from the memory kept');
+  t.equal(host.awake, 0, 'a read does not wake it');
+  clock += 10;
+  t.match(await host.execute(increment(4), noDeps), { kind: 'accepted', version: 4 });
+  t.equal(host.awake, 1, 'a command woke it');
+  t.same(counted.reads.calls, [0], 'the store was read once, by the first load only');
+  t.match((inner.commits.at(-1)! as StoredCommit).events[0], { data: { total: 10 } });
+  // The retry of a command answered before the rest is still answered from memory.
+  const retried = increment(5);
+  await host.execute(retried, noDeps);
+  host.restIdle(clock + settings.restMs);
+  t.match(await host.execute(retried, noDeps), { kind: 'accepted', version: 5 }, 'the same answer again');
+  t.equal(inner.commits.length, 5, 'and no second commit');
+});
+
+t.test('an actor with a command running or waiting does not rest', async (t) => {
+  const store = createMemoryEventStore();
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock });
+  await host.execute(increment(1), noDeps);
+  const gate = appendGate(store);
+  const running = host.execute(increment(2), noDeps);
+  const queued = host.execute(increment(3), noDeps);
+  await until(() => gate.waiting === 1, 'the append to wait');
+  t.equal(host.restIdle(clock + 10 * settings.restMs), 0, 'busy: not at rest');
+  gate.open();
+  t.match(await running, { version: 2 });
+  t.match(await queued, { version: 3 });
+  t.equal(host.restIdle(clock + 10 * settings.restMs), 1, 'quiet again: at rest');
+});
+
+t.test('passivation snapshots a resting aggregate from the memory it kept', async (t) => {
+  const store = createMemoryEventStore();
+  const snapshots = memorySnapshotStore();
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, snapshots, now: () => clock });
+  for (const by of [5, 6]) await host.execute(increment(by), noDeps);
+  host.restIdle(clock + settings.restMs);
+  t.equal(host.passivateIdle(clock + settings.idleMs), 1);
+  t.equal(host.size, 0);
+  t.match(snapshots.saved.get('counter/c1'), { memory: { version: 2, state: { total: 11 } } });
+});
+
+t.test('actors rest by themselves once restMs has passed without a command', async (t) => {
+  const store = createMemoryEventStore();
+  const { host } = makeHost(t, { store, streamId: store.streamId, settings: { restMs: 50 } });
+  await host.execute(increment(1), noDeps);
+  await host.execute(increment(1, 'c2'), noDeps);
+  t.equal(host.awake, 2);
+  await until(() => host.awake === 0, 'both actors to rest');
+  t.equal(host.size, 2, 'both aggregates still resident');
+  t.match(await host.execute(increment(1, 'c2'), noDeps), { version: 2 });
 });
 
 t.test('a resident actor snapshots every snapshotEvery events', async (t) => {

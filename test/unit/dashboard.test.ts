@@ -7,7 +7,7 @@ const root = join(import.meta.dirname, '../..');
 
 t.test('the Grafana dashboard and the README charts only metrics converge exports', async (t) => {
   const m = createMetrics();
-  watchActors(m, { inFlight: 0, size: 0 });
+  watchActors(m, { inFlight: 0, size: 0, awake: 0 });
   watchPartitions(m, () => 0);
   watchReadSide(m, () => ({ projections: [], lastPosition: 0, notifierLagEvents: 0 }), async () => []);
   // A process with its instances: every reaction gauge has a sample.

@@ -67,10 +67,10 @@ t.test('conflicts count every append another writer got to first, retries only t
 
 t.test('the actor gauges read the host when scraped', async (t) => {
   const m = createMetrics();
-  const host = { inFlight: 3, size: 7 };
+  const host = { inFlight: 3, size: 7, awake: 2 };
   watchActors(m, host);
   let s = await scrape(m);
-  t.same([sample(s, 'converge_mailbox_depth', {}), sample(s, 'converge_resident_actors', {})], [3, 7]);
+  t.same([sample(s, 'converge_mailbox_depth', {}), sample(s, 'converge_resident_actors', {}), sample(s, 'converge_awake_actors', {})], [3, 7, 2]);
   host.inFlight = 0;
   s = await scrape(m);
   t.equal(sample(s, 'converge_mailbox_depth', {}), 0, 'and again at the next scrape');
