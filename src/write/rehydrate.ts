@@ -34,7 +34,14 @@ export function emptyMemory(aggregate: AnyAggregate): Memory {
  * goes through the aggregate's upcaster before `evolve`, so old shapes never reach it.
  */
 export function applyCommit(aggregate: AnyAggregate, memory: Memory, commit: Commit, position: number, keep: number): Memory {
-  let state = memory.state;
+  const { state, recent } = foldCommit(aggregate, memory.state, memory.version, commit, position);
+  const kept = memory.recent.length >= keep ? memory.recent.slice(memory.recent.length - keep + 1) : memory.recent;
+  return { state, version: commit.version, position, recent: [...kept, recent] };
+}
+
+/** One commit folded into a state, and what memory remembers of it. */
+function foldCommit(aggregate: AnyAggregate, from: unknown, fromVersion: number, commit: Commit, position: number): { state: unknown; recent: RecentCommit } {
+  let state = from;
   let touched: string[] | undefined = [];
   for (const stored of commit.events) {
     const event = aggregate.upcast ? aggregate.upcast(stored) : stored;
@@ -45,23 +52,32 @@ export function applyCommit(aggregate: AnyAggregate, memory: Memory, commit: Com
   const recent: RecentCommit = {
     commandId: commit.commandId,
     commandType: commit.commandType,
-    fromVersion: memory.version,
+    fromVersion,
     version: commit.version,
     position,
     events: commit.events.map((e) => e.type),
     touched,
   };
-  const kept = memory.recent.length >= keep ? memory.recent.slice(memory.recent.length - keep + 1) : memory.recent;
-  return { state, version: commit.version, position, recent: [...kept, recent] };
+  return { state, recent };
 }
 
-/** Reads and folds the commits after what memory already holds. */
+/**
+ * Reads and folds the commits after what memory already holds. The recent commits are
+ * trimmed to `keep` now and then rather than copied at every commit, which a replay of
+ * thousands of commits would pay `keep` times over.
+ */
 export async function catchUp(aggregate: AnyAggregate, store: EventStore, id: string, memory: Memory, keep: number): Promise<Memory> {
-  let current = memory;
+  let { state, version, position } = memory;
+  const recent = [...memory.recent];
   for await (const commit of store.read(aggregate.name, id, memory.position)) {
-    current = applyCommit(aggregate, current, commit, commit.position, keep);
+    const folded = foldCommit(aggregate, state, version, commit, commit.position);
+    state = folded.state;
+    version = commit.version;
+    position = commit.position;
+    recent.push(folded.recent);
+    if (recent.length >= 2 * keep) recent.splice(0, recent.length - keep);
   }
-  return current;
+  return { state, version, position, recent: recent.length > keep ? recent.slice(recent.length - keep) : recent };
 }
 
 /** Where an aggregate's memory comes from: its snapshots and the event store. */

@@ -8,6 +8,7 @@ import { createMemoryEventStore, type MemoryEventStore } from '../../src/store/m
 import type { CommandEnvelope, CommandResult } from '../../src/write/execute.js';
 import { createActorHost, type ActorSettings } from '../../src/write/host.js';
 import { memorySnapshotStore } from '../../src/write/snapshots.js';
+import { rehydrate } from '../../src/write/rehydrate.js';
 
 // A tiny counter aggregate: `Increment` emits the next value, so versions and values show the order commands ran in.
 const counterCommands = {
@@ -295,6 +296,16 @@ t.test('actors rest by themselves once restMs has passed without a command', asy
   await until(() => host.awake === 0, 'both actors to rest');
   t.equal(host.size, 2, 'both aggregates still resident');
   t.match(await host.execute(increment(1, 'c2'), noDeps), { version: 2 });
+});
+
+t.test('a cold start over many commits remembers the last recentCommits of them, in order', async (t) => {
+  const store = createMemoryEventStore();
+  const writer = makeHost(t, { store, streamId: store.streamId });
+  for (let i = 0; i < 50; i++) await writer.host.execute(increment(1), noDeps);
+  const { memory } = await rehydrate(counter, 'c1', { store, snapshots: memorySnapshotStore(), streamId: store.streamId, keep: 16 });
+  t.equal(memory.version, 50);
+  t.same(memory.recent.map((c) => c.version), Array.from({ length: 16 }, (_, i) => 35 + i), 'versions 35 to 50');
+  t.same(memory.recent.map((c) => c.fromVersion), Array.from({ length: 16 }, (_, i) => 34 + i));
 });
 
 t.test('a resident actor snapshots every snapshotEvery events', async (t) => {
