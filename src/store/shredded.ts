@@ -121,8 +121,16 @@ function isSealed(value: unknown): value is SealedField {
 
 /** A short, one-way mark of a key, to tell its generations apart. */
 function keyCheck(key: Buffer): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+  let check = keyChecks.get(key);
+  if (check === undefined) keyChecks.set(key, (check = createHash('sha256').update(key).digest('hex').slice(0, 16)));
+  return check;
 }
+
+/**
+ * Each key's check, by the key's own buffer: the key store's cache hands out the same buffer,
+ * so a feed opening every commit's fields hashes each key once instead of twice a field.
+ */
+const keyChecks = new WeakMap<Buffer, string>();
 
 function seal(value: unknown, key: SubjectKey): SealedField {
   const iv = randomBytes(12);
