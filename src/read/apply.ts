@@ -4,7 +4,7 @@ import type { AnyProjection, EventMeta, ViewKey } from '../core/projection.js';
 import { schemaIssues } from '../core/schemas.js';
 import fastJson from 'fast-json-stringify';
 import { Type, type TObject } from 'typebox';
-import { encodeDoc, keyString, type DocSerializer, type ViewGeneration, type ViewStore } from './viewStore.js';
+import { encodeDoc, keyString, type DocSerializer, type IndexKey, type ViewGeneration, type ViewStore } from './viewStore.js';
 
 /** A projection generation the runner writes to. */
 export interface Target {
@@ -44,13 +44,21 @@ export function applyBatch(
       const generation = views.generation(projection.name, gen);
       const handles = new Set(projection.handles);
       const batch: Staged = new Map();
+      // What writing a document back needs of it as stored before this batch: whether there
+      // was one, and its index entries. Taken when the fold first reads it, before the fold
+      // could change it, so that the write need not read and decode it again.
+      const stored = new Map<string, Before>();
       let checkpoint = views.checkpoint(projection.name, gen);
       for (const commit of commits) {
         if (commit.position <= checkpoint) continue;
         const staged: Staged = new Map();
         const read = (key: ViewKey) => {
           const k = keyString(key);
-          return staged.has(k) ? staged.get(k)!.doc : batch.has(k) ? batch.get(k)!.doc : generation.docs.get(key);
+          if (staged.has(k)) return staged.get(k)!.doc;
+          if (batch.has(k)) return batch.get(k)!.doc;
+          const doc = generation.docs.get(key);
+          if (!stored.has(k)) stored.set(k, beforeOf(projection, key, doc));
+          return doc;
         };
         const ok = commit.events.every((raw, eventIndex) => {
           const event = upcast(commit.aggregate, raw);
@@ -62,7 +70,7 @@ export function applyBatch(
         for (const [k, v] of staged) batch.set(k, v);
         checkpoint = commit.position;
       }
-      for (const { key, doc, position } of batch.values()) write(generation, projection, key, doc, position);
+      for (const [k, { key, doc, position }] of batch) write(generation, projection, key, doc, position, stored.get(k));
       views.setCheckpoint(projection.name, gen, checkpoint);
     }
   });
@@ -141,11 +149,23 @@ function serializerOf(projection: AnyProjection): DocSerializer | undefined {
   return serializer;
 }
 
-/** Writes a document as changed by the event at `position`, and keeps its index entries in step with it. */
-export function write(generation: ViewGeneration, projection: AnyProjection, key: ViewKey, doc: object | undefined, position: number): void {
-  const before = generation.docs.get(key);
+/** A document as stored before a change: whether there was one, and its index entries. */
+interface Before {
+  readonly existed: boolean;
+  readonly entries: readonly IndexKey[];
+}
+
+function beforeOf(projection: AnyProjection, key: ViewKey, doc: object | undefined): Before {
+  return { existed: doc !== undefined, entries: doc && projection.indexes ? projection.indexes(doc).map((e) => [...e, keyString(key)]) : [] };
+}
+
+/**
+ * Writes a document as changed by the event at `position`, and keeps its index entries in
+ * step with it. `known` is the document as stored before, when the caller has read it already.
+ */
+export function write(generation: ViewGeneration, projection: AnyProjection, key: ViewKey, doc: object | undefined, position: number, known?: Before): void {
+  const { existed, entries: old } = known ?? beforeOf(projection, key, generation.docs.get(key));
   if (projection.indexes) {
-    const old = before ? projection.indexes(before).map((e) => [...e, keyString(key)]) : [];
     const next = doc ? projection.indexes(doc).map((e) => [...e, keyString(key)]) : [];
     const nextSet = new Set(next.map((e) => JSON.stringify(e)));
     const oldSet = new Set(old.map((e) => JSON.stringify(e)));
@@ -153,7 +173,7 @@ export function write(generation: ViewGeneration, projection: AnyProjection, key
     for (const e of next) if (!oldSet.has(JSON.stringify(e))) generation.index.put(e);
   }
   if (doc === undefined) {
-    if (before !== undefined) generation.docs.remove(key);
+    if (existed) generation.docs.remove(key);
   } else {
     generation.docs.put(key, encodeDoc(doc, position, projection.hidden, serializerOf(projection)));
   }

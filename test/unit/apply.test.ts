@@ -122,6 +122,27 @@ t.test('index entries follow the document: the old entries are removed', async (
   );
 });
 
+t.test('index entries follow the document when the fold changes the document it was given in place', async (t) => {
+  const views = createMemoryViews();
+  const mutating = defineProjection<KvEvent, { key: string; value: number }>({
+    name: 'values',
+    version: 1,
+    handles: ['ValueSet'],
+    key: (event) => event.data.key,
+    fold(doc, event) {
+      if (event.type !== 'ValueSet') return doc;
+      if (!doc) return { key: event.data.key, value: event.data.value };
+      doc.value = event.data.value;
+      return doc;
+    },
+    indexes: (doc) => [['byValue', doc.value]],
+  });
+  const target: Target = { projection: mutating, gen: 1 };
+  apply(views, [target], [commit(1, set('a', 1))]);
+  apply(views, [target], [commit(2, set('a', 2)), commit(3, set('a', 3))]);
+  t.same(views.indexEntries('values', 1), [['byValue', 3, 'a']], 'the entry of the value as stored before the batch is gone');
+});
+
 t.test('a throwing fold under the default policy parks the event and goes on', async (t) => {
   const views = createMemoryViews();
   const { projection } = valuesProjection();
