@@ -104,44 +104,28 @@ export interface ActorFacts {
   readonly awake: number;
 }
 
-/** `converge_partitions_owned`: the partitions this worker owns at each scrape; summed over a host's workers, the host's. */
-export function watchPartitions(metrics: Metrics, owned: () => number): void {
+/** A gauge without labels whose value `read` gives at each scrape. */
+function readGauge(metrics: Metrics, name: string, help: string, read: () => number): void {
   new Gauge({
-    name: 'converge_partitions_owned',
-    help: 'Partitions whose commands run on this host (by lease, or all of them with static ownership).',
+    name,
+    help,
     registers: [metrics.registry],
     collect() {
-      this.set(owned());
+      this.set(read());
     },
   });
 }
 
+/** `converge_partitions_owned`: the partitions this worker owns at each scrape; summed over a host's workers, the host's. */
+export function watchPartitions(metrics: Metrics, owned: () => number): void {
+  readGauge(metrics, 'converge_partitions_owned', 'Partitions whose commands run on this host (by lease, or all of them with static ownership).', owned);
+}
+
 /** `converge_mailbox_depth`, `converge_resident_actors` and `converge_awake_actors`, read from the actor host at each scrape. */
 export function watchActors(metrics: Metrics, host: ActorFacts): void {
-  new Gauge({
-    name: 'converge_mailbox_depth',
-    help: 'Commands queued or running in the actors mailboxes.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(host.inFlight);
-    },
-  });
-  new Gauge({
-    name: 'converge_resident_actors',
-    help: 'Aggregates whose memory is resident, their actors running or at rest.',
-    registers: [metrics.registry],
-    collect() {
-      this.set(host.size);
-    },
-  });
-  new Gauge({
-    name: 'converge_awake_actors',
-    help: 'Resident aggregates whose XState actor runs; the rest are at rest (actors.restMs).',
-    registers: [metrics.registry],
-    collect() {
-      this.set(host.awake);
-    },
-  });
+  readGauge(metrics, 'converge_mailbox_depth', 'Commands queued or running in the actors mailboxes.', () => host.inFlight);
+  readGauge(metrics, 'converge_resident_actors', 'Aggregates whose memory is resident, their actors running or at rest.', () => host.size);
+  readGauge(metrics, 'converge_awake_actors', 'Resident aggregates whose XState actor runs; the rest are at rest (actors.restMs).', () => host.awake);
 }
 
 /** The read side as the projector sees it, for the gauges below. */

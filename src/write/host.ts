@@ -113,7 +113,8 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   };
   let draining = false;
   let inFlight = 0;
-  let awake = 0;
+  /** The resident aggregates whose actor runs: the ones a rest sweep looks at. */
+  const awake = new Set<Entry>();
 
   /** Hands the next waiting command to an idle actor, waking a resting one. */
   function pump(entry: Entry): void {
@@ -151,7 +152,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
   function start(key: string, entry: Entry, actor: AggregateActor): AggregateActor {
     entry.actor = actor;
-    awake++;
+    awake.add(entry);
     actor.subscribe({
       next: (snapshot) => {
         if (snapshot.value === 'idle') entry.running = undefined;
@@ -170,8 +171,16 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     const { memory, savedVersion } = entry.actor.getSnapshot().context;
     entry.actor.stop();
     entry.actor = undefined;
-    awake--;
+    awake.delete(entry);
     return memory ? { memory, savedVersion } : undefined;
+  }
+
+  /** The memory of a running actor, once it has loaded. */
+  async function loaded(entry: Entry): Promise<Memory> {
+    const snap = await waitFor(entry.actor!, (s) => s.value !== 'loading');
+    const { memory, error } = snap.context;
+    if (!memory) throw new EventStoreUnavailableError(`could not load ${entry.aggregate.name} ${entry.id}`, { cause: error });
+    return memory;
   }
 
   /** An actor with no command running, none waiting, and nothing to load. */
@@ -180,7 +189,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   /** The actor could not load (or a bug ended it): its callers get the error, and the next command starts afresh. */
   function fail(key: string, entry: Entry, error: unknown): void {
     if (entries.get(key) === entry) entries.delete(key);
-    if (entry.actor) awake--;
+    awake.delete(entry);
     entry.actor = undefined;
     const err = error instanceof ConvergeError ? error : new EventStoreUnavailableError(`could not load ${key}`, { cause: error });
     for (const item of [...(entry.running ? [entry.running] : []), ...entry.mailbox.splice(0)]) item.reject(err);
@@ -213,10 +222,9 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   }
 
   function restIdle(at = now()): number {
-    if (awake === 0) return 0;
     let rested = 0;
-    for (const entry of entries.values()) {
-      if (!entry.actor || at - entry.lastActive < settings.restMs || !quiet(entry)) continue;
+    for (const entry of awake) {
+      if (at - entry.lastActive < settings.restMs || !quiet(entry)) continue;
       entry.rest = halt(entry);
       rested++;
     }
@@ -249,13 +257,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     async readState(aggregateName, id) {
       const entry = obtain(aggregateName, id);
       entry.lastActive = now();
-      if (entry.rest) {
-        const { memory } = entry.rest;
-        return { state: memory.state, version: memory.version, position: memory.position };
-      }
-      const snap = await waitFor(entry.actor!, (s) => s.value !== 'loading');
-      const memory = snap.context.memory;
-      if (!memory) throw new EventStoreUnavailableError(`could not load ${aggregateName} ${id}`, { cause: snap.context.error });
+      const memory = entry.rest?.memory ?? (await loaded(entry));
       return { state: memory.state, version: memory.version, position: memory.position };
     },
 
@@ -264,7 +266,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     },
 
     get awake() {
-      return awake;
+      return awake.size;
     },
 
     get inFlight() {
