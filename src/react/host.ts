@@ -6,6 +6,7 @@ import type { EventStore } from '../core/eventStore.js';
 import { processStream, type AnyProcess, type AnyReactor } from '../core/reactions.js';
 import type { NatsLink } from '../nats/connection.js';
 import type { Feed, FeedSpec } from '../read/feed.js';
+import { shareFeeds } from '../read/sharedFeed.js';
 import { LAST, type IndexScanner } from '../read/viewStore.js';
 import { commandEnvelope } from '../write/envelope.js';
 import type { CommandEnvelope, CommandResult } from '../write/execute.js';
@@ -81,7 +82,8 @@ export const REACTIONS_LEASE = 'x.reactions';
 
 /**
  * Starts the reactions of a runtime (docs/architecture.md, "Reactions"): a feed per reactor
- * and per process from its own checkpoint, and the timer service. On NATS they run in one
+ * and per process from its own checkpoint, all served by one delivery of `EVENTS`, and the
+ * timer service. On NATS they run in one
  * place in the cluster, wherever the reactions' lease is held: a runtime that holds it
  * starts them, one that loses it stops them, and another takes over from the checkpoints.
  */
@@ -91,10 +93,13 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
   const dispatch: ReactionDispatch = (command, o) => opts.dispatch(commandEnvelope(byName, command, o, clock.now()));
   const instances = new Map<string, ProcessInstances>();
   const feeds = new Map<string, { kind: 'reactor' | 'process'; feed: ReactionFeed; inputs: ReturnType<typeof reactorInputs> }>();
+  // Every reaction reads EVENTS through one delivery: each commit reaches this process once, not once per reaction.
+  const shared = shareFeeds(opts.feed, 'reactions');
+  const feed = shared.feed;
   for (const reactor of opts.reactors) {
     const inputs = reactorInputs(reactor, opts.upcast, dispatch, opts.services);
     const only = readsOf(reactor.handles, opts.aggregates);
-    feeds.set(reactor.name, { kind: 'reactor', inputs, feed: reactionFeed({ name: reactor.name, kind: 'reactor', policy: reactor.onError, reactions: reactionStore, feed: opts.feed, inputs, only, log, ...(opts.sleep ? { sleep: opts.sleep } : {}) }) });
+    feeds.set(reactor.name, { kind: 'reactor', inputs, feed: reactionFeed({ name: reactor.name, kind: 'reactor', policy: reactor.onError, reactions: reactionStore, feed, inputs, only, log, ...(opts.sleep ? { sleep: opts.sleep } : {}) }) });
   }
   for (const process of opts.processes) {
     const p = processInstances({
@@ -110,7 +115,7 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
     });
     instances.set(process.name, p);
     const only = readsOf(process.handles, opts.aggregates, processStream(process.name));
-    feeds.set(process.name, { kind: 'process', inputs: p.inputs, feed: reactionFeed({ name: process.name, kind: 'process', policy: process.onError, reactions: reactionStore, feed: opts.feed, inputs: p.inputs, only, log, ...(opts.sleep ? { sleep: opts.sleep } : {}) }) });
+    feeds.set(process.name, { kind: 'process', inputs: p.inputs, feed: reactionFeed({ name: process.name, kind: 'process', policy: process.onError, reactions: reactionStore, feed, inputs: p.inputs, only, log, ...(opts.sleep ? { sleep: opts.sleep } : {}) }) });
   }
   const timers: TimerService | undefined =
     instances.size > 0 ? startTimers({ views: opts.views, processes: instances, clock, log, ...(opts.onTimerFired ? { onFired: opts.onTimerFired } : {}) }) : undefined;
@@ -122,7 +127,9 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
     active = true;
     // Another host may have moved instances on while this one did not hold the lease.
     for (const p of instances.values()) p.forget();
-    for (const { feed } of feeds.values()) await feed.start();
+    await shared.together(async () => {
+      for (const { feed } of feeds.values()) await feed.start();
+    });
     timers?.start();
   };
   const end = async () => {
