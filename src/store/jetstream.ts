@@ -306,8 +306,8 @@ const READ_PULL_MAX = 16_384;
 /**
  * Messages a feed pulls at once, at most: 2 MB of archive records, which every feed from an
  * early position passes over. A rebuild from nothing meets the whole archive in each of its
- * feeds at once (the views, the notifier, the archive follower, forgets, each reactor and
- * process: seven in the reference app, on one connection), and at 64 records of 128 KiB
+ * feeds at once (the views, the notifier, the archive follower, forgets, and the one the
+ * reactions share: five, on one connection; seven before the reactions shared theirs), and at 64 records of 128 KiB
  * nats-server still dropped it as a slow consumer five times in a rebuild across 100,000
  * archived orders. Smaller pulls cost feeds of small commits a pull request each: a fold of
  * 90,150 commits ran at 0.64 of its rate with 32, 0.94 with 128, against 500.
