@@ -216,7 +216,8 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
     check(streamLast) {
       head = Math.max(head, streamLast);
       if (active) for (const { feed } of feeds.values()) feed.check(streamLast);
-      void refreshParked();
+      // A listing of parked inputs is a consumer on the reactions' bucket: none when there is nothing to count.
+      if (feeds.size > 0) void refreshParked();
     },
     running: () => active,
     holder: () => (lease ? lease.holder() : active ? 'this process' : undefined),

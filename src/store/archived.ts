@@ -6,8 +6,6 @@ import type { ArchiveIndex } from './archiveIndex.js';
 export interface ArchivedStoreOptions {
   /** The host's index of the archive. */
   readonly index: ArchiveIndex;
-  /** How long a read gives the index to reach the store's last archive record before it reads the records it lacks itself. */
-  readonly waitMs?: number;
   /** How long a subscription waits for an index that has stopped applying records before it reads the records it lacks itself. */
   readonly quietMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -45,30 +43,60 @@ interface ArchiveView {
  */
 export function archivedStore(inner: EventStore, opts: ArchivedStoreOptions): EventStore {
   const { index } = opts;
-  const waitMs = opts.waitMs ?? 50;
   const quietMs = opts.quietMs ?? 2000;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
-  /** The position of the first archive record after `after` in the store; 0 when the index has them all. */
+  /** The position of the first archive record after `after` in the store; 0 when there is none. */
   async function recordAfter(after: number): Promise<number> {
     if (isArchivable(inner)) return inner.nextPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID, after);
     const last = await inner.lastPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID);
     return last > after ? last : 0;
   }
 
-  /** The archive as of the store's last record. */
+  /**
+   * The archived commits of the records the index lacks, as last read from the store: those
+   * of the records after `after`, through the record at `through`. Kept until the index has
+   * applied them, so that the reads of one moment share one reading of them.
+   */
+  let lacking: { through: number; commits: Map<number, ArchivedCommit>; view: ArchiveView } | undefined;
+  /** The reading of those records under way. */
+  let reading: Promise<void> | undefined;
+
+  /** Reads the records after what the index and `lacking` hold, and adds them to `lacking`. */
+  async function readLacking(): Promise<void> {
+    const applied = index.applied();
+    const base = lacking && lacking.through > applied ? lacking : { through: applied, commits: new Map<number, ArchivedCommit>() };
+    const commits = new Map(base.commits);
+    let through = base.through;
+    for await (const record of inner.read(ARCHIVE_AGGREGATE, ARCHIVE_ID, base.through)) {
+      for (const e of record.events) if (e.type === ARCHIVED) for (const c of (e.data as unknown as ArchivedAggregate).commits) commits.set(c.position, c);
+      through = record.position;
+    }
+    lacking = { through, commits, view: withLacking(commits) };
+  }
+
+  /**
+   * The archive as of the store's last record (docs/architecture.md, "Archive"): the index,
+   * and the records it has not applied yet, read from the store at once rather than waited
+   * for, and once for all the reads that meet them. The reads of aggregates with nothing
+   * live (every new one) ask this at each read; while the archiver appends records, they
+   * would otherwise each read them, or wait for the projector to apply them.
+   */
   async function archive(): Promise<ArchiveView> {
-    const deadline = Date.now() + waitMs;
     for (;;) {
-      const pending = await recordAfter(index.applied());
-      if (pending === 0) return index;
-      if (Date.now() >= deadline) break;
-      while (index.applied() < pending && Date.now() < deadline) await sleep(5);
+      const applied = index.applied();
+      if (lacking && lacking.through <= applied) lacking = undefined;
+      if ((await recordAfter(lacking?.through ?? applied)) === 0) return lacking?.view ?? index;
+      // Records follow what is known: read them, or wait for the reading under way, and look again.
+      reading ??= readLacking().finally(() => {
+        reading = undefined;
+      });
+      await reading;
     }
-    const extra = new Map<number, ArchivedCommit>();
-    for await (const record of inner.read(ARCHIVE_AGGREGATE, ARCHIVE_ID, index.applied())) {
-      for (const e of record.events) if (e.type === ARCHIVED) for (const c of (e.data as unknown as ArchivedAggregate).commits) extra.set(c.position, c);
-    }
+  }
+
+  /** The index with archived commits it has not applied yet. */
+  function withLacking(extra: ReadonlyMap<number, ArchivedCommit>): ArchiveView {
     const more = [...extra.values()].sort((a, b) => a.position - b.position);
     const union = (found: ArchivedCommit[], add: ArchivedCommit[]) => {
       const seen = new Set(found.map((c) => c.position));

@@ -182,12 +182,44 @@ t.test("a host whose index has not applied another archiver's record still reads
   await raw.append({ commandId: 'archive-0', commandType: 'Archive', aggregate: '~~archive', id: 'all', version: 1, events: [{ type: '~Archived', data: { aggregate: 'order', id: 'o1', commits: copied }, at }] }, 0);
   await raw.remove([1, 2].map((position) => ({ position, aggregate: 'order', id: 'o1' })));
   // An index that has applied nothing: this host's projector is behind, or down.
-  const store = archivedStore(raw, { index: memoryArchiveIndex(), waitMs: 1 });
+  const store = archivedStore(raw, { index: memoryArchiveIndex() });
   t.same((await collect(store.read('order', 'o1', 0))).map((c) => c.version), [1, 2], 'its history is read from the records the index lacks');
   t.equal(await store.lastPosition('order', 'o1'), 2, 'and its last position');
   const appended = await store.append(commit(3, 'Reviewed'), 2);
   t.equal(appended.position, 4, 'an append at its archived position lands live');
   t.same((await collect(store.read('order', 'o1', 0))).map((c) => c.version), [1, 2, 3], 'and the history reads whole');
+});
+
+t.test('the reads that meet records the index lacks share one reading of them, and a record appended after it is read by the next read', async (t) => {
+  const raw = createMemoryEventStore();
+  const at = '2026-03-01T12:00:00.000Z';
+  const archiveOf = async (id: string) => {
+    const placed = await raw.append({ commandId: `c-${id}`, commandType: 'Place', aggregate: 'order', id, version: 1, events: [{ type: 'Placed', data: {}, at }] }, 0);
+    const copied = await collect(raw.readStored('order', id));
+    const last = await raw.lastPosition('~~archive', 'all');
+    const version = last === 0 ? 1 : (await raw.commitAt(last))!.version + 1;
+    await raw.append({ commandId: `archive-${last}`, commandType: 'Archive', aggregate: '~~archive', id: 'all', version, events: [{ type: '~Archived', data: { aggregate: 'order', id, commits: copied }, at }] }, last);
+    await raw.remove([{ position: placed.position, aggregate: 'order', id }]);
+  };
+  await archiveOf('o1');
+  const readings: number[] = [];
+  const read = raw.read.bind(raw);
+  (raw as { read: typeof read }).read = (aggregate, id, after) => {
+    if (aggregate === '~~archive') readings.push(after);
+    return read(aggregate, id, after);
+  };
+  // An index that has applied nothing: the projector has not reached the record yet.
+  const store = archivedStore(raw, { index: memoryArchiveIndex() });
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => collect(store.read('order', i === 0 ? 'o1' : `new${i}`, 0))));
+  t.same(answers[0]!.map((c) => c.version), [1], 'the archived order is read from the record');
+  t.ok(answers.slice(1).every((a) => a.length === 0), 'the new orders have no commits');
+  t.same(readings, [0], 'twenty reads at once read the records once');
+  await collect(store.read('order', 'new99', 0));
+  t.same(readings, [0], 'a read after them reads nothing again while no record follows');
+  await archiveOf('o2');
+  t.same((await collect(store.read('order', 'o2', 0))).map((c) => c.version), [1], 'a record appended since is read by the next read');
+  t.equal(readings.length, 2, 'once more');
+  t.equal(readings[1], 2, 'from the record it had read before');
 });
 
 /**
