@@ -7,6 +7,7 @@ import { startArchiver, memoryPauseFlag, type Archiver, type PauseFlag } from '.
 import { archivables } from '../lifecycle/lifecycleView.js';
 import type { NatsLink } from '../nats/connection.js';
 import { REACTIONS_BUCKET } from '../react/reactionStore.js';
+import { kvArchiveHead } from '../store/archiveHead.js';
 import { isNoMessage } from '../store/jetstream.js';
 import type { IndexScanner } from '../read/viewStore.js';
 import type { ArchiveStatus } from '../read/viewsStatus.js';
@@ -63,7 +64,7 @@ export async function startArchiveSide(opts: {
     index,
     views: opts.views,
     afterMs: archivables(opts.app.aggregates, opts.app.processes ?? [], config.archive.afterMs),
-    ...(link ? { purgeNotice: (aggregate: string, id: string, through: number) => purgeNotice(link, aggregate, id, through) } : {}),
+    ...(link ? { purgeNotice: (aggregate: string, id: string, through: number) => purgeNotice(link, aggregate, id, through), announce: kvArchiveHead(link).announce } : {}),
     clock: opts.clock,
     log: log.child({ part: 'archiver' }),
     intervalMs: config.archive.intervalMs,

@@ -10,6 +10,7 @@ import { archivedStore } from '../store/archived.js';
 import type { ArchiveIndex } from '../store/archiveIndex.js';
 import { isArchivable } from '../core/archive.js';
 import type { PersonalDecl } from '../core/personal.js';
+import { kvArchiveHead, type ArchiveHead } from '../store/archiveHead.js';
 import { kvKeyStore, memoryKeyStore, type KeyStore } from '../store/keys.js';
 import { shreddedStore } from '../store/shredded.js';
 import { natsAuthOf, type Config } from './config.js';
@@ -70,8 +71,8 @@ function sealed(store: EventStore, keys: KeyStore | undefined, personal: Readonl
 }
 
 /** The store read through the archive, when there is an index of it. */
-function through(raw: EventStore, index: ArchiveIndex | undefined): EventStore {
-  return index ? archivedStore(raw, { index }) : raw;
+function through(raw: EventStore, index: ArchiveIndex | undefined, head?: ArchiveHead): EventStore {
+  return index ? archivedStore(raw, { index, ...(head ? { head: () => head.read() } : {}) }) : raw;
 }
 
 /**
@@ -104,7 +105,7 @@ export async function openStoreSide(opts: StoreSideOptions): Promise<StoreSide> 
     const raw = createJetStreamEventStore(link, { ...config.eventStore, ...(opts.tracing ? { tracing: opts.tracing } : {}), fenced });
     const index = opts.archive?.(streamId);
     const keys = opts.personal && opts.personal.size > 0 ? await kvKeyStore(link, { replicas: config.nats.replicas }) : undefined;
-    const store = sealed(through(raw, index), keys, opts.personal);
+    const store = sealed(through(raw, index, kvArchiveHead(link)), keys, opts.personal);
     return { store, raw, index, keys, link, streamId, head: await store.head(), close: () => link.close() };
   } catch (err) {
     await link.close();

@@ -33,6 +33,12 @@ export interface ArchiverOptions {
   readonly afterMs: ReadonlyMap<string, number>;
   /** Also removes the aggregate's notice (on NATS: its `NOTIFY` subject), when it announces a commit up to `through`. */
   readonly purgeNotice?: (aggregate: string, id: string, through: number) => Promise<void>;
+  /**
+   * Announces the archive's head before anything a record copied is removed (on NATS: a key
+   * of `converge-reactions`, see `store/archiveHead.ts`), so that a read whose index has not
+   * applied it knows to read the records itself.
+   */
+  readonly announce?: (position: number) => Promise<void>;
   readonly clock: Clock;
   readonly log: Logger;
   readonly intervalMs: number;
@@ -140,6 +146,8 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
   const removals: Array<{ at: number; position: number }> = [];
   // A process that takes the lease removes again what was removed lately, as after a reconnect.
   let recheckPending = true;
+  /** The head this process has announced; the announcement itself never moves back. */
+  let announced = 0;
   let running = false;
   // Set by `stop` until the next `start`: a round in progress ends at its next step.
   let stopped = false;
@@ -165,6 +173,11 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     const todo = again ? index.recordsAfter(index.removedDurably()).slice(-RECHECK_RECORDS) : index.recordsAfter(purgedBefore);
     // Removed again now, so durable only DURABLE_MS from now: a second kill within that time loses these deletes too.
     if (again) removals.length = 0;
+    const top = todo.at(-1)?.position ?? 0;
+    if (opts.announce && top > announced) {
+      await opts.announce(top);
+      announced = top;
+    }
     for (const record of todo) {
       if (halted()) return;
       // Check before removing: the index must hold every commit up to the last copied.

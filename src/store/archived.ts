@@ -6,6 +6,12 @@ import type { ArchiveIndex } from './archiveIndex.js';
 export interface ArchivedStoreOptions {
   /** The host's index of the archive. */
   readonly index: ArchiveIndex;
+  /**
+   * The archive's head as the archiver announced it before removing anything (on NATS,
+   * `store/archiveHead.ts`); undefined when none was announced. Without it, or without an
+   * announcement, a read asks the store for a record after its index's last.
+   */
+  readonly head?: () => Promise<number | undefined>;
   /** How long a subscription waits for an index that has stopped applying records before it reads the records it lacks itself. */
   readonly quietMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -46,8 +52,10 @@ export function archivedStore(inner: EventStore, opts: ArchivedStoreOptions): Ev
   const quietMs = opts.quietMs ?? 2000;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
 
-  /** The position of the first archive record after `after` in the store; 0 when there is none. */
+  /** The position of an archive record after `after` whose commits may be removed (the head, or the first in the store); 0 when there is none. */
   async function recordAfter(after: number): Promise<number> {
+    const head = await opts.head?.();
+    if (head !== undefined) return head > after ? head : 0;
     if (isArchivable(inner)) return inner.nextPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID, after);
     const last = await inner.lastPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID);
     return last > after ? last : 0;

@@ -238,6 +238,28 @@ function standalone() {
   return { store, index, clock: manualClock('2026-03-01T12:00:00.000Z'), at: '2026-03-01T12:00:00.000Z' };
 }
 
+t.test('the archiver announces the head before it removes what a record copied, and never a head already announced', async (t) => {
+  const { store, index, clock, at } = standalone();
+  for (let version = 1; version <= 2; version++) {
+    await store.append({ commandId: `c${version}`, commandType: 'T', aggregate: 'order', id: 'o1', version, events: [{ type: 'T', data: {}, at }] }, version - 1);
+  }
+  const announced: Array<{ position: number; liveThen: number }> = [];
+  let listed = false;
+  const views = {
+    scanIndex: () => (listed ? [] : ((listed = true), [['finished', 'order', 0, 'o1']])),
+    get: () => ({ position: 2 }),
+  };
+  const announce = async (position: number) => void announced.push({ position, liveThen: await store.lastPosition('order', 'o1') });
+  const archiver = startArchiver({ store, index, views: views as never, afterMs: new Map([['order', 0]]), clock, log: pino({ level: 'silent' }), intervalMs: 10, batchSize: 10, announce });
+  t.equal(await archiver.round(), 1, 'the finished order is archived');
+  t.equal(await store.lastPosition('order', 'o1'), 0, 'and removed');
+  const record = await store.lastPosition('~~archive', 'all');
+  t.same(announced, [{ position: record, liveThen: 2 }], 'the head was its record, announced while the order was still live');
+  archiver.recheck();
+  await archiver.round();
+  t.equal(announced.length, 1, 'a recheck of the same record announces nothing again');
+});
+
 t.test('deletes made again by a recheck count as durable only 150 s after the recheck: a second kill within that time is rechecked too', async (t) => {
   const { store, index, clock, at } = standalone();
   for (let version = 1; version <= 3; version++) {

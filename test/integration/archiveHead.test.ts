@@ -1,0 +1,72 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { createConverge } from '../../src/index.js';
+import { connectNats } from '../../src/nats/connection.js';
+import { kvArchiveHead } from '../../src/store/archiveHead.js';
+import { archivedStore } from '../../src/store/archived.js';
+import { memoryArchiveIndex } from '../../src/store/archiveIndex.js';
+import { createJetStreamEventStore } from '../../src/store/jetstream.js';
+import { shopPlatform } from '../../app.js';
+import { startTestNats, tempDir } from '../helpers/nats.js';
+import { eventually } from '../helpers/processes.js';
+
+// The archive's head on a real nats-server (docs/architecture.md, "Archive"): the archiver
+// announces it before it removes what a record copied, and a read whose index is behind it
+// reads the records itself.
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+t.test('the head is unknown before any announcement, and an announcement never moves it back', async (t) => {
+  const nats = await startTestNats(t);
+  const link = await connectNats(nats.url, { name: 'test-head', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  const head = kvArchiveHead(link);
+  t.equal(await head.read(), undefined, 'no bucket yet: no head');
+  await link.jsm.streams.add({ name: 'KV_converge-reactions', subjects: ['$KV.converge-reactions.>'], max_msgs_per_subject: 1, allow_direct: true, allow_rollup_hdrs: true, deny_delete: true });
+  t.equal(await head.read(), undefined, 'a bucket without the key: no head');
+  await head.announce(10);
+  t.equal(await head.read(), 10, 'announced');
+  await kvArchiveHead(link).announce(5);
+  t.equal(await head.read(), 10, 'a lower announcement, from another archiver, leaves it');
+  await Promise.all([head.announce(20), kvArchiveHead(link).announce(15), kvArchiveHead(link).announce(12)]);
+  t.equal(await head.read(), 20, 'announcements at once end at the highest');
+});
+
+t.test('a read whose index has applied nothing finds the archived orders through the announced head', async (t) => {
+  const nats = await startTestNats(t);
+  const converge = await createConverge(shopPlatform, {
+    config: { nats: { url: nats.url }, dataDir: tempDir(t), logLevel: 'silent', cluster: { leaseTtlMs: 2000 }, archive: { afterMs: 0, intervalMs: 50 } },
+    logger: pino({ level: 'silent' }),
+  });
+  t.teardown(() => converge.stop());
+  const send = async (aggregate: string, id: string, type: string, data: object = {}) => {
+    const result = await converge.dispatch({ aggregate, id, type, data } as never);
+    if (result.kind !== 'accepted') throw new Error(`${type} ${id}: ${JSON.stringify(result)}`);
+  };
+  await send('shop', 's1', 'RegisterShop', { name: 'K', category: 'korean', ownerId: 'o1' });
+  await send('shop', 's1', 'OpenShop');
+  await send('shop', 's1', 'AddMenuItem', { menuId: 'm1', name: 'Kimbap', price: 4500 });
+  for (const id of ['o1', 'o2']) {
+    await send('order', id, 'PlaceOrder', { shopId: 's1', customerId: 'c1', items: [{ menuId: 'm1', quantity: 1 }] });
+    await send('order', id, 'CancelOrder', { reason: 'changed my mind' });
+  }
+  const history = await collect(converge.store.read('order', 'o1', 0));
+  const link = await connectNats(nats.url, { name: 'test-reader', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(() => link.close());
+  const raw = createJetStreamEventStore(link, { publishTimeoutMs: 1500 });
+  t.ok(await eventually(async () => (await raw.lastPosition('order', 'o1')) === 0 && (await raw.lastPosition('order', 'o2')) === 0, 15_000), 'both orders are archived and gone from EVENTS');
+  const head = await kvArchiveHead(link).read();
+  t.ok(head !== undefined && head <= (await raw.lastPosition('~~archive', 'all')), `the head (${head}) names a record of the archive`);
+  // The stream is never asked for a record after the index: the head answers.
+  const notAsked = { ...raw, nextPosition: () => Promise.reject(new Error('the stream was asked')) };
+  const lagging = archivedStore(notAsked, { index: memoryArchiveIndex(), head: () => kvArchiveHead(link).read() });
+  const read = await collect(lagging.read('order', 'o1', 0));
+  // Compared by place and type: this store does not open the sealed customer id.
+  const shape = (cs: typeof history) => cs.map((c) => [c.position, c.version, c.events.map((e) => e.type)]);
+  t.same(shape(read), shape(history), 'a store whose index applied nothing reads the whole history');
+  t.same(await collect(lagging.read('order', 'new', 0)), [], 'and a new order as empty');
+});
