@@ -13,11 +13,11 @@ const HEAD_KEY = 'archive.head';
  * it before it removes anything, so a read whose index has applied the head lacks nothing
  * of the archive; one whose index is behind it reads the records it lacks.
  *
- * A read asks this instead of `next_by_subj` after its index's last record. Once a record
- * sits inside a block of `EVENTS` with commits after it, nats-server 2.9.10 answers that
- * question by walking the block from the record on, message by message: while the archiver
- * worked, that walk was 62% of the server's CPU, asked by the first command of every new
- * order. A key of the bucket is read in about 15 µs of the server's time.
+ * A read asks this instead of `next_by_subj` after its index's last record, which
+ * nats-server 2.9.10 answers by walking a block of `EVENTS` message by message once the
+ * archive has records: while the archiver worked, that walk was 62% of the server's CPU,
+ * asked by the first command of every new order. A key of the bucket is read in about
+ * 15 µs of the server's time.
  */
 export interface ArchiveHead {
   /** The announced head; undefined when none has been announced yet (then the caller asks the stream). */
