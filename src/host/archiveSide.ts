@@ -50,6 +50,8 @@ export async function startArchiveSide(opts: {
   /** The store as it is, not read through the archive. */
   readonly raw: ArchivableStore;
   readonly index: ArchiveIndex;
+  /** The incarnation of `EVENTS` the archive's head is announced for. */
+  readonly streamId: string;
   readonly views: IndexScanner;
   readonly link: NatsLink | undefined;
   readonly clock: Clock;
@@ -64,7 +66,7 @@ export async function startArchiveSide(opts: {
     index,
     views: opts.views,
     afterMs: archivables(opts.app.aggregates, opts.app.processes ?? [], config.archive.afterMs),
-    ...(link ? { purgeNotice: (aggregate: string, id: string, through: number) => purgeNotice(link, aggregate, id, through), announce: kvArchiveHead(link).announce } : {}),
+    ...(link ? { purgeNotice: (aggregate: string, id: string, through: number) => purgeNotice(link, aggregate, id, through), announce: kvArchiveHead(link, opts.streamId).announce } : {}),
     clock: opts.clock,
     log: log.child({ part: 'archiver' }),
     intervalMs: config.archive.intervalMs,

@@ -127,6 +127,7 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
           app,
           raw: side.raw,
           index: side.index,
+          streamId: side.streamId,
           views: read.views,
           link,
           clock: systemClock,

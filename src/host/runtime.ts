@@ -205,7 +205,7 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   const running = reactions;
   const archiving =
     archived && isArchivable(archived.raw)
-      ? await startArchiveSide({ config, log, app, raw: archived.raw, index: archived.index, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` })
+      ? await startArchiveSide({ config, log, app, raw: archived.raw, index: archived.index, streamId: side.streamId, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` })
       : undefined;
   const status = (): ViewsStatus => ({
     ...read.status(),

@@ -105,7 +105,7 @@ export async function openStoreSide(opts: StoreSideOptions): Promise<StoreSide> 
     const raw = createJetStreamEventStore(link, { ...config.eventStore, ...(opts.tracing ? { tracing: opts.tracing } : {}), fenced });
     const index = opts.archive?.(streamId);
     const keys = opts.personal && opts.personal.size > 0 ? await kvKeyStore(link, { replicas: config.nats.replicas }) : undefined;
-    const store = sealed(through(raw, index, kvArchiveHead(link)), keys, opts.personal);
+    const store = sealed(through(raw, index, kvArchiveHead(link, streamId)), keys, opts.personal);
     return { store, raw, index, keys, link, streamId, head: await store.head(), close: () => link.close() };
   } catch (err) {
     await link.close();

@@ -173,7 +173,10 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     const todo = again ? index.recordsAfter(index.removedDurably()).slice(-RECHECK_RECORDS) : index.recordsAfter(purgedBefore);
     // Removed again now, so durable only DURABLE_MS from now: a second kill within that time loses these deletes too.
     if (again) removals.length = 0;
-    const top = todo.at(-1)?.position ?? 0;
+    // Every record the index holds, not only those removed now: an archiver of a version
+    // before the head, or one whose announcement nats-server lost, may have removed what
+    // later records copied without announcing them.
+    const top = Math.max(todo.at(-1)?.position ?? 0, index.applied());
     if (opts.announce && top > announced) {
       await opts.announce(top);
       announced = top;
@@ -369,6 +372,7 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
       if (running) return;
       running = true;
       stopped = false;
+      announced = 0;
       // Whoever takes the lease rechecks, this process again too: a stop may have cut short
       // the recheck a reconnect asked for (the lease is often lost in the same outage).
       recheckPending = true;
@@ -383,6 +387,8 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     },
     recheck() {
       recheckPending = true;
+      // nats-server may have lost the announcement too.
+      announced = 0;
       wake?.();
     },
     async pause() {

@@ -70,13 +70,15 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
   let stopped: { position: number; error: string } | undefined;
   let retrying: string | undefined;
   let halted = false;
+  /** Counts the feeds started: a batch of an earlier one (the reaction stopped and started again meanwhile) changes nothing. */
+  let generation = 0;
 
   /** Runs one input under the policy; answers false when the reaction must stop before its commit. */
-  async function runInput(commit: StoredCommit, input: ReactionInput): Promise<void> {
+  async function runInput(commit: StoredCommit, input: ReactionInput, mine: number): Promise<void> {
     const attempts = policy.kind === 'retry' ? policy.times + 1 : 1;
     let error: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      if (halted) throw new Stopped();
+      if (halted || mine !== generation) throw new Stopped();
       if (attempt > 0) await sleep(Math.min(10_000, (policy.kind === 'retry' ? (policy.backoffMs ?? 100) : 100) * 2 ** (attempt - 1)));
       try {
         await input.run();
@@ -92,7 +94,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     const message = error instanceof Error ? error.message : String(error);
     const then = policy.kind === 'retry' ? (policy.then ?? 'park') : policy.kind;
     if (then === 'stop') {
-      stopped = { position: commit.position, error: message };
+      // A batch of an earlier feed does not stop the reaction that runs on.
+      if (mine === generation) stopped = { position: commit.position, error: message };
       log.error({ reaction: name, position: commit.position, err: error }, `${kind} ${name} stopped before position ${commit.position}: ${message}; resume it from the admin API`);
       throw new Stopped(message);
     }
@@ -106,7 +109,7 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
    * keys at once) and in order within one, those without alone and in order. Answers the
    * position of the first commit an input stopped at, if any.
    */
-  async function runBatch(work: ReadonlyArray<{ commit: StoredCommit; input: ReactionInput }>): Promise<number | undefined> {
+  async function runBatch(work: ReadonlyArray<{ commit: StoredCommit; input: ReactionInput }>, mine: number): Promise<number | undefined> {
     let stoppedAt: number | undefined;
     let failure: unknown;
     const note = (commit: StoredCommit, err: unknown) => {
@@ -116,7 +119,7 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     for (let i = 0; i < work.length && stoppedAt === undefined && failure === undefined; ) {
       const { commit, input } = work[i]!;
       if (input.key === undefined) {
-        await runInput(commit, input).catch((err: unknown) => note(commit, err));
+        await runInput(commit, input, mine).catch((err: unknown) => note(commit, err));
         i++;
         continue;
       }
@@ -133,7 +136,7 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
         for (let group = queue.shift(); group; group = queue.shift()) {
           for (const item of group) {
             try {
-              await runInput(item.commit, item.input);
+              await runInput(item.commit, item.input, mine);
             } catch (err) {
               note(item.commit, err);
               break;
@@ -157,9 +160,9 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     lazySave.unref();
   };
 
-  const apply = async (batch: StoredCommit[]) => {
+  const apply = async (batch: StoredCommit[], mine: number) => {
     const fresh = batch.filter((c) => c.position > position);
-    if (fresh.length === 0 || stopped) return;
+    if (fresh.length === 0 || stopped || mine !== generation) return;
     const work = fresh.flatMap((commit) => opts.inputs(commit).map((input) => ({ commit, input })));
     let last = fresh[fresh.length - 1]!.position;
     if (work.length === 0) {
@@ -169,7 +172,9 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
       return;
     }
     try {
-      const stoppedAt = await runBatch(work);
+      const stoppedAt = await runBatch(work, mine);
+      // Stopped and started again while it ran: the new feed has read the checkpoint, and goes on from there.
+      if (mine !== generation) return;
       if (stoppedAt !== undefined) {
         // Inputs of later commits may have run already; running them again is harmless (see above).
         last = stoppedAt - 1;
@@ -180,7 +185,7 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
       last = position;
       throw err;
     } finally {
-      if (last > position) {
+      if (last > position && mine === generation) {
         await reactions.setCheckpoint(name, last);
         position = last;
       }
@@ -189,7 +194,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
 
   const startFeed = () => {
     feed?.stop();
-    feed = opts.feed({ name: `${kind} ${name}`, from: () => position, apply, ...(opts.only ? { only: opts.only } : {}) });
+    const mine = ++generation;
+    feed = opts.feed({ name: `${kind} ${name}`, from: () => position, apply: (batch) => apply(batch, mine), ...(opts.only ? { only: opts.only } : {}) });
   };
 
   return {

@@ -19,9 +19,10 @@ interface Member {
  * checkpoint and hands every batch to each member at once; a member passes over what is at
  * or below its own checkpoint. It decodes what any member reads, and a member is handed
  * the others' commits as passed over, as its own feed would have given them. A batch ends
- * when every member has finished it; when one fails, the shared feed starts again from the
- * lowest checkpoint, after the others have finished theirs, so no member runs a commit
- * twice at once. A member that joins late (one resumed) restarts the delivery from its
+ * when every member has finished it, and none starts before the one before it has ended,
+ * even when the consumer fails and the shared feed starts again meanwhile; when a member
+ * fails, the shared feed starts again from the lowest checkpoint. So no member runs a
+ * commit twice at once. A member that joins late (one resumed) restarts the delivery from its
  * checkpoint once the batch in hand is done; one that leaves only stops being handed
  * batches.
  */
@@ -39,9 +40,14 @@ export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): Share
   };
 
   const apply = async (batch: StoredCommit[]) => {
-    const union = readsOfAll();
-    const runs = [...members].map((m) => m.spec.apply(handedTo(m.spec, union, batch)));
-    const done = Promise.allSettled(runs);
+    // After the batch before: a consumer's error restarts the shared feed at once, while the
+    // members may still be running that batch, and their checkpoints have not moved yet.
+    const before = inFlight;
+    const done = (async () => {
+      await before.catch(() => undefined);
+      const union = readsOfAll();
+      return Promise.allSettled([...members].map((m) => m.spec.apply(handedTo(m.spec, union, batch))));
+    })();
     inFlight = done;
     const failed = (await done).find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;

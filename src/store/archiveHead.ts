@@ -26,8 +26,13 @@ export interface ArchiveHead {
   announce(position: number): Promise<void>;
 }
 
-/** The archive's head in the `converge-reactions` bucket. The bucket is opened when first asked; the archiver's side creates it. */
-export function kvArchiveHead(link: NatsLink): ArchiveHead {
+/**
+ * The archive's head of the stream `stream` (an incarnation of `EVENTS`, see `StoreIdentity`)
+ * in the `converge-reactions` bucket. A head announced for another incarnation (the store
+ * recreated or restored while the bucket was kept) counts as none, and the next announcement
+ * replaces it. The bucket is opened when first asked; the archiver's side creates it.
+ */
+export function kvArchiveHead(link: NatsLink, stream: string): ArchiveHead {
   let bucket: Promise<KV> | undefined;
   const kv = () => {
     bucket ??= new Kvm(link.js).open(REACTIONS_BUCKET).catch((err: unknown) => {
@@ -36,9 +41,12 @@ export function kvArchiveHead(link: NatsLink): ArchiveHead {
     });
     return bucket;
   };
+  /** The head as stored, with its revision; its position is undefined when it is another stream's. */
   const current = async () => {
     const entry = await (await kv()).get(HEAD_KEY);
-    return entry && entry.operation === 'PUT' ? { position: Number(entry.string()), revision: entry.revision } : undefined;
+    if (!entry || entry.operation !== 'PUT') return undefined;
+    const value = parseHead(entry.string());
+    return { position: value?.stream === stream ? value.position : undefined, revision: entry.revision };
   };
   return {
     async read() {
@@ -54,11 +62,12 @@ export function kvArchiveHead(link: NatsLink): ArchiveHead {
       // Compared and set: an archiver that lost its lease never moves the head back.
       for (;;) {
         const now = await current();
-        if (now && now.position >= position) return;
+        if (now?.position !== undefined && now.position >= position) return;
         const store = await kv();
+        const value = JSON.stringify({ stream, position });
         try {
-          if (now) await store.update(HEAD_KEY, String(position), now.revision);
-          else await store.create(HEAD_KEY, String(position));
+          if (now) await store.update(HEAD_KEY, value, now.revision);
+          else await store.create(HEAD_KEY, value);
           return;
         } catch (err) {
           // Another announcement came between: read it again.
@@ -67,4 +76,13 @@ export function kvArchiveHead(link: NatsLink): ArchiveHead {
       }
     },
   };
+}
+
+function parseHead(text: string): { stream: string; position: number } | undefined {
+  try {
+    const value = JSON.parse(text) as { stream?: unknown; position?: unknown };
+    return typeof value.stream === 'string' && typeof value.position === 'number' ? { stream: value.stream, position: value.position } : undefined;
+  } catch {
+    return undefined;
+  }
 }

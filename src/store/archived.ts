@@ -17,6 +17,16 @@ export interface ArchivedStoreOptions {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
+/** Archived commits the reads of a host keep of the records its index lacks, at most (about a megabyte a thousand). */
+const LACKING_KEPT = 20_000;
+
+/** A reading of the records the index lacks: the commits they hold, through the record at `through`. */
+interface Lacking {
+  readonly through: number;
+  readonly commits: Map<number, ArchivedCommit>;
+  readonly view: ArchiveView;
+}
+
 /** Positions of a gap in a subscription filled at once, at most. */
 export const GAP_PAGE = 1000;
 
@@ -62,16 +72,18 @@ export function archivedStore(inner: EventStore, opts: ArchivedStoreOptions): Ev
   }
 
   /**
-   * The archived commits of the records the index lacks, as last read from the store: those
-   * of the records after `after`, through the record at `through`. Kept until the index has
-   * applied them, so that the reads of one moment share one reading of them.
+   * The archived commits of the records the index lacks, as last read from the store, through
+   * the record at `through`. Kept until the index has applied them, so that the reads of one
+   * moment share one reading of them; not kept past `LACKING_KEPT` commits (an index made
+   * again from nothing lacks the whole archive), when each read uses its own reading.
    */
-  let lacking: { through: number; commits: Map<number, ArchivedCommit>; view: ArchiveView } | undefined;
-  /** The reading of those records under way. */
-  let reading: Promise<void> | undefined;
+  let lacking: Lacking | undefined;
+  /** The reading of those records under way, numbered in the order readings began. */
+  let reading: { n: number; done: Promise<Lacking> } | undefined;
+  let readingsBegun = 0;
 
-  /** Reads the records after what the index and `lacking` hold, and adds them to `lacking`. */
-  async function readLacking(): Promise<void> {
+  /** Reads the records after what the index and `lacking` hold, and keeps them in `lacking` unless they are too many. */
+  async function readLacking(): Promise<Lacking> {
     const applied = index.applied();
     const base = lacking && lacking.through > applied ? lacking : { through: applied, commits: new Map<number, ArchivedCommit>() };
     const commits = new Map(base.commits);
@@ -80,7 +92,9 @@ export function archivedStore(inner: EventStore, opts: ArchivedStoreOptions): Ev
       for (const e of record.events) if (e.type === ARCHIVED) for (const c of (e.data as unknown as ArchivedAggregate).commits) commits.set(c.position, c);
       through = record.position;
     }
-    lacking = { through, commits, view: withLacking(commits) };
+    const read = { through, commits, view: withLacking(commits) };
+    lacking = commits.size <= LACKING_KEPT ? read : undefined;
+    return read;
   }
 
   /**
@@ -95,22 +109,42 @@ export function archivedStore(inner: EventStore, opts: ArchivedStoreOptions): Ev
       const applied = index.applied();
       if (lacking && lacking.through <= applied) lacking = undefined;
       if ((await recordAfter(lacking?.through ?? applied)) === 0) return lacking?.view ?? index;
-      // Records follow what is known: read them, or wait for the reading under way, and look again.
-      reading ??= readLacking().finally(() => {
-        reading = undefined;
-      });
-      await reading;
+      // A reading begun after this look holds every record the look saw. One begun before it
+      // may not: once it is done, look again (a look costs far less than a reading).
+      const looked = readingsBegun;
+      if (reading && reading.n <= looked) {
+        await reading.done.catch(() => undefined);
+        continue;
+      }
+      if (!reading) {
+        const n = ++readingsBegun;
+        const done = readLacking().finally(() => {
+          if (reading?.n === n) reading = undefined;
+        });
+        reading = { n, done };
+      }
+      // What this reading found, however far the head said: a head past the store's last record
+      // (one announced for another copy of EVENTS) must not make reads ask again and again.
+      return (await reading.done).view;
     }
   }
 
   /** The index with archived commits it has not applied yet. */
   function withLacking(extra: ReadonlyMap<number, ArchivedCommit>): ArchiveView {
     const more = [...extra.values()].sort((a, b) => a.position - b.position);
+    const byAggregate = new Map<string, ArchivedCommit[]>();
+    for (const c of more) {
+      const key = `${c.aggregate}\u0000${c.id}`;
+      const list = byAggregate.get(key);
+      if (list) list.push(c);
+      else byAggregate.set(key, [c]);
+    }
     const union = (found: ArchivedCommit[], add: ArchivedCommit[]) => {
+      if (add.length === 0) return found;
       const seen = new Set(found.map((c) => c.position));
       return [...found, ...add.filter((c) => !seen.has(c.position))].sort((a, b) => a.position - b.position);
     };
-    const of = (aggregate: string, id: string) => more.filter((c) => c.aggregate === aggregate && c.id === id);
+    const of = (aggregate: string, id: string) => byAggregate.get(`${aggregate}\u0000${id}`) ?? [];
     return {
       commitsOf: (aggregate, id, after) => union(index.commitsOf(aggregate, id, after), of(aggregate, id).filter((c) => c.position > after)),
       commitAt: (position) => index.commitAt(position) ?? extra.get(position),

@@ -20,20 +20,26 @@ async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
-t.test('the head is unknown before any announcement, and an announcement never moves it back', async (t) => {
+t.test("the head is unknown before any announcement, never moves back, and another stream's counts as none", async (t) => {
   const nats = await startTestNats(t);
   const link = await connectNats(nats.url, { name: 'test-head', timeoutMs: 2000, log: pino({ level: 'silent' }) });
   t.teardown(() => link.close());
-  const head = kvArchiveHead(link);
+  const head = kvArchiveHead(link, 'stream-a');
   t.equal(await head.read(), undefined, 'no bucket yet: no head');
   await link.jsm.streams.add({ name: 'KV_converge-reactions', subjects: ['$KV.converge-reactions.>'], max_msgs_per_subject: 1, allow_direct: true, allow_rollup_hdrs: true, deny_delete: true });
   t.equal(await head.read(), undefined, 'a bucket without the key: no head');
   await head.announce(10);
   t.equal(await head.read(), 10, 'announced');
-  await kvArchiveHead(link).announce(5);
+  await kvArchiveHead(link, 'stream-a').announce(5);
   t.equal(await head.read(), 10, 'a lower announcement, from another archiver, leaves it');
-  await Promise.all([head.announce(20), kvArchiveHead(link).announce(15), kvArchiveHead(link).announce(12)]);
+  await Promise.all([head.announce(20), kvArchiveHead(link, 'stream-a').announce(15), kvArchiveHead(link, 'stream-a').announce(12)]);
   t.equal(await head.read(), 20, 'announcements at once end at the highest');
+  // EVENTS recreated or restored while the bucket was kept: its records start again from the beginning.
+  const other = kvArchiveHead(link, 'stream-b');
+  t.equal(await other.read(), undefined, "another stream's head is none for this one");
+  await other.announce(3);
+  t.equal(await other.read(), 3, 'and its first announcement replaces it, though lower');
+  t.equal(await head.read(), undefined, 'after which the first stream has none');
 });
 
 t.test('a read whose index has applied nothing finds the archived orders through the announced head', async (t) => {
@@ -59,11 +65,12 @@ t.test('a read whose index has applied nothing finds the archived orders through
   t.teardown(() => link.close());
   const raw = createJetStreamEventStore(link, { publishTimeoutMs: 1500 });
   t.ok(await eventually(async () => (await raw.lastPosition('order', 'o1')) === 0 && (await raw.lastPosition('order', 'o2')) === 0, 15_000), 'both orders are archived and gone from EVENTS');
-  const head = await kvArchiveHead(link).read();
+  const stream = (await raw.head()).identity.stream;
+  const head = await kvArchiveHead(link, stream).read();
   t.ok(head !== undefined && head <= (await raw.lastPosition('~~archive', 'all')), `the head (${head}) names a record of the archive`);
   // The stream is never asked for a record after the index: the head answers.
   const notAsked = { ...raw, nextPosition: () => Promise.reject(new Error('the stream was asked')) };
-  const lagging = archivedStore(notAsked, { index: memoryArchiveIndex(), head: () => kvArchiveHead(link).read() });
+  const lagging = archivedStore(notAsked, { index: memoryArchiveIndex(), head: () => kvArchiveHead(link, stream).read() });
   const read = await collect(lagging.read('order', 'o1', 0));
   // Compared by place and type: this store does not open the sealed customer id.
   const shape = (cs: typeof history) => cs.map((c) => [c.position, c.version, c.events.map((e) => e.type)]);

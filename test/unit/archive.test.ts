@@ -238,7 +238,7 @@ function standalone() {
   return { store, index, clock: manualClock('2026-03-01T12:00:00.000Z'), at: '2026-03-01T12:00:00.000Z' };
 }
 
-t.test('the archiver announces the head before it removes what a record copied, and never a head already announced', async (t) => {
+t.test('the archiver announces the head before it removes what a record copied, and again only after a recheck', async (t) => {
   const { store, index, clock, at } = standalone();
   for (let version = 1; version <= 2; version++) {
     await store.append({ commandId: `c${version}`, commandType: 'T', aggregate: 'order', id: 'o1', version, events: [{ type: 'T', data: {}, at }] }, version - 1);
@@ -255,9 +255,11 @@ t.test('the archiver announces the head before it removes what a record copied, 
   t.equal(await store.lastPosition('order', 'o1'), 0, 'and removed');
   const record = await store.lastPosition('~~archive', 'all');
   t.same(announced, [{ position: record, liveThen: 2 }], 'the head was its record, announced while the order was still live');
+  await archiver.round();
+  t.equal(announced.length, 1, 'the next round announces nothing again');
   archiver.recheck();
   await archiver.round();
-  t.equal(announced.length, 1, 'a recheck of the same record announces nothing again');
+  t.same(announced.map((a) => a.position), [record, record], 'a recheck announces it again: nats-server may have lost it with the deletes');
 });
 
 t.test('deletes made again by a recheck count as durable only 150 s after the recheck: a second kill within that time is rechecked too', async (t) => {

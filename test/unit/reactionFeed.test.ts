@@ -73,6 +73,35 @@ t.test('an input stopped by its policy leaves the checkpoint before its commit, 
   t.same(feed.health(), { state: 'stopped', error: 'down' }, 'and the reaction reports itself stopped');
 });
 
+t.test('a batch still running when the reaction is stopped and started again changes neither the new feed nor its position', async (t) => {
+  let release: () => void = () => undefined;
+  const inputs: Record<number, ReactionInput[]> = {
+    // Fails once it is let go: under the `stop` policy that stops the reaction, were its feed still the current one.
+    1: [{ eventIndex: 0, type: 'slow', key: 'a', run: () => new Promise<void>((_, reject) => (release = () => reject(new Error('down')))) }],
+  };
+  const reactions = memoryReactionStore();
+  const specs: FeedSpec[] = [];
+  const stops: number[] = [];
+  const start = (s: FeedSpec): Feed => {
+    const n = specs.push(s);
+    return { health: () => ({ state: 'running', lastBatchAt: 0 }), unappliedAt: () => undefined, seen: () => 0, check: () => undefined, restart: () => undefined, stop: () => void stops.push(n) };
+  };
+  const feed = reactionFeed({ name: 'r', kind: 'process', policy: { kind: 'stop' }, reactions, feed: start, inputs: (c) => inputs[c.position] ?? [], log: pino({ level: 'silent' }) });
+  await feed.start();
+  const old = specs[0]!.apply([commit(1)]);
+  await tick();
+  // The lease is lost and taken again while the input runs.
+  feed.stop();
+  await feed.start();
+  t.equal(specs.length, 2, 'a second feed started');
+  release();
+  await old;
+  t.notOk(stops.includes(2), 'the old batch did not stop the new feed');
+  t.equal(feed.position(), 0, 'nor move the position the new feed goes on from');
+  t.equal(await reactions.checkpoint('r'), 0, 'nor save a checkpoint');
+  t.same(feed.health(), { state: 'running' }, 'and the reaction runs on, not stopped');
+});
+
 t.test("a subscription with `only` passes over other aggregates' commits: their place without their events", async (t) => {
   const { createMemoryEventStore } = await import('../../src/store/memory.js');
   const store = createMemoryEventStore();

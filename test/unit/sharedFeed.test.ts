@@ -161,3 +161,25 @@ t.test('a member that leaves is handed nothing more; the last to leave ends the 
   await sleep(50);
   t.equal(staying.position, 3, 'after the last member left, nothing is delivered');
 });
+
+t.test('a batch handed while the one before is still running waits for it: the consumer failed and the feed started again', async (t) => {
+  let spec: FeedSpec | undefined;
+  const feed = { health: () => ({ state: 'running' as const, lastBatchAt: 0 }), unappliedAt: () => undefined, seen: () => 0, check: () => undefined, restart: () => undefined, stop: () => undefined };
+  const feeds = shareFeeds((s) => ((spec = s), feed), 'reactions');
+  let running = 0;
+  let overlapped = false;
+  const slow = member('slow', 0, async () => {
+    running++;
+    if (running > 1) overlapped = true;
+    await sleep(30);
+    running--;
+  });
+  const f = feeds.feed(slow.spec);
+  t.teardown(() => f.stop());
+  await until(t, 'the shared feed starts', () => spec !== undefined);
+  const commit = (position: number): StoredCommit => ({ position, commandId: `c${position}`, commandType: 'C', aggregate: 'a', id: 'x', version: 1, events: [] });
+  // The same commits again, as a feed restarted from the unmoved checkpoint hands them.
+  await Promise.all([spec!.apply([commit(1), commit(2)]), spec!.apply([commit(1), commit(2)])]);
+  t.notOk(overlapped, 'the member never ran two batches at once');
+  t.same(slow.seen.map((c) => c.position), [1, 2], 'and ran the commits once');
+});
