@@ -46,8 +46,15 @@ export function removeDir(left: Leftovers, dir: string): void {
 /** Where a bench server logs: in its store directory, the previous start's log beside it as `nats.log.1`. */
 const logOf = (storeDir: string) => join(storeDir, 'nats.log');
 
+/**
+ * More arguments for the bench's nats-server, from BENCH_NATS_ARGS: `--profile 18223` serves
+ * Go's pprof (`curl -o cpu.pprof 'http://127.0.0.1:18223/debug/pprof/profile?seconds=9'`,
+ * read with `go tool pprof -top cpu.pprof`). One server at a time: the port is fixed.
+ */
+const natsArgs = process.env.BENCH_NATS_ARGS?.split(' ').filter(Boolean) ?? [];
+
 async function launch(left: Leftovers, storeDir: string, port = 0): Promise<{ proc: NatsServerProcess; link: NatsLink }> {
-  const proc = await launchNatsServer({ port, storeDir, readyTimeoutMs: 600_000, logFile: logOf(storeDir) });
+  const proc = await launchNatsServer({ port, storeDir, readyTimeoutMs: 600_000, logFile: logOf(storeDir), extraArgs: natsArgs });
   left.servers.add(proc);
   const link = await connectNats(proc.url, { name: 'bench', timeoutMs: 30_000, log: pino({ level: 'silent' }) });
   return { proc, link };
