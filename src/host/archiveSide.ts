@@ -7,7 +7,7 @@ import { startArchiver, memoryPauseFlag, type Archiver, type PauseFlag } from '.
 import { archivables } from '../lifecycle/lifecycleView.js';
 import type { NatsLink } from '../nats/connection.js';
 import { REACTIONS_BUCKET } from '../react/reactionStore.js';
-import { kvArchiveHead } from '../store/archiveHead.js';
+import { kvArchiveHead } from '../lifecycle/archiveHead.js';
 import { isNoMessage } from '../store/jetstream.js';
 import type { IndexScanner } from '../read/viewStore.js';
 import type { ArchiveStatus } from '../read/viewsStatus.js';

@@ -10,7 +10,7 @@ import { archivedStore } from '../store/archived.js';
 import type { ArchiveIndex } from '../store/archiveIndex.js';
 import { isArchivable } from '../core/archive.js';
 import type { PersonalDecl } from '../core/personal.js';
-import { kvArchiveHead, type ArchiveHead } from '../store/archiveHead.js';
+import { kvArchiveHead, type ArchiveHead } from '../lifecycle/archiveHead.js';
 import { kvKeyStore, memoryKeyStore, type KeyStore } from '../store/keys.js';
 import { shreddedStore } from '../store/shredded.js';
 import { natsAuthOf, type Config } from './config.js';

@@ -35,7 +35,7 @@ export interface ArchiverOptions {
   readonly purgeNotice?: (aggregate: string, id: string, through: number) => Promise<void>;
   /**
    * Announces the archive's head before anything a record copied is removed (on NATS: a key
-   * of `converge-reactions`, see `store/archiveHead.ts`), so that a read whose index has not
+   * of `converge-reactions`, see `lifecycle/archiveHead.ts`), so that a read whose index has not
    * applied it knows to read the records itself.
    */
   readonly announce?: (position: number) => Promise<void>;

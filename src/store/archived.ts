@@ -8,7 +8,7 @@ export interface ArchivedStoreOptions {
   readonly index: ArchiveIndex;
   /**
    * The archive's head as the archiver announced it before removing anything (on NATS,
-   * `store/archiveHead.ts`); undefined when none was announced. Without it, or without an
+   * `lifecycle/archiveHead.ts`); undefined when none was announced. Without it, or without an
    * announcement, a read asks the store for a record after its index's last.
    */
   readonly head?: () => Promise<number | undefined>;
@@ -105,27 +105,28 @@ export function archivedStore(inner: EventStore, opts: ArchivedStoreOptions): Ev
    * would otherwise each read them, or wait for the projector to apply them.
    */
   async function archive(): Promise<ArchiveView> {
+    /** The readings begun when this read first saw a record its index lacks. */
+    let looked: number | undefined;
     for (;;) {
       const applied = index.applied();
       if (lacking && lacking.through <= applied) lacking = undefined;
       if ((await recordAfter(lacking?.through ?? applied)) === 0) return lacking?.view ?? index;
-      // A reading begun after this look holds every record the look saw. One begun before it
-      // may not: once it is done, look again (a look costs far less than a reading).
-      const looked = readingsBegun;
-      if (reading && reading.n <= looked) {
+      looked ??= readingsBegun;
+      // A reading begun after that look holds every record the look saw: join it.
+      if (reading && reading.n > looked) return (await reading.done).view;
+      // One begun before it may not: once it is done, look again (a look costs far less than a reading).
+      if (reading) {
         await reading.done.catch(() => undefined);
         continue;
       }
-      if (!reading) {
-        const n = ++readingsBegun;
-        const done = readLacking().finally(() => {
-          if (reading?.n === n) reading = undefined;
-        });
-        reading = { n, done };
-      }
+      const n = ++readingsBegun;
+      const done = readLacking().finally(() => {
+        if (reading?.n === n) reading = undefined;
+      });
+      reading = { n, done };
       // What this reading found, however far the head said: a head past the store's last record
       // (one announced for another copy of EVENTS) must not make reads ask again and again.
-      return (await reading.done).view;
+      return (await done).view;
     }
   }
 

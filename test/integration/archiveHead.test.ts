@@ -2,7 +2,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { createConverge } from '../../src/index.js';
 import { connectNats } from '../../src/nats/connection.js';
-import { kvArchiveHead } from '../../src/store/archiveHead.js';
+import { kvArchiveHead } from '../../src/lifecycle/archiveHead.js';
 import { archivedStore } from '../../src/store/archived.js';
 import { memoryArchiveIndex } from '../../src/store/archiveIndex.js';
 import { createJetStreamEventStore } from '../../src/store/jetstream.js';
