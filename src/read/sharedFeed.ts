@@ -9,10 +9,6 @@ export interface SharedFeeds {
   together(join: () => Promise<void>): Promise<void>;
 }
 
-interface Member {
-  readonly spec: FeedSpec;
-}
-
 /**
  * One supervised feed on `EVENTS` for several members, as the live feed is for the
  * projections (docs/architecture.md, "Reactions"). It starts at the lowest member's
@@ -27,7 +23,7 @@ interface Member {
  * batches.
  */
 export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): SharedFeeds {
-  const members = new Set<Member>();
+  const members = new Set<FeedSpec>();
   let shared: Feed | undefined;
   let inFlight: Promise<unknown> = Promise.resolve();
   let holding = 0;
@@ -35,7 +31,7 @@ export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): Share
 
   const from = () => {
     let lowest = Infinity;
-    for (const m of members) lowest = Math.min(lowest, m.spec.from());
+    for (const m of members) lowest = Math.min(lowest, m.from());
     return lowest === Infinity ? 0 : lowest;
   };
 
@@ -46,7 +42,7 @@ export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): Share
     const done = (async () => {
       await before.catch(() => undefined);
       const union = readsOfAll();
-      return Promise.allSettled([...members].map((m) => m.spec.apply(handedTo(m.spec, union, batch))));
+      return Promise.allSettled([...members].map((m) => m.apply(handedTo(m, union, batch))));
     })();
     inFlight = done;
     const failed = (await done).find((r) => r.status === 'rejected');
@@ -57,8 +53,8 @@ export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): Share
   function readsOfAll(): ReadonlySet<string> | undefined {
     const all = new Set<string>();
     for (const m of members) {
-      if (!m.spec.only) return undefined;
-      for (const a of m.spec.only) all.add(a);
+      if (!m.only) return undefined;
+      for (const a of m.only) all.add(a);
     }
     return all;
   }
@@ -75,7 +71,7 @@ export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): Share
     await inFlight;
     if (shared || members.size === 0) return;
     const only = readsOfAll();
-    const names = [...members].map((m) => m.spec.name).join(', ');
+    const names = [...members].map((m) => m.name).join(', ');
     shared = start({ name: `${name} (${names})`, from, apply, ...(only ? { only } : {}) });
   };
 
@@ -83,7 +79,8 @@ export function shareFeeds(start: (spec: FeedSpec) => Feed, name: string): Share
 
   return {
     feed(spec) {
-      const member: Member = { spec };
+      // Its own copy: the same spec given twice is two members.
+      const member: FeedSpec = { ...spec };
       members.add(member);
       void restart();
       return {

@@ -61,6 +61,16 @@ function shared(s: EventStore) {
   return shareFeeds((spec) => superviseFeed({ store: s, batchSize: 4, batchMs: 1, stallMs: 10_000, maxBackoffMs: 1, log, ...spec }), 'reactions');
 }
 
+/** Starts the members together, as a host starts its reactions, and stops them at the test's end. */
+async function startTogether(t: Test, feeds: ReturnType<typeof shared>, ...members: Member[]): Promise<Array<{ stop(): void }>> {
+  const started: Array<{ stop(): void }> = [];
+  await feeds.together(async () => {
+    for (const m of members) started.push(feeds.feed(m.spec));
+  });
+  t.teardown(() => started.forEach((f) => f.stop()));
+  return started;
+}
+
 async function until(t: Test, what: string, done: () => boolean): Promise<void> {
   for (let i = 0; i < 400 && !done(); i++) await sleep(5);
   t.ok(done(), what);
@@ -71,11 +81,7 @@ t.test('members started together read one subscription, from the lowest checkpoi
   const feeds = shared(s.store);
   const early = member('early', 0);
   const late = member('late', 6);
-  const started: Array<{ stop(): void }> = [];
-  await feeds.together(async () => {
-    started.push(feeds.feed(early.spec), feeds.feed(late.spec));
-  });
-  t.teardown(() => started.forEach((f) => f.stop()));
+  await startTogether(t, feeds, early, late);
   await until(t, 'both reach the last commit', () => early.position === 10 && late.position === 10);
   t.same(s.subscriptions, [0], 'one subscription, after the lowest checkpoint');
   t.same(early.seen.map((c) => c.position), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'the member at 0 gets every commit');
@@ -87,11 +93,7 @@ t.test("a member is handed another member's aggregates as passed over, without t
   const feeds = shared(s.store);
   const onlyA = member('a-reader', 0, undefined, new Set(['a']));
   const onlyB = member('b-reader', 0, undefined, new Set(['b']));
-  const started: Array<{ stop(): void }> = [];
-  await feeds.together(async () => {
-    started.push(feeds.feed(onlyA.spec), feeds.feed(onlyB.spec));
-  });
-  t.teardown(() => started.forEach((f) => f.stop()));
+  await startTogether(t, feeds, onlyA, onlyB);
   await until(t, 'both reach the last commit', () => onlyA.position === 6 && onlyB.position === 6);
   t.same(onlyA.seen.filter((c) => c.events.length > 0).map((c) => c.aggregate), ['a', 'a', 'a'], 'the a-reader gets the events of a alone');
   t.same(onlyB.seen.filter((c) => c.events.length > 0).map((c) => c.aggregate), ['b', 'b', 'b'], 'the b-reader gets the events of b alone');
@@ -113,11 +115,7 @@ t.test('a member that fails makes the delivery start again from the lowest check
     await sleep(30);
     running--;
   });
-  const started: Array<{ stop(): void }> = [];
-  await feeds.together(async () => {
-    started.push(feeds.feed(failing.spec), feeds.feed(slow.spec));
-  });
-  t.teardown(() => started.forEach((f) => f.stop()));
+  await startTogether(t, feeds, failing, slow);
   await until(t, 'both reach the last commit', () => failing.position === 8 && slow.position === 8);
   t.ok(s.subscriptions.length >= 2, 'the failure started the delivery again');
   t.equal(s.subscriptions[1], 0, 'from the lowest checkpoint');
@@ -147,10 +145,7 @@ t.test('a member that leaves is handed nothing more; the last to leave ends the 
   const feeds = shared(s.store);
   const staying = member('staying', 0);
   const leaving = member('leaving', 0);
-  let fs: Array<{ stop(): void }> = [];
-  await feeds.together(async () => {
-    fs = [feeds.feed(staying.spec), feeds.feed(leaving.spec)];
-  });
+  const fs = await startTogether(t, feeds, staying, leaving);
   await until(t, 'both catch up', () => staying.position === 2 && leaving.position === 2);
   fs[1]!.stop();
   await s.append({ commandId: 'c3', commandType: 'C', aggregate: 'a', id: 'x3', version: 1, events: [] }, 0);
