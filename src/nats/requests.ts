@@ -37,6 +37,13 @@ interface Pending {
  * answered request and a timer for each, which showed as ~3% of a worker's CPU. Here one
  * sweep a `sweepMs` fails the requests past their deadline, so a timeout fires up to
  * `sweepMs` late.
+ *
+ * The requests made in one turn of the event loop go to the socket in one write. nats.js
+ * writes what was published once the current task's microtasks have run, and every HTTP
+ * request is a task of its own, so each command's append was a write of its own: 65 µs of
+ * a worker's CPU per command in the kernel's loopback send (docs/architecture.md,
+ * "Event store"). Requests wait for `setImmediate`, after the loop has read every socket
+ * that was ready, and are published together.
  */
 export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } = {}): Requester {
   const prefix = createInbox();
@@ -63,24 +70,37 @@ export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } =
     }
   }, opts.sweepMs ?? 50);
   sweep.unref();
+  // Requests of this turn of the loop, published together in the next check phase.
+  let queued: { token: string; subject: string; data: string; headers?: MsgHdrs }[] = [];
+  const publishQueued = () => {
+    const batch = queued;
+    queued = [];
+    for (const q of batch) {
+      const p = pending.get(q.token);
+      if (!p) continue;
+      try {
+        nc.publish(q.subject, q.data, q.headers ? { reply: `${prefix}.${q.token}`, headers: q.headers } : { reply: `${prefix}.${q.token}` });
+      } catch (err) {
+        pending.delete(q.token);
+        p.reject(err as Error);
+      }
+    }
+  };
   return {
     request(subject, data, { timeoutMs, headers }) {
       if (!sub) return Promise.reject(new Error('the requester is closed'));
       const token = (next++).toString(36);
       return new Promise<Msg>((resolve, reject) => {
         pending.set(token, { subject, timeoutMs, deadline: performance.now() + timeoutMs, resolve, reject });
-        try {
-          nc.publish(subject, data, headers ? { reply: `${prefix}.${token}`, headers } : { reply: `${prefix}.${token}` });
-        } catch (err) {
-          pending.delete(token);
-          reject(err as Error);
-        }
+        if (queued.length === 0) setImmediate(publishQueued);
+        queued.push(headers ? { token, subject, data, headers } : { token, subject, data });
       });
     },
     close() {
       clearInterval(sweep);
       sub?.unsubscribe();
       sub = undefined;
+      queued = [];
       for (const p of pending.values()) p.reject(new Error('the connection is closing'));
       pending.clear();
     },

@@ -25,6 +25,33 @@ t.test('request-reply over one inbox subscription on a real nats-server', async 
     t.same(replies.map((m) => m.string()), Array.from({ length: 50 }, (_, i) => `m${i}:t${i}`));
   });
 
+  t.test('requests made by separate tasks of one turn of the event loop reach the socket in one write', async (t) => {
+    // nats.js's socket, to count writes (one per flush of what was published).
+    const socket = (nc as unknown as { protocol: { transport: { socket: { write: (...args: unknown[]) => boolean } } } }).protocol.transport.socket;
+    const write = socket.write;
+    let writes = 0;
+    socket.write = function (this: unknown, ...args: unknown[]) {
+      writes++;
+      return write.apply(this, args);
+    };
+    t.teardown(() => void (socket.write = write));
+    // The answers come from another connection, so that only the requests write on this one.
+    const responder = await connect({ servers: nats.url });
+    t.teardown(() => responder.close());
+    responder.subscribe('echo2', { callback: (_err, msg) => void msg.respond(msg.string()) });
+    await responder.flush();
+    await nc.flush();
+    writes = 0;
+    // Each setImmediate callback is a task of its own, as each HTTP request is; all run in one check phase.
+    const replies = await new Promise<Promise<string>[]>((resolve) => {
+      const made: Promise<string>[] = [];
+      for (let i = 0; i < 20; i++) setImmediate(() => void made.push(requests.request('echo2', `s${i}`, { timeoutMs: 2000 }).then((m) => m.string())));
+      setImmediate(() => resolve(made));
+    });
+    t.same(await Promise.all(replies), Array.from({ length: 20 }, (_, i) => `s${i}`), 'each answered, in order');
+    t.equal(writes, 1, 'one write for the twenty requests');
+  });
+
   t.test('a subject nobody listens on fails at once with NoRespondersError', async (t) => {
     const started = performance.now();
     await t.rejects(requests.request('nobody', 'x', { timeoutMs: 5000 }), NoRespondersError);
