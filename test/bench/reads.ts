@@ -9,6 +9,7 @@
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
  *
  *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers n]
+ *   node dist/test/bench/reads.js --parts lag   # only part 2; parts: reads, lag, rebuild
  *
  * Loopback only; every phase is bounded in time and the script stops everything it started.
  */
@@ -37,8 +38,12 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '50' },
     shops: { type: 'string', default: '1000' },
     workers: { type: 'string', default: String(defaultWorkers()) },
+    /** Which parts to run: any of reads, lag, rebuild. */
+    parts: { type: 'string', default: 'reads,lag,rebuild' },
   },
 });
+const parts = new Set(values.parts.split(',').map((p) => p.trim()));
+for (const p of parts) if (!['reads', 'lag', 'rebuild'].includes(p)) throw new Error(`--parts: unknown part ${p} (reads, lag, rebuild)`);
 const runs = Number(values.runs);
 const duration = Number(values.duration);
 const connections = Number(values.connections);
@@ -306,7 +311,7 @@ async function main(): Promise<void> {
     const shop: GetRun[] = [];
     const revalidating: GetRun[] = [];
     const paced: GetRun[] = [];
-    for (let r = 0; r < runs; r++) {
+    for (let r = 0; r < (parts.has('reads') ? runs : 0); r++) {
       bare.push(await getRun(query, () => `/bench/bare/${randomShop()}`));
       shop.push(await getRun(query, () => `/shops/${randomShop()}`));
       revalidating.push(
@@ -329,27 +334,30 @@ async function main(): Promise<void> {
 
     // 2. Projection lag under LAG_RATE commands/s.
     const lag: LagRun[] = [];
-    for (let r = 0; r < runs; r++) {
+    for (let r = 0; r < (parts.has('lag') ? runs : 0); r++) {
       lag.push(await lagRun(cluster));
       const l = lag[r]!;
       console.error(`lag run ${r + 1}/${runs}: ${l.commandRate.toFixed(0)} commands/s, lag p50 ${fmt(l.lagP50)} ms p99 ${fmt(l.lagP99)} ms max ${fmt(l.lagMax)} ms, probe errors ${l.probeErrors}`);
     }
 
     // 3. Rebuild: grow the stream, let the live view catch up, then rebuild REBUILDS times.
-    const appendPerSec = await appendHistory(link);
-    const lastSeq = (await link.jsm.streams.info('EVENTS')).state.last_seq;
-    const catchUpMs = await awaitProjected(admin, lastSeq, 120_000);
-    console.error(`appended ${REBUILD_SHOPS * REBUILD_VERSIONS} commits at ${appendPerSec.toFixed(0)}/s; stream at ${lastSeq}; live view caught up ${catchUpMs.toFixed(0)} ms after`);
     const rebuilds: RebuildRun[] = [];
-    for (let r = 0; r < REBUILDS; r++) {
-      rebuilds.push(await rebuildRun(admin));
-      const b = rebuilds[r]!;
-      console.error(`rebuild ${r + 1}/${REBUILDS}: generation ${b.generation}, ${b.position} positions in ${b.ms.toFixed(0)} ms = ${b.eventsPerSec.toFixed(0)}/s`);
+    let [appendPerSec, lastSeq, catchUpMs, rebuiltOk] = [Number.NaN, 0, Number.NaN, false];
+    if (parts.has('rebuild')) {
+      appendPerSec = await appendHistory(link);
+      lastSeq = (await link.jsm.streams.info('EVENTS')).state.last_seq;
+      catchUpMs = await awaitProjected(admin, lastSeq, 120_000);
+      console.error(`appended ${REBUILD_SHOPS * REBUILD_VERSIONS} commits at ${appendPerSec.toFixed(0)}/s; stream at ${lastSeq}; live view caught up ${catchUpMs.toFixed(0)} ms after`);
+      for (let r = 0; r < REBUILDS; r++) {
+        rebuilds.push(await rebuildRun(admin));
+        const b = rebuilds[r]!;
+        console.error(`rebuild ${r + 1}/${REBUILDS}: generation ${b.generation}, ${b.position} positions in ${b.ms.toFixed(0)} ms = ${b.eventsPerSec.toFixed(0)}/s`);
+      }
+      // The rebuilt view must still serve a shop from the extra history at its last version.
+      const check = await get(`${query}/shops/rb-${REBUILD_SHOPS - 1}`);
+      const checkDoc = (await check.json()) as { version?: number };
+      rebuiltOk = check.status === 200 && checkDoc.version === REBUILD_VERSIONS;
     }
-    // The rebuilt view must still serve a shop from the extra history at its last version.
-    const check = await get(`${query}/shops/rb-${REBUILD_SHOPS - 1}`);
-    const checkDoc = (await check.json()) as { version?: number };
-    const rebuiltOk = check.status === 200 && checkDoc.version === REBUILD_VERSIONS;
 
     await cluster.stop();
     cluster = undefined;
@@ -378,10 +386,10 @@ async function main(): Promise<void> {
       lagLoadNon2xx: lag.reduce((s, l) => s + l.loadNon2xx, 0),
       lagLoadErrors: lag.reduce((s, l) => s + l.loadErrors, 0),
       rebuildEventsPerSec: median(rebuilds.map((b) => b.eventsPerSec)),
-      rebuildPositions: rebuilds[rebuilds.length - 1]!.position,
+      rebuildPositions: rebuilds[rebuilds.length - 1]?.position ?? 0,
       rebuiltOk,
     };
-    printTable('reads: query API, projection lag, rebuild (medians)', [
+    const rows: [string, string, string][] = [
       [`bare route sending the same bytes from memory (query port), ${connections} connections`, `${summary.bareRps.toFixed(0)} req/s`],
       [`GET /shops/<id>, ${shops} shops, ${connections} connections`, `${summary.shopRps.toFixed(0)} req/s`],
       ['ratio shop GET / bare route (target ≥ 0.9)', (summary.shopRps / summary.bareRps).toFixed(2)],
@@ -395,7 +403,8 @@ async function main(): Promise<void> {
       ['lag-phase load non-2xx / errors (target 0)', `${summary.lagLoadNon2xx} / ${summary.lagLoadErrors}`],
       [`rebuild shopDisplay, ${summary.rebuildPositions} positions (target ≥ 50,000/s)`, `${summary.rebuildEventsPerSec.toFixed(0)} events/s`],
       ['rebuilt view serves the appended history', summary.rebuiltOk ? 'yes' : 'NO'],
-    ]);
+    ].map(([row, value], i) => [i < 7 ? 'reads' : i < 11 ? 'lag' : 'rebuild', row!, value!]);
+    printTable(`${[...parts].join(', ')} (medians)`, rows.filter(([part]) => parts.has(part)).map(([, row, value]) => [row, value]));
     writeResult('reads', { runs, duration, connections, shops, workers, bare, shop, revalidating, paced, lag, appendPerSec, lastSeq, catchUpMs, rebuilds, summary });
   } finally {
     await cluster?.stop().catch(() => undefined);
