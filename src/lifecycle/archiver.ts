@@ -5,6 +5,7 @@ import { WrongExpectedPositionError } from '../core/errors.js';
 import type { Commit } from '../core/eventStore.js';
 import type { ArchiveIndex } from '../store/archiveIndex.js';
 import { LAST, type IndexScanner, type ViewOf } from '../read/viewStore.js';
+import { RECORD_BYTES, splitRecords } from './archiveRecords.js';
 import { LIFECYCLE_VIEW } from './lifecycleView.js';
 
 /** What the archiver reports. */
@@ -46,7 +47,7 @@ export interface ArchiverOptions {
   readonly batchSize: number;
   /** The share of its time the archiver works while it has a backlog (see `archive.maxShare`); 1 by default. */
   readonly maxShare?: number;
-  /** Bytes of archived commits per record at most: a JetStream message holds 1 MB by default. */
+  /** A record's bytes as stored (gzipped) at most: a JetStream message holds 1 MB by default. */
   readonly maxRecordBytes?: number;
   /** How long a round waits for the host's index to apply its record before it removes anything. */
   readonly indexWaitMs?: number;
@@ -83,14 +84,6 @@ interface AppendedRecord {
 
 /** The most records a recheck removes again: 150 s of an archiver at work without rest (about 470 aggregates/s, 52 records/s here). */
 const RECHECK_RECORDS = 8000;
-
-/**
- * An archive record's size, at most. Every feed from an early position passes over the
- * records, and a pull of 128 of them (`SUBSCRIBE_PULL` in `store/jetstream.ts`) in each of a
- * rebuild's feeds at once must stay well under what nats-server buffers for a client (64 MB).
- * About nine orders of the reference app.
- */
-const RECORD_BYTES = 16 * 1024;
 
 /** Aggregates copied, and notices removed, at once: each is a request or two of its own. */
 const COPY_IN_FLIGHT = 16;
@@ -268,25 +261,6 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     }
   }
 
-  /** Splits what is copied into records within the size bound. */
-  function records(archived: readonly ArchivedAggregate[]): ArchivedAggregate[][] {
-    const out: ArchivedAggregate[][] = [];
-    let current: ArchivedAggregate[] = [];
-    let bytes = 0;
-    for (const a of archived) {
-      const size = JSON.stringify(a).length;
-      if (current.length > 0 && bytes + size > maxRecordBytes) {
-        out.push(current);
-        current = [];
-        bytes = 0;
-      }
-      current.push(a);
-      bytes += size;
-    }
-    if (current.length > 0) out.push(current);
-    return out;
-  }
-
   async function waitForIndex(position: number): Promise<void> {
     const deadline = Date.now() + indexWaitMs;
     while (index.applied() < position) {
@@ -317,7 +291,7 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     // removal of all of them at once (removal goes by the records the index holds, so a round
     // that dies between them is finished by the next).
     let last: AppendedRecord | undefined;
-    for (const record of records(await copy(list))) {
+    for (const record of splitRecords(await copy(list), maxRecordBytes)) {
       if (halted()) break;
       const appended = await appendRecord(record, last);
       if (appended === undefined) break;

@@ -18,7 +18,7 @@ export class RequestTimeoutError extends Error {
 
 /** Request-reply on one NATS connection, for the command path's hot requests. */
 export interface Requester {
-  request(subject: string, data: string, opts: { timeoutMs: number; headers?: MsgHdrs }): Promise<Msg>;
+  request(subject: string, data: string | Uint8Array, opts: { timeoutMs: number; headers?: MsgHdrs }): Promise<Msg>;
   /** Fails what is pending and stops listening. */
   close(): void;
 }
@@ -71,7 +71,7 @@ export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } =
   }, opts.sweepMs ?? 50);
   sweep.unref();
   // Requests of this turn of the loop, published together in the next check phase.
-  let queued: { token: string; subject: string; data: string; headers?: MsgHdrs }[] = [];
+  let queued: { token: string; subject: string; data: string | Uint8Array; headers?: MsgHdrs }[] = [];
   const publishQueued = () => {
     const batch = queued;
     queued = [];
@@ -127,7 +127,7 @@ export class PublishRefusedError extends Error {
 export async function publishAcked(
   requests: Requester,
   subject: string,
-  data: string,
+  data: string | Uint8Array,
   opts: { msgId: string; timeoutMs: number; headers?: MsgHdrs; expectedLastSubjectSequence?: number },
 ): Promise<{ seq: number; duplicate: boolean }> {
   const h = opts.headers ?? headers();

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { JetStreamApiCodes, JetStreamApiError, StorageType, type StreamInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { ARCHIVE_AGGREGATE } from '../core/archive.js';
 import type { Commit, StoreIdentity } from '../core/eventStore.js';
 import type { NatsLink } from '../nats/connection.js';
 
@@ -14,6 +16,25 @@ export const EVENTS = 'EVENTS';
 /** Subject of an aggregate's commits. */
 export function eventSubject(aggregate: string, id: string): string {
   return `events.${aggregate}.${id}`;
+}
+
+/** The first byte of a gzip stream. A commit's JSON begins with `{`. */
+const GZIP_FIRST_BYTE = 0x1f;
+
+/**
+ * A commit as `EVENTS` stores it: its JSON, but gzipped for the archive's records, which
+ * hold the commits of finished aggregates (docs/architecture.md, "Archive"). They are most
+ * of the stream's bytes once the archiver has run, every feed from an early position passes
+ * over them, and nats-server's memory after a restart grows with the blocks it holds.
+ */
+export function encodeCommit(commit: Commit): string | Uint8Array {
+  const json = JSON.stringify(commit);
+  return commit.aggregate === ARCHIVE_AGGREGATE ? gzipSync(json) : json;
+}
+
+/** A stored commit's bytes read back (see `encodeCommit`): gzipped or not, whatever wrote them. */
+export function decodeCommitBytes<T = Commit>(data: Uint8Array, json: () => T): T {
+  return data[0] === GZIP_FIRST_BYTE ? (JSON.parse(gunzipSync(data).toString('utf8')) as T) : json();
 }
 
 /** How converge marks the `EVENTS` stream with its id, in the stream's description. */

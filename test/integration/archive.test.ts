@@ -1,5 +1,6 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import { createConverge, type Converge } from '../../src/index.js';
@@ -93,6 +94,9 @@ t.test('finished orders leave EVENTS and NOTIFY, and every read, rebuild and com
   t.same(await Promise.all(ids.map((id) => collect(converge.store.read('order', id, 0)))), histories, 'every order reads as it did, positions included');
   const link = await connectNats(nats.url, { name: 'test-subscribers', timeoutMs: 2000, log: pino({ level: 'silent' }) });
   t.teardown(() => link.close());
+  const record = await link.jsm.streams.getMessage('EVENTS', { last_by_subj: 'events.~~archive.all' });
+  t.equal(record?.data[0], 0x1f, 'an archive record is stored gzipped');
+  t.match(JSON.parse(gunzipSync(record!.data).toString('utf8')), { aggregate: '~~archive', events: [{ type: '~Archived' }] }, 'and holds the commit of the archive it is');
   const registry = subscribers(link, converge.store);
   await registry.add('billing', 'new');
   t.same(await registry.republish('billing', { ids: [{ aggregate: 'order', id: 'o2' }] }), { republished: 1 }, 're-publish by id works for an archived order');
