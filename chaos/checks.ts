@@ -7,7 +7,7 @@ import type { NatsLink } from '../src/nats/connection.js';
 import type { NatsAuth } from '../src/nats/auth.js';
 import { connectNats } from '../src/nats/connection.js';
 import { REACTIONS_BUCKET, type ParkedReaction } from '../src/react/reactionStore.js';
-import { decodeCommitBytes, EVENTS } from '../src/store/eventStream.js';
+import { decodeStoredCommit, EVENTS } from '../src/store/eventStream.js';
 import type { Copy, Shop } from '../examples/subscriber.js';
 import { fullImport } from '../examples/subscriber.js';
 import type { Ack } from './load.js';
@@ -115,7 +115,7 @@ export async function checkStore(natsUrl: string, epoch: number, acks: readonly 
     let lastRecord = 0;
     const found = (m: { seq: number; subject: string; time: Date; data: Uint8Array; json<T>(): T }) => {
       if (m.subject === ARCHIVE_SUBJECT) {
-        unpack(m.seq, decodeCommitBytes(m.data, () => m.json<Commit>()));
+        unpack(m.seq, decodeStoredCommit<Commit>(m));
         lastRecord = Math.max(lastRecord, m.seq);
       } else if (m.seq <= lastSeq) live.set(m.seq, { commit: m.json<Commit>(), position: m.seq, storedAt: m.time.getTime() });
     };
@@ -141,7 +141,7 @@ export async function checkStore(natsUrl: string, epoch: number, acks: readonly 
     for (let seq = lastRecord + 1; ; ) {
       const m = await link.jsm.direct.getMessage(EVENTS, { seq, next_by_subj: ARCHIVE_SUBJECT });
       if (!m) break;
-      unpack(m.seq, decodeCommitBytes(m.data, () => m.json<Commit>()));
+      unpack(m.seq, decodeStoredCommit<Commit>(m));
       seq = m.seq + 1;
     }
   } finally {

@@ -32,9 +32,9 @@ export function encodeCommit(commit: Commit): string | Uint8Array {
   return commit.aggregate === ARCHIVE_AGGREGATE ? gzipSync(json) : json;
 }
 
-/** A stored commit's bytes read back (see `encodeCommit`): gzipped or not, whatever wrote them. */
-export function decodeCommitBytes<T = Commit>(data: Uint8Array, json: () => T): T {
-  return data[0] === GZIP_FIRST_BYTE ? (JSON.parse(gunzipSync(data).toString('utf8')) as T) : json();
+/** A stored commit read back from its message (see `encodeCommit`): gzipped or not, whatever wrote it. */
+export function decodeStoredCommit<T = Commit>(m: { readonly data: Uint8Array; json<J>(): J }): T {
+  return m.data[0] === GZIP_FIRST_BYTE ? (JSON.parse(gunzipSync(m.data).toString('utf8')) as T) : m.json<T>();
 }
 
 /** How converge marks the `EVENTS` stream with its id, in the stream's description. */

@@ -21,7 +21,7 @@ import {
 import type { NatsLink } from '../nats/connection.js';
 import { publishAcked, PublishRefusedError } from '../nats/requests.js';
 import type { Tracing } from '../observe/tracing.js';
-import { appendMsgId, decodeCommitBytes, encodeCommit, EVENTS, eventSubject, storeIdentityOf, streamIdOf } from './eventStream.js';
+import { appendMsgId, decodeStoredCommit, encodeCommit, EVENTS, eventSubject, storeIdentityOf, streamIdOf } from './eventStream.js';
 
 /**
  * Opens the event store on `EVENTS` over a NATS link; the stream must exist (see
@@ -70,7 +70,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     const last = lastMsg.seq;
     let from = start;
     // A short aggregate is read a message at a time: a few direct gets cost less than a consumer.
-    if (start.opt_start_seq !== undefined && decodeCommitBytes(lastMsg.data, () => lastMsg.json<Commit>()).version <= DIRECT_READ_MAX) {
+    if (start.opt_start_seq !== undefined && decodeStoredCommit<Commit>(lastMsg).version <= DIRECT_READ_MAX) {
       let seq = start.opt_start_seq;
       while (seq <= last) {
         let m;
@@ -83,7 +83,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
         // which told us `last`: it has none of the rest yet, so the leader's consumer reads it.
         if (!m) break;
         if (m.seq > last) return;
-        const commit = decodeCommitBytes(m.data, () => m.json<Commit>());
+        const commit = decodeStoredCommit<Commit>(m);
         yield timed ? { ...commit, position: m.seq, storedAt: m.time.getTime() } : { ...commit, position: m.seq };
         seq = m.seq + 1;
       }
@@ -210,7 +210,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       guard();
       try {
         const msg = await link.jsm.streams.getMessage(EVENTS, { seq: position });
-        return msg ? { ...decodeCommitBytes(msg.data, () => msg.json<Commit>()), position: msg.seq, storedAt: msg.time.getTime() } : undefined;
+        return msg ? { ...decodeStoredCommit<Commit>(msg), position: msg.seq, storedAt: msg.time.getTime() } : undefined;
       } catch (err) {
         throw unavailable(err);
       }
@@ -281,7 +281,7 @@ function tracedAppend(tracing: Tracing, append: (commit: Commit, expectedPositio
 
 function decodeCommit(m: JsMsg): StoredCommit {
   // The parsed object is this call's own: adding the position costs less than a copy.
-  const commit = decodeCommitBytes(m.data, () => m.json<Commit & { position: number }>());
+  const commit = decodeStoredCommit<Commit & { position: number }>(m);
   commit.position = m.seq;
   return commit;
 }

@@ -4,7 +4,7 @@ import type { ArchivedAggregate } from '../../src/core/archive.js';
 import { ARCHIVE_AGGREGATE } from '../../src/core/archive.js';
 import type { Commit } from '../../src/core/eventStore.js';
 import { splitRecords } from '../../src/lifecycle/archiveRecords.js';
-import { decodeCommitBytes, encodeCommit } from '../../src/store/eventStream.js';
+import { decodeStoredCommit, encodeCommit } from '../../src/store/eventStream.js';
 
 /** An order's three commits as the archive keeps them, with a sealed customer id that does not compress. */
 function order(n: number): ArchivedAggregate {
@@ -43,9 +43,9 @@ t.test("an archive record is stored gzipped and reads back as it was; any other 
   const stored = encodeCommit(record);
   t.type(stored, Uint8Array);
   t.ok((stored as Uint8Array).length < JSON.stringify(record).length, 'smaller than its JSON');
-  t.same(decodeCommitBytes(stored as Uint8Array, () => t.fail('not read as JSON')), record);
+  t.same(decodeStoredCommit({ data: stored as Uint8Array, json: () => t.fail('not read as JSON') as never }), record);
   const commit: Commit = { ...record, aggregate: 'order', id: 'o1' };
   t.equal(encodeCommit(commit), JSON.stringify(commit));
   const bytes = new TextEncoder().encode(JSON.stringify(commit));
-  t.same(decodeCommitBytes(bytes, () => JSON.parse(new TextDecoder().decode(bytes)) as Commit), commit, 'JSON is read as JSON');
+  t.same(decodeStoredCommit({ data: bytes, json: <J>() => JSON.parse(new TextDecoder().decode(bytes)) as J }), commit, 'JSON is read as JSON');
 });
