@@ -5,7 +5,8 @@
  *      bytes from memory (`GET /bench/bare/<id>`, test/bench/readsMain.ts); then `GET
  *      /shops/<id>` with 70% of requests revalidating through `If-None-Match` (each shop's
  *      current ETag, so they answer 304); then asked for 15,000 reads/s;
- *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s;
+ *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s,
+ *      with the CPU per command each process used meanwhile (what the batching costs);
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
  *
  *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers n]
@@ -30,6 +31,7 @@ const REVALIDATING = 0.7;
 const PACED_RATE = 15_000;
 import { median, percentile, printTable, writeResult } from './report.js';
 import { defaultWorkers } from '../../src/host/config.js';
+import { clusterRoles, cpuOf } from '../../load/procs.js';
 
 const { values } = parseArgs({
   options: {
@@ -133,6 +135,8 @@ interface LagRun {
   readonly probeErrors: number;
   /** Probes whose read answered 200 with a document older than the command's position (should never happen). */
   readonly stale: number;
+  /** CPU per command while it ran, µs, by role (`worker`, `projector`, `primary`, `nats-server`): the price of the batching that sets the lag. */
+  readonly cpuUs: Record<string, number>;
 }
 
 /**
@@ -141,8 +145,9 @@ interface LagRun {
  * The lag is measured from the command's reply to the read's reply, so it includes one
  * HTTP round trip of the read (and the query API's 2 ms polling of the view position).
  */
-async function lagRun(cluster: Cluster): Promise<LagRun> {
+async function lagRun(cluster: Cluster, natsPid: number): Promise<LagRun> {
   const seconds = duration * 2;
+  const cpu = cpuOf(() => new Map([...clusterRoles(cluster.pid), ['nats-server', [natsPid]]]));
   const lags: number[] = [];
   let probes = 0;
   let probeCommands = 0;
@@ -187,7 +192,10 @@ async function lagRun(cluster: Cluster): Promise<LagRun> {
   const result = await load;
   await Promise.all(inFlight);
   const elapsed = (performance.now() - started) / 1000;
+  const used = cpu.end();
+  const commands = Math.round(result.rps * seconds) - result.non2xx - result.errors + probeCommands;
   return {
+    cpuUs: Object.fromEntries([...used].map(([role, ms]) => [role, Math.round((ms * 1000) / Math.max(1, commands))])),
     seconds,
     loadCommands: Math.round(result.rps * seconds) - result.non2xx - result.errors,
     loadNon2xx: result.non2xx,
@@ -335,9 +343,10 @@ async function main(): Promise<void> {
     // 2. Projection lag under LAG_RATE commands/s.
     const lag: LagRun[] = [];
     for (let r = 0; r < (parts.has('lag') ? runs : 0); r++) {
-      lag.push(await lagRun(cluster));
+      lag.push(await lagRun(cluster, nats.pid));
       const l = lag[r]!;
-      console.error(`lag run ${r + 1}/${runs}: ${l.commandRate.toFixed(0)} commands/s, lag p50 ${fmt(l.lagP50)} ms p99 ${fmt(l.lagP99)} ms max ${fmt(l.lagMax)} ms, probe errors ${l.probeErrors}`);
+      const cpuText = Object.entries(l.cpuUs).map(([role, us]) => `${role} ${us}`).join(', ');
+      console.error(`lag run ${r + 1}/${runs}: ${l.commandRate.toFixed(0)} commands/s, lag p50 ${fmt(l.lagP50)} ms p99 ${fmt(l.lagP99)} ms max ${fmt(l.lagMax)} ms, probe errors ${l.probeErrors}; CPU per command (µs): ${cpuText}`);
     }
 
     // 3. Rebuild: grow the stream, let the live view catch up, then rebuild REBUILDS times.
@@ -383,6 +392,7 @@ async function main(): Promise<void> {
       lagProbes: lag.reduce((s, l) => s + l.probes, 0),
       lagProbeErrors: lag.reduce((s, l) => s + l.probeErrors, 0),
       lagStale: lag.reduce((s, l) => s + l.stale, 0),
+      lagCpuUs: Object.fromEntries(['worker', 'projector', 'primary', 'nats-server'].map((role) => [role, median(lag.map((l) => l.cpuUs[role] ?? 0))])),
       lagLoadNon2xx: lag.reduce((s, l) => s + l.loadNon2xx, 0),
       lagLoadErrors: lag.reduce((s, l) => s + l.loadErrors, 0),
       rebuildEventsPerSec: median(rebuilds.map((b) => b.eventsPerSec)),
@@ -402,6 +412,7 @@ async function main(): Promise<void> {
       ['lag', 'projection lag p50 / p99 / max (targets ≤ 5 / ≤ 50 ms; incl. one read round trip)', `${fmt(summary.lagP50Ms)} / ${fmt(summary.lagP99Ms)} / ${fmt(summary.lagMaxMs)} ms`],
       ['lag', 'lag probes / probe errors / stale reads (target 0 / 0)', `${summary.lagProbes} / ${summary.lagProbeErrors} / ${summary.lagStale}`],
       ['lag', 'lag-phase load non-2xx / errors (target 0)', `${summary.lagLoadNon2xx} / ${summary.lagLoadErrors}`],
+      ['lag', 'CPU per command in the lag phase: worker / projector / nats-server', `${summary.lagCpuUs.worker} / ${summary.lagCpuUs.projector} / ${summary.lagCpuUs['nats-server']} µs`],
       ['rebuild', `rebuild shopDisplay, ${summary.rebuildPositions} positions (target ≥ 50,000/s)`, `${summary.rebuildEventsPerSec.toFixed(0)} events/s`],
       ['rebuild', 'rebuilt view serves the appended history', summary.rebuiltOk ? 'yes' : 'NO'],
     ];
