@@ -166,7 +166,20 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   const metrics: Metrics | undefined = options.metrics ? createMetrics() : undefined;
   // Before the store: the archive's index lives beside the views.
   const hostViews = openHostViews(config, log);
-  const side = await openStoreSide({
+  // What has started so far, newest first: a start that fails stops it all, so that a caller
+  // who catches the error is left with no connection, lease or feed running.
+  const undo: Array<() => unknown> = [() => hostViews.close(), () => tracing?.shutdown()];
+  const step = async <T>(start: () => Promise<T>, stopIt: (started: T) => unknown): Promise<T> => {
+    try {
+      const started = await start();
+      undo.unshift(() => stopIt(started));
+      return started;
+    } catch (err) {
+      for (const u of undo) await Promise.resolve().then(u).catch((e: unknown) => log.warn({ err: e }, 'converge did not start, and stopping what had started failed'));
+      throw err;
+    }
+  };
+  const side = await step(() => openStoreSide({
     config,
     log,
     name: 'converge',
@@ -178,17 +191,23 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     ...(metrics ? { onReconnect: () => metrics.natsReconnected() } : {}),
     ...(canArchive(app) ? { archive: (stream: string) => archiveIndexOf(hostViews, stream, true) } : {}),
     personal: personalDeclarations(app.aggregates),
-  }).catch(async (err: unknown) => {
-    await hostViews.close();
-    throw err;
-  });
+  }), (s) => s.close());
   const { store, link } = side;
-  const write = await startWriteSide({ config, log, app, store, link, streamId: side.streamId, services: options.services, metrics, tracing, keys: side.keys });
+  const write = await step(
+    () => startWriteSide({ config, log, app, store, link, streamId: side.streamId, services: options.services, metrics, tracing, keys: side.keys }),
+    async (w) => {
+      await w.stop();
+      await w.snapshots.close();
+    },
+  );
   // The reactions start after the read side, whose views hold their timers; its batches wake them.
   let reactions: ReactionsHost | undefined;
   const archived = side.index ? { raw: side.raw, index: side.index } : undefined;
-  const read = await startReadSide({ config, log, app, store, link, views: hostViews, archive: archived, forget: side.keys ? { keys: side.keys, raw: side.raw } : undefined, streamId: side.streamId, head: side.head, notify: true, tracing, onApplied: () => reactions?.applied() });
-  reactions = await startReactionsSide({
+  const read = await step(
+    () => startReadSide({ config, log, app, store, link, views: hostViews, archive: archived, forget: side.keys ? { keys: side.keys, raw: side.raw } : undefined, streamId: side.streamId, head: side.head, notify: true, tracing, onApplied: () => reactions?.applied() }),
+    (r) => r.stop(),
+  );
+  reactions = await step(() => startReactionsSide({
     config,
     log,
     app,
@@ -201,11 +220,11 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     services: options.services,
     owner: `${config.cluster.hostId}.${process.pid}`,
     ...(metrics ? { onTimerFired: metrics.timerFired } : {}),
-  });
+  }), (r) => r.stop());
   const running = reactions;
   const archiving =
     archived && isArchivable(archived.raw)
-      ? await startArchiveSide({ config, log, app, raw: archived.raw, index: archived.index, streamId: side.streamId, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` })
+      ? await step(() => startArchiveSide({ config, log, app, raw: archived.raw, index: archived.index, streamId: side.streamId, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` }), (a) => a.stop())
       : undefined;
   const status = (): ViewsStatus => ({
     ...read.status(),
