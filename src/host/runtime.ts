@@ -222,9 +222,10 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
     ...(metrics ? { onTimerFired: metrics.timerFired } : {}),
   }), (r) => r.stop());
   const running = reactions;
+  const raw = archived?.raw;
   const archiving =
-    archived && isArchivable(archived.raw)
-      ? await step(() => startArchiveSide({ config, log, app, raw: archived.raw, index: archived.index, streamId: side.streamId, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` }), (a) => a.stop())
+    archived && raw && isArchivable(raw)
+      ? await step(() => startArchiveSide({ config, log, app, raw, index: archived.index, streamId: side.streamId, views: read.views, link, clock, owner: `${config.cluster.hostId}.${process.pid}` }), (a) => a.stop())
       : undefined;
   const status = (): ViewsStatus => ({
     ...read.status(),

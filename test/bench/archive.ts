@@ -171,13 +171,25 @@ function runtimeLogger(gaps: Set<number>) {
 }
 
 async function startRuntime(url: string, dataDir: string, archiving: boolean, gaps: Set<number>): Promise<Converge> {
-  const converge = await createConverge(app, {
-    config: { nats: { url }, dataDir, archive: { afterMs: archiving ? 0 : NEVER_MS, intervalMs: 50, batchSize: 500, maxShare: MAX_SHARE } },
-    logger: runtimeLogger(gaps),
-  });
-  runtimes.add(converge);
-  return converge;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const converge = await createConverge(app, {
+        config: { nats: { url }, dataDir, archive: { afterMs: archiving ? 0 : NEVER_MS, intervalMs: 50, batchSize: 500, maxShare: MAX_SHARE } },
+        logger: runtimeLogger(gaps),
+      });
+      runtimes.add(converge);
+      return converge;
+    } catch (err) {
+      // A server with a million subjects can be slow to answer its first requests (after a
+      // restart, or while consumers are made); a failed start has stopped what it started.
+      if (attempt === START_ATTEMPTS) throw err;
+      say(`the runtime did not start (attempt ${attempt} of ${START_ATTEMPTS}): ${(err as Error).message}; trying again`);
+    }
+  }
 }
+
+/** Starts of the runtime tried before a run is given up. */
+const START_ATTEMPTS = 3;
 
 /** Stops a runtime, giving up on it after 30 s (one whose connection nats-server dropped may not drain). */
 async function stopRuntime(converge: Converge): Promise<void> {

@@ -32,7 +32,7 @@ t.test('a createConverge that fails part way leaves no connection to NATS and no
   const admin = await connectNats(server.url, { name: 'test-admin', timeoutMs: 5000, log });
   await admin.jsm.streams.add({ name: 'BLOCKER', subjects: [`$KV.${REACTIONS_BUCKET}.>`] });
   // A runtime left running would keep renewing its leases: the test finds them in the bucket.
-  const config = { nats: { url: server.url }, logLevel: 'silent' };
+  const config = { nats: { url: server.url }, logLevel: 'silent' as const };
   const failed = await createConverge(shopPlatform, { config: { ...config, dataDir: tempDir(t) }, logger: log }).then(
     (c) => c,
     (err: unknown) => err as Error,
