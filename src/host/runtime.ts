@@ -167,7 +167,9 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   // Before the store: the archive's index lives beside the views.
   const hostViews = openHostViews(config, log);
   // What has started so far, newest first: a start that fails stops it all, so that a caller
-  // who catches the error is left with no connection, lease or feed running.
+  // who catches the error is left with no connection, lease or feed running. Newest first is
+  // not quite `stop()`'s order (it drains the write side before the read side), which matters
+  // only once commands flow.
   const undo: Array<() => unknown> = [() => hostViews.close(), () => tracing?.shutdown()];
   const step = async <T>(start: () => Promise<T>, stopIt: (started: T) => unknown): Promise<T> => {
     try {
@@ -196,8 +198,11 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   const write = await step(
     () => startWriteSide({ config, log, app, store, link, streamId: side.streamId, services: options.services, metrics, tracing, keys: side.keys }),
     async (w) => {
-      await w.stop();
-      await w.snapshots.close();
+      try {
+        await w.stop();
+      } finally {
+        await w.snapshots.close();
+      }
     },
   );
   // The reactions start after the read side, whose views hold their timers; its batches wake them.

@@ -114,7 +114,13 @@ export async function startWriteSide(opts: WriteSideOptions): Promise<WriteSide>
         await host.evict(ownedHere, Math.floor(config.cluster.leaseTtlMs * 0.375), () => new PartitionUnavailableError(p));
       },
     });
-    await leases.start();
+    await leases.start().catch(async (err: unknown) => {
+      // Nothing was served yet: the host's passivation timer and the snapshots are all there is to stop.
+      await host.drain(0);
+      await router.stop();
+      await snapshots.close();
+      throw err;
+    });
   } else {
     router.start();
   }

@@ -332,10 +332,16 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
       fenceMs = Math.floor(ttlMs * 0.75);
       void follow();
       link.onReconnect(() => (claimsFrom = now() + tickMs));
-      await kv.put(memberKey(owner), value);
-      // One round's wait, so that workers starting together see each other before claiming.
-      await new Promise((r) => setTimeout(r, tickMs));
-      await schedule();
+      try {
+        await kv.put(memberKey(owner), value);
+        // One round's wait, so that workers starting together see each other before claiming.
+        await new Promise((r) => setTimeout(r, tickMs));
+        await schedule();
+      } catch (err) {
+        // The watch already runs: a start that fails stops it, and gives back what it took.
+        await this.stop();
+        throw err;
+      }
       timer = setInterval(() => void schedule(), tickMs);
       timer.unref();
     },

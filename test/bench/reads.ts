@@ -6,7 +6,7 @@
  *      /shops/<id>` with 70% of requests revalidating through `If-None-Match` (each shop's
  *      current ETag, so they answer 304); then asked for 15,000 reads/s;
  *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s,
- *      with the CPU per command each process used meanwhile (what the batching costs);
+ *      with the CPU per command each role used meanwhile, workers summed (what the batching costs);
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
  *
  *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers n]
@@ -412,7 +412,7 @@ async function main(): Promise<void> {
       ['lag', 'projection lag p50 / p99 / max (targets ≤ 5 / ≤ 50 ms; incl. one read round trip)', `${fmt(summary.lagP50Ms)} / ${fmt(summary.lagP99Ms)} / ${fmt(summary.lagMaxMs)} ms`],
       ['lag', 'lag probes / probe errors / stale reads (target 0 / 0)', `${summary.lagProbes} / ${summary.lagProbeErrors} / ${summary.lagStale}`],
       ['lag', 'lag-phase load non-2xx / errors (target 0)', `${summary.lagLoadNon2xx} / ${summary.lagLoadErrors}`],
-      ['lag', 'CPU per command in the lag phase: worker / projector / nats-server', `${summary.lagCpuUs.worker} / ${summary.lagCpuUs.projector} / ${summary.lagCpuUs['nats-server']} µs`],
+      ['lag', 'CPU per command in the lag phase: workers / projector / primary / nats-server', `${summary.lagCpuUs.worker} / ${summary.lagCpuUs.projector} / ${summary.lagCpuUs.primary} / ${summary.lagCpuUs['nats-server']} µs`],
       ['rebuild', `rebuild shopDisplay, ${summary.rebuildPositions} positions (target ≥ 50,000/s)`, `${summary.rebuildEventsPerSec.toFixed(0)} events/s`],
       ['rebuild', 'rebuilt view serves the appended history', summary.rebuiltOk ? 'yes' : 'NO'],
     ];
