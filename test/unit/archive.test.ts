@@ -423,6 +423,32 @@ t.test('a subscription fills a gap longer than a page from the archive a page at
   t.ok(Math.max(...spans) <= GAP_PAGE, `none larger than ${GAP_PAGE} positions`);
 });
 
+t.test('a subscription filling a gap from the index lets the event loop turn between pages', async (t) => {
+  const total = 2 * GAP_PAGE + 500;
+  const { raw, records } = await archivedOrders(total, total);
+  const index = memoryArchiveIndex();
+  for (const record of records) index.apply(record.position, record.archived);
+  // Counts the turns of the loop: a page taken from the index needs no I/O, so without a turn
+  // between pages the whole gap would go by in microtasks, with no timer, ping or lease renewal.
+  let turns = 0;
+  let ticking = true;
+  const tick = () => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  t.teardown(() => void (ticking = false));
+  const sub = await archivedStore(raw, { index }).subscribe(0, { batchSize: 100 });
+  const turnsAt = new Map<number, number>();
+  for await (const { commit } of sub) {
+    turnsAt.set(commit.position, turns);
+    if (commit.position === total) break;
+  }
+  sub.close();
+  t.ok(turnsAt.get(GAP_PAGE + 2)! > turnsAt.get(2)!, `the loop turned between the first page and the second (${turnsAt.get(2)} → ${turnsAt.get(GAP_PAGE + 2)})`);
+  t.ok(turnsAt.get(2 * GAP_PAGE + 2)! > turnsAt.get(GAP_PAGE + 2)!, 'and between the second and the third');
+});
+
 t.test("a subscription across an archived gap waits for the follower's index while it moves, and never reads the archive's records itself", async (t) => {
   const { raw, records, recordReads } = await archivedOrders(400, 50);
   const index = memoryArchiveIndex();
