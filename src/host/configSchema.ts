@@ -120,7 +120,7 @@ export const ConfigSchema = section({
   }),
   projections: section({
     batchSize: positive(500, 'projector batches: at most this many commits'),
-    batchMs: setting(Type.Integer({ minimum: 0 }), 2, 'projector batches: at most this long while the projector is idle (0: what one turn of the event loop delivered)'),
+    batchMs: positive(2, 'projector batches: at most this long'),
     stallMs: positive(5000, 'a feed behind the stream that applies nothing this long gets a new consumer'),
     maxBackoffMs: positive(10000, 'longest wait between attempts to apply a batch the view store refused'),
     statusIntervalMs: positive(1000, 'how often the projector reads the stream\'s last sequence and publishes its status'),

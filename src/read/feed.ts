@@ -111,8 +111,7 @@ export function pipeline(
 
 /**
  * Applies what arrives in batches, one after another: a batch is at most `batchSize` items
- * and, while nothing is being applied, waits at most `batchMs` for more (0: until the end of
- * the current turn of the event loop, so it takes what one read of the socket delivered). What arrives while a
+ * and, while nothing is being applied, waits at most `batchMs` for more. What arrives while a
  * batch is being applied has waited that long already: it goes as one batch as soon as that
  * one is done. So a feed that falls behind takes bigger batches, and the cost paid once per
  * batch (a view store's synchronous commit, a reaction's checkpoint) is paid less often per
@@ -126,20 +125,15 @@ export function batchWhileBusy<T>(batchMs: number, batchSize: number, apply: (ba
       let applying = false;
       let done = false;
       let ended = false;
-      let timer: ReturnType<typeof setTimeout> | ReturnType<typeof setImmediate> | undefined;
-      const clear = () => {
-        if (batchMs > 0) clearTimeout(timer as ReturnType<typeof setTimeout> | undefined);
-        else clearImmediate(timer as ReturnType<typeof setImmediate> | undefined);
-        timer = undefined;
-      };
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const next = () => {
         if (applying || done || queue.length === 0) return;
         if (queue.length >= batchSize) return void run();
-        // 0: what the same turn of the event loop delivered (one read of the socket) goes together.
-        timer ??= batchMs > 0 ? setTimeout(run, batchMs) : setImmediate(run);
+        timer ??= setTimeout(run, batchMs);
       };
       const run = () => {
-        clear();
+        clearTimeout(timer);
+        timer = undefined;
         if (applying || done || queue.length === 0) return;
         applying = true;
         apply(queue.splice(0, batchSize)).then(
@@ -171,7 +165,7 @@ export function batchWhileBusy<T>(batchMs: number, batchSize: number, apply: (ba
       });
       return () => {
         done = true;
-        clear();
+        clearTimeout(timer);
         inner.unsubscribe();
       };
     });

@@ -1,8 +1,7 @@
 import t from 'tap';
 import { pino } from 'pino';
 import type { Commit, CommitSubscription, Delivered, EventStore, StoredCommit } from '../../src/core/eventStore.js';
-import { Subject } from 'rxjs';
-import { batchWhileBusy, superviseFeed } from '../../src/read/feed.js';
+import { superviseFeed } from '../../src/read/feed.js';
 import { createMemoryEventStore } from '../../src/store/memory.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -164,18 +163,4 @@ t.test('a batch slower than stallMs is not taken for a stalled consumer: its com
   t.same(applied, [1, 2, 3], 'each commit applied once');
   t.equal(starts, 1, 'the consumer was never recreated');
   t.equal(feed.health().state, 'running');
-});
-
-t.test('with batchMs 0, what one turn of the event loop delivered is one batch, applied at the end of that turn', async (t) => {
-  const source = new Subject<number>();
-  const batches: number[][] = [];
-  const sub = source.pipe(batchWhileBusy(0, 100, async (batch) => void batches.push(batch))).subscribe();
-  t.teardown(() => sub.unsubscribe());
-  for (let i = 1; i <= 5; i++) source.next(i);
-  t.same(batches, [], 'nothing is applied within the turn that delivered it');
-  await new Promise((r) => setImmediate(r));
-  t.same(batches, [[1, 2, 3, 4, 5]], 'the turn\'s five items went as one batch, with no timer to wait for');
-  source.next(6);
-  await new Promise((r) => setImmediate(r));
-  t.same(batches, [[1, 2, 3, 4, 5], [6]], 'the next turn\'s item is a batch of its own');
 });
