@@ -58,6 +58,8 @@ export interface ReadSideOptions {
   readonly tracing?: Tracing | undefined;
   /** Called after every batch the live views commit, beside `applied`. */
   readonly onApplied?: () => void;
+  /** The runtime's clock (the notifier leaves out commits older than `notices.maxAgeMs` by it); the system's by default. */
+  readonly now?: () => number;
   /**
    * The event store changed under the running views (docs/architecture.md, "Views belong to
    * one event store"). The read side has stopped folding; the cluster's projector exits so
@@ -149,6 +151,8 @@ export async function startReadSide(opts: ReadSideOptions): Promise<ReadSide> {
           ...config.projections,
           only: new Set(app.aggregates.map((a) => a.name)),
           publishTimeoutMs: config.nats.requestTimeoutMs,
+          maxAgeMs: config.notices.maxAgeMs,
+          ...(opts.now ? { now: opts.now } : {}),
           log,
           streamId,
           onStreamChanged: onStoreChanged,

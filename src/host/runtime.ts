@@ -209,7 +209,7 @@ export async function createConverge<A extends AnyAggregate, R extends AnyReacto
   let reactions: ReactionsHost | undefined;
   const archived = side.index ? { raw: side.raw, index: side.index } : undefined;
   const read = await step(
-    () => startReadSide({ config, log, app, store, link, views: hostViews, archive: archived, forget: side.keys ? { keys: side.keys, raw: side.raw } : undefined, streamId: side.streamId, head: side.head, notify: true, tracing, onApplied: () => reactions?.applied() }),
+    () => startReadSide({ config, log, app, store, link, views: hostViews, archive: archived, forget: side.keys ? { keys: side.keys, raw: side.raw } : undefined, streamId: side.streamId, head: side.head, notify: true, tracing, now: () => clock.now(), onApplied: () => reactions?.applied() }),
     (r) => r.stop(),
   );
   reactions = await step(() => startReactionsSide({

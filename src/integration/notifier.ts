@@ -84,7 +84,7 @@ export interface Notifier {
  * and acknowledged before its checkpoint moves (at least once), and a re-sent notice
  * carries the same `Nats-Msg-Id` (its position), so JetStream drops the duplicate.
  * Within a batch only the latest commit of each aggregate is announced; `NOTIFY` keeps
- * only the latest per aggregate anyway. Only the aggregates in `only` are announced (the
+ * only the latest per aggregate anyway. A commit older than `maxAgeMs` is not announced. Only the aggregates in `only` are announced (the
  * app's); process instance streams never are.
  */
 export function startNotifier(
@@ -100,6 +100,10 @@ export function startNotifier(
     onStreamChanged?: (reason: string) => void;
     /** A `notify` span per notice whose commit carries a trace context, and `traceparent` in the notice's headers. */
     tracing?: Tracing;
+    /** How long `NOTIFY` keeps a notice (`notices.maxAgeMs`): a commit older than that is not announced. */
+    maxAgeMs?: number;
+    /** The runtime's clock, for that age. */
+    now?: () => number;
   },
 ): Notifier {
   const { link, views, tracing } = opts;
@@ -121,9 +125,13 @@ export function startNotifier(
   };
   const publish = async (batch: StoredCommit[]) => {
     const latest = new Map<string, StoredCommit>();
+    // A notice older than `NOTIFY` keeps one would be gone at once: a notifier that starts over
+    // (its views lost) does not announce again what is long past, archived aggregates among them.
+    const oldest = opts.maxAgeMs === undefined ? -Infinity : (opts.now ?? Date.now)() - opts.maxAgeMs;
     for (const commit of batch) {
       // Only the app's aggregates are announced: a process's instance streams are converge's own.
       if (isProcessStream(commit.aggregate) || (opts.only && !opts.only.has(commit.aggregate))) continue;
+      if (Date.parse(commit.events[0]?.at ?? '') < oldest) continue;
       latest.set(noticeSubject(commit.aggregate, commit.id), commit);
     }
     await Promise.all(
