@@ -84,8 +84,9 @@ export interface Notifier {
  * and acknowledged before its checkpoint moves (at least once), and a re-sent notice
  * carries the same `Nats-Msg-Id` (its position), so JetStream drops the duplicate.
  * Within a batch only the latest commit of each aggregate is announced; `NOTIFY` keeps
- * only the latest per aggregate anyway. A commit older than `maxAgeMs` is not announced. Only the aggregates in `only` are announced (the
- * app's); process instance streams never are.
+ * only the latest per aggregate anyway. A commit older than `maxAgeMs` is not announced.
+ * Only the aggregates in `only` are announced (the app's); process instance streams never
+ * are.
  */
 export function startNotifier(
   opts: PipelineOptions & {
