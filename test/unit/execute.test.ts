@@ -6,7 +6,7 @@ import { EventStoreUnavailableError, IdempotencyKeyReusedError } from '../../src
 import { createMemoryEventStore, type MemoryEventStore } from '../../src/store/memory.js';
 import { executeCommand, type CommandEnvelope, type CommandResult, type ExecutionContext } from '../../src/write/execute.js';
 import { createActorHost } from '../../src/write/host.js';
-import { emptyMemory, type Memory } from '../../src/write/rehydrate.js';
+import { emptyMemory, idHash, type Memory } from '../../src/write/rehydrate.js';
 import { memorySnapshotStore } from '../../src/write/snapshots.js';
 
 // A tiny aggregate: named numeric values. Each command touches one key, so stale If-Match
@@ -110,6 +110,28 @@ t.test('a retried command id answers the original reply from memory, without dec
   t.same(retried.memory, first.memory, 'memory unchanged');
 });
 
+
+t.test('a retry is answered from memory saved before commits kept the hash of their command id', async (t) => {
+  const { run, empty, store, decided } = setup();
+  const first = await run(empty, cmd('c1', 'SetValue', { key: 'a', value: 1 }), cmd('c2', 'SetValue', { key: 'b', value: 2 }));
+  // A snapshot written by an older build: its remembered commits have no idHash.
+  const older: Memory = { ...first.memory, recent: first.memory.recent.map(({ idHash: _, ...c }) => c) };
+  t.ok(older.recent.every((c) => !('idHash' in c)));
+  const retried = await run(older, cmd('c1', 'SetValue', { key: 'a', value: 1 }));
+  t.same(retried.results[0], first.results[0], 'the original answer');
+  t.equal(decided.length, 2, 'from memory: decide did not run for the retry');
+  t.equal(store.commits.length, 2, 'nothing appended');
+});
+
+t.test('a remembered commit whose id hash matches but whose id differs is not taken for a retry', async (t) => {
+  const { run, empty, store } = setup();
+  const first = await run(empty, cmd('c1', 'SetValue', { key: 'a', value: 1 }));
+  // The hash of `c9` on a commit of `c1`: as a collision of two ids would look.
+  const colliding: Memory = { ...first.memory, recent: first.memory.recent.map((c) => ({ ...c, idHash: idHash('c9') })) };
+  const next = await run(colliding, cmd('c9', 'SetValue', { key: 'a', value: 5 }));
+  t.match(next.results[0], { kind: 'accepted', version: 2 }, 'decided and appended as a new command');
+  t.equal(store.commits.length, 2);
+});
 t.test('a retry after a lost ack, unknown to memory, is answered from the store’s duplicate without a second commit', async (t) => {
   const { ctx, empty, store } = setup();
   const before = await executeCommand(ctx, empty, cmd('c0', 'SetValue', { key: 'a', value: 1 }));
