@@ -70,6 +70,14 @@ interface ActorContext {
   error?: unknown;
 }
 
+/** Saves `memory` when `snapshotEvery` events have passed since the last snapshot; answers the version last saved. */
+function snapshotted(context: ActorContext, memory: Memory | undefined): number {
+  const { savedVersion, aggregate, id, env } = context;
+  if (!memory || memory.version - savedVersion < env.snapshotEvery) return savedVersion;
+  env.snapshots.put(aggregate.name, id, { shape: aggregate.snapshotVersion, stream: env.streamId, memory });
+  return memory.version;
+}
+
 /**
  * One live aggregate, in the states a reader can see: `loading` its memory (the latest
  * usable snapshot plus the commits after it), `idle`, `busy` running one command, or
@@ -100,13 +108,12 @@ export const aggregateActor = setup({
       if ('result' in output.outcome) output.item.resolve(output.outcome.result);
       else output.item.reject(output.outcome.error);
     },
-    snapshot: assign({
-      savedVersion: ({ context }) => {
-        const { memory, savedVersion, aggregate, id, env } = context;
-        if (!memory || memory.version - savedVersion < env.snapshotEvery) return savedVersion;
-        env.snapshots.put(aggregate.name, id, { shape: aggregate.snapshotVersion, stream: env.streamId, memory });
-        return memory.version;
-      },
+    snapshot: assign({ savedVersion: ({ context }) => snapshotted(context, context.memory) }),
+    // One assign for the new memory and its snapshot: each assign costs XState a context and a snapshot of its own.
+    executed: assign(({ context, event }) => {
+      if (event.type !== 'EXECUTED') return {};
+      const { memory } = event.output;
+      return { memory, savedVersion: snapshotted(context, memory) };
     }),
   },
 }).createMachine({
@@ -134,7 +141,7 @@ export const aggregateActor = setup({
       on: {
         EXECUTED: {
           target: 'idle',
-          actions: [assign({ memory: ({ event }) => event.output.memory }), 'snapshot', { type: 'settle', params: ({ event }) => event.output }],
+          actions: ['executed', { type: 'settle', params: ({ event }) => event.output }],
         },
       },
     },
