@@ -9,6 +9,7 @@ import { TRACEPARENT, type Tracing } from '../observe/tracing.js';
 import { viewsReadiness } from '../read/status.js';
 import type { ViewsStatus } from '../read/viewsStatus.js';
 import { installErrorHandling, installJsonParser, sendError } from './replies.js';
+import { requestLog } from './requestLog.js';
 
 /** What every converge server is configured by (`http.*`). */
 export interface HttpServerSettings {
@@ -65,6 +66,7 @@ export async function createHttpApp(opts: HttpAppOptions) {
   const app = Fastify({
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLog,
     bodyLimit: opts.http.bodyLimit,
     keepAliveTimeout: opts.http.keepAliveTimeoutMs,
     // Fastify's own 503 while closing has neither our error shape nor Retry-After; the hook below answers instead.

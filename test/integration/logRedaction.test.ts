@@ -63,6 +63,7 @@ t.test('no token, customer token, secret or Authorization header reaches a log l
 
   const text = lines.join('');
   t.ok(lines.some((l) => l.includes('"read access refused"')), 'the refusals were logged at debug');
+  t.ok(lines.filter((l) => l.includes('"read access refused"')).every((l) => /"reqId":"req-[0-9a-z]+"/.test(l) && l.includes('"role":"worker-0"')), 'each with its request’s id and the process’s bindings');
   t.ok(text.includes('"reason":"ERR_JWT_EXPIRED"'), 'with the reason, e.g. an expired customer token');
   t.ok(text.includes('"reason":"neither a configured token nor a customer token"'), 'or a wrong token');
   t.ok(text.includes('[redacted]'), 'secrets handed to the logger were censored');
