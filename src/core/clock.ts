@@ -31,6 +31,27 @@ export const systemClock: Clock = {
   },
 };
 
+let isoSecond = NaN;
+let isoPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()`, from the text of its second kept between calls: every
+ * command is stamped with its time, and V8's `toISOString` was 1.5% of a worker's CPU
+ * under the command bench.
+ */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    const full = new Date(ms).toISOString();
+    // Years past 9999 (or before 0) are written with a sign and six digits.
+    if (full.length !== 24) return full;
+    isoSecond = second;
+    isoPrefix = full.slice(0, 20);
+  }
+  const milli = ms - second * 1000;
+  return isoPrefix + (milli < 10 ? '00' : milli < 100 ? '0' : '') + milli + 'Z';
+}
+
 /** A clock that stands still until a test moves it. */
 export interface ManualClock extends Clock {
   /** Moves the clock forward by `ms`. */

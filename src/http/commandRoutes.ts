@@ -4,6 +4,7 @@ import { Type, type TSchema } from '@fastify/type-provider-typebox';
 import type { Context } from '@opentelemetry/api';
 import { acceptsId, pathParams, type AnyAggregate, type CommandSpec } from '../core/aggregate.js';
 import { schemaIssues } from '../core/schemas.js';
+import { isoTime } from '../core/clock.js';
 import type { CommandEnvelope, CommandResult } from '../write/execute.js';
 import { ErrorBody } from './paging.js';
 import { bearerAuth, installErrorHandling, installJsonParser, sendError } from './replies.js';
@@ -129,7 +130,7 @@ function envelope(request: FastifyRequest, opts: CommandRoutesOptions, aggregate
     type: spec.type,
     data: route.fields.length === 0 ? body : { ...body, ...fields },
     ...(ifMatch === undefined ? {} : { expectedVersion: Number(ifMatch.replace(/\D/g, '')) }),
-    at: new Date(opts.now()).toISOString(),
+    at: isoTime(opts.now()),
     ...(headers['x-correlation-id'] === undefined ? {} : { correlationId: headers['x-correlation-id'] }),
     ...(request.caller === undefined ? {} : { caller: request.caller }),
   };

@@ -51,7 +51,17 @@ export type ActorEvent = { readonly type: 'EXECUTE'; readonly item: MailboxItem 
 async function run(context: ActorContext, item: MailboxItem): Promise<ExecuteOutput> {
   const memory = context.memory!;
   try {
-    const ctx = { ...context.env, aggregate: context.aggregate, readState: item.readState };
+    // Named fields, not a spread of `env`: a spread per command showed in the worker's profile.
+    const { env } = context;
+    const ctx: ExecutionContext = {
+      aggregate: context.aggregate,
+      store: env.store,
+      readState: item.readState,
+      keep: env.keep,
+      conflictRetries: env.conflictRetries,
+      duplicateWindowMs: env.duplicateWindowMs,
+      onConflict: env.onConflict,
+    };
     const executed = await executeCommand(ctx, memory, item.command, await item.lookup);
     return { memory: executed.memory, item, outcome: { result: executed.result } };
   } catch (error) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { acceptsId, type AnyAggregate } from '../core/aggregate.js';
 import { ConvergeError, InvalidCommandError } from '../core/errors.js';
 import { schemaIssues } from '../core/schemas.js';
+import { isoTime } from '../core/clock.js';
 import type { CommandEnvelope } from './execute.js';
 
 /** How a dispatched command is sent, as the HTTP headers would say it. */
@@ -40,7 +41,7 @@ export function commandEnvelope(aggregates: ReadonlyMap<string, AnyAggregate>, c
     id: command.id,
     type: spec.type,
     data: command.data as object,
-    at: new Date(now).toISOString(),
+    at: isoTime(now),
     ...(opts.expectedVersion === undefined ? {} : { expectedVersion: opts.expectedVersion }),
     ...(opts.correlationId === undefined ? {} : { correlationId: opts.correlationId }),
     ...(opts.causationId === undefined ? {} : { causationId: opts.causationId }),
