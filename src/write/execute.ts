@@ -2,9 +2,10 @@ import { overlaps, type AggregateRef, type AnyAggregate, type DecideContext, typ
 import { EventStoreUnavailableError, IdempotencyKeyReusedError, InvalidEventError, ServiceUnavailableError, WrongExpectedPositionError } from '../core/errors.js';
 import type { Commit, EventStore } from '../core/eventStore.js';
 import { rootMetadata, type CommandMetadata } from '../core/metadata.js';
+import { fnv1a } from '../core/partition.js';
 import { schemaIssues } from '../core/schemas.js';
 import type { LookupOutcome } from './lookup.js';
-import { applyCommit, catchUp, idHash, type Memory, type RecentCommit } from './rehydrate.js';
+import { applyCommit, catchUp, type Memory, type RecentCommit } from './rehydrate.js';
 
 /** A command as it travels to its aggregate's owner. */
 export interface CommandEnvelope {
@@ -118,8 +119,8 @@ export async function executeCommand(ctx: ExecutionContext, initial: Memory, com
 /** The original answer when this command id is among the recent commits; throws when the id was used by another command. */
 export function replayed(memory: Memory, command: CommandEnvelope): CommandResult | undefined {
   const id = command.commandId;
-  const hash = idHash(id);
-  const seen = memory.recent.find((c) => (c.idHash ?? idHash(c.commandId)) === hash && c.commandId === id);
+  const hash = fnv1a(id);
+  const seen = memory.recent.find((c) => (c.idHash ?? fnv1a(c.commandId)) === hash && c.commandId === id);
   if (!seen) return undefined;
   if (seen.commandType !== command.type) throw new IdempotencyKeyReusedError(command.commandId);
   return accepted(command.id, seen);

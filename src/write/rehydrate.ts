@@ -1,4 +1,5 @@
 import type { AnyAggregate } from '../core/aggregate.js';
+import { fnv1a } from '../core/partition.js';
 import type { Commit, EventStore } from '../core/eventStore.js';
 import type { SnapshotStore } from './snapshots.js';
 
@@ -6,8 +7,11 @@ import type { SnapshotStore } from './snapshots.js';
 export interface RecentCommit {
   readonly commandId: string;
   /**
-   * `idHash(commandId)`, so that a command's id is compared with a number first (see
-   * `replayed`). Absent in memory saved before it was kept; then it is computed as needed.
+   * `fnv1a(commandId)`, so that `replayed` compares a command's id with a number first:
+   * comparing two ids as strings reads both (and walks them piece by piece when they were
+   * built by concatenation, as Node's `randomUUID()` builds them), and among 64 recent ones
+   * under load those reads missed the cache (docs/architecture.md, "Verified facts").
+   * Absent in memory saved before it was kept; then it is computed as needed.
    */
   readonly idHash?: number;
   readonly commandType: string;
@@ -18,18 +22,6 @@ export interface RecentCommit {
   readonly events: readonly string[];
   /** What the commit's events changed; `undefined` is everything. */
   readonly touched: readonly string[] | undefined;
-}
-
-/**
- * FNV-1a of a command id. Comparing two ids as strings reads both (and walks them piece by
- * piece when they were built by concatenation, as Node's `randomUUID()` builds them);
- * an actor looks for each command's id among 64 recent ones, and under load those reads
- * missed the cache (docs/architecture.md, "Verified facts").
- */
-export function idHash(id: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
-  return h | 0;
 }
 
 /** What an actor knows of its aggregate: the fold of its commits so far. */
@@ -68,7 +60,7 @@ function foldCommit(aggregate: AnyAggregate, from: unknown, fromVersion: number,
   }
   const recent: RecentCommit = {
     commandId: commit.commandId,
-    idHash: idHash(commit.commandId),
+    idHash: fnv1a(commit.commandId),
     commandType: commit.commandType,
     fromVersion,
     version: commit.version,

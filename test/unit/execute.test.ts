@@ -6,7 +6,8 @@ import { EventStoreUnavailableError, IdempotencyKeyReusedError } from '../../src
 import { createMemoryEventStore, type MemoryEventStore } from '../../src/store/memory.js';
 import { executeCommand, type CommandEnvelope, type CommandResult, type ExecutionContext } from '../../src/write/execute.js';
 import { createActorHost } from '../../src/write/host.js';
-import { emptyMemory, idHash, type Memory } from '../../src/write/rehydrate.js';
+import { emptyMemory, type Memory } from '../../src/write/rehydrate.js';
+import { fnv1a } from '../../src/core/partition.js';
 import { memorySnapshotStore } from '../../src/write/snapshots.js';
 
 // A tiny aggregate: named numeric values. Each command touches one key, so stale If-Match
@@ -127,7 +128,7 @@ t.test('a remembered commit whose id hash matches but whose id differs is not ta
   const { run, empty, store } = setup();
   const first = await run(empty, cmd('c1', 'SetValue', { key: 'a', value: 1 }));
   // The hash of `c9` on a commit of `c1`: as a collision of two ids would look.
-  const colliding: Memory = { ...first.memory, recent: first.memory.recent.map((c) => ({ ...c, idHash: idHash('c9') })) };
+  const colliding: Memory = { ...first.memory, recent: first.memory.recent.map((c) => ({ ...c, idHash: fnv1a('c9') })) };
   const next = await run(colliding, cmd('c9', 'SetValue', { key: 'a', value: 5 }));
   t.match(next.results[0], { kind: 'accepted', version: 2 }, 'decided and appended as a new command');
   t.equal(store.commits.length, 2);
