@@ -121,8 +121,10 @@ t.test('a server left running by an earlier run is stopped before a new one open
   t.equal(watchdogs.length, 1, 'the primary runs one watchdog for its server');
   await registerShops(first, 'left', 3);
 
-  // Killing the watchdog with the primary is what leaves the server orphaned.
-  for (const pid of [first.proc.pid!, ...watchdogs]) process.kill(pid, 'SIGKILL');
+  // Killing the watchdog with the primary is what leaves the server orphaned. The watchdog
+  // first: killed second, it could see the primary gone and stop the server in between, when
+  // this process is descheduled between the two kills (seen once with the whole suite on two cores).
+  for (const pid of [...watchdogs, first.proc.pid!]) process.kill(pid, 'SIGKILL');
   await first.exited;
   // SIGHUP makes nats-server write to its log: one that logged to a pipe read by the dead
   // primary would die of SIGPIPE here, and then there would be nothing left over to stop.
