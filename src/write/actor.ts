@@ -80,6 +80,17 @@ interface ActorContext {
   error?: unknown;
 }
 
+/**
+ * What an actor starts from: its aggregate and the host's environment, and for an aggregate
+ * at rest the memory it kept (docs/architecture.md, "Actors at rest").
+ */
+export interface ActorInput {
+  readonly aggregate: AnyAggregate;
+  readonly id: string;
+  readonly env: ActorEnvironment;
+  readonly rest?: { readonly memory: Memory; readonly savedVersion: number };
+}
+
 /** Saves `memory` when `snapshotEvery` events have passed since the last snapshot; answers the version last saved. */
 function snapshotted(context: ActorContext, memory: Memory | undefined): number {
   const { savedVersion, aggregate, id, env } = context;
@@ -100,12 +111,15 @@ export const aggregateActor = setup({
   types: {
     context: {} as ActorContext,
     events: {} as ActorEvent,
-    input: {} as { aggregate: AnyAggregate; id: string; env: ActorEnvironment },
+    input: {} as ActorInput,
   },
   actors: {
     load: fromPromise<{ memory: Memory; snapshotVersion: number }, Pick<ActorContext, 'aggregate' | 'id' | 'env'>>(({ input }) =>
       rehydrate(input.aggregate, input.id, input.env),
     ),
+  },
+  guards: {
+    resting: ({ context }) => context.memory !== undefined,
   },
   actions: {
     // A command runs outside the machine and reports back with EXECUTED: an invoked promise
@@ -128,9 +142,13 @@ export const aggregateActor = setup({
   },
 }).createMachine({
   id: 'aggregate',
-  context: ({ input }) => ({ ...input, memory: undefined, savedVersion: 0 }),
-  initial: 'loading',
+  context: ({ input }) => ({ aggregate: input.aggregate, id: input.id, env: input.env, memory: input.rest?.memory, savedVersion: input.rest?.savedVersion ?? 0 }),
+  // An aggregate at rest starts in `idle` from the memory it kept; any other loads first.
+  initial: 'starting',
   states: {
+    starting: {
+      always: [{ guard: 'resting', target: 'idle' }, { target: 'loading' }],
+    },
     loading: {
       invoke: {
         src: 'load',

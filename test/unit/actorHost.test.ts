@@ -259,6 +259,24 @@ t.test('an actor at rest keeps its memory: reads and commands continue from it w
   t.equal(inner.commits.length, 5, 'and no second commit');
 });
 
+t.test('waking an actor at rest reads none of the event store\'s fields', async (t) => {
+  // XState's restore of a snapshot walks every object its context reaches: a wake through it
+  // read each field of the store (the in-memory store's whole log), milliseconds per wake.
+  const inner = createMemoryEventStore();
+  let fieldReads = 0;
+  const store: EventStore = { ...inner };
+  Object.defineProperty(store, 'probe', { enumerable: true, get: () => ++fieldReads });
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: inner.streamId, now: () => clock });
+  await host.execute(increment(1), noDeps);
+  t.equal(host.restIdle(clock + settings.restMs), 1, 'at rest');
+  const before = fieldReads;
+  clock += 10;
+  t.match(await host.execute(increment(2), noDeps), { kind: 'accepted', version: 2 }, 'the command woke it and ran');
+  t.equal(host.awake, 1);
+  t.equal(fieldReads - before, 0, 'the wake did not walk the store');
+});
+
 t.test('an actor with a command running or waiting does not rest', async (t) => {
   const store = createMemoryEventStore();
   let clock = 1_000_000;
