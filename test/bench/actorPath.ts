@@ -3,9 +3,13 @@
  * actor host on the in-memory event store, 64 at a time over 1,000 shops, as the command
  * bench sends them. Reports the process's CPU per command for each round. The in-memory
  * store's own append is part of the figure; the shops' memory fills to
- * `actors.recentCommits` (64) commits in the first rounds.
+ * `actors.recentCommits` (64) commits in the first rounds. With `--wake`, every actor is
+ * put to rest before each slice of one command per shop (all but the few still running a
+ * command), so nearly every command wakes its actor
+ * (docs/architecture.md, "Actors at rest"): the figure is a command's cost plus a rest
+ * and a wake.
  *
- *   node dist/test/bench/actorPath.js [--shops 1000 --commands 30000 --rounds 7]
+ *   node dist/test/bench/actorPath.js [--shops 1000 --commands 30000 --rounds 7] [--wake]
  *
  * In-process and bounded; it starts nothing else.
  */
@@ -24,11 +28,13 @@ const { values } = parseArgs({
     shops: { type: 'string', default: '1000' },
     commands: { type: 'string', default: '30000' },
     rounds: { type: 'string', default: '7' },
+    wake: { type: 'boolean', default: false },
   },
 });
 const shops = Number(values.shops);
 const perRound = Number(values.commands);
 const rounds = Number(values.rounds);
+const wake = values.wake;
 
 const store = createMemoryEventStore();
 const host = createActorHost({
@@ -48,10 +54,13 @@ async function round(n: number): Promise<number> {
   let next = 0;
   let refused = 0;
   const cpu = process.cpuUsage();
+  // Under --wake, each slice of `shops` commands (one per shop) begins with every actor at rest.
+  const slice = wake ? shops : n;
   await Promise.all(
     Array.from({ length: 64 }, async () => {
       while (next < n) {
         const i = next++;
+        if (wake && i % slice === 0) host.restIdle(Number.POSITIVE_INFINITY);
         const result = await host.execute(command(i, 'ChangeMenuPrice', { menuId: 'm1', price: 1000 + (i % 9000) }), readState);
         if (result.kind !== 'accepted') refused++;
       }
@@ -75,11 +84,11 @@ async function main(): Promise<void> {
   await host.drain(1000);
   const last = perCommand.slice(Math.min(2, rounds - 1));
   printTable('the command path in one process (actor host, in-memory store)', [
-    ['commands per round, 64 at a time', `${perRound} over ${shops} shops`],
+    ['commands per round, 64 at a time', `${perRound} over ${shops} shops${wake ? ', each waking its actor' : ''}`],
     ['CPU per command, each round (µs)', perCommand.map((v) => v.toFixed(1)).join(', ')],
     ['median after the first two rounds', `${median(last).toFixed(1)} µs`],
   ]);
-  writeResult('actorPath', { shops, perRound, perCommandUs: perCommand });
+  writeResult(wake ? 'actorPathWake' : 'actorPath', { shops, perRound, wake, perCommandUs: perCommand });
 }
 
 await main();
