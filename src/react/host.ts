@@ -135,7 +135,8 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
   const end = async () => {
     if (!active) return;
     active = false;
-    for (const { feed } of feeds.values()) feed.stop();
+    // Each feed's batch under way ends first: its inputs finish while the connection is open.
+    await Promise.all([...feeds.values()].map(({ feed }) => feed.stop()));
     await timers?.stop();
   };
 

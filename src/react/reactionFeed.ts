@@ -19,11 +19,22 @@ export interface ReactionInput {
   run(): Promise<void>;
 }
 
+/** A promise and what settles it. */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** A running reaction feed (see `reactionFeed`). */
 export interface ReactionFeed {
   /** Reads the checkpoint and starts following `EVENTS` after it. */
   start(): Promise<void>;
-  stop(): void;
+  /**
+   * Stops following `EVENTS`; answers once the batch under way, if any, has ended. An input
+   * running then finishes (its connection still open), and those after it do not start.
+   */
+  stop(): Promise<void>;
   readonly position: () => number;
   health(): Pick<ReactionStatus, 'state' | 'error'>;
   /** Lets a reaction stopped by its policy go on from its checkpoint, trying the failed input again. */
@@ -72,6 +83,10 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
   let halted = false;
   /** Counts the feeds started: a batch of an earlier one (the reaction stopped and started again meanwhile) changes nothing. */
   let generation = 0;
+  /** The batches under way: a stop waits for them. */
+  const applying = new Set<Promise<void>>();
+  /** Settles when the feed stops, ending a pause between attempts. */
+  let halting = signal();
 
   /** Runs one input under the policy; answers false when the reaction must stop before its commit. */
   async function runInput(commit: StoredCommit, input: ReactionInput, mine: number): Promise<void> {
@@ -79,7 +94,9 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     let error: unknown;
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (halted || mine !== generation) throw new Stopped();
-      if (attempt > 0) await sleep(Math.min(10_000, (policy.kind === 'retry' ? (policy.backoffMs ?? 100) : 100) * 2 ** (attempt - 1)));
+      // A stop does not wait out the pause: the input runs again at the next start.
+      if (attempt > 0) await Promise.race([sleep(Math.min(10_000, (policy.kind === 'retry' ? (policy.backoffMs ?? 100) : 100) * 2 ** (attempt - 1))), halting.promise]);
+      if (halted || mine !== generation) throw new Stopped();
       try {
         await input.run();
         retrying = undefined;
@@ -192,27 +209,42 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     }
   };
 
+  const tracked = (batch: StoredCommit[], mine: number) => {
+    const run = apply(batch, mine);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    applying.add(settled);
+    void settled.then(() => applying.delete(settled));
+    return run;
+  };
+
   const startFeed = () => {
     feed?.stop();
     const mine = ++generation;
-    feed = opts.feed({ name: `${kind} ${name}`, from: () => position, apply: (batch) => apply(batch, mine), ...(opts.only ? { only: opts.only } : {}) });
+    feed = opts.feed({ name: `${kind} ${name}`, from: () => position, apply: (batch) => tracked(batch, mine), ...(opts.only ? { only: opts.only } : {}) });
   };
 
   return {
     async start() {
       halted = false;
+      halting = signal();
       position = await reactions.checkpoint(name);
       startFeed();
     },
-    stop() {
+    async stop() {
       halted = true;
+      halting.resolve();
       feed?.stop();
       feed = undefined;
+      // The batch under way saves its checkpoint as it ends: through its last input that ran.
+      await Promise.all(applying);
       if (lazySave) {
         clearTimeout(lazySave);
         lazySave = undefined;
         // Best effort: a position not saved only makes the next holder read those commits again.
-        reactions.setCheckpoint(name, position).catch(() => undefined);
+        await reactions.setCheckpoint(name, position).catch(() => undefined);
       }
     },
     position: () => position,

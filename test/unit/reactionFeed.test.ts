@@ -151,3 +151,46 @@ t.test('a batch that ran inputs saves its checkpoint before the next batch is ta
   t.equal(await reactions.checkpoint('r'), 2, 'saved as the batch ends');
   feed.stop();
 });
+
+t.test('a stop waits for the input under way, starts none after it, and saves the checkpoint through it', async (t) => {
+  let release: () => void = () => undefined;
+  const ran: number[] = [];
+  const inputs: Record<number, ReactionInput[]> = {
+    1: [{ eventIndex: 0, type: 'slow', run: () => new Promise<void>((r) => (release = () => (ran.push(1), r()))) }],
+    2: [{ eventIndex: 0, type: 'next', run: async () => void ran.push(2) }],
+  };
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  const feed = reactionFeed({ name: 'r', kind: 'reactor', policy: undefined, reactions, feed: manual.start, inputs: (c) => inputs[c.position] ?? [], log: pino({ level: 'silent' }) });
+  await feed.start();
+  const batch = manual.deliver([commit(1), commit(2)]);
+  await tick();
+  let stopped = false;
+  const stopping = feed.stop().then(() => (stopped = true));
+  await tick();
+  t.notOk(stopped, 'the stop waits while the input runs');
+  release();
+  await stopping;
+  await batch;
+  t.same(ran, [1], 'the input under way finished; the one after it did not start');
+  t.equal(await reactions.checkpoint('r'), 1, 'the checkpoint covers the input that ran');
+});
+
+t.test('a stop ends a pause between attempts without waiting it out', async (t) => {
+  let attempts = 0;
+  const inputs: Record<number, ReactionInput[]> = {
+    1: [{ eventIndex: 0, type: 'failing', run: () => (attempts++, Promise.reject(new Error('down'))) }],
+  };
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  // A pause that never ends by itself.
+  const feed = reactionFeed({ name: 'r', kind: 'reactor', policy: { kind: 'retry', times: 5 }, reactions, feed: manual.start, inputs: (c) => inputs[c.position] ?? [], log: pino({ level: 'silent' }), sleep: () => new Promise<void>(() => undefined) });
+  await feed.start();
+  const batch = manual.deliver([commit(1)]);
+  await tick();
+  t.equal(attempts, 1, 'the first attempt failed and the feed pauses');
+  await feed.stop();
+  await batch;
+  t.equal(attempts, 1, 'no attempt after the stop');
+  t.equal(await reactions.checkpoint('r'), 0, 'the input runs again at the next start');
+});
