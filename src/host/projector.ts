@@ -143,7 +143,7 @@ export async function startProjector(config: Config, log: Logger, app: ConvergeA
   if (reactions) watchReactions(metrics, () => reactions.status());
   if (archiving) watchArchive(metrics, () => archiving.status());
   const publisher = publishViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)), status, config.projections.statusIntervalMs);
-    const keys = side.keys;
+  const keys = side.keys;
   const forget = keys
     ? async (subject: string) => {
         const done = await forgetSubject({ keys, store, subject, at: Date.now() });

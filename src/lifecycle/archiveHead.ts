@@ -2,6 +2,7 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { EventStoreUnavailableError } from '../core/errors.js';
 import type { NatsLink } from '../nats/connection.js';
+import { getStreamMessage, JetStreamRequestError } from '../nats/requests.js';
 import { REACTIONS_BUCKET } from '../react/reactionStore.js';
 
 /** Where the archiver announces the archive's last record, in the `converge-reactions` bucket. */
@@ -41,12 +42,18 @@ export function kvArchiveHead(link: NatsLink, stream: string): ArchiveHead {
     });
     return bucket;
   };
-  /** The head as stored, with its revision; its position is undefined when it is another stream's. */
+  /**
+   * The head as stored, with its revision; its position is undefined when it is another
+   * stream's. Read from the bucket's stream by the connection's requester: the first command
+   * of every new aggregate asks it, and nats.js's own request costs two errors and their
+   * stacks for each (docs/architecture.md, "Event store").
+   */
   const current = async () => {
-    const entry = await (await kv()).get(HEAD_KEY);
-    if (!entry || entry.operation !== 'PUT') return undefined;
-    const value = parseHead(entry.string());
-    return { position: value?.stream === stream ? value.position : undefined, revision: entry.revision };
+    const m = await getStreamMessage(link.requests, `KV_${REACTIONS_BUCKET}`, { last_by_subj: `$KV.${REACTIONS_BUCKET}.${HEAD_KEY}` }, link.requestTimeoutMs);
+    // A deleted or purged key is a message whose header names the operation.
+    if (!m || /^KV-Operation:\s*(DEL|PURGE)/im.test(m.headers ?? '')) return undefined;
+    const value = parseHead(Buffer.from(m.data).toString('utf8'));
+    return { position: value?.stream === stream ? value.position : undefined, revision: m.seq };
   };
   return {
     async read() {
@@ -54,7 +61,7 @@ export function kvArchiveHead(link: NatsLink, stream: string): ArchiveHead {
         return (await current())?.position;
       } catch (err) {
         // No bucket yet: nothing was ever announced (no archiver has run on this store).
-        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return undefined;
+        if (err instanceof JetStreamRequestError && err.errCode === JetStreamApiCodes.StreamNotFound) return undefined;
         throw new EventStoreUnavailableError(`the archive's head could not be read: ${(err as Error).message}`, { cause: err });
       }
     },

@@ -13,6 +13,8 @@ export interface NatsLink {
   readonly jsm: JetStreamManager;
   /** Request-reply for the command path (appends, forwarded commands); see `createRequester`. */
   readonly requests: Requester;
+  /** How long a request on this connection waits for its answer (`nats.requestTimeoutMs`). */
+  readonly requestTimeoutMs: number;
   /** False while disconnected, so callers can fail fast instead of waiting for a timeout. */
   isConnected(): boolean;
   /** Whether nats-server refuses this process's writes for full storage, from their answers. */
@@ -109,6 +111,7 @@ export async function connectNats(url: string, opts: { name: string; timeoutMs: 
     js,
     jsm,
     requests,
+    requestTimeoutMs: opts.timeoutMs,
     writes,
     isConnected: () => connected && !nc.isClosed(),
     onReconnect: (listener) => {

@@ -1,3 +1,4 @@
+import { JetStreamApiCodes } from '@nats-io/jetstream';
 import { createInbox, headers, type MsgHdrs, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 
 /** No one subscribes to the subject: the request ran nowhere. */
@@ -138,4 +139,52 @@ export async function publishAcked(
   if (ack.error) throw new PublishRefusedError(ack.error.err_code, ack.error.description ?? `JetStream refused the publish (${ack.error.code})`);
   if (typeof ack.seq !== 'number') throw new PublishRefusedError(undefined, 'JetStream answered the publish without a sequence');
   return { seq: ack.seq, duplicate: ack.duplicate === true };
+}
+
+/** A message of a stream as STREAM.MSG.GET answers it. */
+export interface StreamMessage {
+  readonly subject: string;
+  readonly seq: number;
+  readonly time: Date;
+  readonly data: Uint8Array;
+  /** The message's header block as text (`NATS/1.0` and its lines), when it has one. */
+  readonly headers: string | undefined;
+  json<T>(): T;
+}
+
+/** JetStream refused an API request: `code` is the HTTP-like code, `errCode` its API error code. */
+export class JetStreamRequestError extends Error {
+  constructor(
+    readonly code: number,
+    readonly errCode: number | undefined,
+    description: string,
+  ) {
+    super(description);
+    this.name = 'JetStreamRequestError';
+  }
+}
+
+/**
+ * A stream's message by STREAM.MSG.GET (from the stream's leader, as nats.js's
+ * `jsm.streams.getMessage` asks), over the requester; undefined when there is none. nats.js's own request builds two errors, and their stacks, for every lookup that
+ * finds nothing, and the first command of every new aggregate makes such lookups
+ * (docs/architecture.md, "Event store").
+ */
+export async function getStreamMessage(
+  requests: Requester,
+  stream: string,
+  query: { last_by_subj: string } | { seq: number; next_by_subj?: string },
+  timeoutMs: number,
+): Promise<StreamMessage | undefined> {
+  const reply = await requests.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify(query), { timeoutMs });
+  const answer = reply.json<{ message?: { subject: string; seq: number; time: string; data?: string; hdrs?: string }; error?: { code: number; err_code?: number; description?: string } }>();
+  if (answer.error) {
+    if (answer.error.err_code === JetStreamApiCodes.NoMessageFound) return undefined;
+    throw new JetStreamRequestError(answer.error.code, answer.error.err_code, answer.error.description ?? `JetStream refused the request (${answer.error.code})`);
+  }
+  const m = answer.message;
+  if (!m) throw new JetStreamRequestError(500, undefined, 'JetStream answered STREAM.MSG.GET without a message');
+  const data = Buffer.from(m.data ?? '', 'base64');
+  const headers = m.hdrs ? Buffer.from(m.hdrs, 'base64').toString('utf8') : undefined;
+  return { subject: m.subject, seq: m.seq, time: new Date(m.time), data, headers, json: <T>() => JSON.parse(data.toString('utf8')) as T };
 }

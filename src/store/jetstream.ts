@@ -19,7 +19,7 @@ import {
   type StoredCommit,
 } from '../core/eventStore.js';
 import type { NatsLink } from '../nats/connection.js';
-import { publishAcked, PublishRefusedError } from '../nats/requests.js';
+import { getStreamMessage, publishAcked, PublishRefusedError } from '../nats/requests.js';
 import type { Tracing } from '../observe/tracing.js';
 import { appendMsgId, decodeStoredCommit, encodeCommit, EVENTS, eventSubject, storeIdentityOf, streamIdOf } from './eventStream.js';
 
@@ -39,7 +39,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
   async function lastPosition(aggregate: string, id: string): Promise<number> {
     guard();
     try {
-      const msg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: eventSubject(aggregate, id) });
+      const msg = await getStreamMessage(link.requests, EVENTS, { last_by_subj: eventSubject(aggregate, id) }, link.requestTimeoutMs);
       return msg?.seq ?? 0;
     } catch (err) {
       throw unavailable(err);
@@ -62,7 +62,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     const subject = eventSubject(aggregate, id);
     let lastMsg;
     try {
-      lastMsg = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: subject });
+      lastMsg = await getStreamMessage(link.requests, EVENTS, { last_by_subj: subject }, link.requestTimeoutMs);
     } catch (err) {
       throw unavailable(err);
     }
@@ -119,7 +119,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
         // Nothing came: the archiver may have removed the rest since the read began
         // (docs/architecture.md, "Archive"); then there is nothing more to wait for.
         if (got === 0) {
-          const now = await link.jsm.streams.getMessage(EVENTS, { last_by_subj: subject }).catch((err: unknown) => {
+          const now = await getStreamMessage(link.requests, EVENTS, { last_by_subj: subject }, link.requestTimeoutMs).catch((err: unknown) => {
             throw unavailable(err);
           });
           if (!now || now.seq <= seen) return;
@@ -173,10 +173,9 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
       guard();
       try {
         // STREAM.MSG.GET's `next_by_subj` (nats-server 2.9): no message is an answer of a few bytes.
-        const query = { seq: afterPosition + 1, next_by_subj: eventSubject(aggregate, id) } as unknown as { seq: number };
-        return (await link.jsm.streams.getMessage(EVENTS, query))?.seq ?? 0;
+        const query = { seq: afterPosition + 1, next_by_subj: eventSubject(aggregate, id) };
+        return (await getStreamMessage(link.requests, EVENTS, query, link.requestTimeoutMs))?.seq ?? 0;
       } catch (err) {
-        if (isNoMessage(err)) return 0;
         throw unavailable(err);
       }
     },
@@ -209,7 +208,7 @@ export function createJetStreamEventStore(link: NatsLink, opts: { publishTimeout
     async commitAt(position) {
       guard();
       try {
-        const msg = await link.jsm.streams.getMessage(EVENTS, { seq: position });
+        const msg = await getStreamMessage(link.requests, EVENTS, { seq: position }, link.requestTimeoutMs);
         return msg ? { ...decodeStoredCommit<Commit>(msg), position: msg.seq, storedAt: msg.time.getTime() } : undefined;
       } catch (err) {
         throw unavailable(err);

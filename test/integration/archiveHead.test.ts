@@ -40,6 +40,11 @@ t.test("the head is unknown before any announcement, never moves back, and anoth
   await other.announce(3);
   t.equal(await other.read(), 3, 'and its first announcement replaces it, though lower');
   t.equal(await head.read(), undefined, 'after which the first stream has none');
+  const { Kvm } = await import('@nats-io/kv');
+  await (await new Kvm(link.js).open('converge-reactions')).delete('archive.head');
+  t.equal(await other.read(), undefined, 'a deleted key is no head');
+  await other.announce(4);
+  t.equal(await other.read(), 4, 'and the next announcement makes it again');
 });
 
 t.test('a read whose index has applied nothing finds the archived orders through the announced head', async (t) => {
