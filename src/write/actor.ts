@@ -1,4 +1,4 @@
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, setup } from 'xstate';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { EventStore } from '../core/eventStore.js';
 import { executeCommand, type CommandEnvelope, type Executed, type ExecutionContext, type ReadState } from './execute.js';
@@ -43,9 +43,13 @@ export interface ExecuteOutput {
 
 /**
  * `EXECUTE`: run this command now; sent by the host only while the actor is `idle`.
- * `EXECUTED`: the run is over; sent by the actor to itself.
+ * `EXECUTED`: the run is over; `LOADED`, `LOAD_FAILED`: so is the load. Each sent by the actor to itself.
  */
-export type ActorEvent = { readonly type: 'EXECUTE'; readonly item: MailboxItem } | { readonly type: 'EXECUTED'; readonly output: ExecuteOutput };
+export type ActorEvent =
+  | { readonly type: 'EXECUTE'; readonly item: MailboxItem }
+  | { readonly type: 'EXECUTED'; readonly output: ExecuteOutput }
+  | { readonly type: 'LOADED'; readonly output: { readonly memory: Memory; readonly snapshotVersion: number } }
+  | { readonly type: 'LOAD_FAILED'; readonly error: unknown };
 
 /** Runs one command on the actor's memory; a fault is an outcome too, so the run always ends in `EXECUTED`. */
 async function run(context: ActorContext, item: MailboxItem): Promise<ExecuteOutput> {
@@ -106,73 +110,78 @@ function snapshotted(context: ActorContext, memory: Memory | undefined): number 
  * assigns each command's result to it, and snapshots it every `snapshotEvery` events. The
  * mailbox that feeds it one command at a time is the host's. I/O comes in through `env`
  * (an event store and a snapshot store), so the machine runs as well on in-memory ones.
+ *
+ * Built twice, differing only in where they begin: `aggregateActor` loads first;
+ * `restedActor` begins in `idle` from the memory of an aggregate at rest (its input's
+ * `rest`). Creating an actor is most of what a wake costs, so neither spends a transition
+ * choosing its first state.
  */
-export const aggregateActor = setup({
-  types: {
-    context: {} as ActorContext,
-    events: {} as ActorEvent,
-    input: {} as ActorInput,
-  },
-  actors: {
-    load: fromPromise<{ memory: Memory; snapshotVersion: number }, Pick<ActorContext, 'aggregate' | 'id' | 'env'>>(({ input }) =>
-      rehydrate(input.aggregate, input.id, input.env),
-    ),
-  },
-  guards: {
-    resting: ({ context }) => context.memory !== undefined,
-  },
-  actions: {
-    // A command runs outside the machine and reports back with EXECUTED: an invoked promise
-    // actor per command would create, start and stop a child actor every time.
-    execute: ({ context, event, self }) => {
-      if (event.type !== 'EXECUTE') return;
-      void run(context, event.item).then((output) => self.send({ type: 'EXECUTED', output }));
+const aggregateMachine = (initial: 'loading' | 'idle') =>
+  setup({
+    types: {
+      context: {} as ActorContext,
+      events: {} as ActorEvent,
+      input: {} as ActorInput,
     },
-    settle: (_, output: ExecuteOutput) => {
-      if ('result' in output.outcome) output.item.resolve(output.outcome.result);
-      else output.item.reject(output.outcome.error);
-    },
-    snapshot: assign({ savedVersion: ({ context }) => snapshotted(context, context.memory) }),
-    // One assign for the new memory and its snapshot: each assign costs XState a context and a snapshot of its own.
-    executed: assign(({ context, event }) => {
-      if (event.type !== 'EXECUTED') return {};
-      const { memory } = event.output;
-      return { memory, savedVersion: snapshotted(context, memory) };
-    }),
-  },
-}).createMachine({
-  id: 'aggregate',
-  context: ({ input }) => ({ aggregate: input.aggregate, id: input.id, env: input.env, memory: input.rest?.memory, savedVersion: input.rest?.savedVersion ?? 0 }),
-  // An aggregate at rest starts in `idle` from the memory it kept; any other loads first.
-  initial: 'starting',
-  states: {
-    starting: {
-      always: [{ guard: 'resting', target: 'idle' }, { target: 'loading' }],
-    },
-    loading: {
-      invoke: {
-        src: 'load',
-        input: ({ context }) => ({ aggregate: context.aggregate, id: context.id, env: context.env }),
-        onDone: {
-          target: 'idle',
-          actions: [assign({ memory: ({ event }) => event.output.memory, savedVersion: ({ event }) => event.output.snapshotVersion }), 'snapshot'],
-        },
-        onError: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
+    actions: {
+      // The load and each command run outside the machine and report back with an event: an
+      // invoked promise actor would create, start and stop a child actor every time.
+      load: ({ context, self }) => {
+        rehydrate(context.aggregate, context.id, context.env).then(
+          (output) => self.send({ type: 'LOADED', output }),
+          (error: unknown) => self.send({ type: 'LOAD_FAILED', error }),
+        );
       },
+      execute: ({ context, event, self }) => {
+        if (event.type !== 'EXECUTE') return;
+        void run(context, event.item).then((output) => self.send({ type: 'EXECUTED', output }));
+      },
+      settle: (_, output: ExecuteOutput) => {
+        if ('result' in output.outcome) output.item.resolve(output.outcome.result);
+        else output.item.reject(output.outcome.error);
+      },
+      // One assign for the memory and its snapshot: each assign costs XState a context and a snapshot of its own.
+      loaded: assign(({ context, event }) => {
+        if (event.type !== 'LOADED') return {};
+        const { memory, snapshotVersion } = event.output;
+        return { memory, savedVersion: snapshotted({ ...context, savedVersion: snapshotVersion }, memory) };
+      }),
+      executed: assign(({ context, event }) => {
+        if (event.type !== 'EXECUTED') return {};
+        const { memory } = event.output;
+        return { memory, savedVersion: snapshotted(context, memory) };
+      }),
     },
-    idle: {
-      on: { EXECUTE: { target: 'busy' } },
-    },
-    busy: {
-      // The event that entered `busy` carries the command.
-      entry: 'execute',
-      on: {
-        EXECUTED: {
-          target: 'idle',
-          actions: ['executed', { type: 'settle', params: ({ event }) => event.output }],
+  }).createMachine({
+    id: 'aggregate',
+    context: ({ input }) => ({ aggregate: input.aggregate, id: input.id, env: input.env, memory: input.rest?.memory, savedVersion: input.rest?.savedVersion ?? 0 }),
+    initial,
+    states: {
+      loading: {
+        entry: 'load',
+        on: {
+          LOADED: { target: 'idle', actions: 'loaded' },
+          LOAD_FAILED: { target: 'failed', actions: assign({ error: ({ event }) => event.error }) },
         },
       },
+      idle: {
+        on: { EXECUTE: { target: 'busy' } },
+      },
+      busy: {
+        // The event that entered `busy` carries the command.
+        entry: 'execute',
+        on: {
+          EXECUTED: {
+            target: 'idle',
+            actions: ['executed', { type: 'settle', params: ({ event }) => event.output }],
+          },
+        },
+      },
+      failed: { type: 'final' },
     },
-    failed: { type: 'final' },
-  },
-});
+  });
+
+/** An aggregate's actor that loads its memory first. */
+export const aggregateActor = aggregateMachine('loading');
+/** An aggregate's actor started again from the memory it kept at rest (docs/architecture.md, "Actors at rest"). */
+export const restedActor = aggregateMachine('idle');

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AnyAggregate } from '../core/aggregate.js';
 import { ConvergeError, EventStoreUnavailableError, OverloadedError, ShuttingDownError } from '../core/errors.js';
 import type { EventStore } from '../core/eventStore.js';
-import { aggregateActor, type ActorEnvironment, type MailboxItem } from './actor.js';
+import { aggregateActor, restedActor, type ActorEnvironment, type MailboxItem } from './actor.js';
 import type { CommandEnvelope, CommandResult, ReadState, StateView } from './execute.js';
 import { startLookup } from './lookup.js';
 import type { Memory } from './rehydrate.js';
@@ -147,7 +147,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   function wake(entry: Entry): AggregateActor {
     const rest = entry.rest!;
     entry.rest = undefined;
-    return start(keyOf(entry.aggregate.name, entry.id), entry, createActor(aggregateActor, { input: { aggregate: entry.aggregate, id: entry.id, env, rest } }));
+    return start(keyOf(entry.aggregate.name, entry.id), entry, createActor(restedActor, { input: { aggregate: entry.aggregate, id: entry.id, env, rest } }) as AggregateActor);
   }
 
   function start(key: string, entry: Entry, actor: AggregateActor): AggregateActor {
