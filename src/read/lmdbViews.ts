@@ -38,7 +38,7 @@ export interface LmdbViewStore extends ViewStore {
  * checkpoint, the projector then applies that batch again from `EVENTS`. A process crash
  * loses nothing either way (the pages are in the page cache).
  */
-export function openViewStore(path: string, opts: { unflushed?: boolean; readsOnly?: boolean } = {}): LmdbViewStore {
+export function openViewStore(path: string, opts: { unflushed?: boolean } = {}): LmdbViewStore {
   const env = open({ path, overlappingSync: false, noMetaSync: true, maxDbs: 128, ...(opts.unflushed ? { noSync: true } : {}) });
   const meta = env.openDB<unknown, IndexKey>({ name: 'meta' });
   const opened = new Map<string, LmdbGeneration>();
@@ -71,11 +71,10 @@ export function openViewStore(path: string, opts: { unflushed?: boolean; readsOn
   };
   const activeGeneration = (projection: string) => (meta.get(['active', projection]) as number | undefined) ?? 1;
   const checkpoint = (projection: string, gen: number) => (meta.get(['checkpoint', projection, gen]) as number | undefined) ?? 0;
-  const turn = opts.readsOnly ? turnCache() : undefined;
 
   const reader = readerOver({
-    activeGeneration: turn ? (projection) => turn.get(projection, () => activeGeneration(projection)) : activeGeneration,
-    checkpoint: turn ? (projection, gen) => turn.get(`${projection}\u0000${gen}`, () => checkpoint(projection, gen)) : checkpoint,
+    activeGeneration,
+    checkpoint,
     doc: (projection, gen, key) => lmdb(projection, gen).docs.get(key),
     indexKeys: (projection, gen, start, end) => lmdb(projection, gen).index.getKeys({ start, end }),
     docRange: (projection, gen, range) => lmdb(projection, gen).docs.getRange(range),
@@ -119,29 +118,6 @@ export function openViewStore(path: string, opts: { unflushed?: boolean; readsOn
         : undefined;
       await env.close();
       if (flushed) throw flushed instanceof Error ? flushed : new Error(`flushing the views failed: ${String(flushed)}`);
-    },
-  };
-}
-
-/**
- * A query worker's reads of `meta` (a view's active generation, its checkpoint), kept until
- * the event loop's next check phase. LMDB renews its read transaction at the first read of a
- * turn and resets it by a timer, so until then it answers these as they were; a
- * `GET /shops/<id>` asked them three times (docs/architecture.md, "Documents as stored
- * bytes"). Only for a process that never writes the views: a write would not be seen.
- */
-function turnCache(): { get(key: string, read: () => number): number } {
-  const kept = new Map<string, number>();
-  const clear = () => kept.clear();
-  return {
-    get(key, read) {
-      let value = kept.get(key);
-      if (value === undefined) {
-        if (kept.size === 0) setImmediate(clear);
-        value = read();
-        kept.set(key, value);
-      }
-      return value;
     },
   };
 }

@@ -60,35 +60,3 @@ t.test(`${kind}: byIndexFrom: entries from a start key, paged with the cursor of
   t.throws(() => views.byIndexFrom(v, ['at'], [''], { limit: 3, cursor: first.next! }), { code: 'invalid_cursor' }, "another listing's cursor");
 });
 }
-
-t.test("a reads-only store reads a view's generation and checkpoint once a turn, and sees the writer's commits from the next", async (t) => {
-  const dir = tempDir(t, 'converge-views-');
-  const writer = openViewStore(dir);
-  const reader = openViewStore(dir, { readsOnly: true });
-  t.teardown(async () => {
-    await reader.close();
-    await writer.close();
-  });
-  const gen = writer.activeGeneration('v');
-  writer.transaction(() => {
-    writer.generation('v', gen).docs.put('a', encodeDoc({ id: 'a' }, 5));
-    writer.setCheckpoint('v', gen, 5);
-  });
-  const turn = () => new Promise((r) => setImmediate(r));
-  await turn();
-  let metaReads = 0;
-  const get = reader.meta.get.bind(reader.meta);
-  reader.meta.get = ((key: never) => (metaReads++, get(key))) as typeof reader.meta.get;
-  t.equal(reader.position(v), 5);
-  t.match(reader.stored(v, 'a'), { position: 5 });
-  t.equal(reader.position(v), 5);
-  t.equal(metaReads, 2, 'the generation and the checkpoint, each read once in the turn');
-  writer.transaction(() => {
-    writer.generation('v', gen).docs.put('a', encodeDoc({ id: 'a' }, 6));
-    writer.setCheckpoint('v', gen, 6);
-  });
-  await new Promise((r) => setTimeout(r, 5));
-  t.equal(reader.position(v), 6, 'a later turn sees the new checkpoint');
-  t.match(reader.stored(v, 'a'), { position: 6 }, 'and the new document');
-  t.equal(metaReads, 4, 'read again once');
-});
