@@ -115,10 +115,14 @@ async function awaitSeeded(query: string, position: number): Promise<void> {
   }
 }
 
-type GetRun = PhaseResult;
+/** A phase of reads, with the workers' CPU per request while it ran (µs): a figure the machine's other load disturbs less than a rate. */
+type GetRun = PhaseResult & { readonly workerUs: number };
 
-async function getRun(base: string, path: () => string): Promise<GetRun> {
-  return phase({ connections, durationS: duration, call: () => ({ method: 'GET', url: base + path() }) });
+async function getRun(cluster: Cluster, path: () => string): Promise<GetRun> {
+  const cpu = cpuOf(() => clusterRoles(cluster.pid));
+  const result = await phase({ connections, durationS: duration, call: () => ({ method: 'GET', url: cluster.query + path() }) });
+  const requests = Object.values(result.statuses).reduce((a, n) => a + n, 0);
+  return { ...result, workerUs: requests > 0 ? Math.round(((cpu.end().get('worker') ?? 0) * 1000) / requests) : Number.NaN };
 }
 
 interface LagRun {
@@ -317,11 +321,11 @@ async function main(): Promise<void> {
     // 1. GET /shops/<id> beside the bare route served by the same workers on the same port.
     const bare: GetRun[] = [];
     const shop: GetRun[] = [];
-    const revalidating: GetRun[] = [];
-    const paced: GetRun[] = [];
+    const revalidating: PhaseResult[] = [];
+    const paced: PhaseResult[] = [];
     for (let r = 0; r < (parts.has('reads') ? runs : 0); r++) {
-      bare.push(await getRun(query, () => `/bench/bare/${randomShop()}`));
-      shop.push(await getRun(query, () => `/shops/${randomShop()}`));
+      bare.push(await getRun(cluster, () => `/bench/bare/${randomShop()}`));
+      shop.push(await getRun(cluster, () => `/shops/${randomShop()}`));
       revalidating.push(
         await phase({
           connections,
@@ -335,7 +339,7 @@ async function main(): Promise<void> {
       paced.push(await phase({ connections, durationS: duration, rate: PACED_RATE, call: () => ({ method: 'GET', url: `${query}/shops/${randomShop()}` }) }));
       const [b, g, v, p] = [bare[r]!, shop[r]!, revalidating[r]!, paced[r]!];
       console.error(
-        `run ${r + 1}/${runs}: bare ${b.rps.toFixed(0)}/s, shop ${g.rps.toFixed(0)}/s p99 ${g.p99} ms, ` +
+        `run ${r + 1}/${runs}: bare ${b.rps.toFixed(0)}/s (worker ${b.workerUs} µs), shop ${g.rps.toFixed(0)}/s (worker ${g.workerUs} µs) p99 ${g.p99} ms, ` +
           `revalidating ${v.rps.toFixed(0)}/s (304: ${v.statuses['304'] ?? 0}), asked ${PACED_RATE}/s: ${p.rps.toFixed(0)}/s p99 ${p.p99} ms`,
       );
     }
@@ -374,6 +378,8 @@ async function main(): Promise<void> {
     const summary = {
       bareRps: median(bare.map((b) => b.rps)),
       shopRps: median(shop.map((s) => s.rps)),
+      bareWorkerUs: median(bare.map((b) => b.workerUs)),
+      shopWorkerUs: median(shop.map((s) => s.workerUs)),
       shopP50Ms: median(shop.map((s) => s.p50)),
       shopP99Ms: median(shop.map((s) => s.p99)),
       revalidatingRps: median(revalidating.map((s) => s.rps)),
@@ -404,6 +410,7 @@ async function main(): Promise<void> {
       ['reads', `bare route sending the same bytes from memory (query port), ${connections} connections`, `${summary.bareRps.toFixed(0)} req/s`],
       ['reads', `GET /shops/<id>, ${shops} shops, ${connections} connections`, `${summary.shopRps.toFixed(0)} req/s`],
       ['reads', 'ratio shop GET / bare route (target ≥ 0.9)', (summary.shopRps / summary.bareRps).toFixed(2)],
+      ['reads', 'worker CPU per request: bare route / shop GET (their ratio)', `${summary.bareWorkerUs} / ${summary.shopWorkerUs} µs (${(summary.bareWorkerUs / summary.shopWorkerUs).toFixed(2)})`],
       ['reads', 'shop GET latency p50 / p99 (target p99 ≤ 10 ms)', `${summary.shopP50Ms} ms / ${summary.shopP99Ms} ms`],
       ['reads', `GET /shops/<id>, ${REVALIDATING * 100}% with If-None-Match`, `${summary.revalidatingRps.toFixed(0)} req/s, p99 ${summary.revalidatingP99Ms} ms, ${summary.notModified} of ${summary.revalidatingRequests} answered 304`],
       ['reads', `GET /shops/<id> asked for ${PACED_RATE.toLocaleString('en-US')}/s`, `${summary.pacedRps.toFixed(0)} req/s, p50 ${summary.pacedP50Ms} ms, p99 ${summary.pacedP99Ms} ms`],
