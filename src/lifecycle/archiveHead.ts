@@ -50,8 +50,8 @@ export function kvArchiveHead(link: NatsLink, stream: string): ArchiveHead {
    */
   const current = async () => {
     const m = await getStreamMessage(link.requests, `KV_${REACTIONS_BUCKET}`, { last_by_subj: `$KV.${REACTIONS_BUCKET}.${HEAD_KEY}` }, link.requestTimeoutMs);
-    // A deleted or purged key is a message whose header names the operation.
-    if (!m || /^KV-Operation:\s*(DEL|PURGE)/im.test(m.headers ?? '')) return undefined;
+    if (!m) return undefined;
+    // A deleted or purged key is a marker without a value: no head, and the next announcement updates it.
     const value = parseHead(Buffer.from(m.data).toString('utf8'));
     return { position: value?.stream === stream ? value.position : undefined, revision: m.seq };
   };
@@ -61,7 +61,7 @@ export function kvArchiveHead(link: NatsLink, stream: string): ArchiveHead {
         return (await current())?.position;
       } catch (err) {
         // No bucket yet: nothing was ever announced (no archiver has run on this store).
-        if (err instanceof JetStreamRequestError && err.errCode === JetStreamApiCodes.StreamNotFound) return undefined;
+        if (err instanceof JetStreamRequestError && err.code === JetStreamApiCodes.StreamNotFound) return undefined;
         throw new EventStoreUnavailableError(`the archive's head could not be read: ${(err as Error).message}`, { cause: err });
       }
     },

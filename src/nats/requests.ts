@@ -146,17 +146,16 @@ export interface StreamMessage {
   readonly subject: string;
   readonly seq: number;
   readonly time: Date;
+  /** Decoded when first read: most lookups want only `seq`. */
   readonly data: Uint8Array;
-  /** The message's header block as text (`NATS/1.0` and its lines), when it has one. */
-  readonly headers: string | undefined;
   json<T>(): T;
 }
 
-/** JetStream refused an API request: `code` is the HTTP-like code, `errCode` its API error code. */
+/** JetStream refused an API request: `code` is its API error code, `status` the HTTP-like one (as nats.js's `JetStreamApiError` has them). */
 export class JetStreamRequestError extends Error {
   constructor(
-    readonly code: number,
-    readonly errCode: number | undefined,
+    readonly status: number,
+    readonly code: number | undefined,
     description: string,
   ) {
     super(description);
@@ -177,14 +176,22 @@ export async function getStreamMessage(
   timeoutMs: number,
 ): Promise<StreamMessage | undefined> {
   const reply = await requests.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify(query), { timeoutMs });
-  const answer = reply.json<{ message?: { subject: string; seq: number; time: string; data?: string; hdrs?: string }; error?: { code: number; err_code?: number; description?: string } }>();
+  const answer = reply.json<{ message?: { subject: string; seq: number; time: string; data?: string }; error?: { code: number; err_code?: number; description?: string } }>();
   if (answer.error) {
     if (answer.error.err_code === JetStreamApiCodes.NoMessageFound) return undefined;
     throw new JetStreamRequestError(answer.error.code, answer.error.err_code, answer.error.description ?? `JetStream refused the request (${answer.error.code})`);
   }
   const m = answer.message;
   if (!m) throw new JetStreamRequestError(500, undefined, 'JetStream answered STREAM.MSG.GET without a message');
-  const data = Buffer.from(m.data ?? '', 'base64');
-  const headers = m.hdrs ? Buffer.from(m.hdrs, 'base64').toString('utf8') : undefined;
-  return { subject: m.subject, seq: m.seq, time: new Date(m.time), data, headers, json: <T>() => JSON.parse(data.toString('utf8')) as T };
+  let data: Buffer | undefined;
+  const bytes = () => (data ??= Buffer.from(m.data ?? '', 'base64'));
+  return {
+    subject: m.subject,
+    seq: m.seq,
+    time: new Date(m.time),
+    get data() {
+      return bytes();
+    },
+    json: <T>() => JSON.parse(bytes().toString('utf8')) as T,
+  };
 }

@@ -19,20 +19,17 @@ export interface ReactionInput {
   run(): Promise<void>;
 }
 
-/** A promise and what settles it. */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+/** How long a stop waits for the batch under way before it goes on without it. */
+const STOP_WAIT_MS = 5_000;
 
 /** A running reaction feed (see `reactionFeed`). */
 export interface ReactionFeed {
   /** Reads the checkpoint and starts following `EVENTS` after it. */
   start(): Promise<void>;
   /**
-   * Stops following `EVENTS`; answers once the batch under way, if any, has ended. An input
-   * running then finishes (its connection still open), and those after it do not start.
+   * Stops following `EVENTS`; answers once the batch under way, if any, has ended, or after
+   * `stopWaitMs`. An input running then finishes (its connection still open), and those
+   * after it do not start.
    */
   stop(): Promise<void>;
   readonly position: () => number;
@@ -58,6 +55,8 @@ export interface ReactionFeedOptions {
   readonly log: Logger;
   /** A pause, for the backoff between retries; tests shorten it. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /** How long a stop waits for the batch under way (default `STOP_WAIT_MS`). */
+  readonly stopWaitMs?: number;
 }
 
 class Stopped extends Error {}
@@ -75,7 +74,6 @@ const CONCURRENCY = 32;
 export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
   const { name, kind, reactions, log } = opts;
   const policy = opts.policy ?? DEFAULT_REACTION_POLICY;
-  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let position = 0;
   let feed: Feed | undefined;
   let stopped: { position: number; error: string } | undefined;
@@ -85,8 +83,20 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
   let generation = 0;
   /** The batches under way: a stop waits for them. */
   const applying = new Set<Promise<void>>();
-  /** Settles when the feed stops, ending a pause between attempts. */
-  let halting = signal();
+  /** The pauses between attempts under way, each ended by calling it: a stop ends them all. */
+  const pauses = new Set<() => void>();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const end = () => {
+        clearTimeout(timer);
+        pauses.delete(end);
+        resolve();
+      };
+      pauses.add(end);
+      if (opts.sleep) void opts.sleep(ms).then(end);
+      else timer = setTimeout(end, ms);
+    });
 
   /** Runs one input under the policy; answers false when the reaction must stop before its commit. */
   async function runInput(commit: StoredCommit, input: ReactionInput, mine: number): Promise<void> {
@@ -95,7 +105,7 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (halted || mine !== generation) throw new Stopped();
       // A stop does not wait out the pause: the input runs again at the next start.
-      if (attempt > 0) await Promise.race([sleep(Math.min(10_000, (policy.kind === 'retry' ? (policy.backoffMs ?? 100) : 100) * 2 ** (attempt - 1))), halting.promise]);
+      if (attempt > 0) await pause(Math.min(10_000, (policy.kind === 'retry' ? (policy.backoffMs ?? 100) : 100) * 2 ** (attempt - 1)));
       if (halted || mine !== generation) throw new Stopped();
       try {
         await input.run();
@@ -229,17 +239,23 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
   return {
     async start() {
       halted = false;
-      halting = signal();
       position = await reactions.checkpoint(name);
       startFeed();
     },
     async stop() {
       halted = true;
-      halting.resolve();
+      for (const end of [...pauses]) end();
       feed?.stop();
       feed = undefined;
       // The batch under way saves its checkpoint as it ends: through its last input that ran.
-      await Promise.all(applying);
+      // An input that does not end (a handler's service that never answers) does not hold the stop.
+      if (applying.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const waitMs = opts.stopWaitMs ?? STOP_WAIT_MS;
+        const ended = await Promise.race([Promise.all(applying).then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+        clearTimeout(timer);
+        if (!ended) log.warn({ reaction: name }, `${kind} ${name} stopped with an input still running after ${waitMs} ms; it runs again from the checkpoint at the next start`);
+      }
       if (lazySave) {
         clearTimeout(lazySave);
         lazySave = undefined;

@@ -194,3 +194,20 @@ t.test('a stop ends a pause between attempts without waiting it out', async (t) 
   t.equal(attempts, 1, 'no attempt after the stop');
   t.equal(await reactions.checkpoint('r'), 0, 'the input runs again at the next start');
 });
+
+t.test('a stop goes on without an input that never ends, after stopWaitMs', async (t) => {
+  const inputs: Record<number, ReactionInput[]> = {
+    1: [{ eventIndex: 0, type: 'stuck', run: () => new Promise<void>(() => undefined) }],
+  };
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg) });
+  const feed = reactionFeed({ name: 'r', kind: 'reactor', policy: undefined, reactions, feed: manual.start, inputs: (c) => inputs[c.position] ?? [], log, stopWaitMs: 20 });
+  await feed.start();
+  void manual.deliver([commit(1)]);
+  await tick();
+  await feed.stop();
+  t.match(warnings, [/reactor r stopped with an input still running after 20 ms/], 'it says so');
+  t.equal(await reactions.checkpoint('r'), 0, 'the input runs again at the next start');
+});
