@@ -165,8 +165,9 @@ export class JetStreamRequestError extends Error {
 
 /**
  * A stream's message by STREAM.MSG.GET (from the stream's leader, as nats.js's
- * `jsm.streams.getMessage` asks), over the requester; undefined when there is none. nats.js's own request builds two errors, and their stacks, for every lookup that
- * finds nothing, and the first command of every new aggregate makes such lookups
+ * `jsm.streams.getMessage` asks), over the requester; undefined when there is none.
+ * nats.js's own request builds two errors, and their stacks, for every lookup that finds
+ * nothing, and the first command of every new aggregate makes such lookups
  * (docs/architecture.md, "Event store").
  */
 export async function getStreamMessage(

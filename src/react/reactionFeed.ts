@@ -221,12 +221,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
 
   const tracked = (batch: StoredCommit[], mine: number) => {
     const run = apply(batch, mine);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settled: Promise<void> = run.catch(() => undefined).finally(() => applying.delete(settled));
     applying.add(settled);
-    void settled.then(() => applying.delete(settled));
     return run;
   };
 

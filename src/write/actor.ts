@@ -127,7 +127,7 @@ const aggregateMachine = (initial: 'loading' | 'idle') =>
       // The load and each command run outside the machine and report back with an event: an
       // invoked promise actor would create, start and stop a child actor every time.
       load: ({ context, self }) => {
-        rehydrate(context.aggregate, context.id, context.env).then(
+        void rehydrate(context.aggregate, context.id, context.env).then(
           (output) => self.send({ type: 'LOADED', output }),
           (error: unknown) => self.send({ type: 'LOAD_FAILED', error }),
         );
