@@ -2,7 +2,11 @@
  * Commands over HTTP against the cluster (as many workers as npm start runs, 1,000 shops) beside raw
  * JetStream publish throughput from one client, measured in the same run.
  *
- *   npm run bench            # or: node dist/test/bench/commands.js [--runs 3 --duration 8 --connections 64]
+ *   npm run bench            # or: node dist/test/bench/commands.js [--runs 3 --duration 8 --warmup 3 --connections 64]
+ *
+ * Each run's commands start with `--warmup` seconds unmeasured, as `npm run load` does, so the
+ * CPU per command is the steady state's: not the compilation of the command path, nor the
+ * first commands after the raw-publish phase that shares the machine.
  *
  * Loopback only; every phase is bounded in time and the script stops everything it started.
  */
@@ -24,6 +28,8 @@ const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     duration: { type: 'string', default: '8' },
+    /** Seconds of commands before each measured window; 0 measures from the first command. */
+    warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '64' },
     shops: { type: 'string', default: '1000' },
     workers: { type: 'string', default: String(defaultWorkers()) },
@@ -31,20 +37,19 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 const duration = Number(values.duration);
+const warmup = Number(values.warmup);
 const connections = Number(values.connections);
 const shops = Number(values.shops);
 
 async function commandRun(base: string, roles: () => RolePids): Promise<{ rps: number; p50: number; p99: number; non2xx: number; errors: number; cpuUs: Record<string, number> }> {
   let n = 0;
+  const call = () => {
+    n++;
+    return { method: 'POST' as const, url: `${base}/shops/bench-${n % shops}/change-menu-price`, body: { menuId: 'm1', price: 1000 + (n % 9000) } };
+  };
+  if (warmup > 0) await phase({ connections, durationS: warmup, call });
   const cpu = cpuOf(roles);
-  const result = await phase({
-    connections,
-    durationS: duration,
-    call: () => {
-      n++;
-      return { method: 'POST', url: `${base}/shops/bench-${n % shops}/change-menu-price`, body: { menuId: 'm1', price: 1000 + (n % 9000) } };
-    },
-  });
+  const result = await phase({ connections, durationS: duration, call });
   // CPU per 2xx by role: the bench's own process (the load client) is not among them.
   const used = cpu.end();
   const ok = Math.round((result.rps * duration) - result.non2xx - result.errors);
@@ -90,7 +95,7 @@ async function main(): Promise<void> {
       ['non-2xx / errors (target 0)', `${summary.non2xx} / ${summary.errors}`],
       ['CPU per command in converge (target ≤ 250 µs)', `${converge} µs: ${Object.entries(summary.cpuUs).map(([role, v]) => `${role} ${v}`).join(', ')} µs`],
     ]);
-    writeResult('commands', { runs, duration, connections, shops, workers: Number(values.workers), raw, http, summary });
+    writeResult('commands', { runs, duration, warmup, connections, shops, workers: Number(values.workers), raw, http, summary });
   } finally {
     await link.close();
     await nats.stop();
