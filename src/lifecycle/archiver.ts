@@ -139,8 +139,13 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
   const removals: Array<{ at: number; position: number }> = [];
   // A process that takes the lease removes again what was removed lately, as after a reconnect.
   let recheckPending = true;
-  /** The head this process has announced; the announcement itself never moves back. */
-  let announced = 0;
+  /**
+   * The head this process has announced; none yet after a start or a recheck. The
+   * announcement itself never moves back. The first is made even with nothing archived
+   * (head 0): without a head, the reads of every new aggregate ask the stream for an archive
+   * record as well (docs/architecture.md, "Archive").
+   */
+  let announced: number | undefined;
   let running = false;
   // Set by `stop` until the next `start`: a round in progress ends at its next step.
   let stopped = false;
@@ -170,7 +175,9 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     // before the head, or one whose announcement nats-server lost, may have removed what
     // later records copied without announcing them.
     const top = Math.max(todo.at(-1)?.position ?? 0, index.applied());
-    if (opts.announce && top > announced) {
+    // Head 0 only while the store holds no record at all: the index may lack records an
+    // earlier archiver wrote, and the head itself may have been lost with its bucket.
+    if (opts.announce && (announced === undefined || top > announced) && (top > 0 || (await store.nextPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID, 0)) === 0)) {
       await opts.announce(top);
       announced = top;
     }
@@ -346,7 +353,7 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
       if (running) return;
       running = true;
       stopped = false;
-      announced = 0;
+      announced = undefined;
       // Whoever takes the lease rechecks, this process again too: a stop may have cut short
       // the recheck a reconnect asked for (the lease is often lost in the same outage).
       recheckPending = true;
@@ -362,7 +369,7 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     recheck() {
       recheckPending = true;
       // nats-server may have lost the announcement too.
-      announced = 0;
+      announced = undefined;
       wake?.();
     },
     async pause() {

@@ -28,6 +28,9 @@ t.test("the head is unknown before any announcement, never moves back, and anoth
   t.equal(await head.read(), undefined, 'no bucket yet: no head');
   await link.jsm.streams.add({ name: 'KV_converge-reactions', subjects: ['$KV.converge-reactions.>'], max_msgs_per_subject: 1, allow_direct: true, allow_rollup_hdrs: true, deny_delete: true });
   t.equal(await head.read(), undefined, 'a bucket without the key: no head');
+  // An archiver with nothing archived yet announces 0: a head, not none.
+  await head.announce(0);
+  t.equal(await head.read(), 0, 'head 0 is a head');
   await head.announce(10);
   t.equal(await head.read(), 10, 'announced');
   await kvArchiveHead(link, 'stream-a').announce(5);

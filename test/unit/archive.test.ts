@@ -3,7 +3,7 @@ import { createConverge, createMemoryEventStore, manualClock, type Converge, typ
 import { shopPlatform } from '../../app.js';
 import { archivedStore, GAP_PAGE } from '../../src/store/archived.js';
 import { memoryArchiveIndex } from '../../src/store/archiveIndex.js';
-import { ARCHIVED } from '../../src/core/archive.js';
+import { ARCHIVE_AGGREGATE, ARCHIVE_ID, ARCHIVED } from '../../src/core/archive.js';
 import { startArchiver } from '../../src/lifecycle/archiver.js';
 import { pino } from 'pino';
 
@@ -254,12 +254,45 @@ t.test('the archiver announces the head before it removes what a record copied, 
   t.equal(await archiver.round(), 1, 'the finished order is archived');
   t.equal(await store.lastPosition('order', 'o1'), 0, 'and removed');
   const record = await store.lastPosition('~~archive', 'all');
-  t.same(announced, [{ position: record, liveThen: 2 }], 'the head was its record, announced while the order was still live');
+  t.same(
+    announced,
+    [
+      { position: 0, liveThen: 2 },
+      { position: record, liveThen: 2 },
+    ],
+    'head 0 while nothing was archived, then the record, announced while the order was still live',
+  );
   await archiver.round();
-  t.equal(announced.length, 1, 'the next round announces nothing again');
+  t.equal(announced.length, 2, 'the next round announces nothing again');
   archiver.recheck();
   await archiver.round();
-  t.same(announced.map((a) => a.position), [record, record], 'a recheck announces it again: nats-server may have lost it with the deletes');
+  t.same(announced.map((a) => a.position), [0, record, record], 'a recheck announces it again: nats-server may have lost it with the deletes');
+});
+
+t.test('an archiver with nothing to archive announces head 0, so that reads of new aggregates ask the stream for no record', async (t) => {
+  const { store, index, clock } = standalone();
+  const announced: number[] = [];
+  const views = { scanIndex: () => [], get: () => undefined };
+  const archiver = startArchiver({ store, index, views: views as never, afterMs: new Map([['order', 0]]), clock, log: pino({ level: 'silent' }), intervalMs: 10, batchSize: 10, announce: async (p) => void announced.push(p) });
+  t.equal(await archiver.round(), 0, 'nothing archived');
+  t.same(announced, [0], 'head 0, once');
+  let asked = 0;
+  const counted: MemoryEventStore = { ...store, nextPosition: async (aggregate, id, after) => (asked++, store.nextPosition(aggregate, id, after)) };
+  const read = archivedStore(counted, { index, head: async () => announced.at(-1) });
+  t.equal(await read.lastPosition('order', 'new'), 0, 'a new aggregate has nothing');
+  t.equal(asked, 0, 'and its read asked the stream for no archive record');
+});
+
+t.test('an archiver whose index lacks the records the store holds announces no head 0', async (t) => {
+  const { store, clock, at } = standalone();
+  // A record an earlier archiver wrote, that this host's index (made again from nothing) has not applied.
+  await store.append({ commandId: 'r1', commandType: 'Archive', aggregate: ARCHIVE_AGGREGATE, id: ARCHIVE_ID, version: 1, events: [{ type: ARCHIVED, data: { aggregate: 'order', id: 'o0', commits: [] }, at }] }, 0);
+  const behind = memoryArchiveIndex();
+  const announced: number[] = [];
+  const views = { scanIndex: () => [], get: () => undefined };
+  const archiver = startArchiver({ store, index: behind, views: views as never, afterMs: new Map([['order', 0]]), clock, log: pino({ level: 'silent' }), intervalMs: 10, batchSize: 10, announce: async (p) => void announced.push(p) });
+  await archiver.round();
+  t.same(announced, [], 'no head: reads go on asking the stream for the records the index lacks');
 });
 
 t.test('deletes made again by a recheck count as durable only 150 s after the recheck: a second kill within that time is rechecked too', async (t) => {
