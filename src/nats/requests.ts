@@ -19,7 +19,12 @@ export class RequestTimeoutError extends Error {
 
 /** Request-reply on one NATS connection, for the command path's hot requests. */
 export interface Requester {
-  request(subject: string, data: string | Uint8Array, opts: { timeoutMs: number; headers?: MsgHdrs }): Promise<Msg>;
+  /**
+   * With `share`, a request the same as one made earlier in this turn of the loop (same
+   * subject, data and timeout, no headers) is that one: it has not been published yet, so
+   * its answer is as recent as a request of its own would be. For reads only.
+   */
+  request(subject: string, data: string | Uint8Array, opts: { timeoutMs: number; headers?: MsgHdrs; share?: boolean }): Promise<Msg>;
   /** Fails what is pending and stops listening. */
   close(): void;
 }
@@ -73,9 +78,12 @@ export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } =
   sweep.unref();
   // Requests of this turn of the loop, published together in the next check phase.
   let queued: { token: string; subject: string; data: string | Uint8Array; headers?: MsgHdrs }[] = [];
+  /** The shareable requests among them, by subject, data and timeout. */
+  const shared = new Map<string, Promise<Msg>>();
   const publishQueued = () => {
     const batch = queued;
     queued = [];
+    shared.clear();
     for (const q of batch) {
       const p = pending.get(q.token);
       if (!p) continue;
@@ -88,20 +96,26 @@ export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } =
     }
   };
   return {
-    request(subject, data, { timeoutMs, headers }) {
+    request(subject, data, { timeoutMs, headers, share }) {
       if (!sub) return Promise.reject(new Error('the requester is closed'));
+      const key = share && !headers && typeof data === 'string' ? `${timeoutMs} ${subject} ${data}` : undefined;
+      const same = key === undefined ? undefined : shared.get(key);
+      if (same) return same;
       const token = (next++).toString(36);
-      return new Promise<Msg>((resolve, reject) => {
+      const answer = new Promise<Msg>((resolve, reject) => {
         pending.set(token, { subject, timeoutMs, deadline: performance.now() + timeoutMs, resolve, reject });
         if (queued.length === 0) setImmediate(publishQueued);
         queued.push(headers ? { token, subject, data, headers } : { token, subject, data });
       });
+      if (key !== undefined) shared.set(key, answer);
+      return answer;
     },
     close() {
       clearInterval(sweep);
       sub?.unsubscribe();
       sub = undefined;
       queued = [];
+      shared.clear();
       for (const p of pending.values()) p.reject(new Error('the connection is closing'));
       pending.clear();
     },
@@ -168,7 +182,8 @@ export class JetStreamRequestError extends Error {
  * `jsm.streams.getMessage` asks), over the requester; undefined when there is none.
  * nats.js's own request builds two errors, and their stacks, for every lookup that finds
  * nothing, and the first command of every new aggregate makes such lookups
- * (docs/architecture.md, "Event store").
+ * (docs/architecture.md, "Event store"). The same lookup made again in the same turn of
+ * the loop shares the first one's request.
  */
 export async function getStreamMessage(
   requests: Requester,
@@ -176,7 +191,9 @@ export async function getStreamMessage(
   query: { last_by_subj: string } | { seq: number; next_by_subj?: string },
   timeoutMs: number,
 ): Promise<StreamMessage | undefined> {
-  const reply = await requests.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify(query), { timeoutMs });
+  // Shared with the same lookups of this turn: the first commands of new aggregates that
+  // arrive together all ask for the archive's head.
+  const reply = await requests.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify(query), { timeoutMs, share: true });
   const answer = reply.json<{ message?: { subject: string; seq: number; time: string; data?: string }; error?: { code: number; err_code?: number; description?: string } }>();
   if (answer.error) {
     if (answer.error.err_code === JetStreamApiCodes.NoMessageFound) return undefined;

@@ -39,3 +39,31 @@ t.test("a stream that is not there is an error with JetStream's code, not a miss
   t.equal((err as JetStreamRequestError).code, JetStreamApiCodes.StreamNotFound, 'stream not found');
   t.equal((err as JetStreamRequestError).status, 404);
 });
+
+t.test('the same lookups made in one turn of the loop share one request; one made after their answer asks again and sees what changed', async (t) => {
+  const nats = await startTestNats(t);
+  const link = await connectNats(nats.url, { name: 'test-msg-get', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  const watcher = await connectNats(nats.url, { name: 'test-msg-get-watch', timeoutMs: 2000, log: pino({ level: 'silent' }) });
+  t.teardown(async () => {
+    await link.close();
+    await watcher.close();
+  });
+  await link.jsm.streams.add({ name: 'S', subjects: ['s.>'] });
+  // Every STREAM.MSG.GET request as nats-server receives it.
+  const seen: string[] = [];
+  watcher.nc.subscribe('$JS.API.STREAM.MSG.GET.S', { callback: (_err, msg) => void seen.push(msg.string()) });
+  await watcher.nc.flush();
+  const get = (query: Parameters<typeof getStreamMessage>[2]) => getStreamMessage(link.requests, 'S', query, 2000);
+
+  const together = await Promise.all([get({ last_by_subj: 's.a' }), get({ last_by_subj: 's.a' }), get({ last_by_subj: 's.a' }), get({ last_by_subj: 's.b' })]);
+  t.same(together, [undefined, undefined, undefined, undefined], 'none has a message yet');
+  await link.js.publish('s.a', JSON.stringify({ n: 1 }));
+  const after = await get({ last_by_subj: 's.a' });
+  t.match(after, { seq: 1 }, 'a lookup after their answer is a request of its own, and sees the message stored since');
+  await watcher.nc.flush();
+  t.same(
+    seen.map((s) => JSON.parse(s)),
+    [{ last_by_subj: 's.a' }, { last_by_subj: 's.b' }, { last_by_subj: 's.a' }],
+    'three requests for five lookups: the three alike in one turn were one',
+  );
+});
