@@ -143,6 +143,34 @@ t.test('index entries follow the document when the fold changes the document it 
   t.same(views.indexEntries('values', 1), [['byValue', 3, 'a']], 'the entry of the value as stored before the batch is gone');
 });
 
+t.test('index entries follow the document when its entries change place, repeat, or number in the hundreds', async (t) => {
+  const views = createMemoryViews();
+  // A document indexed under each of its tags, in the order the event lists them.
+  const tagged = defineProjection<{ type: 'Tagged'; data: { key: string; tags: string[] } }, { key: string; tags: string[] }>({
+    name: 'values',
+    version: 1,
+    handles: ['Tagged'],
+    key: (event) => event.data.key,
+    fold: (_doc, event) => ({ key: event.data.key, tags: event.data.tags }),
+    indexes: (doc) => doc.tags.map((tag) => ['tag', tag]),
+  });
+  const target: Target = { projection: tagged, gen: 1 };
+  const tag = (position: number, ...tags: string[]) => apply(views, [target], [commit(position, { type: 'Tagged', data: { key: 'a', tags }, at: AT })]);
+  const entries = () => views.indexEntries('values', 1).map((e) => e[1]);
+  tag(1, 'x', 'y');
+  tag(2, 'y', 'x');
+  t.same(entries(), ['x', 'y'], 'the same entries in another order are all kept');
+  tag(3, 'x', 'x');
+  t.same(entries(), ['x'], 'an entry given twice is kept once, the one dropped is removed');
+  tag(4, 'x', 'z');
+  t.same(entries(), ['x', 'z'], 'an entry given twice before and once now is kept');
+  const many = Array.from({ length: 300 }, (_, i) => `t${String(i).padStart(3, '0')}`);
+  tag(5, ...many);
+  t.same(entries(), many, 'hundreds of entries');
+  tag(6, ...many.slice(100), 'x', ...many.slice(0, 50));
+  t.same(entries(), [...many.slice(0, 50), ...many.slice(100), 'x'].sort(), 'hundreds of entries, some gone, one added, in another order');
+});
+
 t.test('a throwing fold under the default policy parks the event and goes on', async (t) => {
   const views = createMemoryViews();
   const { projection } = valuesProjection();
