@@ -112,6 +112,12 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
         retrying = undefined;
         return;
       } catch (err) {
+        // Failed while the reaction stops: the process is going down beside the workers its
+        // commands go to, which is no failure of the reaction. The input runs again at the next start.
+        if (halted || mine !== generation) {
+          log.debug({ reaction: name, position: commit.position, eventIndex: input.eventIndex, err }, `${kind} ${name} stopped while ${input.type} at position ${commit.position} ran; it runs again at the next start`);
+          throw new Stopped();
+        }
         error = err;
         retrying = `${input.type} at ${commit.position}:${input.eventIndex}: ${(err as Error).message ?? String(err)}`;
         if (attempt === 0) log.warn({ reaction: name, position: commit.position, eventIndex: input.eventIndex, err }, `${kind} ${name} failed on ${input.type} at position ${commit.position}`);

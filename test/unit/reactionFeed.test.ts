@@ -211,3 +211,31 @@ t.test('a stop goes on without an input that never ends, after stopWaitMs', asyn
   t.match(warnings, [/reactor r stopped with an input still running after 20 ms/], 'it says so');
   t.equal(await reactions.checkpoint('r'), 0, 'the input runs again at the next start');
 });
+
+t.test('an input that fails once the stop has begun is no failure: nothing is logged above debug, and it runs again at the next start', async (t) => {
+  let fail: (err: Error) => void = () => undefined;
+  const inputs: Record<number, ReactionInput[]> = {
+    1: [{ eventIndex: 0, type: 'dispatch', run: () => new Promise<void>((_resolve, reject) => (fail = reject)) }],
+  };
+  const reactions = memoryReactionStore();
+  const manual = manualFeed();
+  const logged: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void logged.push(JSON.parse(line) as { level: number; msg: string }) });
+  const feed = reactionFeed({ name: 'r', kind: 'reactor', policy: { kind: 'retry', times: 5 }, reactions, feed: manual.start, inputs: (c) => inputs[c.position] ?? [], log });
+  await feed.start();
+  const batch = manual.deliver([commit(1)]);
+  await tick();
+  const stopping = feed.stop();
+  // The workers the command went to are stopping too: no one answers it.
+  fail(new Error('no responders on converge.cmd.38'));
+  await stopping;
+  await batch;
+  t.same(
+    logged.filter((l) => l.level > 20).map((l) => l.msg),
+    [],
+    'no warning and no park',
+  );
+  t.ok(logged.some((l) => l.level === 20 && /runs again at the next start/.test(l.msg)), 'a debug line says it runs again');
+  t.equal(await reactions.checkpoint('r'), 0, 'the checkpoint stays before it');
+  t.same(await reactions.parked(), [], 'nothing parked');
+});
