@@ -163,9 +163,10 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
   /**
    * Removes what applied records copied and the last round may not have removed; with
    * `again`, also what the records after `removedDurably` copied, whose removal nats-server
-   * may have lost (see `recheck`).
+   * may have lost (see `recheck`). Answers false when it removed nothing because the
+   * store holds records the index has not applied yet.
    */
-  async function removeCopied(again = false): Promise<void> {
+  async function removeCopied(again = false): Promise<boolean> {
     const purgedBefore = index.purged();
     // Again: at most the last RECHECK_RECORDS, so that a first start on a large archive does not redo it all.
     const todo = again ? index.recordsAfter(index.removedDurably()).slice(-RECHECK_RECORDS) : index.recordsAfter(purgedBefore);
@@ -175,14 +176,16 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     // before the head, or one whose announcement nats-server lost, may have removed what
     // later records copied without announcing them.
     const top = Math.max(todo.at(-1)?.position ?? 0, index.applied());
-    // Head 0 only while the store holds no record at all: the index may lack records an
-    // earlier archiver wrote, and the head itself may have been lost with its bucket.
-    if (opts.announce && (announced === undefined || top > announced) && (top > 0 || (await store.nextPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID, 0)) === 0)) {
+    if (opts.announce && (announced === undefined || top > announced)) {
+      // A head at or after every record the store holds, or none: the index may lack records
+      // an earlier archiver wrote, and the head itself may have been lost with its bucket.
+      // Until the index has them, nothing is announced and nothing removed.
+      if ((await store.nextPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID, top)) > 0) return false;
       await opts.announce(top);
       announced = top;
     }
     for (const record of todo) {
-      if (halted()) return;
+      if (halted()) return true;
       // Check before removing: the index must hold every commit up to the last copied.
       for (const { aggregate, id, last } of record.aggregates) {
         if (index.lastOf(aggregate, id) < last) throw new Error(`the archive index lacks ${aggregate}/${id} up to ${last}; nothing of it is removed`);
@@ -199,6 +202,7 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
       if (record.position > purgedBefore) index.setPurged(record.position);
       if (again || record.position > purgedBefore) removals.push({ at: clock.now(), position: record.position });
     }
+    return true;
   }
 
   /** Moves `removedDurably` to the last record removed more than `DURABLE_MS` ago. */
@@ -282,10 +286,12 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
     await removeCopied();
     if (recheckPending) {
       recheckPending = false;
-      await removeCopied(true).catch((err: unknown) => {
+      const done = await removeCopied(true).catch((err: unknown) => {
         recheckPending = true;
         throw err;
       });
+      // The index is behind the store: the recheck waits for it.
+      if (!done) recheckPending = true;
     }
     settleRemovals();
     // Copy nothing while the index lacks a record the store holds: its aggregates would be copied twice.

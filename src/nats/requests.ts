@@ -79,7 +79,7 @@ export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } =
   // Requests of this turn of the loop, published together in the next check phase.
   let queued: { token: string; subject: string; data: string | Uint8Array; headers?: MsgHdrs }[] = [];
   /** The shareable requests among them, by subject, data and timeout. */
-  const shared = new Map<string, Promise<Msg>>();
+  const shared = new Map<string, { readonly token: string; readonly answer: Promise<Msg> }>();
   const publishQueued = () => {
     const batch = queued;
     queued = [];
@@ -100,14 +100,15 @@ export function createRequester(nc: NatsConnection, opts: { sweepMs?: number } =
       if (!sub) return Promise.reject(new Error('the requester is closed'));
       const key = share && !headers && typeof data === 'string' ? `${timeoutMs} ${subject} ${data}` : undefined;
       const same = key === undefined ? undefined : shared.get(key);
-      if (same) return same;
+      // Unless the sweep failed it already, in a turn the loop was held past its deadline.
+      if (same && pending.has(same.token)) return same.answer;
       const token = (next++).toString(36);
       const answer = new Promise<Msg>((resolve, reject) => {
         pending.set(token, { subject, timeoutMs, deadline: performance.now() + timeoutMs, resolve, reject });
         if (queued.length === 0) setImmediate(publishQueued);
         queued.push(headers ? { token, subject, data, headers } : { token, subject, data });
       });
-      if (key !== undefined) shared.set(key, answer);
+      if (key !== undefined) shared.set(key, { token, answer });
       return answer;
     },
     close() {

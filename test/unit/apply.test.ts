@@ -171,6 +171,23 @@ t.test('index entries follow the document when its entries change place, repeat,
   t.same(entries(), [...many.slice(0, 50), ...many.slice(100), 'x'].sort(), 'hundreds of entries, some gone, one added, in another order');
 });
 
+t.test('an index entry holding NaN, unequal to itself, stays indexed when its document is written again', async (t) => {
+  const views = createMemoryViews();
+  const scored = defineProjection<KvEvent, { key: string; value: number }>({
+    name: 'values',
+    version: 1,
+    handles: ['ValueSet'],
+    key: (event) => event.data.key,
+    fold: (_doc, event) => (event.type === 'ValueSet' ? { key: event.data.key, value: event.data.value } : undefined),
+    indexes: () => [['score', Number.NaN]],
+  });
+  const target: Target = { projection: scored, gen: 1 };
+  apply(views, [target], [commit(1, set('a', 1))]);
+  apply(views, [target], [commit(2, set('a', 2))]);
+  // The entry is removed and put again, in that order.
+  t.equal(views.indexEntries('values', 1).length, 1, 'its entry is there');
+});
+
 t.test('a throwing fold under the default policy parks the event and goes on', async (t) => {
   const views = createMemoryViews();
   const { projection } = valuesProjection();

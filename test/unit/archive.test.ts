@@ -283,16 +283,37 @@ t.test('an archiver with nothing to archive announces head 0, so that reads of n
   t.equal(asked, 0, 'and its read asked the stream for no archive record');
 });
 
-t.test('an archiver whose index lacks the records the store holds announces no head 0', async (t) => {
+t.test('an archiver whose index lacks records the store holds announces no head and removes nothing until it has them', async (t) => {
   const { store, clock, at } = standalone();
-  // A record an earlier archiver wrote, that this host's index (made again from nothing) has not applied.
-  await store.append({ commandId: 'r1', commandType: 'Archive', aggregate: ARCHIVE_AGGREGATE, id: ARCHIVE_ID, version: 1, events: [{ type: ARCHIVED, data: { aggregate: 'order', id: 'o0', commits: [] }, at }] }, 0);
+  // o1 and o2, each archived by a record an earlier archiver wrote (o2's commit not removed yet),
+  // and this host's index made again from nothing, so far with the first record alone.
+  const commitOf = async (id: string) => {
+    const c = { commandId: `c-${id}`, commandType: 'T', aggregate: 'order', id, version: 1, events: [{ type: 'T', data: {}, at }] };
+    const { position } = await store.append(c, 0);
+    return { ...c, position, storedAt: 0 };
+  };
+  const o1 = await commitOf('o1');
+  const o2 = await commitOf('o2');
+  const record = async (c: typeof o1) => {
+    const data = { aggregate: 'order', id: c.id, commits: [c] };
+    const { position } = await store.append({ commandId: `r-${c.id}`, commandType: 'Archive', aggregate: ARCHIVE_AGGREGATE, id: ARCHIVE_ID, version: c === o1 ? 1 : 2, events: [{ type: ARCHIVED, data: data as never, at }] }, c === o1 ? 0 : await store.lastPosition(ARCHIVE_AGGREGATE, ARCHIVE_ID));
+    return { position, data };
+  };
+  const r1 = await record(o1);
+  const r2 = await record(o2);
   const behind = memoryArchiveIndex();
+  behind.apply(r1.position, [r1.data as never]);
   const announced: number[] = [];
   const views = { scanIndex: () => [], get: () => undefined };
   const archiver = startArchiver({ store, index: behind, views: views as never, afterMs: new Map([['order', 0]]), clock, log: pino({ level: 'silent' }), intervalMs: 10, batchSize: 10, announce: async (p) => void announced.push(p) });
   await archiver.round();
-  t.same(announced, [], 'no head: reads go on asking the stream for the records the index lacks');
+  t.same(announced, [], 'no head: its first record is not at or after every record the store holds');
+  t.equal(await store.lastPosition('order', 'o1'), o1.position, 'and o1, copied by that record, is still live');
+  behind.apply(r2.position, [r2.data as never]);
+  await archiver.round();
+  t.same(announced, [r2.position], 'once the index has every record, the last is announced');
+  t.equal(await store.lastPosition('order', 'o1'), 0, 'and what the records copied is removed');
+  t.equal(await store.lastPosition('order', 'o2'), 0);
 });
 
 t.test('deletes made again by a recheck count as durable only 150 s after the recheck: a second kill within that time is rechecked too', async (t) => {
