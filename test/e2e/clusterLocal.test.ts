@@ -10,8 +10,9 @@ const SCRIPT = join(import.meta.dirname, '../../dist/scripts/clusterLocal.js');
 
 t.test('cluster:local starts 3 clustered nats-servers, two hosts and a read replica, serves commands through either host, and stops everything', async (t) => {
   const dataDir = tempDir(t);
-  // A port range of its own, away from other tests' ephemeral ports.
-  const base = 20_000 + 100 * Math.floor(Math.random() * 300);
+  // A port range of its own, below Linux's ephemeral ports (32768 and up by default), which
+  // the other tests' servers and connections take: 20,000–32,599.
+  const base = 20_000 + 100 * Math.floor(Math.random() * 126);
   const proc = spawn(process.execPath, [SCRIPT, '--data-dir', dataDir, '--base-port', String(base), '--duration', '25'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
