@@ -140,10 +140,8 @@ export function startArchiver(opts: ArchiverOptions): Archiver {
   // A process that takes the lease removes again what was removed lately, as after a reconnect.
   let recheckPending = true;
   /**
-   * The head this process has announced; none yet after a start or a recheck. The
-   * announcement itself never moves back. The first is made even with nothing archived
-   * (head 0): without a head, the reads of every new aggregate ask the stream for an archive
-   * record as well (docs/architecture.md, "Archive").
+   * The head this process has announced, none yet after a start or a recheck; the first
+   * is made even at 0, so new aggregates' reads need not ask the stream (docs/architecture.md, "Archive").
    */
   let announced: number | undefined;
   let running = false;

@@ -192,8 +192,7 @@ export async function getStreamMessage(
   query: { last_by_subj: string } | { seq: number; next_by_subj?: string },
   timeoutMs: number,
 ): Promise<StreamMessage | undefined> {
-  // Shared with the same lookups of this turn: the first commands of new aggregates that
-  // arrive together all ask for the archive's head.
+  // New aggregates whose lookups answered together all ask for the archive's head next.
   const reply = await requests.request(`$JS.API.STREAM.MSG.GET.${stream}`, JSON.stringify(query), { timeoutMs, share: true });
   const answer = reply.json<{ message?: { subject: string; seq: number; time: string; data?: string }; error?: { code: number; err_code?: number; description?: string } }>();
   if (answer.error) {
