@@ -70,7 +70,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   // Everything that needs NATS at start comes before any port is served: a worker that
   // fails here exits having accepted no connection (the primary starts it again).
   // Before the store: the archive's index, which the host's projector keeps, lives beside the views.
-  const views = openViewStore(viewsPath(config));
+  const views = openViewStore(viewsPath(config), { readsOnly: true });
   const side = await openStoreSide({
     config,
     log,

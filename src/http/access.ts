@@ -96,9 +96,10 @@ function customerVerifier(secret: string): (token: string) => Promise<CustomerCh
  * `forbidden` (a valid customer token for another customer, or on a route that is not a
  * customer's). Enforced only once `http.tokens` or `http.readerTokens` has a token: with
  * none, the query API stays open. `OPEN_ROUTES` are always open. Install it before the
- * routes, so that the `onRoute` hook sees them.
+ * routes, so that the `onRoute` hook sees them. Returns each route's policy by its method
+ * and URL, for `onRoute` hooks installed after it.
  */
-export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): (request: FastifyRequest) => ReadPolicy {
+export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): (method: string, url: string) => ReadPolicy {
   const policies = http.readPolicy;
   const enforced = http.tokens.length + http.readerTokens.length > 0;
   const declared = new Set<string>();
@@ -126,13 +127,14 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
       app.log.warn({ routes: unknown }, 'http.readPolicy names routes this query API does not have; those entries have no effect');
     }
   });
+  /** A route's policy by its method and URL (with the prefix); `reader` for a route added before this hook. */
+  const policyOfRoute = (method: string, url: string): ReadPolicy => policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url);
   const policyFor = (request: FastifyRequest): ReadPolicy => {
-    const url = request.routeOptions.url ?? request.url;
-    const declaredMethod = request.routeOptions.method;
+    const { url = request.url, method: declaredMethod, config } = request.routeOptions;
     const method = typeof declaredMethod === 'string' ? declaredMethod : request.method;
-    return policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url, request.routeOptions.config.access);
+    return policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url, config.access);
   };
-  if (!enforced) return policyFor;
+  if (!enforced) return policyOfRoute;
 
   const isToken = tokenMatcher([...http.tokens, ...http.readerTokens]);
   const verifyCustomer = customerVerifier(http.customerTokenSecret);
@@ -163,7 +165,7 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
     refused('a customer token on a route that needs a reader token');
     return sendError(reply, 'forbidden', 'a customer token does not give access to this route');
   });
-  return policyFor;
+  return policyOfRoute;
 }
 
 /** Too many requests from one address: 429 `rate_limited`, with the seconds until its window ends. */

@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { AnyAggregate } from '../core/aggregate.js';
 import type { EventStore } from '../core/eventStore.js';
@@ -69,6 +69,20 @@ export interface QueryAppOptions extends QueryRoutesOptions {
 
 const Position = /^[0-9]{1,15}$/;
 
+/** Where a view's route keeps, in its config, what converge's hooks need of it. */
+const VIEW_ROUTE = Symbol('converge.viewRoute');
+
+/** What converge's hooks need of a route that names its projection. */
+interface ViewRoute {
+  readonly projection: string;
+  /** The `Cache-Control` of a 200 or 304, by method: from the route's read policy. */
+  readonly cacheControl: Readonly<Record<string, string>>;
+}
+
+function viewRouteOf(request: FastifyRequest): ViewRoute | undefined {
+  return (request.routeOptions.config as { [VIEW_ROUTE]?: ViewRoute })[VIEW_ROUTE];
+}
+
 /**
  * converge's query routes as a Fastify plugin (see docs/architecture.md, "HTTP"): the
  * views' routes, read-your-writes through `X-Min-Position` (or `?minPosition=`, with
@@ -84,14 +98,20 @@ export function queryRoutes(opts: QueryRoutesOptions) {
     installErrorHandling(app, 'invalid_query');
     const policyOf = installReadAccess(app, opts.access);
     const lag = viewLag(opts.store);
-    app.addHook('preValidation', async (request, reply) => {
-      const projection = request.routeOptions.config.projection?.name;
-      if (projection && opts.viewsBound && !opts.viewsBound()) {
-        return sendError(reply, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
-      }
-      const wait = readWait(request, opts.query);
-      if ('error' in wait) return sendError(reply, 'invalid_query', wait.error);
-      if (!projection) return;
+    // Document reads may be cached: by anyone for a while where anyone may read them, else only by the client, revalidating.
+    const publicCache = opts.query.publicMaxAgeS > 0 ? `public, max-age=${opts.query.publicMaxAgeS}` : 'public, no-cache';
+    // What the hooks need of a view's route, fixed as the route is added rather than looked up on every read.
+    app.addHook('onRoute', (route) => {
+      const projection = (route.config as { projection?: { name: string } } | undefined)?.projection?.name;
+      if (projection === undefined) return;
+      const cacheControl: Record<string, string> = {};
+      for (const m of [route.method].flat()) cacheControl[m] = policyOf(m, route.url) === 'public' ? publicCache : 'private, no-cache';
+      const viewRoute: ViewRoute = { projection, cacheControl };
+      route.config = { ...route.config, [VIEW_ROUTE]: viewRoute } as typeof route.config;
+    });
+
+    /** Waits as `X-Min-Position` and `X-Max-Staleness` ask; true when it answered the request itself (504 or 503). */
+    const awaitView = async (reply: FastifyReply, projection: string, wait: ReadWait): Promise<boolean> => {
       const deadline = Date.now() + wait.waitMs;
       const next = async () => {
         // Woken by the projector's nudge after its next batch; looks again after 25 ms anyway.
@@ -101,9 +121,8 @@ export function queryRoutes(opts: QueryRoutesOptions) {
       if (wait.minPosition !== undefined) {
         while (opts.views.position(projection) < wait.minPosition) {
           if (Date.now() >= deadline) {
-            return sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, {
-              position: opts.views.position(projection),
-            });
+            sendError(reply, 'not_caught_up', `${projection} has not reached position ${wait.minPosition} yet`, { position: opts.views.position(projection) });
+            return true;
           }
           await next();
         }
@@ -126,19 +145,41 @@ export function queryRoutes(opts: QueryRoutesOptions) {
         while (lagMs === null || lagMs > budget) {
           if (Date.now() >= deadline) {
             if (lagMs !== null) reply.header('x-view-lag-ms', String(lagMs));
-            return sendError(reply, 'view_stale', `${projection} is ${lagMs === null ? 'an unknown time' : `${lagMs} ms`} behind the event store, more than the ${budget} ms X-Max-Staleness allows`, { lagMs });
+            sendError(reply, 'view_stale', `${projection} is ${lagMs === null ? 'an unknown time' : `${lagMs} ms`} behind the event store, more than the ${budget} ms X-Max-Staleness allows`, { lagMs });
+            return true;
           }
           await next();
           lagMs = await within();
         }
       }
       if (lagMs !== null) reply.header('x-view-lag-ms', String(lagMs));
+      return false;
+    };
+    // Callback hooks, which a read that waits for nothing passes without a promise. A hook that answers does not call `done`.
+    app.addHook('preValidation', (request, reply, done) => {
+      const projection = viewRouteOf(request)?.projection;
+      if (projection && opts.viewsBound && !opts.viewsBound()) {
+        sendError(reply, 'views_rebuilding', 'the views are being rebuilt from the event store converge now uses; retry shortly');
+        return;
+      }
+      const wait = readWait(request, opts.query);
+      if ('error' in wait) {
+        sendError(reply, 'invalid_query', wait.error);
+        return;
+      }
+      if (!projection) return done();
+      // The common read: no position or budget to wait for, and the view's lag already known.
+      const known = wait === NO_WAIT ? lag.knownMs(opts.views.position(projection), LAG_LOOK_MS) : undefined;
+      if (known !== undefined) {
+        reply.header('x-view-lag-ms', String(known));
+        return done();
+      }
+      awaitView(reply, projection, wait).then((answered) => (answered ? undefined : done()), done);
     });
-    // Document reads may be cached: by anyone for a while where anyone may read them, else only by the client, revalidating.
-    const publicCache = opts.query.publicMaxAgeS > 0 ? `public, max-age=${opts.query.publicMaxAgeS}` : 'public, no-cache';
-    app.addHook('onSend', async (request, reply) => {
-      if (!request.routeOptions.config.projection || (reply.statusCode !== 200 && reply.statusCode !== 304) || reply.hasHeader('cache-control')) return;
-      reply.header('cache-control', policyOf(request) === 'public' ? publicCache : 'private, no-cache');
+    app.addHook('onSend', (request, reply, payload, done) => {
+      const cacheControl = viewRouteOf(request)?.cacheControl[request.method];
+      if (cacheControl !== undefined && (reply.statusCode === 200 || reply.statusCode === 304) && !reply.hasHeader('cache-control')) reply.header('cache-control', cacheControl);
+      done(null, payload);
     });
     for (const routes of opts.routes) await app.register(routes, { views: opts.views } as never);
     for (const aggregate of opts.aggregates) aggregateRoutes(app, aggregate, opts.store, opts.query.maxPageSize);
@@ -183,12 +224,19 @@ interface ReadWait {
   readonly waitMs: number;
 }
 
-/** Reads `X-Min-Position` and `X-Max-Staleness`, and reads and removes `minPosition`/`waitMs`, so route schemas need not know them. */
+/** A read that asks to wait for nothing (no position, no budget: its `waitMs` bounds nothing). */
+const NO_WAIT: ReadWait = { waitMs: 0 };
+
+/**
+ * Reads `X-Min-Position` and `X-Max-Staleness`, and reads and removes `minPosition`/`waitMs`,
+ * so route schemas need not know them; `NO_WAIT` when the read asks for neither.
+ */
 function readWait(request: FastifyRequest, query: QuerySettings): { error: string } | ReadWait {
   const q = (request.query ?? {}) as Record<string, unknown>;
   const raw = request.headers['x-min-position'] ?? q['minPosition'];
   const rawWait = q['waitMs'];
   const rawStaleness = request.headers['x-max-staleness'];
+  if (raw === undefined && rawWait === undefined && rawStaleness === undefined) return NO_WAIT;
   delete q['minPosition'];
   delete q['waitMs'];
   if (raw !== undefined && (typeof raw !== 'string' || !Position.test(raw))) return { error: 'X-Min-Position must be a stream position (a whole number)' };

@@ -1,4 +1,4 @@
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import type { ViewKey } from '../core/projection.js';
 import { decodeDoc, LAST, readerOver, type IndexKey, type ParkedEvent, type ViewGeneration, type ViewStore } from './viewStore.js';
 
@@ -37,18 +37,27 @@ export interface LmdbViewStore extends ViewStore {
  * last commits, and since each commit holds a batch's view changes together with the
  * checkpoint, the projector then applies that batch again from `EVENTS`. A process crash
  * loses nothing either way (the pages are in the page cache).
+ *
+ * `readsOnly` (a query worker, which never writes the views): the reads of one event-loop
+ * turn share one snapshot (see `snapshotPerTurn`).
  */
-export function openViewStore(path: string, opts: { unflushed?: boolean } = {}): LmdbViewStore {
+export function openViewStore(path: string, opts: { unflushed?: boolean; readsOnly?: boolean } = {}): LmdbViewStore {
   const env = open({ path, overlappingSync: false, noMetaSync: true, maxDbs: 128, ...(opts.unflushed ? { noSync: true } : {}) });
   const meta = env.openDB<unknown, IndexKey>({ name: 'meta' });
-  const opened = new Map<string, LmdbGeneration>();
+  /** Each projection's open generations: found without making a name on every read. */
+  const opened = new Map<string, Map<number, LmdbGeneration>>();
+  const turn = opts.readsOnly ? snapshotPerTurn(meta) : undefined;
 
   const lmdb = (projection: string, gen: number): LmdbGeneration => {
-    const name = `${projection}.${gen}`;
-    let g = opened.get(name);
+    let gens = opened.get(projection);
+    if (!gens) opened.set(projection, (gens = new Map()));
+    let g = gens.get(gen);
     if (!g) {
+      const name = `${projection}.${gen}`;
       g = { docs: env.openDB<Buffer, ViewKey>({ name: `${name}.json`, encoding: 'binary' }), index: env.openDB<null, IndexKey>({ name: `${name}.index` }) };
-      opened.set(name, g);
+      gens.set(gen, g);
+      // A read transaction does not see a database opened after it began: the turn's reads go on in a new one.
+      turn?.end();
     }
     return g;
   };
@@ -73,11 +82,11 @@ export function openViewStore(path: string, opts: { unflushed?: boolean } = {}):
   const checkpoint = (projection: string, gen: number) => (meta.get(['checkpoint', projection, gen]) as number | undefined) ?? 0;
 
   const reader = readerOver({
-    activeGeneration,
-    checkpoint,
-    doc: (projection, gen, key) => lmdb(projection, gen).docs.get(key),
-    indexKeys: (projection, gen, start, end) => lmdb(projection, gen).index.getKeys({ start, end }),
-    docRange: (projection, gen, range) => lmdb(projection, gen).docs.getRange(range),
+    activeGeneration: turn?.activeGeneration ?? activeGeneration,
+    checkpoint: turn?.checkpoint ?? checkpoint,
+    doc: (projection, gen, key) => copied(fastRead(lmdb(projection, gen).docs, key, turn?.options())),
+    indexKeys: (projection, gen, start, end) => lmdb(projection, gen).index.getKeys({ start, end, ...turn?.options() }),
+    docRange: (projection, gen, range) => lmdb(projection, gen).docs.getRange({ ...range, ...turn?.options() }),
   });
 
   return {
@@ -98,7 +107,7 @@ export function openViewStore(path: string, opts: { unflushed?: boolean } = {}):
       const g = lmdb(projection, gen);
       await g.docs.drop();
       await g.index.drop();
-      opened.delete(`${projection}.${gen}`);
+      opened.get(projection)?.delete(gen);
       await meta.remove(['checkpoint', projection, gen]);
       await meta.remove(['version', projection, gen]);
     },
@@ -110,6 +119,7 @@ export function openViewStore(path: string, opts: { unflushed?: boolean } = {}):
       ),
     unpark: (projection, position, eventIndex) => void meta.removeSync(['parked', projection, position, eventIndex]),
     async close() {
+      turn?.end();
       // Unflushed commits go to the disk before the views count as closed cleanly.
       // `sync` is on the environment though not in lmdb's types (its open.js).
       // A flush that failed leaves the views unclean: closed, and then the error.
@@ -119,5 +129,69 @@ export function openViewStore(path: string, opts: { unflushed?: boolean } = {}):
       await env.close();
       if (flushed) throw flushed instanceof Error ? flushed : new Error(`flushing the views failed: ${String(flushed)}`);
     },
+  };
+}
+
+/**
+ * A copy of the bytes lmdb read into its shared buffer, which its next read overwrites. A
+ * document is copied from Node's buffer pool, where `getBinary` would make a buffer of its own.
+ */
+function copied(bytes: Uint8Array | undefined): Buffer | undefined {
+  // The shared buffer's `length` is that of the value read (lmdb sets it), not the buffer's.
+  return bytes === undefined ? undefined : Buffer.from(bytes.subarray(0, bytes.length));
+}
+
+/** `getBinaryFast` in a given read transaction, which lmdb takes though its types do not say so (its read.js). */
+function fastRead(db: Database<Buffer, ViewKey>, key: ViewKey, options?: { transaction: Transaction }): Uint8Array | undefined {
+  return (db.getBinaryFast as (id: ViewKey, options?: { transaction: Transaction }) => Uint8Array | undefined).call(db, key, options);
+}
+
+/** What one turn has looked up of a view: its active generation and that generation's checkpoint. */
+interface Looked {
+  readonly gen: number;
+  checkpoint?: number;
+}
+
+/**
+ * The reads of a process that never writes the views (a query worker), one snapshot per
+ * event-loop turn (docs/architecture.md, "Query API"). The turn's first read takes an LMDB
+ * read transaction, every read of the turn is made in it, and it ends in the turn's
+ * `setImmediate`, before lmdb would renew its own. A view's generation and checkpoint are
+ * read once a turn: a busy worker serves a dozen reads or more in one turn, each of which
+ * read both from `meta`. Reads of one turn agree with each other, as the reads of one
+ * request did before: a generation the projector dropped after swapping in a new one is
+ * still there in the snapshot whose `meta` named it.
+ */
+function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
+  let turn: { readonly options: { readonly transaction: Transaction }; readonly views: Map<string, Looked> } | undefined;
+  const end = () => {
+    const ending = turn;
+    turn = undefined;
+    ending?.options.transaction.done();
+  };
+  const current = () => {
+    if (turn) return turn;
+    turn = { options: { transaction: meta.useReadTransaction() }, views: new Map() };
+    setImmediate(end);
+    return turn;
+  };
+  const looked = (projection: string): Looked => {
+    const { views, options } = current();
+    let view = views.get(projection);
+    if (!view) {
+      view = { gen: (meta.get(['active', projection], options) as number | undefined) ?? 1 };
+      views.set(projection, view);
+    }
+    return view;
+  };
+  return {
+    options: () => current().options,
+    activeGeneration: (projection: string) => looked(projection).gen,
+    checkpoint: (projection: string, gen: number) => {
+      const view = looked(projection);
+      const read = () => (meta.get(['checkpoint', projection, gen], current().options) as number | undefined) ?? 0;
+      return view.gen === gen ? (view.checkpoint ??= read()) : read();
+    },
+    end,
   };
 }
