@@ -154,13 +154,13 @@ interface Looked {
 
 /**
  * The reads of a process that never writes the views (a query worker), one snapshot per
- * event-loop turn (docs/architecture.md, "Query API"). The turn's first read takes an LMDB
- * read transaction, every read of the turn is made in it, and it ends in the turn's
- * `setImmediate`, before lmdb would renew its own. A view's generation and checkpoint are
- * read once a turn: a busy worker serves a dozen reads or more in one turn, each of which
- * read both from `meta`. Reads of one turn agree with each other, as the reads of one
- * request did before: a generation the projector dropped after swapping in a new one is
- * still there in the snapshot whose `meta` named it.
+ * event-loop turn (docs/architecture.md, "A snapshot per turn"). The turn's first read
+ * takes an LMDB read transaction, every read of the turn is made in it, and it ends in the
+ * turn's `setImmediate`, before lmdb would renew its own. A view's generation and
+ * checkpoint are read once a turn: a busy worker serves a dozen reads or more in one turn,
+ * each of which read both from `meta`. Reads of one turn agree with each other, as the
+ * reads of one request did before: a generation the projector dropped after swapping in a
+ * new one is still there in the snapshot whose `meta` named it.
  */
 function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
   let turn: { readonly options: { readonly transaction: Transaction }; readonly views: Map<string, Looked> } | undefined;

@@ -8,7 +8,7 @@ import { encodeDoc } from '../../src/read/viewStore.js';
 import { tempDir } from '../helpers/nats.js';
 
 // A query worker's view store (`readsOnly`) beside the projector's, on real LMDB files: the
-// reads of one event-loop turn share one snapshot (docs/architecture.md, "Query API").
+// reads of one event-loop turn share one snapshot (docs/architecture.md, "A snapshot per turn").
 
 type Doc = { id: string; n: number };
 const view = (name: string) => defineProjection<DomainEvent, Doc>({ name, version: 1, handles: [], key: () => undefined, fold: (doc) => doc });
