@@ -40,6 +40,14 @@ export const OPEN_ROUTES: ReadonlySet<string> = new Set([
   '/docs/static/swagger-initializer.js',
 ]);
 
+/** Where a route's config keeps its policy by method, set as the route is added. */
+const READ_POLICY = Symbol('converge.readPolicy');
+
+/** The policy `installReadAccess` gave a route (by its config) for a method; undefined for a route added before it. */
+export function policyIn(config: unknown, method: string): ReadPolicy | undefined {
+  return (config as { [READ_POLICY]?: Readonly<Record<string, ReadPolicy>> } | undefined)?.[READ_POLICY]?.[method];
+}
+
 /** The OpenAPI security scheme of customer tokens. */
 export const customerTokenScheme: SecurityScheme = {
   type: 'http',
@@ -96,29 +104,30 @@ function customerVerifier(secret: string): (token: string) => Promise<CustomerCh
  * `forbidden` (a valid customer token for another customer, or on a route that is not a
  * customer's). Enforced only once `http.tokens` or `http.readerTokens` has a token: with
  * none, the query API stays open. `OPEN_ROUTES` are always open. Install it before the
- * routes, so that the `onRoute` hook sees them. Returns each route's policy by its method
- * and URL, for `onRoute` hooks installed after it.
+ * routes, so that the `onRoute` hook sees them. Each route keeps its policy in its config
+ * (`policyIn`), for the hooks installed after it.
  */
-export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): (method: string, url: string) => ReadPolicy {
+export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings): void {
   const policies = http.readPolicy;
   const enforced = http.tokens.length + http.readerTokens.length > 0;
   const declared = new Set<string>();
-  /** Each route's policy by `METHOD url` (the URL with the plugin's prefix), fixed when the route is added. */
-  const policyOf = new Map<string, ReadPolicy>();
 
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat();
     // Policies name routes as declared, without the prefix a host app registered them under.
     const path = route.routePath === '' ? '/' : route.routePath;
+    const byMethod: Record<string, ReadPolicy> = {};
     for (const m of methods) {
       declared.add(`${m} ${path}`);
-      policyOf.set(`${m} ${route.url}`, readPolicyOf(policies, m, path, route.config?.access));
+      byMethod[m] = readPolicyOf(policies, m, path, route.config?.access);
     }
+    // Kept with the route itself: routes that share a URL and differ by a constraint (version, host) keep their own.
+    route.config = { ...route.config, [READ_POLICY]: byMethod } as typeof route.config;
     if (!enforced || OPEN_ROUTES.has(route.url) || route.schema?.hide) return;
     const method = methods.find((m) => m !== 'HEAD');
     // The HEAD twin of a GET route is not in the OpenAPI document.
     if (method === undefined) return;
-    const security = securityOf(policyOf.get(`${method} ${route.url}`)!);
+    const security = securityOf(byMethod[method]!);
     if (security) route.schema = { ...route.schema, security };
   });
   app.addHook('onReady', async () => {
@@ -127,14 +136,11 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
       app.log.warn({ routes: unknown }, 'http.readPolicy names routes this query API does not have; those entries have no effect');
     }
   });
-  /** A route's policy by its method and URL (with the prefix); `reader` for a route added before this hook. */
-  const policyOfRoute = (method: string, url: string): ReadPolicy => policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url);
   const policyFor = (request: FastifyRequest): ReadPolicy => {
-    const { url = request.url, method: declaredMethod, config } = request.routeOptions;
-    const method = typeof declaredMethod === 'string' ? declaredMethod : request.method;
-    return policyOf.get(`${method} ${url}`) ?? readPolicyOf(policies, method, url, config.access);
+    const { url = request.url, config } = request.routeOptions;
+    return policyIn(config, request.method) ?? readPolicyOf(policies, request.method, url, config.access);
   };
-  if (!enforced) return policyOfRoute;
+  if (!enforced) return;
 
   const isToken = tokenMatcher([...http.tokens, ...http.readerTokens]);
   const verifyCustomer = customerVerifier(http.customerTokenSecret);
@@ -165,7 +171,6 @@ export function installReadAccess(app: FastifyInstance, http: ReadAccessSettings
     refused('a customer token on a route that needs a reader token');
     return sendError(reply, 'forbidden', 'a customer token does not give access to this route');
   });
-  return policyOfRoute;
 }
 
 /** Too many requests from one address: 429 `rate_limited`, with the seconds until its window ends. */

@@ -9,7 +9,7 @@ import { viewLag } from '../read/viewLag.js';
 import type { ViewsStatus } from '../read/viewsStatus.js';
 import type { ViewReader } from '../read/viewStore.js';
 import { historyQuery, sendHistory, sendState, StateQuery } from './aggregateReads.js';
-import { customerTokenScheme, installQueryRateLimit, installReadAccess, type RateLimitSettings, type ReadAccessSettings } from './access.js';
+import { customerTokenScheme, installQueryRateLimit, installReadAccess, policyIn, type RateLimitSettings, type ReadAccessSettings } from './access.js';
 import { createHttpApp, notFound, readyViewsRoute, type HttpServerSettings } from './app.js';
 import { IdParams } from './paging.js';
 import type { QueryRoutes } from './queryRoutes.js';
@@ -96,7 +96,7 @@ export function queryRoutes(opts: QueryRoutesOptions) {
     app.setValidatorCompiler(validatorCompiler({ coerceTypes: true }));
     installJsonParser(app);
     installErrorHandling(app, 'invalid_query');
-    const policyOf = installReadAccess(app, opts.access);
+    installReadAccess(app, opts.access);
     const lag = viewLag(opts.store);
     // Document reads may be cached: by anyone for a while where anyone may read them, else only by the client, revalidating.
     const publicCache = opts.query.publicMaxAgeS > 0 ? `public, max-age=${opts.query.publicMaxAgeS}` : 'public, no-cache';
@@ -105,7 +105,8 @@ export function queryRoutes(opts: QueryRoutesOptions) {
       const projection = (route.config as { projection?: { name: string } } | undefined)?.projection?.name;
       if (projection === undefined) return;
       const cacheControl: Record<string, string> = {};
-      for (const m of [route.method].flat()) cacheControl[m] = policyOf(m, route.url) === 'public' ? publicCache : 'private, no-cache';
+      // The policy read access gave the route as it was added (its hook runs first).
+      for (const m of [route.method].flat()) cacheControl[m] = policyIn(route.config, m) === 'public' ? publicCache : 'private, no-cache';
       const viewRoute: ViewRoute = { projection, cacheControl };
       route.config = { ...route.config, [VIEW_ROUTE]: viewRoute } as typeof route.config;
     });
@@ -174,7 +175,10 @@ export function queryRoutes(opts: QueryRoutesOptions) {
         reply.header('x-view-lag-ms', String(known));
         return done();
       }
-      awaitView(reply, projection, wait).then((answered) => (answered ? undefined : done()), done);
+      awaitView(reply, projection, wait).then(
+        (answered) => (answered ? undefined : done()),
+        (err: unknown) => done(err instanceof Error ? err : new Error(`waiting for ${projection} failed: ${String(err)}`)),
+      );
     });
     app.addHook('onSend', (request, reply, payload, done) => {
       const cacheControl = viewRouteOf(request)?.cacheControl[request.method];

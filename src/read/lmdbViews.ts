@@ -152,31 +152,36 @@ interface Looked {
   checkpoint?: number;
 }
 
+/** The longest a turn's snapshot is held, ms: what lmdb holds its own for (a `setTimeout` of 0). */
+const TURN_MS = 1;
+
 /**
  * The reads of a process that never writes the views (a query worker), one snapshot per
- * event-loop turn (docs/architecture.md, "A snapshot per turn"). The turn's first read
- * takes an LMDB read transaction, every read of the turn is made in it, and it ends in the
- * turn's `setImmediate`, before lmdb would renew its own. A view's generation and
+ * event-loop turn (docs/architecture.md, "A snapshot per turn"). The turn's first view read
+ * takes an LMDB read transaction, the turn's view reads are made in it, and it ends in the
+ * turn's `setImmediate`, or at the first read begun once it is TURN_MS old: a turn begun in
+ * a `setImmediate` callback would otherwise last into the next loop's timers and I/O. A view's generation and
  * checkpoint are read once a turn: a busy worker serves a dozen reads or more in one turn,
- * each of which read both from `meta`. Reads of one turn agree with each other, as the
- * reads of one request did before: a generation the projector dropped after swapping in a
- * new one is still there in the snapshot whose `meta` named it.
+ * each of which read both from `meta`. Reads of one turn agree with each other, as the reads
+ * of one request did before.
  */
 function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
-  let turn: { readonly options: { readonly transaction: Transaction }; readonly views: Map<string, Looked> } | undefined;
+  let turn: { readonly options: { readonly transaction: Transaction }; readonly views: Map<string, Looked>; readonly until: number } | undefined;
   const end = () => {
     const ending = turn;
     turn = undefined;
     ending?.options.transaction.done();
   };
-  const current = () => {
-    if (turn) return turn;
-    turn = { options: { transaction: meta.useReadTransaction() }, views: new Map() };
+  /** The turn's snapshot; `fresh` at the start of a read (its generation's lookup), where a turn past TURN_MS ends. */
+  const current = (fresh: boolean) => {
+    if (turn && (!fresh || performance.now() < turn.until)) return turn;
+    end();
+    turn = { options: { transaction: meta.useReadTransaction() }, views: new Map(), until: performance.now() + TURN_MS };
     setImmediate(end);
     return turn;
   };
-  const looked = (projection: string): Looked => {
-    const { views, options } = current();
+  const looked = (projection: string, fresh: boolean): Looked => {
+    const { views, options } = current(fresh);
     let view = views.get(projection);
     if (!view) {
       view = { gen: (meta.get(['active', projection], options) as number | undefined) ?? 1 };
@@ -185,11 +190,12 @@ function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
     return view;
   };
   return {
-    options: () => current().options,
-    activeGeneration: (projection: string) => looked(projection).gen,
+    options: () => current(false).options,
+    // Every read of the reader begins with its view's generation; what it reads next is in the same snapshot.
+    activeGeneration: (projection: string) => looked(projection, true).gen,
     checkpoint: (projection: string, gen: number) => {
-      const view = looked(projection);
-      const read = () => (meta.get(['checkpoint', projection, gen], current().options) as number | undefined) ?? 0;
+      const view = looked(projection, false);
+      const read = () => (meta.get(['checkpoint', projection, gen], current(false).options) as number | undefined) ?? 0;
       return view.gen === gen ? (view.checkpoint ??= read()) : read();
     },
     end,

@@ -58,11 +58,31 @@ t.test("a turn's reads look up a view's generation and checkpoint in meta once, 
   const get = reader.meta.get.bind(reader.meta);
   const looked: unknown[] = [];
   reader.meta.get = (key, options) => (looked.push(key), get(key, options));
-  for (let i = 0; i < 20; i++) t.same(read(reader), { position: 10, doc: { id: 'a', n: 1 } });
+  // Read in a tight loop: a turn's snapshot lasts for reads begun within 1 ms.
+  const reads = Array.from({ length: 20 }, () => read(reader));
+  t.same(reads, Array.from({ length: 20 }, () => ({ position: 10, doc: { id: 'a', n: 1 } })));
   t.same(looked, [['active', 'v'], ['checkpoint', 'v', 1]], 'one of each in the turn');
   await nextTurn();
   read(reader);
   t.equal(looked.length, 4, 'and again in the next turn');
+});
+
+t.test('a turn begun in a setImmediate callback ends at the first read begun 1 ms later, not in the next loop', async (t) => {
+  const { writer, reader } = stores(t);
+  commit(writer, 'v', 1, 1, 10);
+  read(reader);
+  await nextTurn();
+  const seen = await new Promise<number[]>((resolve) =>
+    setImmediate(() => {
+      const first = reader.position('v');
+      commit(writer, 'v', 1, 2, 20);
+      setTimeout(() => resolve([first, reader.position('v')]), 1);
+      // Past the timer's due time before the loop goes on, so it fires before this turn's setImmediate would.
+      const until = performance.now() + 3;
+      while (performance.now() < until);
+    }),
+  );
+  t.same(seen, [10, 20]);
 });
 
 t.test("a view's documents the query worker first reads during a turn that began before they were created are found", async (t) => {
