@@ -41,6 +41,17 @@ t.test('routes mounted under a prefix are looked up by the path they declare, an
   t.equal((await app.inject('/api/shops/s1/orders')).statusCode, 401, 'the rest: reader');
 });
 
+t.test('routes that share a URL and differ by a version constraint keep their own policies, whichever was added last', async (t) => {
+  const app = Fastify();
+  installReadAccess(app, http({ readerTokens: ['a-reader-token'] }));
+  app.get('/c', { constraints: { version: '1.0.0' }, config: { access: 'public' } }, async () => ({ v: 1 }));
+  app.get('/c', { constraints: { version: '2.0.0' } }, async () => ({ v: 2 }));
+  await app.ready();
+  const get = (version: string) => app.inject({ url: '/c', headers: { 'accept-version': version } });
+  t.same([(await get('1.0.0')).statusCode, (await get('1.0.0')).json()], [200, { v: 1 }], 'version 1 is public');
+  t.equal((await get('2.0.0')).statusCode, 401, 'version 2 needs a reader token');
+});
+
 t.test('a rate_limited reply carries Retry-After of its window, not the catalogue default', async (t) => {
   const app = Fastify();
   installErrorHandling(app, 'invalid_query');
