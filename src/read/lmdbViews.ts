@@ -44,9 +44,11 @@ export interface LmdbViewStore extends ViewStore {
 export function openViewStore(path: string, opts: { unflushed?: boolean; readsOnly?: boolean } = {}): LmdbViewStore {
   const env = open({ path, overlappingSync: false, noMetaSync: true, maxDbs: 128, ...(opts.unflushed ? { noSync: true } : {}) });
   const meta = env.openDB<unknown, IndexKey>({ name: 'meta' });
+  const activeGeneration = (projection: string, options?: InTurn) => (meta.get(['active', projection], options) as number | undefined) ?? 1;
+  const checkpoint = (projection: string, gen: number, options?: InTurn) => (meta.get(['checkpoint', projection, gen], options) as number | undefined) ?? 0;
   /** Each projection's open generations: found without making a name on every read. */
   const opened = new Map<string, Map<number, LmdbGeneration>>();
-  const turn = opts.readsOnly ? snapshotPerTurn(meta) : undefined;
+  const turn = opts.readsOnly ? snapshotPerTurn(meta, activeGeneration, checkpoint) : undefined;
 
   const lmdb = (projection: string, gen: number): LmdbGeneration => {
     let gens = opened.get(projection);
@@ -78,9 +80,6 @@ export function openViewStore(path: string, opts: { unflushed?: boolean; readsOn
       },
     };
   };
-  const activeGeneration = (projection: string) => (meta.get(['active', projection]) as number | undefined) ?? 1;
-  const checkpoint = (projection: string, gen: number) => (meta.get(['checkpoint', projection, gen]) as number | undefined) ?? 0;
-
   const reader = readerOver({
     activeGeneration: turn?.activeGeneration ?? activeGeneration,
     checkpoint: turn?.checkpoint ?? checkpoint,
@@ -142,8 +141,13 @@ function copied(bytes: Uint8Array | undefined): Buffer | undefined {
 }
 
 /** `getBinaryFast` in a given read transaction, which lmdb takes though its types do not say so (its read.js). */
-function fastRead(db: Database<Buffer, ViewKey>, key: ViewKey, options?: { transaction: Transaction }): Uint8Array | undefined {
-  return (db.getBinaryFast as (id: ViewKey, options?: { transaction: Transaction }) => Uint8Array | undefined).call(db, key, options);
+function fastRead(db: Database<Buffer, ViewKey>, key: ViewKey, options?: InTurn): Uint8Array | undefined {
+  return (db.getBinaryFast as (id: ViewKey, options?: InTurn) => Uint8Array | undefined).call(db, key, options);
+}
+
+/** A read's options inside a turn's snapshot. */
+interface InTurn {
+  readonly transaction: Transaction;
 }
 
 /** What one turn has looked up of a view: its active generation and that generation's checkpoint. */
@@ -160,13 +164,17 @@ const TURN_MS = 1;
  * event-loop turn (docs/architecture.md, "A snapshot per turn"). The turn's first view read
  * takes an LMDB read transaction, the turn's view reads are made in it, and it ends in the
  * turn's `setImmediate`, or at the first read begun once it is TURN_MS old: a turn begun in
- * a `setImmediate` callback would otherwise last into the next loop's timers and I/O. A view's generation and
- * checkpoint are read once a turn: a busy worker serves a dozen reads or more in one turn,
- * each of which read both from `meta`. Reads of one turn agree with each other, as the reads
- * of one request did before.
+ * a `setImmediate` callback would otherwise last into the next loop's timers and I/O. A
+ * view's generation and checkpoint are read once a turn: a busy worker serves a dozen reads
+ * or more in one turn, each of which read both from `meta`. Reads of one turn agree with
+ * each other, as the reads of one request did before.
  */
-function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
-  let turn: { readonly options: { readonly transaction: Transaction }; readonly views: Map<string, Looked>; readonly until: number } | undefined;
+function snapshotPerTurn(
+  meta: Database<unknown, IndexKey>,
+  activeGeneration: (projection: string, options: InTurn) => number,
+  checkpoint: (projection: string, gen: number, options: InTurn) => number,
+) {
+  let turn: { readonly options: InTurn; readonly views: Map<string, Looked>; readonly until: number } | undefined;
   const end = () => {
     const ending = turn;
     turn = undefined;
@@ -184,7 +192,7 @@ function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
     const { views, options } = current(fresh);
     let view = views.get(projection);
     if (!view) {
-      view = { gen: (meta.get(['active', projection], options) as number | undefined) ?? 1 };
+      view = { gen: activeGeneration(projection, options) };
       views.set(projection, view);
     }
     return view;
@@ -195,7 +203,7 @@ function snapshotPerTurn(meta: Database<unknown, IndexKey>) {
     activeGeneration: (projection: string) => looked(projection, true).gen,
     checkpoint: (projection: string, gen: number) => {
       const view = looked(projection, false);
-      const read = () => (meta.get(['checkpoint', projection, gen], current(false).options) as number | undefined) ?? 0;
+      const read = () => checkpoint(projection, gen, current(false).options);
       return view.gen === gen ? (view.checkpoint ??= read()) : read();
     },
     end,
