@@ -84,6 +84,27 @@ t.test('the stored commits hold no plaintext of a personal field nor the subject
   t.same(inner.commits[3]!.events[0]!.data, { plan: 'team' }, 'an event with no personal data is stored as it is');
 });
 
+t.test('every sealed field gets an IV of its own, across the draws of IVs from the random source', async (t) => {
+  const inner = createMemoryEventStore();
+  const store = shreddedStore(inner, { keys: memoryKeyStore(), personal: personalDeclarations([account]) });
+  // 200 commits of three sealed fields each: 600 IVs, more than two draws of 256.
+  for (let i = 0; i < 200; i++) await store.append(commit(`acc-${i}`, 1, [{ type: 'AccountOpened', data: { ...ada, customerId: `cust-${i % 7}` }, at }]), 0);
+  const ivs = inner.commits.flatMap((c) => Object.values(c.events[0]!.data as Record<string, unknown>).flatMap((v) => (typeof v === 'object' && v !== null ? [(v as { '~sealed': { iv: string } })['~sealed'].iv] : [])));
+  t.equal(ivs.length, 600, 'three sealed fields a commit');
+  t.equal(new Set(ivs).size, 600, 'no IV is used twice');
+  t.ok(ivs.every((iv) => Buffer.from(iv, 'base64').length === 12), 'each IV is 12 bytes');
+  t.same(dataOf(await all(store.read('account', 'acc-199', 0))), [[{ ...ada, customerId: 'cust-3' }]], 'the last one reads back');
+});
+
+t.test("a subject's key id is the same once its cached id has been pushed out by others", async (t) => {
+  const keys = memoryKeyStore({ cacheSize: 2 });
+  const first = keys.keyId('cust-ada');
+  for (const s of ['cust-bob', 'cust-cy', 'cust-di']) keys.keyId(s);
+  t.equal(keys.keyId('cust-ada'), first);
+  t.not(keys.keyId('cust-bob'), first, 'another subject has another id');
+  t.equal((await keys.keyFor('cust-ada')).id, first, 'keyFor names the key by the same id');
+});
+
 t.test('every read path through the wrapper gives the personal fields back', async (t) => {
   const { store, written } = await setup();
   const acc1 = written.filter((c) => c.id === 'acc-1').map((c) => c.events.map((e) => e.data));
