@@ -125,7 +125,7 @@ export function watchPartitions(metrics: Metrics, owned: () => number): void {
 export function watchActors(metrics: Metrics, host: ActorFacts): void {
   readGauge(metrics, 'converge_mailbox_depth', 'Commands queued or running in the actors mailboxes.', () => host.inFlight);
   readGauge(metrics, 'converge_resident_actors', 'Aggregates whose memory is resident, their actors running or at rest.', () => host.size);
-  readGauge(metrics, 'converge_awake_actors', 'Resident aggregates whose XState actor runs; the rest are at rest (actors.restMs).', () => host.awake);
+  readGauge(metrics, 'converge_awake_actors', 'Resident aggregates whose XState actor runs; the rest are at rest (actors.restMs, actors.maxAwake).', () => host.awake);
 }
 
 /** The read side as the projector sees it, for the gauges below. */

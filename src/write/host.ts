@@ -26,7 +26,10 @@ export interface ActorHost {
   readonly inFlight: number;
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
-  /** Puts to rest the actors without a command for `restMs`, keeping their memory; returns how many. */
+  /**
+   * Puts to rest, keeping their memory, the actors without a command for `restMs` beyond the
+   * `maxAwake` most recently commanded, least recently commanded first; returns how many.
+   */
   restIdle(now?: number): number;
   /**
    * Stops the actors `which` selects, snapshotting them first: their partition has moved to
@@ -48,8 +51,10 @@ export interface ActorHost {
 export interface ActorSettings {
   readonly snapshotEvery: number;
   readonly idleMs: number;
-  /** An actor without a command for this long stops; its aggregate's memory stays resident. */
+  /** An actor without a command for this long stops, once more than `maxAwake` run; its aggregate's memory stays resident. */
   readonly restMs: number;
+  /** Actors kept running past `restMs`: starting one again costs a worker CPU, keeping one costs memory. */
+  readonly maxAwake: number;
   /** Commands an aggregate holds at once, the running one included; more are refused with 429. */
   readonly mailboxSize: number;
   readonly recentCommits: number;
@@ -113,8 +118,20 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   };
   let draining = false;
   let inFlight = 0;
-  /** The resident aggregates whose actor runs: the ones a rest sweep looks at. */
+  /**
+   * The resident aggregates whose actor runs: the ones a rest sweep looks at, least recently
+   * commanded first (a Set keeps insertion order, and `touch` moves an entry to the end).
+   */
   const awake = new Set<Entry>();
+
+  /** Marks the entry used now: the last a rest sweep reaches. */
+  function touch(entry: Entry): void {
+    entry.lastActive = now();
+    if (entry.actor) {
+      awake.delete(entry);
+      awake.add(entry);
+    }
+  }
 
   /** Hands the next waiting command to an idle actor, waking a resting one. */
   function pump(entry: Entry): void {
@@ -224,7 +241,9 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   function restIdle(at = now()): number {
     let rested = 0;
     for (const entry of awake) {
-      if (at - entry.lastActive < settings.restMs || !quiet(entry)) continue;
+      // The entries after this one were commanded more recently still.
+      if (awake.size <= settings.maxAwake || at - entry.lastActive < settings.restMs) break;
+      if (!quiet(entry)) continue;
       entry.rest = halt(entry);
       rested++;
     }
@@ -241,7 +260,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
     async execute(command, readState) {
       if (draining) throw new ShuttingDownError();
       const entry = obtain(command.aggregate, command.id);
-      entry.lastActive = now();
+      touch(entry);
       if (entry.mailbox.length + (entry.running ? 1 : 0) >= settings.mailboxSize) throw new OverloadedError(keyOf(command.aggregate, command.id));
       inFlight++;
       try {
@@ -256,7 +275,7 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
 
     async readState(aggregateName, id) {
       const entry = obtain(aggregateName, id);
-      entry.lastActive = now();
+      touch(entry);
       const memory = entry.rest?.memory ?? (await loaded(entry));
       return { state: memory.state, version: memory.version, position: memory.position };
     },

@@ -43,7 +43,7 @@ const host = createActorHost({
   snapshots: memorySnapshotStore(),
   streamId: store.streamId,
   duplicateWindowMs: 120_000,
-  settings: { snapshotEvery: 1000, idleMs: 3_600_000, restMs: 3_600_000, mailboxSize: 1000, recentCommits: 64, conflictRetries: 20 },
+  settings: { snapshotEvery: 1000, idleMs: 3_600_000, restMs: 3_600_000, maxAwake: 0, mailboxSize: 1000, recentCommits: 64, conflictRetries: 20 },
   log: pino({ level: 'silent' }),
 });
 const byName = new Map(shopPlatform.aggregates.map((a) => [a.name, a]));

@@ -1,10 +1,10 @@
 /**
  * Actor benchmarks: cold start of a shop with 10,000 events with and without a
  * snapshot, and RSS with 100,000 resident aggregates: right after their commands, with
- * their actors running, then once the actors rest (`actors.restMs`), then after
- * passivating them.
+ * their actors running, then once the actors beyond `actors.maxAwake` rest
+ * (`actors.restMs`), then after passivating them.
  *
- *   node --expose-gc dist/test/bench/actors.js [--events 10000 --shops 3 --actors 100000 --rest-ms 1000]
+ *   node --expose-gc dist/test/bench/actors.js [--events 10000 --shops 3 --actors 100000 --rest-ms 1000 --max-awake 10000]
  *
  * Uses its own nats-server and temp LMDB; stops them when done.
  */
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     shops: { type: 'string', default: '3' },
     actors: { type: 'string', default: '100000' },
     'rest-ms': { type: 'string', default: '1000' },
+    'max-awake': { type: 'string', default: '10000' },
   },
 });
 const eventCount = Number(values.events);
@@ -94,7 +95,8 @@ function rssParts(): { rssAnon: number; rssFile: number } {
 async function residentActors(link: NatsLink, streamId: string, dir: string) {
   const snapshots = openSnapshotStore(join(dir, 'resident'), () => undefined);
   const restMs = Number(values['rest-ms']);
-  const host = makeHost(link, snapshots, streamId, { CONVERGE_ACTORS_IDLE_MS: '3600000', CONVERGE_ACTORS_REST_MS: String(restMs) });
+  const maxAwake = Number(values['max-awake']);
+  const host = makeHost(link, snapshots, streamId, { CONVERGE_ACTORS_IDLE_MS: '3600000', CONVERGE_ACTORS_REST_MS: String(restMs), CONVERGE_ACTORS_MAX_AWAKE: String(maxAwake) });
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const baseline = process.memoryUsage().rss;
@@ -117,9 +119,9 @@ async function residentActors(link: NatsLink, streamId: string, dir: string) {
   clearInterval(sampler);
   gc?.();
   const filled = { actors: host.size, awake: host.awake, ...process.memoryUsage(), ...rssParts() };
-  // The actors rest once restMs has passed since their last command; the sweep runs every restMs / 2.
+  // The actors beyond maxAwake rest once restMs has passed since their last command; the sweep runs every restMs / 2.
   const deadline = Date.now() + Math.min(2 * restMs + 1000, 10_000);
-  while (host.awake > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (host.awake > maxAwake && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   gc?.();
   const resident = { actors: host.size, awake: host.awake, ...process.memoryUsage(), ...rssParts() };
   const passivated = host.passivateIdle(Date.now() + 7_200_000);
@@ -128,7 +130,7 @@ async function residentActors(link: NatsLink, streamId: string, dir: string) {
   const after = { actors: host.size, ...process.memoryUsage(), ...rssParts() };
   await host.drain(1000);
   await snapshots.close();
-  return { baseline, peakRss, filled, resident, passivated, after, commandsPerSec, restMs };
+  return { baseline, peakRss, filled, resident, passivated, after, commandsPerSec, restMs, maxAwake };
 }
 
 async function main(): Promise<void> {
@@ -144,7 +146,7 @@ async function main(): Promise<void> {
       [`cold start, ${eventCount} events, no snapshot (target ≤ 100 ms)`, `${median(cold.without).toFixed(1)} ms`],
       [`cold start, ${eventCount} events, snapshot (target ≤ 5 ms)`, `${median(cold.withSnapshot).toFixed(2)} ms`],
       [`RSS with ${mem.filled.actors} resident aggregates, ${mem.filled.awake} actors running`, `${mb(mem.filled.rss)} (heap ${mb(mem.filled.heapUsed)} of ${mb(mem.filled.heapTotal)}, before ${mb(mem.baseline)}, peak while filling ${mb(mem.peakRss)})`],
-      [`RSS with ${mem.resident.actors} resident aggregates, ${mem.resident.awake} actors running, after restMs ${mem.restMs} (target ≤ 1 GB)`, `${mb(mem.resident.rss)} (heap ${mb(mem.resident.heapUsed)} of ${mb(mem.resident.heapTotal)})`],
+      [`RSS with ${mem.resident.actors} resident aggregates, ${mem.resident.awake} actors running, after restMs ${mem.restMs} with maxAwake ${mem.maxAwake} (target ≤ 1 GB)`, `${mb(mem.resident.rss)} (heap ${mb(mem.resident.heapUsed)} of ${mb(mem.resident.heapTotal)})`],
       [`RSS after passivating ${mem.passivated}`, `${mb(mem.after.rss)} (heap ${mb(mem.after.heapUsed)}, ${mem.after.actors} resident)`],
       ['in-process commands/s while filling (no HTTP)', mem.commandsPerSec.toFixed(0)],
     ]);

@@ -169,7 +169,7 @@ t.test('two actor hosts on fenced stores, racing for the same aggregates on a re
       snapshots: memorySnapshotStore(),
       streamId: 'race',
       duplicateWindowMs: 60_000,
-      settings: { snapshotEvery: 1000, idleMs: 60_000, restMs: 1, mailboxSize: 100, recentCommits: 64, conflictRetries: 100 },
+      settings: { snapshotEvery: 1000, idleMs: 60_000, restMs: 1, maxAwake: 0, mailboxSize: 100, recentCommits: 64, conflictRetries: 100 },
       log,
     }),
   );

@@ -30,7 +30,7 @@ const counter = defineAggregate({
   evolve: (state: CounterState, event: CounterEvent): CounterState => ({ total: event.data.total, seen: [...state.seen, event.data.by] }),
 }) as AnyAggregate;
 
-const settings: ActorSettings = { snapshotEvery: 1000, idleMs: 60_000, restMs: 60_000, mailboxSize: 100, recentCommits: 16, conflictRetries: 3 };
+const settings: ActorSettings = { snapshotEvery: 1000, idleMs: 60_000, restMs: 60_000, maxAwake: 0, mailboxSize: 100, recentCommits: 16, conflictRetries: 3 };
 const noDeps = () => Promise.reject(new Error('counter reads no other aggregate'));
 const log = pino({ level: 'silent' });
 
@@ -314,6 +314,38 @@ t.test('actors rest by themselves once restMs has passed without a command', asy
   await until(() => host.awake === 0, 'both actors to rest');
   t.equal(host.size, 2, 'both aggregates still resident');
   t.match(await host.execute(increment(1, 'c2'), noDeps), { version: 2 });
+});
+
+t.test('past maxAwake, the quiet actors rest least recently commanded first, and only as many as are over', async (t) => {
+  const store = createMemoryEventStore();
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock, settings: { maxAwake: 2 } });
+  // Commanded at 1,000,000 (c1), …001 (c2), …002 (c3), …003 (c4), then c1 again at …004.
+  for (const id of ['c1', 'c2', 'c3', 'c4']) {
+    await host.execute(increment(1, id), noDeps);
+    clock += 1;
+  }
+  await host.execute(increment(2, 'c1'), noDeps);
+  t.equal(host.awake, 4);
+  t.equal(host.restIdle(1_000_001 + settings.restMs), 1, 'only c2 has been quiet for restMs');
+  t.equal(host.restIdle(clock + settings.restMs), 1, 'then c3, which leaves two running');
+  t.equal(host.awake, 2);
+  await host.execute(increment(2, 'c4'), noDeps);
+  t.equal(host.awake, 2, 'c4 was kept running');
+  await host.execute(increment(2, 'c1'), noDeps);
+  t.equal(host.awake, 2, 'c1, commanded again, was kept running');
+  t.match(await host.execute(increment(2, 'c2'), noDeps), { kind: 'accepted', version: 2 });
+  t.equal(host.awake, 3, 'c2 rested and woke');
+  t.equal(host.size, 4, 'every aggregate stayed resident');
+});
+
+t.test('with maxAwake actors or fewer running, none rests however long it waits', async (t) => {
+  const store = createMemoryEventStore();
+  const clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock, settings: { maxAwake: 2 } });
+  for (const id of ['c1', 'c2']) await host.execute(increment(1, id), noDeps);
+  t.equal(host.restIdle(clock + 100 * settings.restMs), 0);
+  t.equal(host.awake, 2);
 });
 
 t.test('a cold start over many commits remembers the last recentCommits of them, in order', async (t) => {

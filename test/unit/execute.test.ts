@@ -304,7 +304,7 @@ t.test('through the actor host: a lost ack is answered from the store on retry, 
     snapshots: memorySnapshotStore(),
     streamId: store.streamId,
     duplicateWindowMs: 120_000,
-    settings: { snapshotEvery: 1000, idleMs: 60_000, restMs: 60_000, mailboxSize: 10, recentCommits: 10, conflictRetries: 3 },
+    settings: { snapshotEvery: 1000, idleMs: 60_000, restMs: 60_000, maxAwake: 0, mailboxSize: 10, recentCommits: 10, conflictRetries: 3 },
     log: pino({ level: 'silent' }),
   });
   t.teardown(() => host.drain(0));
