@@ -50,18 +50,51 @@ export function openViewStore(path: string, opts: { unflushed?: boolean; readsOn
   const opened = new Map<string, Map<number, LmdbGeneration>>();
   const turn = opts.readsOnly ? snapshotPerTurn(meta, activeGeneration, checkpoint) : undefined;
 
-  const lmdb = (projection: string, gen: number): LmdbGeneration => {
+  /** A generation's databases, made when they are not there; with `create` false, undefined then. */
+  const generationDbs = (projection: string, gen: number, create: boolean): LmdbGeneration | undefined => {
     let gens = opened.get(projection);
     if (!gens) opened.set(projection, (gens = new Map()));
     let g = gens.get(gen);
     if (!g) {
       const name = `${projection}.${gen}`;
-      g = { docs: env.openDB<Buffer, ViewKey>({ name: `${name}.json`, encoding: 'binary' }), index: env.openDB<null, IndexKey>({ name: `${name}.index` }) };
+      // `create` is an option of lmdb's openDB (its open.js), though not in its types; without it,
+      // openDB answers undefined for a database that is not there.
+      const found: object = create ? {} : { create: false };
+      const docs = env.openDB<Buffer, ViewKey>({ name: `${name}.json`, encoding: 'binary', ...found });
+      const index = env.openDB<null, IndexKey>({ name: `${name}.index`, ...found });
+      if (!docs || !index) return undefined;
+      g = { docs, index };
       gens.set(gen, g);
       // A read transaction does not see a database opened after it began: the turn's reads go on in a new one.
       turn?.end();
     }
     return g;
+  };
+  const lmdb = (projection: string, gen: number): LmdbGeneration => generationDbs(projection, gen, true)!;
+  /** Generations a query worker found dropped: a generation's number is never used again. */
+  const gone = new Set<string>();
+  /**
+   * A generation's databases for a read, or undefined when they do not exist. A query worker
+   * does not create them: one it has not opened yet may have been dropped since its turn's
+   * snapshot named it active (a rebuild swapped it out), and made again it would be read
+   * empty and never dropped. The read then goes to the generation active in a new turn.
+   */
+  const readable = (projection: string, gen: number): LmdbGeneration | undefined => {
+    const known = opened.get(projection)?.get(gen);
+    if (known || !turn) return known ?? lmdb(projection, gen);
+    if (gone.has(`${projection}.${gen}`)) {
+      const now = turn.activeGeneration(projection);
+      return now === gen ? undefined : readable(projection, now);
+    }
+    if (turn.absent(projection).has(gen)) return undefined;
+    const found = generationDbs(projection, gen, false);
+    if (found) return found;
+    turn.end();
+    const now = turn.activeGeneration(projection);
+    // Not made yet (the projector has written nothing of the view): nothing to read this turn.
+    if (now === gen) return void turn.absent(projection).add(gen);
+    gone.add(`${projection}.${gen}`);
+    return readable(projection, now);
   };
   const generation = (projection: string, gen: number): ViewGeneration => {
     const { docs, index } = lmdb(projection, gen);
@@ -83,9 +116,12 @@ export function openViewStore(path: string, opts: { unflushed?: boolean; readsOn
   const reader = readerOver({
     activeGeneration: turn?.activeGeneration ?? activeGeneration,
     checkpoint: turn?.checkpoint ?? checkpoint,
-    doc: (projection, gen, key) => copied(fastRead(lmdb(projection, gen).docs, key, turn?.options())),
-    indexKeys: (projection, gen, start, end) => lmdb(projection, gen).index.getKeys({ start, end, ...turn?.options() }),
-    docRange: (projection, gen, range) => lmdb(projection, gen).docs.getRange({ ...range, ...turn?.options() }),
+    doc: (projection, gen, key) => {
+      const g = readable(projection, gen);
+      return g && copied(fastRead(g.docs, key, turn?.options()));
+    },
+    indexKeys: (projection, gen, start, end) => readable(projection, gen)?.index.getKeys({ start, end, ...turn?.options() }) ?? [],
+    docRange: (projection, gen, range) => readable(projection, gen)?.docs.getRange({ ...range, ...turn?.options() }) ?? [],
   });
 
   return {
@@ -154,6 +190,8 @@ interface InTurn {
 interface Looked {
   readonly gen: number;
   checkpoint?: number;
+  /** Generations whose databases were not there this turn. */
+  absent?: Set<number>;
 }
 
 /** The longest a turn's snapshot is held, ms: what lmdb holds its own for (a `setTimeout` of 0). */
@@ -206,6 +244,7 @@ function snapshotPerTurn(
       const read = () => checkpoint(projection, gen, current(false).options);
       return view.gen === gen ? (view.checkpoint ??= read()) : read();
     },
+    absent: (projection: string) => (looked(projection, false).absent ??= new Set()),
     end,
   };
 }

@@ -117,6 +117,57 @@ t.test('a generation swapped in and the old one dropped by the projector (anothe
   t.same(read(reader), { position: 20, doc: { id: 'a', n: 2 } }, 'the next turn: generation 2');
 });
 
+/**
+ * Runs `code` in another process with the projector's view store open on `dir` as `views`,
+ * and answers what it prints. The query worker's process holds no handle of the projector's
+ * databases, as in a cluster: LMDB finds a database by name among the handles its process
+ * has open before it looks in the file.
+ */
+function projector(dir: string, code: string): string {
+  const script = `
+    import { openViewStore } from ${JSON.stringify(join(import.meta.dirname, '../../dist/src/read/lmdbViews.js'))};
+    import { encodeDoc } from ${JSON.stringify(join(import.meta.dirname, '../../dist/src/read/viewStore.js'))};
+    const views = openViewStore(${JSON.stringify(dir)});
+    const commit = (gen, n, position) => views.transaction(() => {
+      views.generation('v', gen).docs.put('a', encodeDoc({ id: 'a', n }, position));
+      views.setCheckpoint('v', gen, position);
+    });
+    const exists = (gen) => views.env.openDB({ name: 'v.' + gen + '.json', create: false }) !== undefined;
+    ${code}
+    await views.close();
+  `;
+  return execFileSync(process.execPath, ['--input-type=module', '-e', script]).toString();
+}
+
+t.test('a generation dropped by the projector before the query worker first opened it is read from the generation active now, and not made again', async (t) => {
+  const dir = tempDir(t, 'converge-views-');
+  projector(dir, 'commit(1, 1, 10); commit(2, 2, 20);');
+  const reader = openViewStore(dir, { readsOnly: true });
+  t.teardown(() => reader.close());
+  t.equal(reader.position('v'), 10, "the turn's snapshot has generation 1 active; its databases are not opened yet");
+  // As the projector's rebuild swaps: activate the new generation, then drop the old one.
+  projector(dir, "views.transaction(() => views.activate('v', 2)); await views.dropGeneration('v', 1);");
+  t.same(reader.get(v, 'a'), { id: 'a', n: 2 }, 'the document of generation 2');
+  t.same(reader.get(v, 'a'), { id: 'a', n: 2 }, 'and again');
+  await nextTurn();
+  t.same(read(reader), { position: 20, doc: { id: 'a', n: 2 } }, 'the next turn');
+  t.equal(projector(dir, 'process.stdout.write(JSON.stringify([exists(1), exists(2)]));'), '[false,true]', "generation 1's databases were not made again");
+});
+
+t.test('a view the projector has not written yet reads as empty, its databases are not made, and its first batch shows in the next turn', async (t) => {
+  const dir = tempDir(t, 'converge-views-');
+  projector(dir, '');
+  const reader = openViewStore(dir, { readsOnly: true });
+  t.teardown(() => reader.close());
+  t.equal(reader.get(v, 'a'), undefined);
+  t.same(reader.scan(v, undefined, 10), []);
+  t.same(reader.byIndex(v, ['x'], { limit: 10 }).items, []);
+  t.equal(projector(dir, 'process.stdout.write(String(exists(1)));'), 'false', 'no databases made by the reads');
+  projector(dir, 'commit(1, 1, 10);');
+  await nextTurn();
+  t.same(read(reader), { position: 10, doc: { id: 'a', n: 1 } });
+});
+
 t.test('a closed store ends its turn: nothing is left for the turn to release', async (t) => {
   const dir = tempDir(t, 'converge-views-');
   const writer = openViewStore(dir);
