@@ -137,7 +137,7 @@ export const ConfigSchema = section({
     snapshotEvery: positive(100, 'events between snapshots'),
     idleMs: positive(120000, 'an actor idle this long is snapshotted and stopped'),
     restMs: positive(1000, 'an actor without a command this long rests, once more than `maxAwake` run: its XState actor stops, its memory stays, and its next command starts it again from that memory'),
-    maxAwake: setting(Type.Integer({ minimum: 0 }), 10000, 'actors kept running past `restMs`, the most recently commanded (about 4.6 KB each); 0: every actor rests after `restMs`'),
+    maxAwake: setting(Type.Integer({ minimum: 0 }), 10000, 'actors kept running past `restMs`, the most recently used (about 4.6 KB each); 0: every actor rests after `restMs`'),
     mailboxSize: positive(1000, 'commands an aggregate holds at once, the running one included, before `429`'),
     recentCommits: positive(64, 'commits an actor remembers: a retried `Idempotency-Key` among them is answered from memory at any age, and `If-Match` merges look this far back'),
     conflictRetries: positive(20, 'times a command is decided again after losing the append race, then `409`'),

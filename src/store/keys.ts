@@ -66,11 +66,16 @@ function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeySt
       if (key) cache.set(id, key);
       return key;
     },
-    evict: (id) => cache.delete(id),
+    evict(id) {
+      cache.delete(id);
+      // Nor does the process keep which subject the id was (a scan: forgetting is rare).
+      ids.deleteValue(id);
+    },
     async forget(subject) {
       const id = keyId(subject);
       await backend.erase(id);
       cache.delete(id);
+      ids.delete(subject);
       return id;
     },
   };
@@ -155,5 +160,8 @@ function lru<V>(size: number) {
       if (map.size > size) map.delete(map.keys().next().value!);
     },
     delete: (k: string) => void map.delete(k),
+    deleteValue(v: V): void {
+      for (const [k, x] of map) if (x === v) map.delete(k);
+    },
   };
 }

@@ -27,8 +27,8 @@ export interface ActorHost {
   /** Stops actors idle for longer than `idleMs`, snapshotting them first; returns how many. */
   passivateIdle(now?: number): number;
   /**
-   * Puts to rest, keeping their memory, the actors without a command for `restMs` beyond the
-   * `maxAwake` most recently commanded, least recently commanded first; returns how many.
+   * Puts to rest, keeping their memory, the actors without a command or a read for `restMs`
+   * beyond the `maxAwake` most recently used, least recently used first; returns how many.
    */
   restIdle(now?: number): number;
   /**
@@ -120,7 +120,8 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   let inFlight = 0;
   /**
    * The resident aggregates whose actor runs: the ones a rest sweep looks at, least recently
-   * commanded first (a Set keeps insertion order, and `touch` moves an entry to the end).
+   * used (commanded or read) first: a Set keeps insertion order, and `touch` moves an entry
+   * to the end.
    */
   const awake = new Set<Entry>();
 
@@ -241,8 +242,13 @@ export function createActorHost(opts: ActorHostOptions): ActorHost {
   function restIdle(at = now()): number {
     let rested = 0;
     for (const entry of awake) {
-      // The entries after this one were commanded more recently still.
-      if (awake.size <= settings.maxAwake || at - entry.lastActive < settings.restMs) break;
+      if (awake.size <= settings.maxAwake) break;
+      if (at - entry.lastActive < settings.restMs) {
+        // The entries after this one were used more recently still, unless the clock stepped
+        // back since this one was: then it is passed over, as one in use.
+        if (entry.lastActive <= at) break;
+        continue;
+      }
       if (!quiet(entry)) continue;
       entry.rest = halt(entry);
       rested++;

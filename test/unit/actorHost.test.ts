@@ -339,6 +339,58 @@ t.test('past maxAwake, the quiet actors rest least recently commanded first, and
   t.equal(host.size, 4, 'every aggregate stayed resident');
 });
 
+t.test('past maxAwake, a busy actor at the front is passed over and the quiet ones after it rest', async (t) => {
+  const store = createMemoryEventStore();
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock, settings: { maxAwake: 1 } });
+  await host.execute(increment(1, 'c1'), noDeps);
+  // c1's second append waits; c2's and c3's do not.
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  let waiting = false;
+  store.beforeAppend(async (commit) => {
+    if (commit.id !== 'c1') return;
+    waiting = true;
+    await opened;
+  });
+  const running = host.execute(increment(2, 'c1'), noDeps);
+  await until(() => waiting, "c1's append to wait");
+  clock += 1;
+  for (const id of ['c2', 'c3']) await host.execute(increment(1, id), noDeps);
+  t.equal(host.awake, 3);
+  t.equal(host.restIdle(clock + settings.restMs), 2, 'c2 and c3 rest; c1, running a command, is passed over');
+  t.equal(host.awake, 1);
+  open();
+  t.match(await running, { version: 2 });
+});
+
+t.test("a read of an actor's state by another aggregate's command keeps it among the most recently used", async (t) => {
+  const store = createMemoryEventStore();
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock, settings: { maxAwake: 1 } });
+  await host.execute(increment(1, 'c1'), noDeps);
+  clock += 1;
+  await host.execute(increment(1, 'c2'), noDeps);
+  clock += 1;
+  await host.readState('counter', 'c1');
+  t.equal(host.restIdle(clock + settings.restMs), 1);
+  await host.execute(increment(2, 'c1'), noDeps);
+  t.equal(host.awake, 1, 'c1 was kept running');
+  await host.execute(increment(2, 'c2'), noDeps);
+  t.equal(host.awake, 2, 'c2 rested and woke');
+});
+
+t.test('past maxAwake, actors last used before the clock stepped back do not keep the others from resting', async (t) => {
+  const store = createMemoryEventStore();
+  let clock = 1_000_000;
+  const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock, settings: { maxAwake: 1 } });
+  await host.execute(increment(1, 'c1'), noDeps);
+  clock -= 2 * settings.restMs;
+  for (const id of ['c2', 'c3']) await host.execute(increment(1, id), noDeps);
+  t.equal(host.restIdle(clock + settings.restMs), 2, 'c2 and c3 rest; c1, used "later", is passed over');
+  t.equal(host.awake, 1);
+});
+
 t.test('with maxAwake actors or fewer running, none rests however long it waits', async (t) => {
   const store = createMemoryEventStore();
   const clock = 1_000_000;
