@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { Type } from 'typebox';
 import { defineAggregate, emit, type AnyAggregate, type CommandOf, type Decision } from '../../src/index.js';
 import { ConvergeError, OverloadedError, ShuttingDownError } from '../../src/core/errors.js';
-import type { EventStore, StoredCommit } from '../../src/core/eventStore.js';
+import type { Commit, EventStore, StoredCommit } from '../../src/core/eventStore.js';
 import { createMemoryEventStore, type MemoryEventStore } from '../../src/store/memory.js';
 import type { CommandEnvelope, CommandResult } from '../../src/write/execute.js';
 import { createActorHost, type ActorSettings } from '../../src/write/host.js';
@@ -64,11 +64,13 @@ function countingReads(inner: EventStore) {
 }
 
 /** A gate that holds every append until opened. */
-function appendGate(store: MemoryEventStore) {
+/** Holds the appends of the aggregates `which` picks (all by default) until `open`. */
+function appendGate(store: MemoryEventStore, which: (commit: Commit) => boolean = () => true) {
   let open!: () => void;
   const opened = new Promise<void>((r) => (open = r));
   let waiting = 0;
-  store.beforeAppend(async () => {
+  store.beforeAppend(async (commit) => {
+    if (!which(commit)) return;
     waiting++;
     await opened;
   });
@@ -345,22 +347,15 @@ t.test('past maxAwake, a busy actor at the front is passed over and the quiet on
   const { host } = makeHost(t, { store, streamId: store.streamId, now: () => clock, settings: { maxAwake: 1 } });
   await host.execute(increment(1, 'c1'), noDeps);
   // c1's second append waits; c2's and c3's do not.
-  let open!: () => void;
-  const opened = new Promise<void>((r) => (open = r));
-  let waiting = false;
-  store.beforeAppend(async (commit) => {
-    if (commit.id !== 'c1') return;
-    waiting = true;
-    await opened;
-  });
+  const gate = appendGate(store, (commit) => commit.id === 'c1');
   const running = host.execute(increment(2, 'c1'), noDeps);
-  await until(() => waiting, "c1's append to wait");
+  await until(() => gate.waiting === 1, "c1's append to wait");
   clock += 1;
   for (const id of ['c2', 'c3']) await host.execute(increment(1, id), noDeps);
   t.equal(host.awake, 3);
   t.equal(host.restIdle(clock + settings.restMs), 2, 'c2 and c3 rest; c1, running a command, is passed over');
   t.equal(host.awake, 1);
-  open();
+  gate.open();
   t.match(await running, { version: 2 });
 });
 
