@@ -25,8 +25,22 @@ export interface LoadResult {
   readonly target: string;
   readonly options: LoadOptions;
   readonly at: string;
-  readonly summary: Summary & { readonly cpu?: CpuPerRequest };
+  readonly summary: Summary & { readonly cpu?: CpuPerRequest; readonly reactions?: ReactionLag };
 }
+
+/**
+ * How far the target's reactions fell behind the event store (in events): the most seen in
+ * the measured window (read once a second), at its end, and how long after it they caught
+ * up (undefined: not within `REACTIONS_CATCH_UP_S`).
+ */
+export interface ReactionLag {
+  readonly maxEvents: number;
+  readonly atEndEvents: number;
+  readonly caughtUpS: number | undefined;
+}
+
+/** How long a run waits, after its window, for the target's reactions to catch up. */
+const REACTIONS_CATCH_UP_S = 60;
 
 /** CPU per successful request by process role, and over converge's own processes, in µs. */
 export interface CpuPerRequest {
@@ -54,6 +68,7 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
   const probeRec = recorder();
   const prefix = `L${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}-`;
   let ticker: ReturnType<typeof setInterval> | undefined;
+  let sampler: ReturnType<typeof setInterval> | undefined;
   try {
     const seeded = Date.now();
     if (options.progress) log(`seeding ${options.shops} shops on ${target.name} (${options.orders} orders and reviews each)…`);
@@ -95,18 +110,42 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
       }
     };
     ticker = setInterval(() => progress(rec.completeSeconds() - 1), 1000);
+    let reactionsMax = 0;
+    if (target.reactionLag) {
+      const read = target.reactionLag;
+      void warm.then(() => {
+        sampler = setInterval(() => void read().then((n) => (reactionsMax = Math.max(reactionsMax, n)), () => undefined), 1000);
+      });
+    }
     await Promise.all([loops, probe, warm]);
+    clearInterval(sampler);
     progress(options.durationS - 1);
     const used = cpu?.end();
+    const reactions = target.reactionLag && (await reactionsAfter(target.reactionLag, reactionsMax, options.progress));
     const lag = (scenario.name === 'read-your-writes' ? rec : probeRec).summary(options.durationS).lag;
     const base = rec.summary(options.durationS);
-    const summary = { ...base, lag, ...(used ? { cpu: cpuPerRequest(used, base.okThroughput * options.durationS) } : {}) };
+    const summary = { ...base, lag, ...(used ? { cpu: cpuPerRequest(used, base.okThroughput * options.durationS) } : {}), ...(reactions ? { reactions } : {}) };
     return { target: target.name, options, at: new Date().toISOString(), summary };
   } finally {
     clearInterval(ticker);
+    clearInterval(sampler);
     client.close();
     side.close();
   }
+}
+
+/** The reactions' lag at the end of the window, and how long they took to catch up after it (read every 250 ms). */
+async function reactionsAfter(read: () => Promise<number>, maxEvents: number, progress: boolean): Promise<ReactionLag> {
+  const ended = performance.now();
+  const atEndEvents = await read();
+  let lag = atEndEvents;
+  if (lag > 0 && progress) log(`the reactions are ${lag.toLocaleString('en-US')} events behind; waiting up to ${REACTIONS_CATCH_UP_S} s for them to catch up…`);
+  while (lag > 0 && performance.now() - ended < REACTIONS_CATCH_UP_S * 1000) {
+    await sleep(250);
+    lag = await read();
+  }
+  const caughtUpS = lag === 0 ? Math.round((performance.now() - ended) / 100) / 10 : undefined;
+  return { maxEvents: Math.max(maxEvents, atEndEvents), atEndEvents, caughtUpS };
 }
 
 /**
@@ -210,6 +249,11 @@ export function describe(result: LoadResult): string {
   lines.push(`  statuses     ${Object.entries(s.statuses).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
   lines.push(`  errors       ${s.errors} (no reply or 5xx)`);
   lines.push(`  write → read visible (lag): p50 ${s.lag.p50} ms  p90 ${s.lag.p90} ms  p99 ${s.lag.p99} ms  max ${s.lag.max} ms over ${s.lag.count} probes, ${s.lag.stale} stale`);
+  if (s.reactions) {
+    const r = s.reactions;
+    const after = r.caughtUpS === undefined ? `still behind ${REACTIONS_CATCH_UP_S} s after it` : r.atEndEvents === 0 ? 'caught up' : `caught up ${r.caughtUpS} s after it`;
+    lines.push(`  reactions    lag at most ${r.maxEvents.toLocaleString('en-US')} events during the run, ${r.atEndEvents.toLocaleString('en-US')} at its end; ${after}`);
+  }
   if (s.cpu) {
     const roles = Object.entries(s.cpu.perRequestUs).map(([role, us]) => `${role} ${us} µs`).join(', ');
     lines.push(`  CPU per 2xx  ${s.cpu.convergeUs} µs in converge's processes (${roles}), measured from /proc over the window`);

@@ -9,6 +9,12 @@ export interface Target {
   readonly query: string;
   /** Its processes by role, when the load tool started it, so a run can measure their CPU. */
   readonly roles?: () => RolePids;
+  /**
+   * How far its reactions are behind the event store now, in events (the largest over its
+   * reactors and processes), when the load tool started it: a run that left them behind has
+   * deferred work its figures do not count.
+   */
+  readonly reactionLag?: () => Promise<number>;
 }
 
 /** What a scenario's steps share during one run. */

@@ -33,6 +33,12 @@ async function startConverge(workers: number): Promise<Started> {
       command: cluster.command,
       query: cluster.query,
       roles: () => new Map([...clusterRoles(cluster.pid), ['nats-server', [nats.pid]]]),
+      reactionLag: async () => {
+        const res = await fetch(`${cluster.admin}/admin/reactions`, { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`GET /admin/reactions answered ${res.status}`);
+        const { reactions } = (await res.json()) as { reactions: Array<{ lagEvents?: number }> };
+        return Math.max(0, ...reactions.map((r) => r.lagEvents ?? 0));
+      },
       stop: async () => {
         await cluster.stop();
         await nats.stop();

@@ -54,7 +54,9 @@ export interface ReactorContext<Svc = unknown> {
 
 /**
  * A reactor: runs after commit for every event of the types it `handles`, at least once,
- * from a durable checkpoint of its own, in position order.
+ * from a durable checkpoint of its own. Events of one sequence (`sequenceKey`, by default
+ * their aggregate instance) are handled one at a time, in position order; events of
+ * different sequences concurrently.
  */
 export interface Reactor<E extends DomainEvent = DomainEvent, Svc = unknown> {
   readonly name: string;
@@ -62,6 +64,14 @@ export interface Reactor<E extends DomainEvent = DomainEvent, Svc = unknown> {
   handle(event: StoredEvent<E>, meta: ReactionMeta, context: ReactorContext<Svc>): void | Promise<void>;
   /** Default: five retries with backoff, then park. */
   readonly onError?: ReactionErrorPolicy;
+  /**
+   * Which events must be handled one after another: those with the same key, in position
+   * order. Default: the event's aggregate instance (`<aggregate>.<id>`), so one instance's
+   * events keep their order while the others' run beside them. A constant (`() => 'all'`)
+   * handles every event in position order, one at a time: as slow as one handling's round
+   * trip allows. A key that throws makes its event run alone, and fail there.
+   */
+  readonly sequenceKey?: (event: StoredEvent<E>, meta: ReactionMeta) => string;
 }
 
 /**

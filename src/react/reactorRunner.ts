@@ -21,11 +21,17 @@ export function handledEvents(
 /** Sends a command a reaction decided, as `dispatch` would, with the key and metadata given. */
 export type ReactionDispatch = (command: ReactionCommand, opts: DispatchOptions) => Promise<ReactionResult>;
 
+/** A reactor's default sequence: the event's aggregate instance. */
+const byInstance = (_event: StoredEvent, meta: ReactionMeta) => `${meta.aggregate}.${meta.id}`;
+
 /**
  * What a reactor does for a commit: `handle` for each event of a type it handles, with a
  * context whose `dispatch` gives each command the key `r.<reactor>.<position>.<index>.<n>`
  * (n counting the calls of one handling), the commit's correlation, the event as its cause
- * and the reactor as its caller (docs/architecture.md, "Reactions").
+ * and the reactor as its caller (docs/architecture.md, "Reactions"). Each input is keyed by
+ * the reactor's `sequenceKey`: the feed runs one key's inputs in order, different keys
+ * concurrently. An input whose key throws has none, so it runs alone, where its handling
+ * throws the same under the reactor's policy.
  */
 export function reactorInputs(
   reactor: AnyReactor,
@@ -34,13 +40,22 @@ export function reactorInputs(
   services: unknown,
 ): (commit: StoredCommit) => ReactionInput[] {
   const handles = new Set<string>(reactor.handles);
+  const sequenceKey = reactor.sequenceKey ?? byInstance;
   return (commit) =>
     handledEvents(commit, handles, upcast).map(({ event, meta }): ReactionInput => {
       const { eventIndex } = meta;
+      let key: string | undefined;
+      try {
+        key = String(sequenceKey(event, meta));
+      } catch {
+        key = undefined;
+      }
       return {
         eventIndex,
         type: event.type,
+        ...(key === undefined ? {} : { key }),
         run: async () => {
+          if (key === undefined) sequenceKey(event, meta);
           let n = 0;
           const context = {
             services,

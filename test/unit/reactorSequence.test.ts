@@ -1,0 +1,101 @@
+import t, { type Test } from 'tap';
+import { createConverge, defineReactor, type Reactor, type StoredEvent } from '../../src/index.js';
+import type { ShopEvent } from '../../actors/shop/shop.events.js';
+import { shopPlatform } from '../../app.js';
+
+// A reactor's sequences (docs/architecture.md, "Reactions"): events with one sequence key
+// are handled one at a time in position order, events of different keys side by side.
+
+type Renamed = Extract<ShopEvent, { type: 'ShopRenamed' }>;
+
+/** A reactor on renames whose handling of a rename to `hold…` waits until the test lets it go. */
+function holdingReactor(sequenceKey?: Reactor<Renamed>['sequenceKey']) {
+  const started: string[] = [];
+  const finished: string[] = [];
+  const waiting = new Map<string, () => void>();
+  const reactor = defineReactor({
+    name: 'holding',
+    handles: ['ShopRenamed'],
+    ...(sequenceKey ? { sequenceKey } : {}),
+    async handle(event: StoredEvent<Renamed>, meta) {
+      const name = `${meta.id}:${event.data.name}`;
+      started.push(name);
+      if (event.data.name.startsWith('hold')) await new Promise<void>((resolve) => waiting.set(name, resolve));
+      finished.push(name);
+    },
+  });
+  return { reactor, started, finished, release: (name: string) => waiting.get(name)?.() };
+}
+
+/** The reference app with the reactor; batches wait 100 ms for more, so the renames of one test share one. */
+async function runtime(t: Test, reactor: Reactor<Renamed>) {
+  const converge = await createConverge(
+    { ...shopPlatform, reactors: [...shopPlatform.reactors, reactor] },
+    { config: { logLevel: 'silent', projections: { batchMs: 100 } } },
+  );
+  t.teardown(() => converge.stop());
+  const send = async (id: string, type: string, data: object) => {
+    const result = await converge.dispatch({ aggregate: 'shop', id, type, data } as never);
+    if (result.kind !== 'accepted') throw new Error(`${type} ${id}: ${JSON.stringify(result)}`);
+  };
+  for (const id of ['s1', 's2']) await send(id, 'RegisterShop', { name: id, category: 'korean', ownerId: 'o1' });
+  return { converge, send };
+}
+
+async function until(check: () => boolean, ms = 5000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return false;
+}
+
+t.test('by default, a reactor handles another aggregate’s event while one aggregate’s handling waits', async (t) => {
+  const h = holdingReactor();
+  const { send } = await runtime(t, h.reactor);
+  await Promise.all([send('s1', 'RenameShop', { name: 'hold' }), send('s2', 'RenameShop', { name: 'next' })]);
+  t.ok(await until(() => h.finished.includes('s2:next')), 's2’s rename is handled while s1’s waits');
+  t.same(h.finished, ['s2:next'], 's1’s has not finished');
+  h.release('s1:hold');
+  t.ok(await until(() => h.finished.includes('s1:hold')), 's1’s finishes once let go');
+});
+
+t.test('by default, one aggregate’s events are handled one at a time, in position order', async (t) => {
+  const h = holdingReactor();
+  const { send } = await runtime(t, h.reactor);
+  await send('s1', 'RenameShop', { name: 'hold' });
+  await send('s1', 'RenameShop', { name: 'second' });
+  t.ok(await until(() => h.started.includes('s1:hold')), 'the first rename is being handled');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(h.started, ['s1:hold'], 'the second has not started while the first waits');
+  h.release('s1:hold');
+  t.ok(await until(() => h.finished.length === 2), 'both are handled once it is let go');
+  t.same(h.finished, ['s1:hold', 's1:second'], 'in position order');
+});
+
+t.test('a constant sequenceKey handles every event in position order, one at a time', async (t) => {
+  const h = holdingReactor(() => 'all');
+  const { send } = await runtime(t, h.reactor);
+  await Promise.all([send('s1', 'RenameShop', { name: 'hold' }), send('s2', 'RenameShop', { name: 'next' })]);
+  t.ok(await until(() => h.started.includes('s1:hold')), 's1’s rename is being handled');
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(h.started, ['s1:hold'], 's2’s, after it in the stream, waits for it');
+  h.release('s1:hold');
+  t.ok(await until(() => h.finished.length === 2), 'both are handled once it is let go');
+  t.same(h.finished, ['s1:hold', 's2:next']);
+});
+
+t.test('an event whose sequenceKey throws is handled under the reactor’s policy: parked, and the others go on', async (t) => {
+  const h = holdingReactor((event) => {
+    if (event.data.name === 'bad') throw new Error('no key for bad');
+    return 'all';
+  });
+  const reactor = { ...h.reactor, onError: { kind: 'park' as const } };
+  const { converge, send } = await runtime(t, reactor);
+  await send('s1', 'RenameShop', { name: 'bad' });
+  await send('s2', 'RenameShop', { name: 'next' });
+  await t.rejects(converge.settled(), { code: 'reaction_parked', message: /holding parked ShopRenamed at \d+: no key for bad/ }, 'the event without a key is parked with the key’s error');
+  t.same(h.finished, ['s2:next'], 'the next rename is handled');
+  t.notOk(h.started.includes('s1:bad'), 'the handler never saw the event without a key');
+});
