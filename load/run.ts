@@ -29,13 +29,13 @@ export interface LoadResult {
 }
 
 /**
- * How far the target's reactions fell behind the event store (in events): the most seen in
+ * How far the target's reactions fell behind the event store, in commits (positions): the most seen in
  * the measured window (read once a second), at its end, and how long after it they caught
  * up (undefined: not within `REACTIONS_CATCH_UP_S`).
  */
 export interface ReactionLag {
-  readonly maxEvents: number;
-  readonly atEndEvents: number;
+  readonly maxCommits: number;
+  readonly atEndCommits: number;
   readonly caughtUpS: number | undefined;
 }
 
@@ -111,17 +111,25 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
     };
     ticker = setInterval(() => progress(rec.completeSeconds() - 1), 1000);
     let reactionsMax = 0;
+    let ended = false;
     if (target.reactionLag) {
       const read = target.reactionLag;
       void warm.then(() => {
+        if (ended) return;
         sampler = setInterval(() => void read().then((n) => (reactionsMax = Math.max(reactionsMax, n)), () => undefined), 1000);
+        sampler.unref();
       });
     }
-    await Promise.all([loops, probe, warm]);
-    clearInterval(sampler);
+    await Promise.all([loops, probe, warm]).finally(() => {
+      ended = true;
+      clearInterval(sampler);
+    });
     progress(options.durationS - 1);
     const used = cpu?.end();
-    const reactions = target.reactionLag && (await reactionsAfter(target.reactionLag, reactionsMax, options.progress));
+    const reactions = target.reactionLag && (await reactionsAfter(target.reactionLag, reactionsMax, options.progress).catch((err: unknown) => {
+      log(`the reactions' lag could not be read: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }));
     const lag = (scenario.name === 'read-your-writes' ? rec : probeRec).summary(options.durationS).lag;
     const base = rec.summary(options.durationS);
     const summary = { ...base, lag, ...(used ? { cpu: cpuPerRequest(used, base.okThroughput * options.durationS) } : {}), ...(reactions ? { reactions } : {}) };
@@ -135,17 +143,17 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
 }
 
 /** The reactions' lag at the end of the window, and how long they took to catch up after it (read every 250 ms). */
-async function reactionsAfter(read: () => Promise<number>, maxEvents: number, progress: boolean): Promise<ReactionLag> {
+async function reactionsAfter(read: () => Promise<number>, maxCommits: number, progress: boolean): Promise<ReactionLag> {
   const ended = performance.now();
-  const atEndEvents = await read();
-  let lag = atEndEvents;
-  if (lag > 0 && progress) log(`the reactions are ${lag.toLocaleString('en-US')} events behind; waiting up to ${REACTIONS_CATCH_UP_S} s for them to catch up…`);
+  const atEndCommits = await read();
+  let lag = atEndCommits;
+  if (lag > 0 && progress) log(`the reactions are ${lag.toLocaleString('en-US')} commits behind; waiting up to ${REACTIONS_CATCH_UP_S} s for them to catch up…`);
   while (lag > 0 && performance.now() - ended < REACTIONS_CATCH_UP_S * 1000) {
     await sleep(250);
     lag = await read();
   }
   const caughtUpS = lag === 0 ? Math.round((performance.now() - ended) / 100) / 10 : undefined;
-  return { maxEvents: Math.max(maxEvents, atEndEvents), atEndEvents, caughtUpS };
+  return { maxCommits: Math.max(maxCommits, atEndCommits), atEndCommits, caughtUpS };
 }
 
 /**
@@ -251,8 +259,8 @@ export function describe(result: LoadResult): string {
   lines.push(`  write → read visible (lag): p50 ${s.lag.p50} ms  p90 ${s.lag.p90} ms  p99 ${s.lag.p99} ms  max ${s.lag.max} ms over ${s.lag.count} probes, ${s.lag.stale} stale`);
   if (s.reactions) {
     const r = s.reactions;
-    const after = r.caughtUpS === undefined ? `still behind ${REACTIONS_CATCH_UP_S} s after it` : r.atEndEvents === 0 ? 'caught up' : `caught up ${r.caughtUpS} s after it`;
-    lines.push(`  reactions    lag at most ${r.maxEvents.toLocaleString('en-US')} events during the run, ${r.atEndEvents.toLocaleString('en-US')} at its end; ${after}`);
+    const after = r.caughtUpS === undefined ? `still behind ${REACTIONS_CATCH_UP_S} s after it` : r.atEndCommits === 0 ? 'caught up' : `caught up ${r.caughtUpS} s after it`;
+    lines.push(`  reactions    lag at most ${r.maxCommits.toLocaleString('en-US')} commits during the run, ${r.atEndCommits.toLocaleString('en-US')} at its end; ${after}`);
   }
   if (s.cpu) {
     const roles = Object.entries(s.cpu.perRequestUs).map(([role, us]) => `${role} ${us} µs`).join(', ');

@@ -10,8 +10,8 @@ export interface Target {
   /** Its processes by role, when the load tool started it, so a run can measure their CPU. */
   readonly roles?: () => RolePids;
   /**
-   * How far its reactions are behind the event store now, in events (the largest over its
-   * reactors and processes), when the load tool started it: a run that left them behind has
+   * How far its reactions are behind the event store now, in commits (the largest over its
+   * reactors and processes, as `GET /admin/reactions` counts), when the load tool started it: a run that left them behind has
    * deferred work its figures do not count.
    */
   readonly reactionLag?: () => Promise<number>;

@@ -128,7 +128,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
     const then = policy.kind === 'retry' ? (policy.then ?? 'park') : policy.kind;
     if (then === 'stop') {
       // A batch of an earlier feed does not stop the reaction that runs on.
-      if (mine === generation) stopped = { position: commit.position, error: message };
+      // Of inputs of one batch stopping side by side, the earliest is where the reaction stands.
+      if (mine === generation && !(stopped && stopped.position <= commit.position)) stopped = { position: commit.position, error: message };
       log.error({ reaction: name, position: commit.position, err: error }, `${kind} ${name} stopped before position ${commit.position}: ${message}; resume it from the admin API`);
       throw new Stopped(message);
     }
@@ -168,6 +169,9 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
       const worker = async () => {
         for (let group = queue.shift(); group; group = queue.shift()) {
           for (const item of group) {
+            // Once an input has stopped the reaction or failed the batch, none at or after
+            // it starts: they run again from the checkpoint, and would be parked twice.
+            if (failure !== undefined || (stoppedAt !== undefined && item.commit.position >= stoppedAt)) return;
             try {
               await runInput(item.commit, item.input, mine);
             } catch (err) {

@@ -24,6 +24,13 @@ export type ReactionDispatch = (command: ReactionCommand, opts: DispatchOptions)
 /** A reactor's default sequence: the event's aggregate instance. */
 const byInstance = (_event: StoredEvent, meta: ReactionMeta) => `${meta.aggregate}.${meta.id}`;
 
+/** The event's sequence key; throws for one that is not a string (a promise, undefined), rather than let them all share one. */
+function keyOf(sequenceKey: (event: StoredEvent, meta: ReactionMeta) => string, event: StoredEvent, meta: ReactionMeta): string {
+  const key: unknown = sequenceKey(event, meta);
+  if (typeof key !== 'string') throw new TypeError(`sequenceKey answered ${key === null ? 'null' : typeof key} for ${event.type} at ${meta.position}:${meta.eventIndex}; it must answer a string`);
+  return key;
+}
+
 /**
  * What a reactor does for a commit: `handle` for each event of a type it handles, with a
  * context whose `dispatch` gives each command the key `r.<reactor>.<position>.<index>.<n>`
@@ -46,7 +53,7 @@ export function reactorInputs(
       const { eventIndex } = meta;
       let key: string | undefined;
       try {
-        key = String(sequenceKey(event, meta));
+        key = keyOf(sequenceKey, event, meta);
       } catch {
         key = undefined;
       }
@@ -55,7 +62,7 @@ export function reactorInputs(
         type: event.type,
         ...(key === undefined ? {} : { key }),
         run: async () => {
-          if (key === undefined) sequenceKey(event, meta);
+          if (key === undefined) keyOf(sequenceKey, event, meta);
           let n = 0;
           const context = {
             services,

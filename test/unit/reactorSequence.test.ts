@@ -20,6 +20,7 @@ function holdingReactor(sequenceKey?: Reactor<Renamed>['sequenceKey']) {
     async handle(event: StoredEvent<Renamed>, meta) {
       const name = `${meta.id}:${event.data.name}`;
       started.push(name);
+      if (event.data.name === 'fail') throw new Error(`cannot handle ${name}`);
       if (event.data.name.startsWith('hold')) await new Promise<void>((resolve) => waiting.set(name, resolve));
       finished.push(name);
     },
@@ -27,11 +28,14 @@ function holdingReactor(sequenceKey?: Reactor<Renamed>['sequenceKey']) {
   return { reactor, started, finished, release: (name: string) => waiting.get(name)?.() };
 }
 
-/** The reference app with the reactor; batches wait 100 ms for more, so the renames of one test share one. */
+/**
+ * The reference app with the reactor, its shops registered and seen by the reactions.
+ * Batches wait 500 ms for more, so the renames a test sends one after another share one.
+ */
 async function runtime(t: Test, reactor: Reactor<Renamed>) {
   const converge = await createConverge(
     { ...shopPlatform, reactors: [...shopPlatform.reactors, reactor] },
-    { config: { logLevel: 'silent', projections: { batchMs: 100 } } },
+    { config: { logLevel: 'silent', projections: { batchMs: 500 } } },
   );
   t.teardown(() => converge.stop());
   const send = async (id: string, type: string, data: object) => {
@@ -39,6 +43,7 @@ async function runtime(t: Test, reactor: Reactor<Renamed>) {
     if (result.kind !== 'accepted') throw new Error(`${type} ${id}: ${JSON.stringify(result)}`);
   };
   for (const id of ['s1', 's2']) await send(id, 'RegisterShop', { name: id, category: 'korean', ownerId: 'o1' });
+  await converge.settled();
   return { converge, send };
 }
 
@@ -54,7 +59,8 @@ async function until(check: () => boolean, ms = 5000): Promise<boolean> {
 t.test('by default, a reactor handles another aggregate’s event while one aggregate’s handling waits', async (t) => {
   const h = holdingReactor();
   const { send } = await runtime(t, h.reactor);
-  await Promise.all([send('s1', 'RenameShop', { name: 'hold' }), send('s2', 'RenameShop', { name: 'next' })]);
+  await send('s1', 'RenameShop', { name: 'hold' });
+  await send('s2', 'RenameShop', { name: 'next' });
   t.ok(await until(() => h.finished.includes('s2:next')), 's2’s rename is handled while s1’s waits');
   t.same(h.finished, ['s2:next'], 's1’s has not finished');
   h.release('s1:hold');
@@ -77,7 +83,8 @@ t.test('by default, one aggregate’s events are handled one at a time, in posit
 t.test('a constant sequenceKey handles every event in position order, one at a time', async (t) => {
   const h = holdingReactor(() => 'all');
   const { send } = await runtime(t, h.reactor);
-  await Promise.all([send('s1', 'RenameShop', { name: 'hold' }), send('s2', 'RenameShop', { name: 'next' })]);
+  await send('s1', 'RenameShop', { name: 'hold' });
+  await send('s2', 'RenameShop', { name: 'next' });
   t.ok(await until(() => h.started.includes('s1:hold')), 's1’s rename is being handled');
   await new Promise((r) => setTimeout(r, 300));
   t.same(h.started, ['s1:hold'], 's2’s, after it in the stream, waits for it');
@@ -98,4 +105,18 @@ t.test('an event whose sequenceKey throws is handled under the reactor’s polic
   await t.rejects(converge.settled(), { code: 'reaction_parked', message: /holding parked ShopRenamed at \d+: no key for bad/ }, 'the event without a key is parked with the key’s error');
   t.same(h.finished, ['s2:next'], 'the next rename is handled');
   t.notOk(h.started.includes('s1:bad'), 'the handler never saw the event without a key');
+});
+
+t.test('under the stop policy, no input at or after the one that stopped starts, and the reaction stands at the earliest stop', async (t) => {
+  const h = holdingReactor();
+  const { converge, send } = await runtime(t, { ...h.reactor, onError: { kind: 'stop' } });
+  await send('s1', 'RenameShop', { name: 'fail' });
+  await send('s2', 'RenameShop', { name: 'hold' });
+  await send('s2', 'RenameShop', { name: 'after' });
+  const holding = () => converge.status().reactions?.find((r) => r.name === 'holding');
+  t.ok(await until(() => holding()?.state === 'stopped' && h.started.includes('s2:hold')), 'stopped at s1’s rename, s2’s first already started');
+  h.release('s2:hold');
+  await new Promise((r) => setTimeout(r, 300));
+  t.notOk(h.started.includes('s2:after'), 's2’s next rename, after the stop, does not start');
+  t.match(holding(), { state: 'stopped', error: /cannot handle s1:fail/ }, 'the reaction stands at s1’s rename');
 });
