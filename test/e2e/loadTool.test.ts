@@ -35,7 +35,9 @@ t.test('the load tool runs a scenario against a cluster it starts, then reports,
   t.match(run.stdout, /latency\s+p50 [\d.]+ ms\s+p90 [\d.]+ ms\s+p99 [\d.]+ ms\s+max/, 'prints latency percentiles');
   t.match(run.stdout, /write → read visible \(lag\): p50/, 'prints the lag distribution');
   t.match(run.stderr, /\[\s*\d s\/2 s\]\s+[\d,]+ req\/s/, 'shows progress while it runs');
+  t.match(run.stdout, /reactions\s+lag at most [\d,]+ commits during the run, [\d,]+ at its end; caught up/, 'prints how far the reactions fell behind, and that they caught up');
   const { result, svg } = written(out);
+  t.match(result.summary.reactions, { maxCommits: Number, atEndCommits: Number, caughtUpS: Number }, 'and records it');
   t.ok(result.summary.requests > 50, `it sent load (${result.summary.requests} requests)`);
   t.equal(result.summary.errors, 0, 'no request failed');
   t.ok((result.summary.statuses['200'] ?? 0) > 50, 'answers are counted by status');
