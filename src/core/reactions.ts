@@ -69,7 +69,8 @@ export interface Reactor<E extends DomainEvent = DomainEvent, Svc = unknown> {
    * order. Default: the event's aggregate instance (`<aggregate>.<id>`), so one instance's
    * events keep their order while the others' run beside them. A constant (`() => 'all'`)
    * handles every event in position order, one at a time: as slow as one handling's round
-   * trip allows. A key that throws makes its event run alone, and fail there.
+   * trip allows. A key that throws, or is not a string, makes its event run alone, and
+   * fail there.
    */
   readonly sequenceKey?: (event: StoredEvent<E>, meta: ReactionMeta) => string;
 }

@@ -11,9 +11,10 @@ export interface ReactionInput {
   /** The event's type, for parking and logs. */
   readonly type: string;
   /**
-   * What the input must stay in order with (a process instance's id): inputs of one batch
-   * with different keys run concurrently, those of one key one after another. An input
-   * without a key runs alone, after everything before it and before everything after it.
+   * What the input must stay in order with (a process instance's id, a reactor's sequence
+   * key): inputs of one batch with different keys run concurrently, those of one key one
+   * after another. An input without a key runs alone, after everything before it and
+   * before everything after it.
    */
   readonly key?: string;
   run(): Promise<void>;
@@ -170,8 +171,9 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
         for (let group = queue.shift(); group; group = queue.shift()) {
           for (const item of group) {
             // Once an input has stopped the reaction or failed the batch, none at or after
-            // it starts: they run again from the checkpoint, and would be parked twice.
-            if (failure !== undefined || (stoppedAt !== undefined && item.commit.position >= stoppedAt)) return;
+            // it starts: they run again from the checkpoint, and would be parked twice. The
+            // next key's inputs before it still run, since the checkpoint moves up to it.
+            if (failure !== undefined || (stoppedAt !== undefined && item.commit.position >= stoppedAt)) break;
             try {
               await runInput(item.commit, item.input, mine);
             } catch (err) {

@@ -120,3 +120,33 @@ t.test('under the stop policy, no input at or after the one that stopped starts,
   t.notOk(h.started.includes('s2:after'), 's2’s next rename, after the stop, does not start');
   t.match(holding(), { state: 'stopped', error: /cannot handle s1:fail/ }, 'the reaction stands at s1’s rename');
 });
+
+t.test('under the stop policy, the inputs of every key before the stop run, however many keys wait for a turn', async (t) => {
+  // 40 keys (more than the 32 run at once) on one shop's renames, named `<key>:<what>`:
+  // key 0 stops at its second rename, after keys 33–39 have their only one; keys 1–32 each
+  // have a second after the stop.
+  const handled: string[] = [];
+  const reactor = defineReactor({
+    name: 'keyed',
+    handles: ['ShopRenamed'],
+    onError: { kind: 'stop' },
+    sequenceKey: (event: StoredEvent<Renamed>) => event.data.name.split(':')[0]!,
+    async handle(event: StoredEvent<Renamed>) {
+      if (event.data.name.endsWith(':fail')) throw new Error(`cannot handle ${event.data.name}`);
+      await new Promise((r) => setTimeout(r, 5));
+      handled.push(event.data.name);
+    },
+  });
+  const { converge, send } = await runtime(t, reactor);
+  const names = [
+    'k0:first',
+    ...Array.from({ length: 32 }, (_, i) => `k${i + 1}:first`),
+    ...Array.from({ length: 7 }, (_, i) => `k${i + 33}:only`),
+    'k0:fail',
+    ...Array.from({ length: 32 }, (_, i) => `k${i + 1}:second`),
+  ];
+  for (const name of names) await send('s1', 'RenameShop', { name });
+  const keyed = () => converge.status().reactions?.find((r) => r.name === 'keyed');
+  t.ok(await until(() => keyed()?.state === 'stopped'), 'the reaction stops at k0’s second rename');
+  t.ok(await until(() => names.slice(33, 40).every((n) => handled.includes(n))), 'the keys waiting for a turn ran their renames before the stop');
+});
