@@ -78,7 +78,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
   let position = 0;
   let feed: Feed | undefined;
   let stopped: { position: number; error: string } | undefined;
-  let retrying: string | undefined;
+  /** The inputs being retried now, each with why it failed: several run at once, one per key. */
+  const retrying = new Map<ReactionInput, string>();
   let halted = false;
   /** Counts the feeds started: a batch of an earlier one (the reaction stopped and started again meanwhile) changes nothing. */
   let generation = 0;
@@ -110,7 +111,7 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
       if (halted || mine !== generation) throw new Stopped();
       try {
         await input.run();
-        retrying = undefined;
+        retrying.delete(input);
         return;
       } catch (err) {
         // Failed while the reaction stops: the process is going down beside the workers its
@@ -120,11 +121,11 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
           throw new Stopped();
         }
         error = err;
-        retrying = `${input.type} at ${commit.position}:${input.eventIndex}: ${(err as Error).message ?? String(err)}`;
+        retrying.set(input, `${input.type} at ${commit.position}:${input.eventIndex}: ${(err as Error).message ?? String(err)}`);
         if (attempt === 0) log.warn({ reaction: name, position: commit.position, eventIndex: input.eventIndex, err }, `${kind} ${name} failed on ${input.type} at position ${commit.position}`);
       }
     }
-    retrying = undefined;
+    retrying.delete(input);
     const message = error instanceof Error ? error.message : String(error);
     const then = policy.kind === 'retry' ? (policy.then ?? 'park') : policy.kind;
     if (then === 'stop') {
@@ -240,6 +241,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
 
   const startFeed = () => {
     feed?.stop();
+    // Inputs a stop cut short between attempts are tried again from the checkpoint.
+    retrying.clear();
     const mine = ++generation;
     feed = opts.feed({ name: `${kind} ${name}`, from: () => position, apply: (batch) => tracked(batch, mine), ...(opts.only ? { only: opts.only } : {}) });
   };
@@ -276,7 +279,8 @@ export function reactionFeed(opts: ReactionFeedOptions): ReactionFeed {
       if (stopped) return { state: 'stopped', error: stopped.error };
       if (!feed) return { state: 'idle' };
       const h: FeedHealth = feed.health();
-      if (retrying) return { state: 'failing', error: retrying };
+      const failing = retrying.values().next();
+      if (!failing.done) return { state: 'failing', error: failing.value };
       return h.state === 'running' ? { state: 'running' } : { state: h.state, ...(h.error ? { error: h.error } : {}) };
     },
     resume() {

@@ -150,3 +150,15 @@ t.test('under the stop policy, the inputs of every key before the stop run, howe
   t.ok(await until(() => keyed()?.state === 'stopped'), 'the reaction stops at k0’s second rename');
   t.ok(await until(() => names.slice(33, 40).every((n) => handled.includes(n))), 'the keys waiting for a turn ran their renames before the stop');
 });
+
+t.test('a reaction retrying one key’s input stays failing while another key’s input succeeds', async (t) => {
+  const h = holdingReactor();
+  const { converge, send } = await runtime(t, { ...h.reactor, onError: { kind: 'retry', times: 5, backoffMs: 10_000 } });
+  await send('s1', 'RenameShop', { name: 'fail' });
+  await send('s2', 'RenameShop', { name: 'hold' });
+  const holding = () => converge.status().reactions?.find((r) => r.name === 'holding');
+  t.ok(await until(() => holding()?.state === 'failing' && h.started.includes('s2:hold')), 's1’s rename failed and waits to be tried again');
+  h.release('s2:hold');
+  t.ok(await until(() => h.finished.includes('s2:hold')), 's2’s rename succeeds meanwhile');
+  t.match(holding(), { state: 'failing', error: /ShopRenamed at \d+:0: cannot handle s1:fail/ }, 'the reaction still says it is failing, and on what');
+});
