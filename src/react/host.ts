@@ -122,6 +122,10 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
 
   let active = false;
   let head = 0;
+  /** Set by `stop`: no listing of parked inputs starts after it. */
+  let closed = false;
+  /** The listing of parked inputs under way: one at a time, and `stop` waits for it. */
+  let listing: Promise<void> | undefined;
   const begin = async () => {
     if (active) return;
     active = true;
@@ -217,14 +221,18 @@ export async function startReactions(opts: ReactionsOptions): Promise<ReactionsH
     check(streamLast) {
       head = Math.max(head, streamLast);
       if (active) for (const { feed } of feeds.values()) feed.check(streamLast);
-      // A listing of parked inputs is a consumer on the reactions' bucket: none when there is nothing to count.
-      if (feeds.size > 0) void refreshParked();
+      // A listing of parked inputs is a consumer on the reactions' bucket: none when there is
+      // nothing to count, one at a time, and none once stopping, so that none is left
+      // running when the connection closes (its heartbeat monitor would outlive it).
+      if (feeds.size > 0 && !closed && !listing) listing = refreshParked().finally(() => (listing = undefined));
     },
     running: () => active,
     holder: () => (lease ? lease.holder() : active ? 'this process' : undefined),
     async stop() {
+      closed = true;
       if (lease) await lease.stop();
       else await end();
+      await listing;
     },
   };
 
