@@ -349,12 +349,14 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     async stop() {
       stopped = true;
       clearInterval(timer);
+      // The watch first: nothing below needs it, and an ordered consumer's heartbeat monitor
+      // must not be left running should the connection close while the rest waits.
+      watcher?.stop();
       await round;
       // Hand-overs already under way included.
       await Promise.allSettled([...held.keys()].map((p) => release(p, true, 'draining')));
       report();
       await kv?.delete(memberKey(owner)).catch(() => undefined);
-      watcher?.stop();
     },
   };
 }
