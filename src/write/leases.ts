@@ -349,9 +349,7 @@ export function createPartitionLeases(opts: LeaseOptions): PartitionLeases {
     async stop() {
       stopped = true;
       clearInterval(timer);
-      // The watch first: nothing below needs it, and an ordered consumer's heartbeat monitor
-      // must not be left running should the connection close while the rest waits.
-      watcher?.stop();
+      watcher?.stop(); // First: nothing below needs it, and its heartbeat monitor must not outlive the connection.
       await round;
       // Hand-overs already under way included.
       await Promise.allSettled([...held.keys()].map((p) => release(p, true, 'draining')));

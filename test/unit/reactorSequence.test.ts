@@ -67,31 +67,25 @@ t.test('by default, a reactor handles another aggregate’s event while one aggr
   t.ok(await until(() => h.finished.includes('s1:hold')), 's1’s finishes once let go');
 });
 
-t.test('by default, one aggregate’s events are handled one at a time, in position order', async (t) => {
-  const h = holdingReactor();
+/**
+ * Renames `first` to `hold` and then `second` to `next`, and checks that the second rename's
+ * handling starts only once the first's is let go, after it in position order.
+ */
+async function secondWaitsForFirst(t: Test, h: ReturnType<typeof holdingReactor>, first: string, second: string): Promise<void> {
   const { send } = await runtime(t, h.reactor);
-  await send('s1', 'RenameShop', { name: 'hold' });
-  await send('s1', 'RenameShop', { name: 'second' });
-  t.ok(await until(() => h.started.includes('s1:hold')), 'the first rename is being handled');
+  await send(first, 'RenameShop', { name: 'hold' });
+  await send(second, 'RenameShop', { name: 'next' });
+  t.ok(await until(() => h.started.includes(`${first}:hold`)), 'the first rename is being handled');
   await new Promise((r) => setTimeout(r, 300));
-  t.same(h.started, ['s1:hold'], 'the second has not started while the first waits');
-  h.release('s1:hold');
+  t.same(h.started, [`${first}:hold`], 'the second has not started while the first waits');
+  h.release(`${first}:hold`);
   t.ok(await until(() => h.finished.length === 2), 'both are handled once it is let go');
-  t.same(h.finished, ['s1:hold', 's1:second'], 'in position order');
-});
+  t.same(h.finished, [`${first}:hold`, `${second}:next`], 'in position order');
+}
 
-t.test('a constant sequenceKey handles every event in position order, one at a time', async (t) => {
-  const h = holdingReactor(() => 'all');
-  const { send } = await runtime(t, h.reactor);
-  await send('s1', 'RenameShop', { name: 'hold' });
-  await send('s2', 'RenameShop', { name: 'next' });
-  t.ok(await until(() => h.started.includes('s1:hold')), 's1’s rename is being handled');
-  await new Promise((r) => setTimeout(r, 300));
-  t.same(h.started, ['s1:hold'], 's2’s, after it in the stream, waits for it');
-  h.release('s1:hold');
-  t.ok(await until(() => h.finished.length === 2), 'both are handled once it is let go');
-  t.same(h.finished, ['s1:hold', 's2:next']);
-});
+t.test('by default, one aggregate’s events are handled one at a time, in position order', (t) => secondWaitsForFirst(t, holdingReactor(), 's1', 's1'));
+
+t.test('a constant sequenceKey handles every event in position order, one at a time', (t) => secondWaitsForFirst(t, holdingReactor(() => 'all'), 's1', 's2'));
 
 t.test('an event whose sequenceKey throws is handled under the reactor’s policy: parked, and the others go on', async (t) => {
   const h = holdingReactor((event) => {
