@@ -2,7 +2,7 @@
  * The load tool:
  *
  *   npm run load -- <scenario> [--duration 10] [--connections 32] [--shops 1000] [--rate N]
- *                  [--hot 4] [--orders 2] [--warmup 3] [--target converge|crud|emmett] [--spawn]
+ *                  [--hot 4] [--orders 2] [--customers 1000] [--warmup 3] [--target converge|crud|emmett] [--spawn]
  *                  [--command-url URL] [--query-url URL] [--workers n (default: as npm start)] [--pg-sync off|on] [--out load-results]
  *
  * Scenarios: commands, reads, mixed, contention, read-your-writes, and bare (a bare route, the ceiling). Converge is loaded where
@@ -22,7 +22,7 @@ import { startTarget, targetNames, type Started, type TargetName } from './targe
 import { defaultWorkers } from '../src/host/config.js';
 
 const usage = `usage: npm run load -- <${Object.keys(scenarios).join('|')}> [--duration s] [--connections n] [--shops n] [--rate steps/s]
-       [--hot n] [--orders n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--pg-sync off|on] [--out dir]`;
+       [--hot n] [--orders n] [--customers n] [--warmup s] [--target ${targetNames.join('|')}] [--spawn] [--command-url URL] [--query-url URL] [--workers n] [--pg-sync off|on] [--out dir]`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n${usage}\n`);
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       shops: { type: 'string' },
       rate: { type: 'string' },
       hot: { type: 'string' },
+      customers: { type: 'string' },
       warmup: { type: 'string' },
       orders: { type: 'string' },
       target: { type: 'string', default: 'converge' },
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     orders: values.orders === '0' ? 0 : positive('orders', values.orders, 2, 100),
     ...(values.rate === undefined ? {} : { rate: positive('rate', values.rate, 0, 1_000_000) }),
     hot: positive('hot', values.hot, 4, 1000),
+    customers: positive('customers', values.customers, 1000, 1_000_000_000),
     warmupS: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 3, 600),
     progress: true,
   };

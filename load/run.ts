@@ -14,6 +14,8 @@ export interface LoadOptions {
   /** Steps per second across all connections; unlimited when undefined. */
   readonly rate?: number;
   readonly hot: number;
+  /** Customers the orders are placed for, each as likely (default 1,000). */
+  readonly customers?: number;
   /** Seconds of load before the measured window: JIT, connections and actors warm up. */
   readonly warmupS: number;
   /** Prints a line a second while the run goes. */
@@ -72,9 +74,9 @@ export async function runLoad(target: Target, options: LoadOptions): Promise<Loa
   try {
     const seeded = Date.now();
     if (options.progress) log(`seeding ${options.shops} shops on ${target.name} (${options.orders} orders and reviews each)…`);
-    const shops = await seed({ target, client, rec, hot: options.hot, prefix }, options.shops, options.orders);
+    const shops = await seed({ target, client, rec, hot: options.hot, customers: options.customers ?? 1000, prefix }, options.shops, options.orders);
     if (options.progress) log(`seeded in ${((Date.now() - seeded) / 1000).toFixed(1)} s; running ${scenario.name} for ${options.warmupS} s of warm-up, then ${options.durationS} s measured`);
-    const ctx: RunContext = { target, client, rec, shops, hot: options.hot, prefix, orders: orderQueues() };
+    const ctx: RunContext = { target, client, rec, shops, hot: options.hot, customers: options.customers ?? 1000, prefix, orders: orderQueues() };
     const probeCtx: RunContext = { ...ctx, client: side, rec: probeRec };
     const probeShop = shops[shops.length - 1]!;
 

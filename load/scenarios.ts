@@ -25,6 +25,8 @@ export interface RunContext {
   /** Shops seeded for this run; ids are unique to it, so runs against one system don't collide. */
   readonly shops: readonly string[];
   readonly hot: number;
+  /** How many customers place the orders. */
+  readonly customers: number;
   readonly prefix: string;
   /** Orders this run placed, waiting for their next step; shared by all its connections. */
   readonly orders: OrderQueues;
@@ -82,7 +84,7 @@ const command = (ctx: RunContext, kind: string, path: string, body: object = {})
 const push = (queue: Order[], order: Order) => (queue.length < 10_000 ? queue.push(order) : undefined);
 
 async function placeOrder(ctx: RunContext, shopId: string): Promise<void> {
-  const order = { id: `${ctx.prefix}o${ctx.orders.next++}`, customerId: `c${Math.floor(Math.random() * 1000)}` };
+  const order = { id: `${ctx.prefix}o${ctx.orders.next++}`, customerId: `c${Math.floor(Math.random() * ctx.customers)}` };
   const items = [{ menuId: pick(MENU), quantity: 1 + Math.floor(Math.random() * 3) }];
   if (ok(await command(ctx, 'place order', `/orders/${order.id}/place`, { shopId, customerId: order.customerId, items }))) push(ctx.orders.placed, order);
 }

@@ -34,15 +34,18 @@ export interface KeyStore {
 }
 
 /** Where the keys live: the cache and the key ids are the same for every backend. */
-interface KeyBackend {
+export interface KeyBackend {
   load(keyId: string): Promise<Buffer | undefined>;
   /** Stores `key` unless the id has one already; answers the key the id holds afterwards. */
   createOrLoad(keyId: string, key: Buffer): Promise<Buffer>;
   erase(keyId: string): Promise<void>;
 }
 
-function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeyStore {
+/** A key store on `backend`, with its `cacheSize` most recently used keys in memory. */
+export function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeyStore {
   const cache = lru<Buffer>(cacheSize);
+  /** The loads under way, by key id. */
+  const loading = new Map<string, Promise<Buffer | undefined>>();
   // A subject's id never changes under the secret; an HMAC per sealed event was 2% of a worker's CPU.
   const ids = lru<string>(cacheSize);
   const keyId = (subject: string) => {
@@ -61,13 +64,31 @@ function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeySt
     async get(id) {
       const cached = cache.get(id);
       if (cached) return cached;
-      // A missing key is not cached: it may be made a moment later by another process.
-      const key = await backend.load(id);
-      if (key) cache.set(id, key);
-      return key;
+      // One load per key at a time: a feed opens many commits of one subject at once.
+      let load = loading.get(id);
+      if (!load) {
+        load = backend.load(id).then(
+          (key) => {
+            // A missing key is not cached: it may be made a moment later by another process.
+            // Nor one loaded before an `evict` or `forget` of its id.
+            if (loading.get(id) === load) {
+              loading.delete(id);
+              if (key) cache.set(id, key);
+            }
+            return key;
+          },
+          (err: unknown) => {
+            if (loading.get(id) === load) loading.delete(id);
+            throw err;
+          },
+        );
+        loading.set(id, load);
+      }
+      return load;
     },
     evict(id) {
       cache.delete(id);
+      loading.delete(id);
       // Nor does the process keep which subject the id was (a scan: forgetting is rare).
       ids.deleteValue(id);
     },
@@ -75,6 +96,7 @@ function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeySt
       const id = keyId(subject);
       await backend.erase(id);
       cache.delete(id);
+      loading.delete(id);
       ids.delete(subject);
       return id;
     },

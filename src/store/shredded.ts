@@ -53,18 +53,74 @@ export function shreddedStore(inner: EventStore, opts: { readonly keys: KeyStore
     async subscribe(afterPosition, o) {
       const sub = await inner.subscribe(afterPosition, o);
       if (o.sealed) return sub;
-      return {
-        async *[Symbol.asyncIterator](): AsyncIterator<Delivered> {
-          for await (const delivered of sub) {
-            const commit = await open(delivered.commit);
-            yield commit === delivered.commit ? delivered : { ...delivered, commit };
-          }
-        },
-        close: () => sub.close(),
-      } satisfies CommitSubscription;
+      // Opened several at a time, delivered in order: a commit whose subject's key is not in
+      // the cache waits for the key store, and one at a time a feed would go no faster than
+      // those round trips whenever its subjects outnumber the cache (docs/architecture.md, "Forgetting").
+      const opened = mapAhead(sub, OPEN_AHEAD, async (delivered: Delivered) => {
+        const commit = await open(delivered.commit);
+        return commit === delivered.commit ? delivered : { ...delivered, commit };
+      });
+      return { [Symbol.asyncIterator]: () => opened[Symbol.asyncIterator](), close: () => sub.close() } satisfies CommitSubscription;
     },
     isAvailable: () => inner.isAvailable(),
     onReconnect: (listener) => inner.onReconnect(listener),
+  };
+}
+
+/** Commits of a subscription opened at once, at most. */
+const OPEN_AHEAD = 64;
+
+/**
+ * `source` mapped through `map` in its order, with up to `ahead` items read and mapped before
+ * the one the reader waits for. An error, of the source or of a map, reaches the reader in
+ * its place, after every item before it.
+ */
+export function mapAhead<T, U>(source: AsyncIterable<T>, ahead: number, map: (item: T) => Promise<U>): AsyncIterable<U> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<U> {
+      const it = source[Symbol.asyncIterator]();
+      const queue: Array<Promise<IteratorResult<U>>> = [];
+      let ended = false;
+      const fill = () => {
+        while (!ended && queue.length < ahead) {
+          const next = it.next().then((r): Promise<IteratorResult<U>> | IteratorResult<U> => {
+            if (r.done) {
+              ended = true;
+              return { done: true, value: undefined };
+            }
+            return map(r.value).then((value) => ({ done: false, value }));
+          });
+          // Awaited in turn; meanwhile a rejection is not an unhandled one.
+          next.catch(() => undefined);
+          queue.push(next);
+        }
+      };
+      const finish = (): IteratorResult<U> => {
+        ended = true;
+        queue.length = 0;
+        return { done: true, value: undefined };
+      };
+      return {
+        async next() {
+          fill();
+          const head = queue.shift();
+          if (!head) return finish();
+          try {
+            const r = await head;
+            return r.done ? finish() : r;
+          } catch (err) {
+            finish();
+            throw err;
+          }
+        },
+        async return() {
+          finish();
+          // Not awaited: it ends once the source's pending reads do, which its own close brings about.
+          void it.return?.()?.catch(() => undefined);
+          return { done: true, value: undefined };
+        },
+      };
+    },
   };
 }
 

@@ -1,0 +1,195 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { Type } from 'typebox';
+import { defineAggregate, defineEvents, emit, type EventOf } from '../../src/core/aggregate.js';
+import type { Commit, EventStore, StoredCommit } from '../../src/core/eventStore.js';
+import { personalDeclarations } from '../../src/core/personal.js';
+import { keyStore, memoryKeyStore, type KeyStore } from '../../src/store/keys.js';
+import { createMemoryEventStore } from '../../src/store/memory.js';
+import { mapAhead, shreddedStore } from '../../src/store/shredded.js';
+
+// A feed opens a commit's personal fields with its subject's key, which a key not in the cache
+// must wait for (docs/architecture.md, "Forgetting"). These tests hold those waits and check
+// that the commits behind the one waiting are opened meanwhile, and still delivered in order.
+
+const events = defineEvents({ Joined: Type.Object({ customerId: Type.String(), email: Type.String() }) });
+const member = defineAggregate({
+  name: 'member',
+  commands: {},
+  events,
+  initialState: () => ({}),
+  decide: () => emit<EventOf<typeof events>>(),
+  evolve: (state: object) => state,
+  personal: { Joined: { subject: 'customerId', fields: ['email'] } },
+});
+const personal = personalDeclarations([member]);
+
+/** A deferred: a promise and what settles it. */
+function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(err: unknown): void } {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+/** Waits until `check` holds, a macrotask at a time, for at most a second. */
+async function until(check: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  return check();
+}
+
+/**
+ * `keys` with every `get` held until `release`, which lets those held go last asked first,
+ * and every later one at once; `inFlight` counts those held.
+ */
+function heldKeys(keys: KeyStore): KeyStore & { inFlight: () => number; release(): void } {
+  const held: Array<() => void> = [];
+  let released = false;
+  return {
+    ...keys,
+    inFlight: () => held.length,
+    release() {
+      released = true;
+      for (const go of held.splice(0).reverse()) go();
+    },
+    async get(id) {
+      if (!released) {
+        const release = deferred<void>();
+        held.push(() => release.resolve());
+        await release.promise;
+      }
+      return keys.get(id);
+    },
+  };
+}
+
+/** Five members, each with a subject of its own, written through a wrapper whose keys the reader shares but does not cache. */
+async function fiveMembers(): Promise<{ inner: EventStore; keys: KeyStore }> {
+  const inner = createMemoryEventStore();
+  const keys = memoryKeyStore();
+  const writer = shreddedStore(inner, { keys, personal });
+  for (let i = 1; i <= 5; i++) {
+    const commit: Commit = { commandId: `c${i}`, commandType: 'Join', aggregate: 'member', id: `m${i}`, version: 1, events: [{ type: 'Joined', data: { customerId: `cust-${i}`, email: `${i}@example.com` }, at: '2026-01-01T00:00:00.000Z' }] };
+    await writer.append(commit, 0);
+  }
+  return { inner, keys };
+}
+
+t.test("a subscription opens the commits behind the one it waits for while that one's key loads, and delivers them in order", async (t) => {
+  const { inner, keys } = await fiveMembers();
+  const held = heldKeys(keys);
+  const reader = shreddedStore(inner, { keys: held, personal });
+  const sub = await reader.subscribe(0, { batchSize: 10 });
+  const out: StoredCommit[] = [];
+  const reading = (async () => {
+    for await (const d of sub) {
+      out.push(d.commit);
+      if (out.length === 5) break;
+    }
+  })();
+  t.ok(await until(() => held.inFlight() === 5), "the five commits' keys are asked for before the first arrives");
+  t.same(out, [], 'and nothing is delivered before its key');
+  // The last asked first: the first commit still comes first.
+  held.release();
+  await reading;
+  sub.close();
+  t.same(out.map((c) => c.position), [1, 2, 3, 4, 5], 'delivered in position order');
+  t.same(out.map((c) => (c.events[0]!.data as { email: string }).email), ['1@example.com', '2@example.com', '3@example.com', '4@example.com', '5@example.com'], 'each opened with its own key');
+});
+
+t.test('mapAhead maps at most `ahead` items at once', async (t) => {
+  async function* numbers() {
+    for (let i = 0; i < 10; i++) yield i;
+  }
+  let running = 0;
+  let most = 0;
+  const out: number[] = [];
+  for await (const n of mapAhead(numbers(), 3, async (i) => {
+    running++;
+    most = Math.max(most, running);
+    await new Promise((r) => setTimeout(r, 1 + (i % 3)));
+    running--;
+    return i * 10;
+  })) out.push(n);
+  t.same(out, [0, 10, 20, 30, 40, 50, 60, 70, 80, 90], 'every item, in order');
+  t.equal(most, 3, 'three at once, no more');
+});
+
+t.test("mapAhead gives a map's error in its item's place, after the items before it", async (t) => {
+  async function* numbers() {
+    for (let i = 0; i < 5; i++) yield i;
+  }
+  const out: number[] = [];
+  const failed = deferred<void>();
+  // The failing map ends first; the one before it later.
+  const read = (async () => {
+    for await (const n of mapAhead(numbers(), 4, async (i) => {
+      if (i === 2) {
+        failed.resolve();
+        throw new Error('item 2 does not map');
+      }
+      if (i < 2) await failed.promise;
+      return i;
+    })) out.push(n);
+  })();
+  await t.rejects(read, /item 2 does not map/);
+  t.same(out, [0, 1], 'the items before it, and none after');
+});
+
+t.test("mapAhead gives the source's error after the items it yielded before it", async (t) => {
+  async function* failing() {
+    yield 1;
+    yield 2;
+    throw new Error('the source broke');
+  }
+  const out: number[] = [];
+  await t.rejects(
+    (async () => {
+      for await (const n of mapAhead(failing(), 8, async (i) => i)) out.push(n);
+    })(),
+    /the source broke/,
+  );
+  t.same(out, [1, 2]);
+});
+
+t.test('concurrent reads of one key not in the cache load it once', async (t) => {
+  const load = deferred<Buffer | undefined>();
+  let loads = 0;
+  const key = randomBytes(32);
+  const keys = keyStore(randomBytes(32), {
+    load: () => (loads++, load.promise),
+    createOrLoad: async (_id, k) => k,
+    erase: async () => undefined,
+  }, 10);
+  const reads = Promise.all([keys.get('k1'), keys.get('k1'), keys.get('k1')]);
+  load.resolve(key);
+  t.same((await reads).map((k) => k?.equals(key)), [true, true, true], 'all three get the key');
+  t.equal(loads, 1, 'from one load');
+  await keys.get('k1');
+  t.equal(loads, 1, 'and the cache has it after');
+});
+
+t.test('a read after an evict does not take the load that began before it, nor is that load cached', async (t) => {
+  const loads: Array<ReturnType<typeof deferred<Buffer | undefined>>> = [];
+  const keys = keyStore(randomBytes(32), {
+    load: () => {
+      const d = deferred<Buffer | undefined>();
+      loads.push(d);
+      return d.promise;
+    },
+    createOrLoad: async (_id, k) => k,
+    erase: async () => undefined,
+  }, 10);
+  const old = randomBytes(32);
+  const fresh = randomBytes(32);
+  const before = keys.get('k1');
+  keys.evict('k1');
+  const after = keys.get('k1');
+  t.equal(loads.length, 2, 'the read after the evict loads again');
+  loads[0]!.resolve(old);
+  loads[1]!.resolve(fresh);
+  t.ok((await before)?.equals(old));
+  t.ok((await after)?.equals(fresh), 'and gets what that load found');
+  t.ok((await keys.get('k1'))?.equals(fresh), 'the cache keeps the later load');
+  t.equal(loads.length, 2);
+});
