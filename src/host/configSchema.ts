@@ -96,6 +96,7 @@ export const ConfigSchema = section({
   eventStore: section({
     duplicateWindowMs: positive(120000, 'how long an `Idempotency-Key` is remembered by JetStream'),
     publishTimeoutMs: positive(1500, 'how long an append waits for JetStream\'s ack (then `503 event_store_unavailable`)'),
+    keyCacheSize: positive(10000, 'data subjects\' keys each process keeps in memory, the most recently used; sealing or opening a field of another subject first reads its key from `converge-keys`'),
   }),
   notices: section({
     maxAgeMs: setting(

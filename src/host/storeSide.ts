@@ -89,7 +89,7 @@ export async function openStoreSide(opts: StoreSideOptions): Promise<StoreSide> 
     const index = isArchivable(raw) ? opts.archive?.(streamId) : undefined;
     let keys: KeyStore | undefined;
     if (opts.personal && opts.personal.size > 0) {
-      keys = memoryKeys.get(raw) ?? memoryKeyStore();
+      keys = memoryKeys.get(raw) ?? memoryKeyStore({ cacheSize: config.eventStore.keyCacheSize });
       memoryKeys.set(raw, keys);
     }
     const store = sealed(through(raw, index), keys, opts.personal);
@@ -104,7 +104,7 @@ export async function openStoreSide(opts: StoreSideOptions): Promise<StoreSide> 
     const fenced = opts.appends === true && (await appendsNeedFence(link));
     const raw = createJetStreamEventStore(link, { ...config.eventStore, ...(opts.tracing ? { tracing: opts.tracing } : {}), fenced });
     const index = opts.archive?.(streamId);
-    const keys = opts.personal && opts.personal.size > 0 ? await kvKeyStore(link, { replicas: config.nats.replicas }) : undefined;
+    const keys = opts.personal && opts.personal.size > 0 ? await kvKeyStore(link, { replicas: config.nats.replicas, cacheSize: config.eventStore.keyCacheSize }) : undefined;
     const store = sealed(through(raw, index, kvArchiveHead(link, streamId)), keys, opts.personal);
     return { store, raw, index, keys, link, streamId, head: await store.head(), close: () => link.close() };
   } catch (err) {

@@ -29,7 +29,7 @@ function written(dir: string): { result: LoadResult; svg: string } {
 
 t.test('the load tool runs a scenario against a cluster it starts, then reports, writes JSON and a chart, and stops', async (t) => {
   const out = tempDir(t);
-  const run = await load(['commands', '--spawn', '--duration', '2', '--warmup', '0', '--shops', '20', '--orders', '1', '--connections', '8', '--out', out]);
+  const run = await load(['commands', '--spawn', '--duration', '2', '--warmup', '0', '--shops', '20', '--orders', '1', '--customers', '5000', '--connections', '8', '--out', out]);
   t.equal(run.code, 0, run.stderr);
   t.match(run.stdout, /throughput\s+[\d,.]+ req\/s/, 'prints throughput');
   t.match(run.stdout, /latency\s+p50 [\d.]+ ms\s+p90 [\d.]+ ms\s+p99 [\d.]+ ms\s+max/, 'prints latency percentiles');
@@ -42,6 +42,7 @@ t.test('the load tool runs a scenario against a cluster it starts, then reports,
   t.equal(result.summary.errors, 0, 'no request failed');
   t.ok((result.summary.statuses['200'] ?? 0) > 50, 'answers are counted by status');
   t.ok(result.summary.byKind['place order'], 'orders were placed');
+  t.equal(result.options.customers, 5000, 'for the customers asked for');
   t.ok(result.summary.lag.count >= 5, 'the lag probe ran');
   t.equal(result.summary.lag.stale, 0, 'no probe read missed its write');
   t.match(svg, /^<svg[^>]*>[\s\S]*<polyline[\s\S]*<\/svg>\n$/, 'the chart is an SVG with lines');
@@ -71,6 +72,7 @@ t.test('bad arguments and a missing system exit 2 with a reason; a target off th
   t.equal(none.code, 2);
   t.match(none.stderr, /unknown scenario nope/);
   t.match((await load(['reads', '--duration', '0'])).stderr, /--duration must be a whole number/);
+  t.match((await load(['commands', '--customers', 'many'])).stderr, /--customers must be a whole number/);
   t.match((await load(['reads', '--target', 'mongo'])).stderr, /unknown target mongo/);
   const port = await freePort();
   const absent = await load(['reads', '--command-url', `http://127.0.0.1:${port}`]);

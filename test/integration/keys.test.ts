@@ -5,6 +5,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { KEYS_BUCKET, kvKeyStore, type KeyStore } from '../../src/store/keys.js';
+import { Type } from 'typebox';
+import { defineAggregate, defineEvents, emit, type EventOf } from '../../src/core/aggregate.js';
+import { FORGOTTEN, personalDeclarations } from '../../src/core/personal.js';
+import { resolveConfig } from '../../src/host/config.js';
+import { openStoreSide } from '../../src/host/storeSide.js';
 import { startTestNats, type TestNats } from '../helpers/nats.js';
 import { eventually } from '../helpers/processes.js';
 
@@ -75,4 +80,40 @@ t.test("the bucket keeps no revision of a forgotten key, nor its bytes in the se
   }
   t.same(history, [{ operation: 'PURGE', length: 0 }], 'its history is one purge marker, without a value');
   t.notOk(onDisk(nats.storeDir, key), "its bytes are gone from the server's files");
+});
+
+t.test('a process keeps eventStore.keyCacheSize keys: a field of a subject past them reads its key from the bucket again', async (t) => {
+  const nats = await startTestNats(t);
+  const events = defineEvents({ Joined: Type.Object({ customerId: Type.String(), email: Type.String() }) });
+  const member = defineAggregate({
+    name: 'member',
+    commands: {},
+    events,
+    initialState: () => ({}),
+    decide: () => emit<EventOf<typeof events>>(),
+    evolve: (state: object) => state,
+    personal: { Joined: { subject: 'customerId', fields: ['email'] } },
+  });
+  const side = await openStoreSide({
+    config: resolveConfig({ nats: { url: nats.url }, eventStore: { keyCacheSize: 1 } }),
+    log,
+    name: 'keys-cache',
+    streams: 'create',
+    personal: personalDeclarations([member]),
+  });
+  t.teardown(() => side.close());
+  const join = (id: string, customerId: string) =>
+    side.store.append({ commandId: id, commandType: 'Join', aggregate: 'member', id, version: 1, events: [{ type: 'Joined', data: { customerId, email: `${customerId}@example.com` }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  // Ada's key first, then Bob's: a cache of one keeps Bob's alone.
+  const ada = await join('m1', 'ada');
+  const bob = await join('m2', 'bob');
+  // Forgotten by another process, which does not tell this one.
+  const link = await connectNats(nats.url, { name: 'other', timeoutMs: 2000, log });
+  t.teardown(() => link.close());
+  const other = await kvKeyStore(link, { replicas: 1 });
+  await other.forget('ada');
+  await other.forget('bob');
+  const email = async (position: number) => ((await side.store.commitAt(position))!.events[0]!.data as { email: string }).email;
+  t.equal(await email(bob.position), 'bob@example.com', 'the key kept opens its field still');
+  t.equal(await email(ada.position), FORGOTTEN, 'the key pushed out is read from the bucket, where it is gone');
 });
