@@ -1,6 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { NatsLink } from '../nats/connection.js';
+import { getStreamMessage } from '../nats/requests.js';
 
 /** The KV bucket of the data subjects' keys and the secret that names them. */
 export const KEYS_BUCKET = 'converge-keys';
@@ -12,6 +13,14 @@ const CACHE_SIZE = 10_000;
 export interface SubjectKey {
   readonly id: string;
   readonly key: Buffer;
+  /** Its message's sequence in the bucket, when the store has one: a read by it costs the same however large the bucket. */
+  readonly revision?: number;
+}
+
+/** A key as its backend holds it. */
+export interface StoredKey {
+  readonly key: Buffer;
+  readonly revision?: number;
 }
 
 /**
@@ -25,8 +34,11 @@ export interface KeyStore {
   keyId(subject: string): string;
   /** The subject's key, made on first use; made once even when several processes ask at the same time. */
   keyFor(subject: string): Promise<SubjectKey>;
-  /** The key under `keyId`; `undefined` when it was forgotten or never made. */
-  get(keyId: string): Promise<Buffer | undefined>;
+  /**
+   * The key under `keyId`; `undefined` when it was forgotten or never made. `revision`, where
+   * the key was at sealing (a sealed field's `r`), lets a backend read it by sequence.
+   */
+  get(keyId: string, revision?: number): Promise<Buffer | undefined>;
   /** Drops `keyId` from this process's cache, because another process may have forgotten it. */
   evict(keyId: string): void;
   /** Deletes the subject's key for good; answers its key id. */
@@ -35,17 +47,22 @@ export interface KeyStore {
 
 /** Where the keys live: the cache and the key ids are the same for every backend. */
 export interface KeyBackend {
-  load(keyId: string): Promise<Buffer | undefined>;
+  load(keyId: string): Promise<StoredKey | undefined>;
+  /** The key at `revision` when that is where the id's key is; otherwise as `load`. */
+  loadAt?(keyId: string, revision: number): Promise<StoredKey | undefined>;
   /** Stores `key` unless the id has one already; answers the key the id holds afterwards. */
-  createOrLoad(keyId: string, key: Buffer): Promise<Buffer>;
+  createOrLoad(keyId: string, key: Buffer): Promise<StoredKey>;
   erase(keyId: string): Promise<void>;
 }
 
 /** A key store on `backend`, with its `cacheSize` most recently used keys in memory. */
 export function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number): KeyStore {
-  const cache = lru<Buffer>(cacheSize);
-  /** The loads under way, by key id. */
+  const cache = lru<StoredKey>(cacheSize);
+  /** The loads under way, by key id (and revision, when asked by one). */
   const loading = new Map<string, Promise<Buffer | undefined>>();
+  const unload = (id: string) => {
+    for (const k of loading.keys()) if (k === id || k.startsWith(`${id}@`)) loading.delete(k);
+  };
   // A subject's id never changes under the secret; an HMAC per sealed event was 2% of a worker's CPU.
   const ids = lru<string>(cacheSize);
   const keyId = (subject: string) => {
@@ -57,38 +74,39 @@ export function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number)
     keyId,
     async keyFor(subject) {
       const id = keyId(subject);
-      let key = cache.get(id);
-      if (key === undefined) cache.set(id, (key = await backend.createOrLoad(id, randomBytes(32))));
-      return { id, key };
+      let stored = cache.get(id);
+      if (stored === undefined) cache.set(id, (stored = await backend.createOrLoad(id, randomBytes(32))));
+      return { id, key: stored.key, ...(stored.revision === undefined ? {} : { revision: stored.revision }) };
     },
-    async get(id) {
+    async get(id, revision) {
       const cached = cache.get(id);
-      if (cached) return cached;
+      if (cached) return cached.key;
       // One load per key at a time: a feed opens many commits of one subject at once.
-      let load = loading.get(id);
+      const slot = revision === undefined || !backend.loadAt ? id : `${id}@${revision}`;
+      let load = loading.get(slot);
       if (!load) {
-        load = backend.load(id).then(
-          (key) => {
+        load = (slot === id ? backend.load(id) : backend.loadAt!(id, revision!)).then(
+          (stored) => {
             // A missing key is not cached: it may be made a moment later by another process.
             // Nor one loaded before an `evict` or `forget` of its id.
-            if (loading.get(id) === load) {
-              loading.delete(id);
-              if (key) cache.set(id, key);
+            if (loading.get(slot) === load) {
+              loading.delete(slot);
+              if (stored) cache.set(id, stored);
             }
-            return key;
+            return stored?.key;
           },
           (err: unknown) => {
-            if (loading.get(id) === load) loading.delete(id);
+            if (loading.get(slot) === load) loading.delete(slot);
             throw err;
           },
         );
-        loading.set(id, load);
+        loading.set(slot, load);
       }
       return load;
     },
     evict(id) {
       cache.delete(id);
-      loading.delete(id);
+      unload(id);
       // Nor does the process keep which subject the id was (a scan: forgetting is rare).
       ids.deleteValue(id);
     },
@@ -96,7 +114,7 @@ export function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number)
       const id = keyId(subject);
       await backend.erase(id);
       cache.delete(id);
-      loading.delete(id);
+      unload(id);
       ids.delete(subject);
       return id;
     },
@@ -106,11 +124,12 @@ export function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number)
 /** Keys in memory, for the in-memory runtime and tests; the secret is random per store. */
 export function memoryKeyStore(opts: { readonly cacheSize?: number } = {}): KeyStore {
   const keys = new Map<string, Buffer>();
+  const stored = (key: Buffer | undefined) => key && { key };
   return keyStore(randomBytes(32), {
-    load: async (id) => keys.get(id),
+    load: async (id) => stored(keys.get(id)),
     async createOrLoad(id, key) {
       if (!keys.has(id)) keys.set(id, key);
-      return keys.get(id)!;
+      return { key: keys.get(id)! };
     },
     erase: async (id) => void keys.delete(id),
   }, opts.cacheSize ?? CACHE_SIZE);
@@ -127,13 +146,21 @@ export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: numb
   const stream = `KV_${KEYS_BUCKET}`;
   const info = await link.jsm.streams.info(stream);
   if ((info.config.num_replicas || 1) !== opts.replicas) await link.jsm.streams.update(stream, { ...info.config, num_replicas: opts.replicas });
-  const load = async (id: string) => {
+  const load = async (id: string): Promise<StoredKey | undefined> => {
     const entry = await kv.get(id);
-    return entry?.operation === 'PUT' ? Buffer.from(entry.value) : undefined;
+    return entry?.operation === 'PUT' ? { key: Buffer.from(entry.value), revision: entry.revision } : undefined;
   };
   const createOrLoad = (id: string, key: Buffer) => createOnce(kv, id, key, load);
-  return keyStore(await createOrLoad(SECRET, randomBytes(32)), {
+  return keyStore((await createOrLoad(SECRET, randomBytes(32))).key, {
     load,
+    // By its message's sequence: on nats-server 2.9 a read by key id costs more the larger the
+    // bucket, one by sequence does not (docs/architecture.md, "Forgetting").
+    async loadAt(id, revision) {
+      const message = await getStreamMessage(link.requests, stream, { seq: revision }, link.requestTimeoutMs);
+      if (message?.subject === `$KV.${KEYS_BUCKET}.${id}` && message.data.length === KEY_BYTES) return { key: Buffer.from(message.data), revision };
+      // Erased (forgotten), or not this id's message: read as by id, and the field's key check decides.
+      return load(id);
+    },
     createOrLoad,
     async erase(id) {
       const entry = await kv.get(id);
@@ -150,13 +177,15 @@ export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: numb
   }, opts.cacheSize ?? CACHE_SIZE);
 }
 
+/** A key's length: AES-256. */
+const KEY_BYTES = 32;
+
 /** `create` refuses a key that exists, so a process that lost the race reads the winner's. */
-async function createOnce(kv: KV, id: string, value: Buffer, load: (id: string) => Promise<Buffer | undefined>): Promise<Buffer> {
+async function createOnce(kv: KV, id: string, value: Buffer, load: (id: string) => Promise<StoredKey | undefined>): Promise<StoredKey> {
   const found = await load(id);
   if (found) return found;
   try {
-    await kv.create(id, value);
-    return value;
+    return { key: value, revision: await kv.create(id, value) };
   } catch (err) {
     const winner = await load(id);
     if (winner) return winner;

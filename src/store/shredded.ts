@@ -10,10 +10,11 @@ const SEALED = '~sealed';
 /**
  * A personal field as stored: the JSON of its value sealed with AES-256-GCM under the key `k`
  * (base64 `iv`, `tag` and `data`). `kc` tells that key apart from one made for the same subject
- * after it was forgotten, which must read as forgotten rather than fail as corrupt.
+ * after it was forgotten, which must read as forgotten rather than fail as corrupt. `r`, where
+ * the key store has one, is the key's sequence in its bucket, to read it by.
  */
 export interface SealedField {
-  readonly '~sealed': { readonly k: string; readonly kc: string; readonly iv: string; readonly tag: string; readonly data: string };
+  readonly '~sealed': { readonly k: string; readonly kc: string; readonly r?: number; readonly iv: string; readonly tag: string; readonly data: string };
 }
 
 /** A sealed field failed authentication with its own key: the stored value or the key is corrupt. */
@@ -207,14 +208,15 @@ function seal(value: unknown, key: SubjectKey): SealedField {
   const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', key.key, iv);
   const data = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()]);
-  return { [SEALED]: { k: key.id, kc: keyCheck(key.key), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') } };
+  return { [SEALED]: { k: key.id, kc: keyCheck(key.key), ...(key.revision === undefined ? {} : { r: key.revision }), iv: iv.toString('base64'), tag: cipher.getAuthTag().toString('base64'), data: data.toString('base64') } };
 }
 
 async function openField(sealed: SealedField['~sealed'], keys: KeyStore, lookups: Map<string, Promise<Buffer | undefined>>, where: string): Promise<unknown> {
   if ([sealed.k, sealed.kc, sealed.iv, sealed.tag, sealed.data].some((s) => typeof s !== 'string')) throw new SealedFieldError(where);
+  if (sealed.r !== undefined && !(Number.isSafeInteger(sealed.r) && sealed.r > 0)) throw new SealedFieldError(where);
   const id = `${sealed.k}/${sealed.kc}`;
   let lookup = lookups.get(id);
-  if (!lookup) lookups.set(id, (lookup = keyOf(sealed.k, sealed.kc, keys)));
+  if (!lookup) lookups.set(id, (lookup = keyOf(sealed.k, sealed.kc, sealed.r, keys)));
   const key = await lookup;
   if (!key) return FORGOTTEN;
   try {
@@ -227,13 +229,13 @@ async function openField(sealed: SealedField['~sealed'], keys: KeyStore, lookups
 }
 
 /** The key a field was sealed with, or `undefined` when it was forgotten (even if one was made again since). */
-async function keyOf(keyId: string, check: string, keys: KeyStore): Promise<Buffer | undefined> {
+async function keyOf(keyId: string, check: string, revision: number | undefined, keys: KeyStore): Promise<Buffer | undefined> {
   try {
-    let key = await keys.get(keyId);
+    let key = await keys.get(keyId, revision);
     if (key && keyCheck(key) !== check) {
       // Either it was forgotten and made again, or this process's cache holds an older key than the field's.
       keys.evict(keyId);
-      key = await keys.get(keyId);
+      key = await keys.get(keyId, revision);
     }
     return key && keyCheck(key) === check ? key : undefined;
   } catch (err) {

@@ -4,13 +4,15 @@ import { Type } from 'typebox';
 import { defineAggregate, defineEvents, emit, type EventOf } from '../../src/core/aggregate.js';
 import type { Commit, EventStore, StoredCommit } from '../../src/core/eventStore.js';
 import { personalDeclarations } from '../../src/core/personal.js';
-import { keyStore, memoryKeyStore, type KeyStore } from '../../src/store/keys.js';
+import { keyStore, memoryKeyStore, type KeyBackend, type KeyStore, type StoredKey } from '../../src/store/keys.js';
 import { createMemoryEventStore } from '../../src/store/memory.js';
-import { mapAhead, shreddedStore } from '../../src/store/shredded.js';
+import { mapAhead, SealedFieldError, shreddedStore, unsealCommit } from '../../src/store/shredded.js';
 
-// A feed opens a commit's personal fields with its subject's key, which a key not in the cache
-// must wait for (docs/architecture.md, "Forgetting"). These tests hold those waits and check
-// that the commits behind the one waiting are opened meanwhile, and still delivered in order.
+// How a process reads the keys that open personal fields (docs/architecture.md, "Forgetting"):
+// a feed opens a commit's fields with its subject's key, which a key not in the cache must
+// wait for. These tests hold those waits and check that the commits behind the one waiting
+// are opened meanwhile, and still delivered in order; that one key is loaded once at a time;
+// and that a field names its key's revision and is opened by reading the key at it.
 
 const events = defineEvents({ Joined: Type.Object({ customerId: Type.String(), email: Type.String() }) });
 const member = defineAggregate({
@@ -157,8 +159,8 @@ t.test('concurrent reads of one key not in the cache load it once', async (t) =>
   let loads = 0;
   const key = randomBytes(32);
   const keys = keyStore(randomBytes(32), {
-    load: () => (loads++, load.promise),
-    createOrLoad: async (_id, k) => k,
+    load: () => (loads++, load.promise.then((key) => key && { key })),
+    createOrLoad: async (_id, k) => ({ key: k }),
     erase: async () => undefined,
   }, 10);
   const reads = Promise.all([keys.get('k1'), keys.get('k1'), keys.get('k1')]);
@@ -175,9 +177,9 @@ t.test('a read after an evict does not take the load that began before it, nor i
     load: () => {
       const d = deferred<Buffer | undefined>();
       loads.push(d);
-      return d.promise;
+      return d.promise.then((key) => key && { key });
     },
-    createOrLoad: async (_id, k) => k,
+    createOrLoad: async (_id, k) => ({ key: k }),
     erase: async () => undefined,
   }, 10);
   const old = randomBytes(32);
@@ -192,4 +194,53 @@ t.test('a read after an evict does not take the load that began before it, nor i
   t.ok((await after)?.equals(fresh), 'and gets what that load found');
   t.ok((await keys.get('k1'))?.equals(fresh), 'the cache keeps the later load');
   t.equal(loads.length, 2);
+});
+
+/** A bucket of keys in memory whose reads are counted: by key id (`load`) and by revision (`loadAt`). */
+function countedBackend() {
+  const keys = new Map<string, StoredKey>();
+  const reads = { byId: 0, byRevision: [] as number[] };
+  let revision = 0;
+  const backend: KeyBackend = {
+    load: async (id) => (reads.byId++, keys.get(id)),
+    loadAt: async (id, at) => {
+      reads.byRevision.push(at);
+      const found = keys.get(id);
+      return found?.revision === at ? found : backend.load(id);
+    },
+    async createOrLoad(id, key) {
+      if (!keys.has(id)) keys.set(id, { key, revision: ++revision });
+      return keys.get(id)!;
+    },
+    erase: async (id) => void keys.delete(id),
+  };
+  return { backend, reads, keys };
+}
+
+t.test("a field names its key's revision, where the key store has one, and is opened by reading the key at it", async (t) => {
+  const { backend, reads } = countedBackend();
+  const secret = randomBytes(32);
+  const inner = createMemoryEventStore();
+  const writer = shreddedStore(inner, { keys: keyStore(secret, backend, 10), personal });
+  await writer.append({ commandId: 'c1', commandType: 'Join', aggregate: 'member', id: 'm1', version: 1, events: [{ type: 'Joined', data: { customerId: 'cust-1', email: 'one@example.com' }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  await writer.append({ commandId: 'c2', commandType: 'Join', aggregate: 'member', id: 'm2', version: 1, events: [{ type: 'Joined', data: { customerId: 'cust-2', email: 'two@example.com' }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  const stored = inner.commits.map((c) => (c.events[0]!.data as { email: { '~sealed': { r?: number } } }).email['~sealed'].r);
+  t.same(stored, [1, 2], "each field carries its key's revision");
+  // Another process's store: nothing cached.
+  const reader = shreddedStore(inner, { keys: keyStore(secret, backend, 10), personal });
+  reads.byId = 0;
+  t.equal(((await reader.commitAt(2))!.events[0]!.data as { email: string }).email, 'two@example.com');
+  t.same(reads, { byId: 0, byRevision: [2] }, 'read by its revision, not by key id');
+});
+
+t.test("a field whose key's revision is not a positive whole number does not open", async (t) => {
+  const { backend } = countedBackend();
+  const inner = createMemoryEventStore();
+  const keys = keyStore(randomBytes(32), backend, 10);
+  await shreddedStore(inner, { keys, personal }).append({ commandId: 'c1', commandType: 'Join', aggregate: 'member', id: 'm1', version: 1, events: [{ type: 'Joined', data: { customerId: 'cust-1', email: 'one@example.com' }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  const sealed = (inner.commits[0]!.events[0]!.data as { email: { '~sealed': { r?: unknown } } }).email['~sealed'];
+  for (const r of [0, -3, 1.5, '1']) {
+    sealed.r = r;
+    await t.rejects(unsealCommit(inner.commits[0]!, keys), SealedFieldError, `r = ${JSON.stringify(r)}`);
+  }
 });
