@@ -123,16 +123,15 @@ t.test("a field names its key's sequence in the bucket, and a process without th
   const links = await Promise.all(['writer', 'reader', 'watcher'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
   t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
   const [writerLink, readerLink, watcher] = links as [NatsLink, NatsLink, NatsLink];
-  // The key reads the reader sends, as nats-server receives them.
-  const asked: string[] = [];
-  watcher.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${KEYS_BUCKET}`, { callback: (_err, msg) => void asked.push(msg.string()) });
-  await watcher.nc.flush();
   const writer = await kvKeyStore(writerLink, { replicas: 1 });
   const reader = await kvKeyStore(readerLink, { replicas: 1 });
   const { id, key, revision } = await writer.keyFor('customer-1');
   const entry = await (await new Kvm(writerLink.js).open(KEYS_BUCKET)).get(id);
   t.equal(revision, entry?.revision, "the key's revision is its message's sequence");
-  asked.length = 0;
+  // The key reads sent from now on, as nats-server receives them: those above were answered, so none of them comes.
+  const asked: string[] = [];
+  watcher.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${KEYS_BUCKET}`, { callback: (_err, msg) => void asked.push(msg.string()) });
+  await watcher.nc.flush();
   t.ok((await reader.get(id, revision))?.equals(key), 'read by it, the key is the one made');
   await watcher.nc.flush();
   t.same(asked.map((a) => JSON.parse(a) as object), [{ seq: revision }], 'with one read by sequence, none by key id');
