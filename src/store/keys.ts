@@ -9,18 +9,19 @@ export const KEYS_BUCKET = 'converge-keys';
 const SECRET = 'secret';
 const CACHE_SIZE = 10_000;
 
-/** One data subject's AES-256-GCM key, under its key id. */
-export interface SubjectKey {
-  readonly id: string;
-  readonly key: Buffer;
-  /** Its message's sequence in the bucket, when the store has one: a read by it costs the same however large the bucket. */
-  readonly revision?: number;
-}
+/** A key's length: AES-256. */
+const KEY_BYTES = 32;
 
 /** A key as its backend holds it. */
 export interface StoredKey {
   readonly key: Buffer;
+  /** Its message's sequence in the bucket, when the backend has one: a read by it costs the same however large the bucket. */
   readonly revision?: number;
+}
+
+/** One data subject's AES-256-GCM key, under its key id. */
+export interface SubjectKey extends StoredKey {
+  readonly id: string;
 }
 
 /**
@@ -75,7 +76,7 @@ export function keyStore(secret: Buffer, backend: KeyBackend, cacheSize: number)
     async keyFor(subject) {
       const id = keyId(subject);
       let stored = cache.get(id);
-      if (stored === undefined) cache.set(id, (stored = await backend.createOrLoad(id, randomBytes(32))));
+      if (stored === undefined) cache.set(id, (stored = await backend.createOrLoad(id, randomBytes(KEY_BYTES))));
       return { id, key: stored.key, ...(stored.revision === undefined ? {} : { revision: stored.revision }) };
     },
     async get(id, revision) {
@@ -176,9 +177,6 @@ export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: numb
     },
   }, opts.cacheSize ?? CACHE_SIZE);
 }
-
-/** A key's length: AES-256. */
-const KEY_BYTES = 32;
 
 /** `create` refuses a key that exists, so a process that lost the race reads the winner's. */
 async function createOnce(kv: KV, id: string, value: Buffer, load: (id: string) => Promise<StoredKey | undefined>): Promise<StoredKey> {

@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectNats, type NatsLink } from '../../src/nats/connection.js';
 import { KEYS_BUCKET, kvKeyStore, type KeyStore } from '../../src/store/keys.js';
-import { Type } from 'typebox';
-import { defineAggregate, defineEvents, emit, type EventOf } from '../../src/core/aggregate.js';
-import { FORGOTTEN, personalDeclarations } from '../../src/core/personal.js';
+import { FORGOTTEN } from '../../src/core/personal.js';
 import { resolveConfig } from '../../src/host/config.js';
 import { openStoreSide } from '../../src/host/storeSide.js';
+import { joined, memberPersonal } from '../helpers/member.js';
 import { startTestNats, type TestNats } from '../helpers/nats.js';
 import { eventually } from '../helpers/processes.js';
 
@@ -84,26 +83,15 @@ t.test("the bucket keeps no revision of a forgotten key, nor its bytes in the se
 
 t.test('a process keeps eventStore.keyCacheSize keys: a field of a subject past them reads its key from the bucket again', async (t) => {
   const nats = await startTestNats(t);
-  const events = defineEvents({ Joined: Type.Object({ customerId: Type.String(), email: Type.String() }) });
-  const member = defineAggregate({
-    name: 'member',
-    commands: {},
-    events,
-    initialState: () => ({}),
-    decide: () => emit<EventOf<typeof events>>(),
-    evolve: (state: object) => state,
-    personal: { Joined: { subject: 'customerId', fields: ['email'] } },
-  });
   const side = await openStoreSide({
     config: resolveConfig({ nats: { url: nats.url }, eventStore: { keyCacheSize: 1 } }),
     log,
     name: 'keys-cache',
     streams: 'create',
-    personal: personalDeclarations([member]),
+    personal: memberPersonal,
   });
   t.teardown(() => side.close());
-  const join = (id: string, customerId: string) =>
-    side.store.append({ commandId: id, commandType: 'Join', aggregate: 'member', id, version: 1, events: [{ type: 'Joined', data: { customerId, email: `${customerId}@example.com` }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  const join = (id: string, customerId: string) => side.store.append(joined(id, customerId, `${customerId}@example.com`), 0);
   // Ada's key first, then Bob's: a cache of one keeps Bob's alone.
   const ada = await join('m1', 'ada');
   const bob = await join('m2', 'bob');

@@ -1,12 +1,11 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Type } from 'typebox';
-import { defineAggregate, defineEvents, emit, type EventOf } from '../../src/core/aggregate.js';
-import type { Commit, EventStore, StoredCommit } from '../../src/core/eventStore.js';
-import { personalDeclarations } from '../../src/core/personal.js';
+import type { EventStore, StoredCommit } from '../../src/core/eventStore.js';
 import { keyStore, memoryKeyStore, type KeyBackend, type KeyStore, type StoredKey } from '../../src/store/keys.js';
 import { createMemoryEventStore } from '../../src/store/memory.js';
 import { mapAhead, SealedFieldError, shreddedStore, unsealCommit } from '../../src/store/shredded.js';
+import { joined, memberPersonal } from '../helpers/member.js';
+import { eventually } from '../helpers/processes.js';
 
 // How a process reads the keys that open personal fields (docs/architecture.md, "Forgetting"):
 // a feed opens a commit's fields with its subject's key, which a key not in the cache must
@@ -14,17 +13,7 @@ import { mapAhead, SealedFieldError, shreddedStore, unsealCommit } from '../../s
 // are opened meanwhile, and still delivered in order; that one key is loaded once at a time;
 // and that a field names its key's revision and is opened by reading the key at it.
 
-const events = defineEvents({ Joined: Type.Object({ customerId: Type.String(), email: Type.String() }) });
-const member = defineAggregate({
-  name: 'member',
-  commands: {},
-  events,
-  initialState: () => ({}),
-  decide: () => emit<EventOf<typeof events>>(),
-  evolve: (state: object) => state,
-  personal: { Joined: { subject: 'customerId', fields: ['email'] } },
-});
-const personal = personalDeclarations([member]);
+const personal = memberPersonal;
 
 /** A deferred: a promise and what settles it. */
 function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(err: unknown): void } {
@@ -32,12 +21,6 @@ function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(e
   let reject!: (err: unknown) => void;
   const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
   return { promise, resolve, reject };
-}
-
-/** Waits until `check` holds, a macrotask at a time, for at most a second. */
-async function until(check: () => boolean): Promise<boolean> {
-  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
-  return check();
 }
 
 /**
@@ -71,8 +54,7 @@ async function fiveMembers(): Promise<{ inner: EventStore; keys: KeyStore }> {
   const keys = memoryKeyStore();
   const writer = shreddedStore(inner, { keys, personal });
   for (let i = 1; i <= 5; i++) {
-    const commit: Commit = { commandId: `c${i}`, commandType: 'Join', aggregate: 'member', id: `m${i}`, version: 1, events: [{ type: 'Joined', data: { customerId: `cust-${i}`, email: `${i}@example.com` }, at: '2026-01-01T00:00:00.000Z' }] };
-    await writer.append(commit, 0);
+    await writer.append(joined(`m${i}`, `cust-${i}`, `${i}@example.com`), 0);
   }
   return { inner, keys };
 }
@@ -89,7 +71,7 @@ t.test("a subscription opens the commits behind the one it waits for while that 
       if (out.length === 5) break;
     }
   })();
-  t.ok(await until(() => held.inFlight() === 5), "the five commits' keys are asked for before the first arrives");
+  t.ok(await eventually(() => held.inFlight() === 5, 1000), "the five commits' keys are asked for before the first arrives");
   t.same(out, [], 'and nothing is delivered before its key');
   // The last asked first: the first commit still comes first.
   held.release();
@@ -222,8 +204,8 @@ t.test("a field names its key's revision, where the key store has one, and is op
   const secret = randomBytes(32);
   const inner = createMemoryEventStore();
   const writer = shreddedStore(inner, { keys: keyStore(secret, backend, 10), personal });
-  await writer.append({ commandId: 'c1', commandType: 'Join', aggregate: 'member', id: 'm1', version: 1, events: [{ type: 'Joined', data: { customerId: 'cust-1', email: 'one@example.com' }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
-  await writer.append({ commandId: 'c2', commandType: 'Join', aggregate: 'member', id: 'm2', version: 1, events: [{ type: 'Joined', data: { customerId: 'cust-2', email: 'two@example.com' }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  await writer.append(joined('m1', 'cust-1', 'one@example.com'), 0);
+  await writer.append(joined('m2', 'cust-2', 'two@example.com'), 0);
   const stored = inner.commits.map((c) => (c.events[0]!.data as { email: { '~sealed': { r?: number } } }).email['~sealed'].r);
   t.same(stored, [1, 2], "each field carries its key's revision");
   // Another process's store: nothing cached.
@@ -237,7 +219,7 @@ t.test("a field whose key's revision is not a positive whole number does not ope
   const { backend } = countedBackend();
   const inner = createMemoryEventStore();
   const keys = keyStore(randomBytes(32), backend, 10);
-  await shreddedStore(inner, { keys, personal }).append({ commandId: 'c1', commandType: 'Join', aggregate: 'member', id: 'm1', version: 1, events: [{ type: 'Joined', data: { customerId: 'cust-1', email: 'one@example.com' }, at: '2026-01-01T00:00:00.000Z' }] }, 0);
+  await shreddedStore(inner, { keys, personal }).append(joined('m1', 'cust-1', 'one@example.com'), 0);
   const sealed = (inner.commits[0]!.events[0]!.data as { email: { '~sealed': { r?: unknown } } }).email['~sealed'];
   for (const r of [0, -3, 1.5, '1']) {
     sealed.r = r;
