@@ -1,10 +1,10 @@
-import { Kvm } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import type { ArchivableStore } from '../core/archive.js';
 import type { Clock } from '../core/clock.js';
 import { noticeSubject, NOTIFY, type Notice } from '../integration/notifier.js';
 import { startArchiver, memoryPauseFlag, type Archiver, type PauseFlag } from '../lifecycle/archiver.js';
 import { archivables } from '../lifecycle/lifecycleView.js';
+import { openBucket } from '../nats/buckets.js';
 import type { NatsLink } from '../nats/connection.js';
 import { REACTIONS_BUCKET } from '../react/reactionStore.js';
 import { kvArchiveHead } from '../lifecycle/archiveHead.js';
@@ -137,7 +137,7 @@ export async function startArchiveSide(opts: {
 
 /** The pause flag in the `converge-reactions` bucket. */
 async function kvPauseFlag(link: NatsLink, replicas: number): Promise<PauseFlag> {
-  const kv = await new Kvm(link.js).create(REACTIONS_BUCKET, { history: 1, replicas });
+  const { kv } = await openBucket(link, REACTIONS_BUCKET, { history: 1, replicas });
   return {
     get: async () => (await kv.get(PAUSED_KEY))?.string() === 'true',
     set: async (paused) => void (await kv.put(PAUSED_KEY, String(paused))),

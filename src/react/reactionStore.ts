@@ -1,4 +1,4 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import { openBucket } from '../nats/buckets.js';
 import type { NatsLink } from '../nats/connection.js';
 
 /** An event a reaction could not handle, set aside under its `park` policy. */
@@ -50,10 +50,7 @@ export function memoryReactionStore(): ReactionStore {
 
 /** The reaction store in the `converge-reactions` KV bucket, with `replicas` copies: made when missing, scaled when made with another count. */
 export async function kvReactionStore(link: NatsLink, replicas: number): Promise<ReactionStore> {
-  const kv: KV = await new Kvm(link.js).create(REACTIONS_BUCKET, { history: 1, replicas });
-  const stream = `KV_${REACTIONS_BUCKET}`;
-  const info = await link.jsm.streams.info(stream);
-  if ((info.config.num_replicas || 1) !== replicas) await link.jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
+  const { kv } = await openBucket(link, REACTIONS_BUCKET, { history: 1, replicas });
   return {
     async checkpoint(reaction) {
       const entry = await kv.get(cpKey(reaction));

@@ -1,5 +1,6 @@
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import { createHmac, randomBytes } from 'node:crypto';
+import { openBucket } from '../nats/buckets.js';
 import type { NatsLink } from '../nats/connection.js';
 import { getStreamMessage } from '../nats/requests.js';
 
@@ -143,10 +144,8 @@ export function memoryKeyStore(opts: { readonly cacheSize?: number } = {}): KeyS
  * answer that a live key is missing, and its fields would be read, and folded, as forgotten.
  */
 export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: number; readonly cacheSize?: number }): Promise<KeyStore> {
-  const kv = await new Kvm(link.js).create(KEYS_BUCKET, { history: 1, replicas: opts.replicas, allow_direct: false });
+  const { kv } = await openBucket(link, KEYS_BUCKET, { history: 1, replicas: opts.replicas, allow_direct: false });
   const stream = `KV_${KEYS_BUCKET}`;
-  const info = await link.jsm.streams.info(stream);
-  if ((info.config.num_replicas || 1) !== opts.replicas) await link.jsm.streams.update(stream, { ...info.config, num_replicas: opts.replicas });
   const load = async (id: string): Promise<StoredKey | undefined> => {
     const entry = await kv.get(id);
     return entry?.operation === 'PUT' ? { key: Buffer.from(entry.value), revision: entry.revision } : undefined;

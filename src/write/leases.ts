@@ -3,6 +3,7 @@ import type { QueuedIterator } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { fnv1a } from '../core/partition.js';
+import { openBucket } from '../nats/buckets.js';
 import type { NatsLink } from '../nats/connection.js';
 
 /** The KV bucket that holds partition leases and the workers that may hold them. */
@@ -399,16 +400,11 @@ function groupOwners(ownership: PartitionOwners['ownership'], holders: readonly 
  * kept as it is, with a warning; its copies are set to `replicas`.
  */
 export async function openLeaseBucket(link: NatsLink, ttlMs: number, replicas: number, log: Logger): Promise<{ kv: KV; ttlMs: number }> {
-  const kv = await new Kvm(link.js).create(LEASES_BUCKET, { history: 1, ttl: ttlMs, replicas });
-  const stream = `KV_${LEASES_BUCKET}`;
-  const info = await link.jsm.streams.info(stream);
+  const { kv, info, rescaled } = await openBucket(link, LEASES_BUCKET, { history: 1, ttl: ttlMs, replicas });
   const bucketTtlMs = Math.round(info.config.max_age / 1_000_000);
   if (bucketTtlMs !== ttlMs) {
     log.warn({ configured: ttlMs, bucket: bucketTtlMs }, `the lease bucket was made with a TTL of ${bucketTtlMs} ms; using it rather than cluster.leaseTtlMs ${ttlMs}`);
   }
-  if ((info.config.num_replicas || 1) !== replicas) {
-    log.info({ replicas }, `setting the lease bucket's copies to ${replicas}`);
-    await link.jsm.streams.update(stream, { ...info.config, num_replicas: replicas });
-  }
+  if (rescaled) log.info({ replicas }, `set the lease bucket's copies to ${replicas}`);
   return { kv, ttlMs: bucketTtlMs || ttlMs };
 }
