@@ -144,17 +144,26 @@ export function memoryKeyStore(opts: { readonly cacheSize?: number } = {}): KeyS
  * answer that a live key is missing, and its fields would be read, and folded, as forgotten.
  */
 export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: number; readonly cacheSize?: number }): Promise<KeyStore> {
-  const { kv } = await openBucket(link, KEYS_BUCKET, { history: 1, replicas: opts.replicas, allow_direct: false });
+  const { kv, info } = await openBucket(link, KEYS_BUCKET, { history: 1, replicas: opts.replicas, allow_direct: false });
   const stream = `KV_${KEYS_BUCKET}`;
+  // A bucket that keeps one message per key (converge makes it so) holds a key's only message
+  // as its subject's first. On nats-server 2.9 a read of a subject's first message costs the
+  // same however large the bucket, one of its last (what `kv.get` asks for) more the larger
+  // it is (docs/architecture.md, "Forgetting").
+  const onlyMessage = info.config.max_msgs_per_subject === 1;
   const load = async (id: string): Promise<StoredKey | undefined> => {
-    const entry = await kv.get(id);
-    return entry?.operation === 'PUT' ? { key: Buffer.from(entry.value), revision: entry.revision } : undefined;
+    if (!onlyMessage) {
+      const entry = await kv.get(id);
+      return entry?.operation === 'PUT' ? { key: Buffer.from(entry.value), revision: entry.revision } : undefined;
+    }
+    const message = await getStreamMessage(link.requests, stream, { seq: 1, next_by_subj: `$KV.${KEYS_BUCKET}.${id}` }, link.requestTimeoutMs);
+    // An erased key's subject keeps its marker, which has no value.
+    return message?.data.length === KEY_BYTES ? { key: Buffer.from(message.data), revision: message.seq } : undefined;
   };
   const createOrLoad = (id: string, key: Buffer) => createOnce(kv, id, key, load);
   return keyStore((await createOrLoad(SECRET, randomBytes(32))).key, {
     load,
-    // By its message's sequence: on nats-server 2.9 a read by key id costs more the larger the
-    // bucket, one by sequence does not (docs/architecture.md, "Forgetting").
+    // By its message's sequence, where the field names it.
     async loadAt(id, revision) {
       const message = await getStreamMessage(link.requests, stream, { seq: revision }, link.requestTimeoutMs);
       if (message?.subject === `$KV.${KEYS_BUCKET}.${id}` && message.data.length === KEY_BYTES) return { key: Buffer.from(message.data), revision };

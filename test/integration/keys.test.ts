@@ -130,3 +130,42 @@ t.test("a field names its key's sequence in the bucket, and a process without th
   reader.evict(id);
   t.ok((await reader.get(id, revision))?.equals(again.key), 'the key made again is read under its id, and the field\'s key check tells them apart');
 });
+
+t.test("a key read by its id is its subject's first message in the bucket, not its last, and reads forgotten once forgotten", async (t) => {
+  const nats = await startTestNats(t);
+  const links = await Promise.all(['writer', 'reader', 'watcher'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const [writerLink, readerLink, watcher] = links as [NatsLink, NatsLink, NatsLink];
+  const writer = await kvKeyStore(writerLink, { replicas: 1 });
+  const reader = await kvKeyStore(readerLink, { replicas: 1 });
+  const { id, key, revision } = await writer.keyFor('customer-1');
+  const asked: string[] = [];
+  watcher.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${KEYS_BUCKET}`, { callback: (_err, msg) => void asked.push(msg.string()) });
+  await watcher.nc.flush();
+  const found = await reader.get(id);
+  t.ok(found?.equals(key), 'the key made');
+  await watcher.nc.flush();
+  t.same(asked.map((a) => JSON.parse(a) as object), [{ seq: 1, next_by_subj: `$KV.${KEYS_BUCKET}.${id}` }], 'one read, of the first message on its subject');
+  await writer.forget('customer-1');
+  reader.evict(id);
+  t.equal(await reader.get(id), undefined, 'forgotten: its subject holds a marker without a key');
+  const again = await writer.keyFor('customer-1');
+  t.ok(again.revision! > revision!, 'made again, later in the bucket');
+  reader.evict(id);
+  t.ok((await reader.get(id))?.equals(again.key), 'the key made again is read under its id');
+});
+
+t.test('on a bucket made to keep more than one message per key, a key read by its id is its last message', async (t) => {
+  const nats = await startTestNats(t);
+  const links = await Promise.all(['writer', 'reader'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const [writerLink, readerLink] = links as [NatsLink, NatsLink];
+  await new Kvm(writerLink.js).create(KEYS_BUCKET, { history: 3 });
+  const writer = await kvKeyStore(writerLink, { replicas: 1 });
+  const first = await writer.keyFor('customer-1');
+  await writer.forget('customer-1');
+  const again = await writer.keyFor('customer-1');
+  t.not(again.key.toString('hex'), first.key.toString('hex'), 'a new key');
+  const reader = await kvKeyStore(readerLink, { replicas: 1 });
+  t.ok((await reader.get(first.id))?.equals(again.key), 'the last made, not the first message on its subject');
+});
