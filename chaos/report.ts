@@ -89,7 +89,7 @@ export function verifyInvariant(
   }
   const body = verify.body as VerifyBody;
   const projections = (body.projections ?? [])
-    .map((p) => `${p.name}: ${p.checked}/${p.documents} checked, ${p.differenceCount ?? p.differences?.length ?? '?'} differences, index ${JSON.stringify(p.indexDifferences ?? '?')}`)
+    .map((p) => `${p.name}: ${p.checked}/${p.documents} checked, ${p.differenceCount ?? p.differences?.length ?? '?'} differences, index ${JSON.stringify(p.indexDifferences ?? '?')}${firstDifferences(p.differences)}`)
     .join('; ');
   const checkpoints = body.checkpoints ? (body.checkpoints.ok ? 'checkpoints ok' : `checkpoints: ${body.checkpoints.problems.join('; ')}`) : 'no checkpoints report';
   const histories = body.histories ? (body.histories.ok ? `histories ok (${body.histories.aggregates} aggregates)` : `histories: ${body.histories.problems.slice(0, 3).join('; ')}`) : 'no histories report';
@@ -101,6 +101,12 @@ export function verifyInvariant(
     ok: caughtUp.ok && body.ok === true && body.checkpoints?.ok !== false,
     detail: `${lag}verify ok=${String(body.ok)} at stream position ${body.streamLastPosition ?? '?'}; ${projections}; ${checkpoints}; ${histories}; ${archive}`,
   };
+}
+
+/** The first differences a view has from its rebuild, each cut short, so that a failed run says which documents and how. */
+function firstDifferences(differences: readonly unknown[] | undefined): string {
+  if (!differences?.length) return '';
+  return ` (first: ${differences.slice(0, 2).map((d) => JSON.stringify(d).slice(0, 400)).join('; ')})`;
 }
 
 /** The subscriber's copy against the views' full import. */
