@@ -172,13 +172,13 @@ export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: numb
     },
     createOrLoad,
     async erase(id) {
-      const entry = await kv.get(id);
+      const entry = await load(id);
       // A purge alone leaves the key's bytes in the stream's files until they are compacted;
       // an erased message is overwritten first. The purge then leaves a marker without a value.
-      if (entry?.operation === 'PUT') {
-        await link.jsm.streams.deleteMessage(stream, entry.revision, true).catch(async (err: unknown) => {
+      if (entry) {
+        await link.jsm.streams.deleteMessage(stream, entry.revision!, true).catch(async (err: unknown) => {
           // Fine when another process forgot it first; not when the key is still there.
-          if ((await kv.get(id))?.revision === entry.revision) throw err;
+          if ((await load(id))?.revision === entry.revision) throw err;
         });
       }
       await kv.purge(id);
