@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KvOptions } from '@nats-io/kv';
 import { pino } from 'pino';
 import { openBucket } from '../../src/nats/buckets.js';
@@ -24,7 +25,7 @@ t.test('a creation refused because another process made the bucket at that momen
     calls++;
     if (calls > 1) return new Kvm(mine!.js).create(name, opts);
     await new Kvm(other!.js).create(name, opts);
-    throw new Error('subjects overlap with an existing stream ""');
+    throw new JetStreamApiError({ code: 400, err_code: 10065, description: 'subjects overlap with an existing stream ""' });
   };
   const { kv, info, rescaled } = await openBucket(mine!, 'shared', { history: 1, replicas: 1 }, make);
   t.equal(calls, 2, 'tried once more');
@@ -54,4 +55,15 @@ t.test('a refusal that lasts, a stream of another name holding the bucket subjec
   };
   await t.rejects(openBucket(link!, 'taken', { history: 1, replicas: 1 }, make), /subjects overlap/);
   t.equal(calls, 4, 'tried four times');
+});
+
+t.test('an error that is not a refusal by nats-server, such as a timeout, is thrown at once', async (t) => {
+  const [link] = await links(t, 1);
+  let calls = 0;
+  const make = async () => {
+    calls++;
+    throw new Error('TIMEOUT');
+  };
+  await t.rejects(openBucket(link!, 'unreached', { history: 1, replicas: 1 }, make), /TIMEOUT/);
+  t.equal(calls, 1, 'not tried again');
 });
