@@ -2,7 +2,7 @@ import type { KV } from '@nats-io/kv';
 import { createHmac, randomBytes } from 'node:crypto';
 import { openBucket } from '../nats/buckets.js';
 import type { NatsLink } from '../nats/connection.js';
-import { getStreamMessage } from '../nats/requests.js';
+import { getStreamMessage, type StreamMessage } from '../nats/requests.js';
 
 /** The KV bucket of the data subjects' keys and the secret that names them. */
 export const KEYS_BUCKET = 'converge-keys';
@@ -151,24 +151,24 @@ export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: numb
   // same however large the bucket, one of its last (what `kv.get` asks for) more the larger
   // it is (docs/architecture.md, "Forgetting").
   const onlyMessage = info.config.max_msgs_per_subject === 1;
-  const load = async (id: string): Promise<StoredKey | undefined> => {
+  const subject = (id: string) => `$KV.${KEYS_BUCKET}.${id}`;
+  /** The key a message of the bucket holds for `id`: none when it is another id's, or a forget's marker, which has no value. */
+  const keyIn = (id: string, message: StreamMessage | undefined) =>
+    message?.subject === subject(id) && message.data.length === KEY_BYTES ? { key: Buffer.from(message.data), revision: message.seq } : undefined;
+  const load = async (id: string): Promise<Required<StoredKey> | undefined> => {
     if (!onlyMessage) {
       const entry = await kv.get(id);
       return entry?.operation === 'PUT' ? { key: Buffer.from(entry.value), revision: entry.revision } : undefined;
     }
-    const message = await getStreamMessage(link.requests, stream, { seq: 1, next_by_subj: `$KV.${KEYS_BUCKET}.${id}` }, link.requestTimeoutMs);
-    // An erased key's subject keeps its marker, which has no value.
-    return message?.data.length === KEY_BYTES ? { key: Buffer.from(message.data), revision: message.seq } : undefined;
+    return keyIn(id, await getStreamMessage(link.requests, stream, { seq: 1, next_by_subj: subject(id) }, link.requestTimeoutMs));
   };
   const createOrLoad = (id: string, key: Buffer) => createOnce(kv, id, key, load);
   return keyStore((await createOrLoad(SECRET, randomBytes(32))).key, {
     load,
     // By its message's sequence, where the field names it.
     async loadAt(id, revision) {
-      const message = await getStreamMessage(link.requests, stream, { seq: revision }, link.requestTimeoutMs);
-      if (message?.subject === `$KV.${KEYS_BUCKET}.${id}` && message.data.length === KEY_BYTES) return { key: Buffer.from(message.data), revision };
       // Erased (forgotten), or not this id's message: read as by id, and the field's key check decides.
-      return load(id);
+      return keyIn(id, await getStreamMessage(link.requests, stream, { seq: revision }, link.requestTimeoutMs)) ?? load(id);
     },
     createOrLoad,
     async erase(id) {
@@ -176,7 +176,7 @@ export async function kvKeyStore(link: NatsLink, opts: { readonly replicas: numb
       // A purge alone leaves the key's bytes in the stream's files until they are compacted;
       // an erased message is overwritten first. The purge then leaves a marker without a value.
       if (entry) {
-        await link.jsm.streams.deleteMessage(stream, entry.revision!, true).catch(async (err: unknown) => {
+        await link.jsm.streams.deleteMessage(stream, entry.revision, true).catch(async (err: unknown) => {
           // Fine when another process forgot it first; not when the key is still there.
           if ((await load(id))?.revision === entry.revision) throw err;
         });

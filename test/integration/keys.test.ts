@@ -24,6 +24,30 @@ async function twoStores(t: Test): Promise<{ nats: TestNats; links: NatsLink[]; 
   return { nats, links, a: a!, b: b! };
 }
 
+/**
+ * A writer's and a reader's key stores, each on a connection of its own, and `watchReads`: the
+ * key reads nats-server receives from the moment it is called, as a third connection sees
+ * them. The reads before it were answered, so none of them comes.
+ */
+async function writerAndReader(t: Test) {
+  const nats = await startTestNats(t);
+  const links = await Promise.all(['writer', 'reader', 'watcher'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
+  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
+  const [writerLink, readerLink, watcher] = links as [NatsLink, NatsLink, NatsLink];
+  const writer = await kvKeyStore(writerLink, { replicas: 1 });
+  const reader = await kvKeyStore(readerLink, { replicas: 1 });
+  const watchReads = async (): Promise<() => Promise<object[]>> => {
+    const asked: object[] = [];
+    watcher.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${KEYS_BUCKET}`, { callback: (_err, msg) => void asked.push(JSON.parse(msg.string()) as object) });
+    await watcher.nc.flush();
+    return async () => {
+      await watcher.nc.flush();
+      return asked;
+    };
+  };
+  return { writerLink, writer, reader, watchReads };
+}
+
 /** Whether any file under `dir` holds `bytes`. */
 function onDisk(dir: string, bytes: Buffer): boolean {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).some((e) => e.isFile() && readFileSync(join(e.parentPath, e.name)).includes(bytes));
@@ -107,22 +131,13 @@ t.test('a process keeps eventStore.keyCacheSize keys: a field of a subject past 
 });
 
 t.test("a field names its key's sequence in the bucket, and a process without the key in its cache reads it by that sequence", async (t) => {
-  const nats = await startTestNats(t);
-  const links = await Promise.all(['writer', 'reader', 'watcher'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
-  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
-  const [writerLink, readerLink, watcher] = links as [NatsLink, NatsLink, NatsLink];
-  const writer = await kvKeyStore(writerLink, { replicas: 1 });
-  const reader = await kvKeyStore(readerLink, { replicas: 1 });
+  const { writerLink, writer, reader, watchReads } = await writerAndReader(t);
   const { id, key, revision } = await writer.keyFor('customer-1');
   const entry = await (await new Kvm(writerLink.js).open(KEYS_BUCKET)).get(id);
   t.equal(revision, entry?.revision, "the key's revision is its message's sequence");
-  // The key reads sent from now on, as nats-server receives them: those above were answered, so none of them comes.
-  const asked: string[] = [];
-  watcher.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${KEYS_BUCKET}`, { callback: (_err, msg) => void asked.push(msg.string()) });
-  await watcher.nc.flush();
+  const reads = await watchReads();
   t.ok((await reader.get(id, revision))?.equals(key), 'read by it, the key is the one made');
-  await watcher.nc.flush();
-  t.same(asked.map((a) => JSON.parse(a) as object), [{ seq: revision }], 'with one read by sequence, none by key id');
+  t.same(await reads(), [{ seq: revision }], 'with one read by sequence, none by key id');
   await writer.forget('customer-1');
   reader.evict(id);
   t.equal(await reader.get(id, revision), undefined, 'once forgotten, nothing is at its sequence, nor under its id');
@@ -132,20 +147,11 @@ t.test("a field names its key's sequence in the bucket, and a process without th
 });
 
 t.test("a key read by its id is its subject's first message in the bucket, not its last, and reads forgotten once forgotten", async (t) => {
-  const nats = await startTestNats(t);
-  const links = await Promise.all(['writer', 'reader', 'watcher'].map((name) => connectNats(nats.url, { name, timeoutMs: 2000, log })));
-  t.teardown(() => Promise.all(links.map((l) => l.close().catch(() => undefined))));
-  const [writerLink, readerLink, watcher] = links as [NatsLink, NatsLink, NatsLink];
-  const writer = await kvKeyStore(writerLink, { replicas: 1 });
-  const reader = await kvKeyStore(readerLink, { replicas: 1 });
+  const { writerLink, writer, reader, watchReads } = await writerAndReader(t);
   const { id, key, revision } = await writer.keyFor('customer-1');
-  const asked: string[] = [];
-  watcher.nc.subscribe(`$JS.API.STREAM.MSG.GET.KV_${KEYS_BUCKET}`, { callback: (_err, msg) => void asked.push(msg.string()) });
-  await watcher.nc.flush();
-  const found = await reader.get(id);
-  t.ok(found?.equals(key), 'the key made');
-  await watcher.nc.flush();
-  t.same(asked.map((a) => JSON.parse(a) as object), [{ seq: 1, next_by_subj: `$KV.${KEYS_BUCKET}.${id}` }], 'one read, of the first message on its subject');
+  const reads = await watchReads();
+  t.ok((await reader.get(id))?.equals(key), 'the key made');
+  t.same(await reads(), [{ seq: 1, next_by_subj: `$KV.${KEYS_BUCKET}.${id}` }], 'one read, of the first message on its subject');
   await writer.forget('customer-1');
   reader.evict(id);
   t.equal(await reader.get(id), undefined, 'forgotten: its subject holds a marker without a key');
