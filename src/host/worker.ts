@@ -114,7 +114,7 @@ async function start(config: Config, log: Logger, app: ConvergeApp, writes: bool
   }
 
   const viewsStatus = followViewsStatus(link, viewsStatusSubject(config.cluster.hostId, viewsPath(config)));
-  const applied = followApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config)));
+  const applied = followApplied(link, viewsAppliedSubject(config.cluster.hostId, viewsPath(config)), () => views.refresh());
   const queryApp = await buildQueryApp({
     aggregates: app.aggregates,
     routes: app.routes ?? [],

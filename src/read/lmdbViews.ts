@@ -23,6 +23,12 @@ export interface LmdbViewStore extends ViewStore {
   /** Checkpoints, versions, active generations, parked events and the store identity. */
   readonly meta: Database<unknown, IndexKey>;
   lmdb(projection: string, gen: number): LmdbGeneration;
+  /**
+   * Ends the snapshot the reads of this turn share (`readsOnly`), so that the next read sees
+   * every commit made so far: what a reader woken by the projector's nudge needs, since the
+   * nudge can arrive within a turn whose snapshot began before the batch it announces.
+   */
+  refresh(): void;
 }
 
 /**
@@ -129,6 +135,11 @@ export function openViewStore(path: string, opts: { unflushed?: boolean; readsOn
     env,
     meta,
     lmdb,
+    refresh: () => {
+      turn?.end();
+      // lmdb keeps its own read transaction until a `setTimeout` of 0, and a read in it would not see the commit either.
+      env.resetReadTxn();
+    },
     transaction: (fn) => void env.transactionSync(fn),
     activeGeneration,
     generation,

@@ -133,15 +133,24 @@ function wait(ms: number, add: (wake: () => void) => void, remove: (wake: () => 
   });
 }
 
-/** Follows the projector's nudges on `subject`. */
-export function followApplied(link: NatsLink, subject: string): AppliedWaiter {
+/**
+ * Follows the projector's nudges on `subject`. `onNudge` runs at each nudge before the
+ * waiters resume: the worker ends its views' snapshot there, so that what they read next
+ * holds the batch the nudge announces (docs/architecture.md, "A snapshot per turn").
+ */
+export function followApplied(link: NatsLink, subject: string, onNudge?: () => void): AppliedWaiter {
   let waiting: Array<() => void> = [];
   const wakeAll = () => {
     const woken = waiting;
     waiting = [];
     for (const wake of woken) wake();
   };
-  const sub = link.nc.subscribe(subject, { callback: wakeAll });
+  const sub = link.nc.subscribe(subject, {
+    callback: () => {
+      onNudge?.();
+      wakeAll();
+    },
+  });
   return {
     next: (ms) => wait(ms, (w) => waiting.push(w), (w) => (waiting = waiting.filter((x) => x !== w))),
     stop: () => {

@@ -5,8 +5,9 @@
  *      bytes from memory (`GET /bench/bare/<id>`, test/bench/readsMain.ts); then `GET
  *      /shops/<id>` with 70% of requests revalidating through `If-None-Match` (each shop's
  *      current ETag, so they answer 304); then asked for 15,000 reads/s;
- *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s,
- *      with the CPU per command each role used meanwhile, workers summed (what the batching costs);
+ *   2. projection lag (command reply → visible through the query API) at 2,000 commands/s
+ *      (`--lag-rate`; 0 sends the probes alone, the lag's floor), with the CPU per command each
+ *      role used meanwhile, workers summed (what the batching costs);
  *   3. rebuild rate of the shopDisplay view from `EVENTS` (~100k extra commits appended first).
  *
  *   node dist/test/bench/reads.js [--runs 3 --duration 5 --connections 50 --shops 1000 --workers n]
@@ -42,6 +43,8 @@ const { values } = parseArgs({
     workers: { type: 'string', default: String(defaultWorkers()) },
     /** Which parts to run: any of reads, lag, rebuild. */
     parts: { type: 'string', default: 'reads,lag,rebuild' },
+    /** Commands per second beside the lag probes; 0 measures the probes alone (the floor of the lag). */
+    'lag-rate': { type: 'string', default: '2000' },
   },
 });
 const parts = new Set(values.parts.split(',').map((p) => p.trim()));
@@ -55,8 +58,9 @@ for (const [name, n] of Object.entries({ runs, duration, connections, shops, wor
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number`);
 }
 
-/** Command rate of the lag phase, per second. */
-const LAG_RATE = 2000;
+/** Command rate of the lag phase, per second, beside the probes. */
+const LAG_RATE = Number(values['lag-rate']);
+if (!Number.isInteger(LAG_RATE) || LAG_RATE < 0) throw new Error('--lag-rate must be a whole number, 0 or more');
 /** One prober command every this many ms during the lag phase. */
 const PROBE_EVERY_MS = 20;
 /** Extra history for the rebuild: REBUILD_SHOPS shops × REBUILD_VERSIONS commits each. */
@@ -147,7 +151,8 @@ interface LagRun {
  * Commands at LAG_RATE/s for 2 × duration, and beside them a prober: one command every
  * PROBE_EVERY_MS, then a read of that shop with `X-Min-Position` = the command's position.
  * The lag is measured from the command's reply to the read's reply, so it includes one
- * HTTP round trip of the read (and the query API's 2 ms polling of the view position).
+ * HTTP round trip of the read (which waits for the projector's nudge after the batch that
+ * applied the command).
  */
 async function lagRun(cluster: Cluster, natsPid: number): Promise<LagRun> {
   const seconds = duration * 2;
@@ -179,12 +184,15 @@ async function lagRun(cluster: Cluster, natsPid: number): Promise<LagRun> {
 
   const started = performance.now();
   // Paced by the load client, which counts a late start in the latency (coordinated omission).
-  const load = phase({
-    connections,
-    durationS: seconds,
-    rate: LAG_RATE,
-    call: () => ({ method: 'POST', url: `${cluster.command}/shops/${randomShop()}/change-menu-price`, body: { menuId: 'm1', price: randomPrice() } }),
-  });
+  const load =
+    LAG_RATE === 0
+      ? sleep(seconds * 1000).then(() => ({ rps: 0, non2xx: 0, errors: 0 }))
+      : phase({
+          connections,
+          durationS: seconds,
+          rate: LAG_RATE,
+          call: () => ({ method: 'POST', url: `${cluster.command}/shops/${randomShop()}/change-menu-price`, body: { menuId: 'm1', price: randomPrice() } }),
+        });
   // Probes start on a fixed schedule (not one after another), so a slow read does not thin them out.
   const inFlight: Promise<void>[] = [];
   const until = started + seconds * 1000;

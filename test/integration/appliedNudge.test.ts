@@ -36,3 +36,29 @@ t.test("a read waiting for a position is woken by the projector's nudge, on a re
   await applied.next(150);
   t.ok(performance.now() - afterStop >= 145, 'a stopped waiter still times out rather than hang');
 });
+
+t.test('the worker\'s hook runs at each nudge before the waiting reads resume, and not when the waiter stops', async (t) => {
+  const nats = await startTestNats(t);
+  const log = pino({ level: 'silent' });
+  const projector = await connectNats(nats.url, { name: 'projector', timeoutMs: 2000, log });
+  const worker = await connectNats(nats.url, { name: 'worker', timeoutMs: 2000, log });
+  t.teardown(async () => {
+    await projector.close();
+    await worker.close();
+  });
+  const subject = viewsAppliedSubject('host-a', '/data/views');
+  let refreshed = 0;
+  const applied = followApplied(worker, subject, () => refreshed++);
+  await worker.nc.flush();
+  const nudge = nudgeApplied(projector, subject);
+  const seen: number[] = [];
+  const waits = [applied.next(10_000), applied.next(10_000)].map((w) => w.then(() => seen.push(refreshed)));
+  nudge();
+  await Promise.all(waits);
+  t.same(seen, [1, 1], 'both reads resumed after the hook had run, once');
+  nudge();
+  await applied.next(10_000);
+  t.equal(refreshed, 2, 'once per nudge');
+  applied.stop();
+  t.equal(refreshed, 2, 'stopping wakes the waiters without the hook');
+});

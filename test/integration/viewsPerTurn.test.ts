@@ -139,6 +139,22 @@ function projector(dir: string, code: string): string {
   return execFileSync(process.execPath, ['--input-type=module', '-e', script]).toString();
 }
 
+t.test("a read after refresh sees the batch another process committed during the turn, which the turn's snapshot and lmdb's own do not", async (t) => {
+  const dir = tempDir(t, 'converge-views-');
+  projector(dir, 'commit(1, 1, 10);');
+  const reader = openViewStore(dir, { readsOnly: true });
+  t.teardown(() => reader.close());
+  t.same(read(reader), { position: 10, doc: { id: 'a', n: 1 } });
+  await nextTurn();
+  // A read begins the turn's snapshot, as a request served just before the projector's nudge does.
+  t.same(read(reader), { position: 10, doc: { id: 'a', n: 1 } });
+  projector(dir, 'commit(1, 2, 20);');
+  t.same(read(reader), { position: 10, doc: { id: 'a', n: 1 } }, 'still the snapshot from before the batch');
+  // What the worker does when the nudge that announces the batch arrives.
+  reader.refresh();
+  t.same(read(reader), { position: 20, doc: { id: 'a', n: 2 } }, 'after refresh: the batch');
+});
+
 t.test('a generation dropped by the projector before the query worker first opened it is read from the generation active now, and not made again', async (t) => {
   const dir = tempDir(t, 'converge-views-');
   projector(dir, 'commit(1, 1, 10); commit(2, 2, 20);');
