@@ -29,14 +29,19 @@ const counter = defineAggregate({
   evolve: (_state: { readonly total: number }, event: CounterEvent) => ({ total: event.data.total }),
 }) as AnyAggregate;
 
-/** JetStream on a fresh cluster answers only once its meta leader is elected: retry for a while. */
-async function eventually<T>(fn: () => Promise<T>, ms = 20_000): Promise<T> {
+/**
+ * JetStream on a fresh cluster answers only once its meta leader is elected, and places a
+ * stream of 3 copies only once every node has joined it: retry for a while. On a machine
+ * busy with other test files, 20 s was once not enough for a stream of 3 copies; the error
+ * that outlasts the wait is thrown with what it said.
+ */
+async function eventually<T>(fn: () => Promise<T>, ms = 60_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     try {
       return await fn();
     } catch (err) {
-      if (Date.now() > until) throw err;
+      if (Date.now() > until) throw new Error(`still failing after ${ms / 1000} s: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       await new Promise((r) => setTimeout(r, 250));
     }
   }
