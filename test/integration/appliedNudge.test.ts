@@ -1,10 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { pino } from 'pino';
 import { connectNats } from '../../src/nats/connection.js';
 import { followApplied, nudgeApplied, viewsAppliedSubject, viewsStatusSubject } from '../../src/read/status.js';
 import { startTestNats } from '../helpers/nats.js';
 
-t.test("a read waiting for a position is woken by the projector's nudge, on a real nats-server", async (t) => {
+/** A nats-server of the test's own, with a projector's connection and a worker's, and a host's nudge subject. */
+async function projectorAndWorker(t: Test) {
   const nats = await startTestNats(t);
   const log = pino({ level: 'silent' });
   const projector = await connectNats(nats.url, { name: 'projector', timeoutMs: 2000, log });
@@ -13,7 +14,11 @@ t.test("a read waiting for a position is woken by the projector's nudge, on a re
     await projector.close();
     await worker.close();
   });
-  const subject = viewsAppliedSubject('host-a', '/data/views');
+  return { projector, worker, subject: viewsAppliedSubject('host-a', '/data/views') };
+}
+
+t.test("a read waiting for a position is woken by the projector's nudge, on a real nats-server", async (t) => {
+  const { projector, worker, subject } = await projectorAndWorker(t);
   t.not(subject, viewsStatusSubject('host-a', '/data/views'), 'nudges and status have subjects of their own');
   const applied = followApplied(worker, subject);
   t.teardown(() => applied.stop());
@@ -38,15 +43,7 @@ t.test("a read waiting for a position is woken by the projector's nudge, on a re
 });
 
 t.test('the worker\'s hook runs at each nudge before the waiting reads resume, and not when the waiter stops', async (t) => {
-  const nats = await startTestNats(t);
-  const log = pino({ level: 'silent' });
-  const projector = await connectNats(nats.url, { name: 'projector', timeoutMs: 2000, log });
-  const worker = await connectNats(nats.url, { name: 'worker', timeoutMs: 2000, log });
-  t.teardown(async () => {
-    await projector.close();
-    await worker.close();
-  });
-  const subject = viewsAppliedSubject('host-a', '/data/views');
+  const { projector, worker, subject } = await projectorAndWorker(t);
   let refreshed = 0;
   const applied = followApplied(worker, subject, () => refreshed++);
   await worker.nc.flush();
