@@ -15,8 +15,11 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** Registers `shops` shops `bench-<n>` through `base`'s command API, each with menu item `m1`, 50 at a time. */
-export async function seedShops(base: string, shops: number): Promise<void> {
+/**
+ * Registers `shops` shops `bench-<n>` through `base`'s command API, each with menu item `m1`,
+ * 50 at a time; with `open`, opens each to take orders.
+ */
+export async function seedShops(base: string, shops: number, opts: { open?: boolean } = {}): Promise<void> {
   const post = (path: string, body: object) =>
     fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.arrayBuffer());
   for (let i = 0; i < shops; i += 50) {
@@ -25,6 +28,7 @@ export async function seedShops(base: string, shops: number): Promise<void> {
         const id = `bench-${i + j}`;
         await post(`/shops/${id}/register`, { name: id, category: 'korean', ownerId: 'o' });
         await post(`/shops/${id}/add-menu-item`, { menuId: 'm1', name: 'Kimbap', price: 4000 });
+        if (opts.open) await post(`/shops/${id}/open`, {});
       }),
     );
   }
