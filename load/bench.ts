@@ -32,7 +32,7 @@ const { values } = parseArgs({
     shops: { type: 'string', default: '1000' },
     orders: { type: 'string', default: '2' },
     workers: { type: 'string', default: String(defaultWorkers()) },
-    targets: { type: 'string', default: targetNames.join(',') },
+    targets: { type: 'string', default: 'converge,crud,emmett' },
     scenarios: { type: 'string', default: 'commands,reads,mixed,contention,read-your-writes,bare' },
     'report-only': { type: 'boolean', default: false },
   },

@@ -15,8 +15,13 @@ interface Cell {
   readonly runs: number;
 }
 
-const SHORT: Readonly<Record<string, string>> = { crud: 'CRUD', emmett: 'Emmett' };
-const LABEL: Readonly<Record<string, string>> = { converge: 'converge', crud: 'CRUD (Fastify + PostgreSQL)', emmett: 'Emmett (PostgreSQL)' };
+const SHORT: Readonly<Record<string, string>> = { crud: 'CRUD', emmett: 'Emmett', 'converge-no-reactions': 'converge without reactions' };
+const LABEL: Readonly<Record<string, string>> = {
+  converge: 'converge',
+  crud: 'CRUD (Fastify + PostgreSQL)',
+  emmett: 'Emmett (PostgreSQL)',
+  'converge-no-reactions': 'converge without its processes and reactor',
+};
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

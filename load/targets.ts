@@ -14,21 +14,26 @@ export interface Started extends Target {
   stop(): Promise<void>;
 }
 
-/** The targets the load tool can start on this machine. */
-export const targetNames = ['converge', 'crud', 'emmett'] as const;
+/**
+ * The targets the load tool can start on this machine. `converge-no-reactions` is the
+ * reference app without its processes and reactor (`test/bench/reactionsApp.ts`): the
+ * CRUD baseline automates none of what they do, so the pair says what they cost.
+ */
+export const targetNames = ['converge', 'crud', 'emmett', 'converge-no-reactions'] as const;
 export type TargetName = (typeof targetNames)[number];
 
 /**
  * Starts converge as `npm start` runs it (N workers and the projector) against its own
  * nats-server, with a temp store and temp data, so a load run leaves nothing behind.
  */
-async function startConverge(workers: number): Promise<Started> {
+async function startConverge(workers: number, reactions = true): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'converge-load-'));
   const nats = await launchNatsServer({ port: 0, storeDir: join(dir, 'nats') });
   try {
-    const cluster = await startCluster(nats.url, join(dir, 'data'), workers);
+    const without = { main: join(import.meta.dirname, '../test/bench/reactionsApp.js'), env: { BENCH_REACTIONS: 'off' } };
+    const cluster = await startCluster(nats.url, join(dir, 'data'), workers, reactions ? {} : without);
     return {
-      name: 'converge',
+      name: reactions ? 'converge' : 'converge-no-reactions',
       natsUrl: nats.url,
       command: cluster.command,
       query: cluster.query,
@@ -85,5 +90,6 @@ async function startBaseline(name: 'crud' | 'emmett', workers: number, pgSync: '
 
 /** Starts the named target with `workers` workers. */
 export function startTarget(name: TargetName, workers: number, pgSync: 'on' | 'off' = 'off'): Promise<Started> {
-  return name === 'converge' ? startConverge(workers) : startBaseline(name, workers, pgSync);
+  if (name === 'converge' || name === 'converge-no-reactions') return startConverge(workers, name === 'converge');
+  return startBaseline(name, workers, pgSync);
 }
