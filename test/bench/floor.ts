@@ -95,5 +95,5 @@ if (values.role === 'api' || values.role === 'http') {
     void meta.put('checkpoint', m.seq);
   }
 } else {
-  throw new Error(`--role api or fold, not ${values.role}`);
+  throw new Error(`--role api, fold or http, not ${values.role}`);
 }
